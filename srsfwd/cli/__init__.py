@@ -1,0 +1,33 @@
+"""The ``srsfwd`` command line: a thin shell over the library, built with click."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+from srsfwd import __version__
+from srsfwd.cli.srs import bounce, reverse, rewrite, secret
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="srsfwd")
+def cli() -> None:
+    """SRS, DKIM/ARC and outbound pool decisions for mail forwarders.
+
+    \b
+    Example:
+      srsfwd secret new /etc/srsfwd/srs.secret
+      srsfwd rewrite --domain fwd.example.net --secret-file /etc/srsfwd/srs.secret alice@example.org
+    """
+
+
+cli.add_command(rewrite)
+cli.add_command(reverse)
+cli.add_command(secret)
+cli.add_command(bounce)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line (``argv`` defaults to ``sys.argv[1:]``)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="srsfwd")

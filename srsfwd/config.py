@@ -1,0 +1,141 @@
+"""The TOML configuration: read once into frozen settings; command-line flags win.
+
+Each feature reads its own table: ``[srs]`` here, the others where they are used,
+from ``Config.sections``. Relative paths are taken from the configuration file's folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from srsfwd.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/srsfwd/srsfwd.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/srsfwd")
+
+T = TypeVar("T")
+
+# postsrsd's names for the same settings, accepted so its users can copy them over.
+_SRS_KEY_ALIASES = {
+    "srs_domain": "domain",
+    "domains": "local_domains",
+    "domains_file": "local_domains_file",
+    "hash_min": "hash_minimum",
+    "max_age": "max_age_days",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SRSSettings:
+    """The ``[srs]`` table."""
+
+    domain: str | None = None
+    secrets_file: Path | None = None
+    separator: str = "="
+    hash_length: int = 4
+    hash_minimum: int = 4
+    hash_alphabet: str = "url"
+    max_age_days: int = 21
+    local_domains: tuple[str, ...] = ()
+    local_domains_file: Path | None = None
+    always_rewrite: bool = False
+    original_envelope: str = "embedded"
+    envelope_database: Path | None = None
+    max_aliases: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration file, read once."""
+
+    path: Path | None = None
+    state_dir: Path = DEFAULT_STATE_DIR
+    srs: SRSSettings = field(default_factory=SRSSettings)
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def resolve(self, value: str | Path) -> Path:
+        """A path from the configuration, relative to the configuration file's folder."""
+        path = Path(value).expanduser()
+        if self.path is None or path.is_absolute():
+            return path
+        return self.path.parent / path
+
+
+def load_config(path: Path | None) -> Config:
+    """Read the configuration at ``path``; with None, the default file if it exists.
+
+    Raises:
+        ConfigError: the file cannot be read, is not TOML, or has a wrong value.
+    """
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.is_file():
+            return Config()
+        path = DEFAULT_CONFIG_PATH
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    base = Config(path=path.absolute())
+    state_dir = base.resolve(_expect(data, "state_dir", str, "")) if "state_dir" in data else (
+        DEFAULT_STATE_DIR
+    )
+    srs = _srs_settings(base, _table(data, "srs"))
+    return Config(path=base.path, state_dir=state_dir, srs=srs, sections=data)
+
+
+def _srs_settings(base: Config, table: Mapping[str, Any]) -> SRSSettings:
+    values: dict[str, Any] = {}
+    for raw_key, value in table.items():
+        key = raw_key.replace("-", "_")
+        key = _SRS_KEY_ALIASES.get(key, key)
+        if key not in SRSSettings.__dataclass_fields__:
+            raise ConfigError(f"[srs] has no setting {raw_key!r}")
+        values[key] = value
+    typed: dict[str, Any] = {}
+    for key, value in values.items():
+        default = getattr(SRSSettings(), key)
+        if key in ("secrets_file", "local_domains_file", "envelope_database"):
+            typed[key] = base.resolve(_check(key, value, str))
+        elif key == "local_domains":
+            if isinstance(value, str):
+                value = value.replace(",", " ").split()
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError("[srs] local_domains must be a list of domains")
+            typed[key] = tuple(value)
+        elif isinstance(default, bool):
+            typed[key] = _check(key, value, bool)
+        elif isinstance(default, int):
+            typed[key] = _check(key, value, int)
+        else:
+            typed[key] = _check(key, value, str)
+    settings = SRSSettings(**typed)
+    if settings.original_envelope not in ("embedded", "database"):
+        raise ConfigError("[srs] original_envelope must be 'embedded' or 'database'")
+    return settings
+
+
+def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return table
+
+
+def _check(key: str, value: object, kind: type[T]) -> T:
+    # bool is an int in Python; a TOML 'true' must not pass as a hash length.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} must be a {kind.__name__}, not {value!r}")
+    return value
+
+
+def _expect(data: Mapping[str, Any], key: str, kind: type[T], default: T) -> T:
+    return _check(key, data.get(key, default), kind)
