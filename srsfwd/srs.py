@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal, Protocol
 
 from srsfwd.address import (
+    MAX_ADDRESS_LENGTH,
     MAX_LOCAL_PART,
     DomainSet,
     check_domain,
@@ -132,6 +133,9 @@ class SRSRewriter:
         local_domains: senders in these (postsrsd rules, see ``DomainSet``) and in the
             SRS domain are never rewritten.
         always_rewrite: rewrite even senders in local domains (postsrsd's option).
+        max_local_part: longest local part forward writes without an alias store; RFC
+            5321's 64 by default. postsrsd checks nothing, so a compatibility setting may
+            raise it (up to the 512-octet address limit) to rewrite as postsrsd does.
         alias_store: database mode; senders too long to embed are kept here under a
             short alias as postsrsd 2.x does. Without it they are an ``SRSLengthError``.
         clock: where the time comes from; the system clock by default.
@@ -149,6 +153,7 @@ class SRSRewriter:
         max_age_days: int = 21,
         local_domains: Iterable[str] = (),
         always_rewrite: bool = False,
+        max_local_part: int = MAX_LOCAL_PART,
         alias_store: AliasStore | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -176,6 +181,9 @@ class SRSRewriter:
         self.hash_min = hash_min
         self.max_age_days = max_age_days
         self.always_rewrite = always_rewrite
+        if not MAX_LOCAL_PART <= max_local_part <= MAX_ADDRESS_LENGTH:
+            raise ValueError(f"max_local_part must be {MAX_LOCAL_PART}..{MAX_ADDRESS_LENGTH}")
+        self.max_local_part = max_local_part
         self.local_domains = DomainSet(local_domains)
         self.local_domains.add(domain)
         self._signers = tuple(_Signer(k) for k in keys)
@@ -205,7 +213,7 @@ class SRSRewriter:
         if not self.always_rewrite and host in self.local_domains:
             return sender
         new_local = self._rewrite_local(local, host)
-        if len(new_local) > MAX_LOCAL_PART:
+        if len(new_local) > self.max_local_part:
             new_local = self._aliased_local(address, new_local)
         return f"{new_local}@{self.domain}"
 
@@ -232,8 +240,8 @@ class SRSRewriter:
     def _aliased_local(self, address: str, too_long: str) -> str:
         if self._alias_store is None:
             raise SRSLengthError(
-                f"rewritten local part would be {len(too_long)} octets, over RFC 5321's"
-                f" {MAX_LOCAL_PART}; set original_envelope = database to forward it"
+                f"rewritten local part would be {len(too_long)} octets, over the limit of"
+                f" {self.max_local_part}; set original_envelope = database to forward it"
             )
         alias = alias_for(address)
         self._alias_store.put(
@@ -335,6 +343,11 @@ class SRSRewriter:
             valid |= hmac.compare_digest(text.decode("ascii").translate(_FOLD).encode(), wanted)
         if not valid:
             raise SRSHashError("Hash invalid in SRS address.")
+
+    @property
+    def database_mode(self) -> bool:
+        """Whether long senders go to an alias store (postsrsd's ``database`` mode)."""
+        return self._alias_store is not None
 
     def is_srs(self, address: str) -> bool:
         """Whether ``address`` looks like SRS (``SRS0``/``SRS1`` and a separator)."""

@@ -1,0 +1,117 @@
+"""Lookups as postsrsd answers them: a map name and a key in, a reply out. Pure.
+
+Both wire protocols share these answers: socketmap sends them as they are, tcp_table as
+200 (OK), 500 (NOTFOUND, PERM) or 400 (TEMP). The rules follow postsrsd 2.4:
+
+* forward: a key over 512 octets is ``PERM Too big.``; no ``@`` is ``NOTFOUND No
+  domain.``; a sender in a local domain (or our SRS domain) is ``NOTFOUND Need not
+  rewrite local domain.``, so Postfix keeps it; a malformed SRS1 sender is ``PERM``.
+* reverse: every address that is not ours to reverse (not SRS, forged, expired, foreign)
+  is ``NOTFOUND <reason>``, so Postfix delivers or refuses it as it would without us and
+  never defers mail for it. Database mode without a database is ``PERM``.
+
+Where srsfwd differs, on purpose (docs/postfix.md):
+
+* a sender whose SRS form would exceed 64 octets in the local part, or that SRS cannot
+  carry (quoted local part, spaces), is ``NOTFOUND <reason>``: the mail leaves with its
+  original sender. postsrsd rewrites it into an address most servers refuse. The
+  ``[serve] long-addresses = "rewrite"`` setting does what postsrsd does.
+* a store outage is ``TEMP`` (Postfix defers and retries), never a lost bounce.
+"""
+
+from __future__ import annotations
+
+from srsfwd.errors import (
+    AddressError,
+    SRSAliasError,
+    SRSFormatError,
+    SRSLengthError,
+    SrsfwdError,
+)
+from srsfwd.protocols import tcptable
+from srsfwd.protocols.socketmap import MAX_KEY, Reply, Request, Status
+from srsfwd.srs import SRSRewriter
+
+FORWARD = "forward"
+REVERSE = "reverse"
+MAPS = (FORWARD, REVERSE)
+
+TOO_BIG = Reply(Status.PERM, "Too big.")
+INVALID_MAP = Reply(Status.PERM, "Invalid map.")
+NO_DOMAIN = Reply(Status.NOTFOUND, "No domain.")
+LOCAL = Reply(Status.NOTFOUND, "Need not rewrite local domain.")
+
+
+class SRSMaps:
+    """The ``forward`` and ``reverse`` maps over one ``SRSRewriter``."""
+
+    __slots__ = ("rewriter",)
+
+    def __init__(self, rewriter: SRSRewriter) -> None:
+        self.rewriter = rewriter
+
+    def lookup(self, request: Request) -> Reply:
+        """The socketmap reply to ``request``.
+
+        Raises only what the rewriter raises unexpectedly (a bug): the server answers
+        those with TEMP.
+        """
+        if request.name == FORWARD:
+            return self.forward(request.key)
+        if request.name == REVERSE:
+            return self.reverse(request.key)
+        return INVALID_MAP
+
+    def forward(self, sender: str) -> Reply:
+        """The SRS address for ``sender``, or why it keeps its own."""
+        if len(sender.encode("utf-8", "surrogateescape")) > MAX_KEY:
+            return TOO_BIG
+        if "@" not in sender:
+            return NO_DOMAIN
+        try:
+            rewritten = self.rewriter.forward(sender)
+        except SRSFormatError as exc:
+            return Reply(Status.PERM, str(exc))
+        except (SRSLengthError, AddressError) as exc:
+            return Reply(Status.NOTFOUND, _sentence(str(exc)))
+        except SrsfwdError as exc:
+            return _failure(exc)
+        if rewritten == sender:
+            return LOCAL
+        return Reply(Status.OK, rewritten)
+
+    def reverse(self, address: str) -> Reply:
+        """The original sender of the SRS ``address``, or why it is not ours."""
+        if len(address.encode("utf-8", "surrogateescape")) > MAX_KEY:
+            return TOO_BIG
+        try:
+            return Reply(Status.OK, self.rewriter.reverse(address))
+        except SRSAliasError as exc:
+            status = Status.NOTFOUND if self.rewriter.database_mode else Status.PERM
+            return Reply(status, str(exc))
+        except SrsfwdError as exc:
+            if exc.temporary:
+                return Reply(Status.TEMP, _sentence(str(exc)))
+            return Reply(Status.NOTFOUND, _sentence(str(exc)))
+
+
+def to_tcp_table(reply: Reply) -> tcptable.Reply:
+    """The tcp_table form of a socketmap reply."""
+    if reply.status is Status.OK:
+        return tcptable.Reply(tcptable.Code.FOUND, reply.text)
+    if reply.status in (Status.TEMP, Status.TIMEOUT):
+        return tcptable.Reply(tcptable.Code.TRY_AGAIN, reply.text)
+    return tcptable.Reply(tcptable.Code.NOT_FOUND, reply.text)
+
+
+def _failure(exc: SrsfwdError) -> Reply:
+    return Reply(Status.TEMP if exc.temporary else Status.PERM, _sentence(str(exc)))
+
+
+def _sentence(text: str) -> str:
+    """A reason as postsrsd words them: one line, capitalised, ending with a full stop."""
+    text = " ".join(text.split())
+    if not text:
+        return "Unknown error."
+    text = text[0].upper() + text[1:]
+    return text if text.endswith(".") else text + "."

@@ -1,0 +1,176 @@
+"""Postfix's socketmap protocol (socketmap_table(5)) as postsrsd 2.x speaks it.
+
+Each request and each reply is one netstring, ``<decimal length>:<payload>,``; a request
+payload is ``<map name> SP <key>``. Written by hand rather than with a netstring library:
+the maintained ones decode whole strings, not a stream fed in arbitrary chunks with the
+limits a daemon facing untrusted peers needs (a bounded buffer, refusal before the payload
+arrives), and the codec is forty lines.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from srsfwd.errors import ProtocolError
+
+#: Longest request payload: postsrsd reads into a 1024-byte buffer and refuses a length
+#: of 1024 or more before reading the payload.
+MAX_PAYLOAD = 1023
+#: Longest key postsrsd answers; longer ones get ``PERM Too big.`` on an open connection.
+MAX_KEY = 512
+#: Postfix refuses replies longer than this (socketmap_table(5)).
+MAX_REPLY = 100_000
+
+_MAX_DIGITS = len(str(MAX_REPLY))
+
+
+class Status(enum.StrEnum):
+    """The reply codes of socketmap_table(5)."""
+
+    OK = "OK"
+    NOTFOUND = "NOTFOUND"
+    TEMP = "TEMP"
+    TIMEOUT = "TIMEOUT"
+    PERM = "PERM"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One lookup: ``name`` is the map (``forward``, ``reverse``), ``key`` the address."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One answer: a status and its data (the value for OK, a reason otherwise)."""
+
+    status: Status
+    text: str = ""
+
+
+#: What postsrsd answers to a broken netstring before it closes the connection.
+INVALID_QUERY = Reply(Status.PERM, "Invalid query.")
+
+
+class RequestDecoder:
+    """Turns the bytes of one connection into requests, whatever the chunking.
+
+    ``feed`` returns every request completed by the bytes given. Once the peer breaks
+    the framing, ``error`` holds the reason and the decoder accepts nothing more: the
+    caller answers ``INVALID_QUERY`` and closes. The buffer never holds more than one
+    netstring (at most ``max_payload`` + 8 bytes).
+    """
+
+    __slots__ = ("_buffer", "_max_payload", "_max_digits", "error")
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+        self._buffer = bytearray()
+        self._max_payload = max_payload
+        self._max_digits = len(str(max_payload))
+        self.error: ProtocolError | None = None
+
+    def feed(self, data: bytes) -> list[Request]:
+        """The requests completed by ``data`` (possibly none)."""
+        if self.error is not None:
+            return []
+        buffer = self._buffer
+        buffer += data
+        requests: list[Request] = []
+        start = 0
+        end_of_data = len(buffer)
+        try:
+            while start < end_of_data:
+                colon = buffer.find(b":", start, start + self._max_digits + 1)
+                if colon == -1:
+                    head = bytes(buffer[start : start + self._max_digits + 1])
+                    if len(head) > self._max_digits or not head.isdigit():
+                        raise ProtocolError(f"bad netstring length {head[:12]!r}")
+                    break  # the length is still arriving
+                head = bytes(buffer[start:colon])
+                if not head.isdigit():
+                    raise ProtocolError(f"bad netstring length {head[:12]!r}")
+                length = int(head)
+                if length > self._max_payload:
+                    raise ProtocolError(f"netstring of {length} bytes is over the limit")
+                if length == 0:
+                    raise ProtocolError("empty request")
+                comma = colon + 1 + length
+                if comma >= end_of_data:
+                    break  # the payload is still arriving
+                if buffer[comma] != 0x2C:
+                    raise ProtocolError("netstring not terminated by ','")
+                name, _, key = bytes(buffer[colon + 1 : comma]).partition(b" ")
+                requests.append(
+                    Request(
+                        name.decode("utf-8", "surrogateescape"),
+                        key.decode("utf-8", "surrogateescape"),
+                    )
+                )
+                start = comma + 1
+        except ProtocolError as exc:
+            self.error = exc
+            buffer.clear()
+            return requests
+        del buffer[:start]
+        return requests
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an unfinished request held (for limits and tests)."""
+        return len(self._buffer)
+
+
+def encode_request(request: Request) -> bytes:
+    """The netstring Postfix sends for ``request`` (clients and tests use it)."""
+    return netstring(f"{request.name} {request.key}".encode("utf-8", "surrogateescape"))
+
+
+def encode_reply(reply: Reply) -> bytes:
+    """The netstring for ``reply``, cut to what Postfix accepts."""
+    payload = f"{reply.status} {reply.text}".encode("utf-8", "surrogateescape")
+    return netstring(payload[:MAX_REPLY])
+
+
+def netstring(payload: bytes) -> bytes:
+    """``payload`` framed as a netstring."""
+    return b"%d:%b," % (len(payload), payload)
+
+
+class ReplyDecoder:
+    """The client side: turns the bytes of a connection into replies (tests, benchmarks)."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Reply]:
+        """The replies completed by ``data``.
+
+        Raises:
+            ProtocolError: the server broke the framing or sent an unknown status.
+        """
+        self._buffer += data
+        replies: list[Reply] = []
+        while (colon := self._buffer.find(b":")) != -1:
+            head = bytes(self._buffer[:colon])
+            if not head.isdigit() or len(head) > _MAX_DIGITS:
+                raise ProtocolError(f"bad netstring length {head[:12]!r}")
+            comma = colon + 1 + int(head)
+            if comma >= len(self._buffer):
+                break
+            if self._buffer[comma] != 0x2C:
+                raise ProtocolError("netstring not terminated by ','")
+            status, _, text = bytes(self._buffer[colon + 1 : comma]).partition(b" ")
+            try:
+                code = Status(status.decode("ascii"))
+            except (UnicodeDecodeError, ValueError):
+                raise ProtocolError(f"unknown socketmap status {status[:20]!r}") from None
+            replies.append(Reply(code, text.decode("utf-8", "surrogateescape")))
+            del self._buffer[: comma + 1]
+        if len(self._buffer) > _MAX_DIGITS and self._buffer.find(b":") == -1:
+            raise ProtocolError("no netstring length in sight")
+        return replies

@@ -1,0 +1,188 @@
+"""Postfix's tcp_table protocol (tcp_table(5)) as postsrsd 1.x speaks it.
+
+A request is the line ``get SP <key> LF``, the reply the line ``<code> SP <text> LF``
+(200 found, 500 not found, 400 try again). Keys and 200 values are %XX-encoded. Written
+by hand: no library speaks this protocol, and the line codec must bound its buffer and
+refuse a bad escape exactly as postsrsd does.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from srsfwd.errors import ProtocolError
+
+#: postsrsd 1.11+ refuses a request line of 1023 bytes or more (its buffer is 1024).
+MAX_LINE = 1022
+#: Postfix refuses longer replies (tcp_table(5)).
+MAX_REPLY = 4096
+
+_HEX = b"0123456789abcdefABCDEF"
+
+
+class Code(enum.IntEnum):
+    """tcp_table(5) reply codes."""
+
+    FOUND = 200
+    TRY_AGAIN = 400
+    NOT_FOUND = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One ``get``: the decoded key."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One answer: for FOUND the value, otherwise a reason."""
+
+    code: Code
+    text: str = ""
+
+
+#: What postsrsd 1.x answers to a malformed line before it closes the connection.
+INVALID_REQUEST = Reply(Code.NOT_FOUND, "Invalid request")
+
+
+class RequestDecoder:
+    """Turns the bytes of one connection into requests, whatever the chunking.
+
+    Once the peer sends a malformed line, ``error`` holds the reason and the decoder
+    accepts nothing more: answer ``INVALID_REQUEST`` and close. The buffer never holds
+    more than one line (``max_line`` bytes).
+    """
+
+    __slots__ = ("_buffer", "_max_line", "error")
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self._buffer = bytearray()
+        self._max_line = max_line
+        self.error: ProtocolError | None = None
+
+    def feed(self, data: bytes) -> list[Request]:
+        """The requests completed by ``data`` (possibly none)."""
+        if self.error is not None:
+            return []
+        buffer = self._buffer
+        buffer += data
+        requests: list[Request] = []
+        start = 0
+        try:
+            while (newline := buffer.find(b"\n", start)) != -1:
+                if newline - start > self._max_line:
+                    raise ProtocolError("request line too long")
+                requests.append(parse_line(bytes(buffer[start:newline])))
+                start = newline + 1
+            if len(buffer) - start > self._max_line:
+                raise ProtocolError("request line too long")
+        except ProtocolError as exc:
+            self.error = exc
+            buffer.clear()
+            return requests
+        del buffer[:start]
+        return requests
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an unfinished line held."""
+        return len(self._buffer)
+
+
+def parse_line(line: bytes) -> Request:
+    """One request line without its LF.
+
+    Raises:
+        ProtocolError: not ``get <key>``, an empty key, or a bad %XX escape.
+    """
+    line = line.replace(b"\r", b"")
+    verb, space, key = line.partition(b" ")
+    if verb != b"get" or not space:
+        raise ProtocolError("request is not 'get <key>'")
+    if not key:
+        raise ProtocolError("empty key")
+    return Request(unquote(key).decode("utf-8", "surrogateescape"))
+
+
+def unquote(data: bytes) -> bytes:
+    """Decode %XX escapes (hex in either case).
+
+    Raises:
+        ProtocolError: a ``%`` not followed by two hex digits.
+    """
+    if b"%" not in data:
+        return data
+    out = bytearray()
+    index = 0
+    while (percent := data.find(b"%", index)) != -1:
+        out += data[index:percent]
+        pair = data[percent + 1 : percent + 3]
+        if len(pair) != 2 or pair[0] not in _HEX or pair[1] not in _HEX:
+            raise ProtocolError("bad %XX escape in key")
+        out.append(int(pair, 16))
+        index = percent + 3
+    out += data[index:]
+    return bytes(out)
+
+
+def quote(data: bytes) -> bytes:
+    """%xx-encode ``%``, spaces, control and non-ASCII bytes (lower-case hex, as postsrsd)."""
+    if all(0x21 <= byte <= 0x7E and byte != 0x25 for byte in data):
+        return data
+    return b"".join(
+        bytes((byte,)) if 0x21 <= byte <= 0x7E and byte != 0x25 else b"%%%02x" % byte
+        for byte in data
+    )
+
+
+def encode_request(request: Request) -> bytes:
+    """The line Postfix sends for ``request`` (clients and tests use it)."""
+    return b"get " + quote(request.key.encode("utf-8", "surrogateescape")) + b"\n"
+
+
+def encode_reply(reply: Reply) -> bytes:
+    """The reply line: the value %xx-encoded for 200, the reason made one line otherwise."""
+    text = reply.text.encode("utf-8", "surrogateescape")
+    if reply.code is Code.FOUND:
+        text = quote(text)
+    else:
+        text = text.replace(b"\r", b" ").replace(b"\n", b" ")
+    line = b"%d %b" % (reply.code, text)
+    return line[: MAX_REPLY - 1] + b"\n"
+
+
+class ReplyDecoder:
+    """The client side: reply lines to replies (tests, benchmarks)."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Reply]:
+        """The replies completed by ``data``.
+
+        Raises:
+            ProtocolError: a line that is not ``<code> <text>`` or is too long.
+        """
+        self._buffer += data
+        replies: list[Reply] = []
+        start = 0
+        while (newline := self._buffer.find(b"\n", start)) != -1:
+            line = bytes(self._buffer[start:newline])
+            start = newline + 1
+            code, _, text = line.partition(b" ")
+            try:
+                status = Code(int(code))
+            except ValueError:
+                raise ProtocolError(f"bad tcp_table reply {line[:40]!r}") from None
+            if status is Code.FOUND:
+                text = unquote(text)
+            replies.append(Reply(status, text.decode("utf-8", "surrogateescape")))
+        del self._buffer[:start]
+        if len(self._buffer) > MAX_REPLY:
+            raise ProtocolError("reply line too long")
+        return replies
