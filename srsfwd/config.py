@@ -84,7 +84,19 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    base = Config(path=path.absolute())
+    return config_from_data(data, path)
+
+
+def config_from_data(data: Mapping[str, Any], path: Path | None) -> Config:
+    """A ``Config`` from already-parsed TOML-shaped ``data`` (other formats convert to it).
+
+    Args:
+        path: the file it came from; relative paths are taken from its folder.
+
+    Raises:
+        ConfigError: a wrong value.
+    """
+    base = Config(path=path.absolute() if path is not None else None)
     state_dir = base.resolve(_expect(data, "state_dir", str, "")) if "state_dir" in data else (
         DEFAULT_STATE_DIR
     )

@@ -25,8 +25,8 @@ from srsfwd.errors import (
     AddressError,
     SRSAliasError,
     SRSFormatError,
-    SRSLengthError,
     SrsfwdError,
+    SRSLengthError,
 )
 from srsfwd.protocols import tcptable
 from srsfwd.protocols.socketmap import MAX_KEY, Reply, Request, Status

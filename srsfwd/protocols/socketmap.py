@@ -64,7 +64,7 @@ class RequestDecoder:
     netstring (at most ``max_payload`` + 8 bytes).
     """
 
-    __slots__ = ("_buffer", "_max_payload", "_max_digits", "error")
+    __slots__ = ("_buffer", "_max_digits", "_max_payload", "error")
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         self._buffer = bytearray()

@@ -1,0 +1,1 @@
+"""The daemon: asyncio servers around the pure codecs and handlers (the only sockets)."""

@@ -1,0 +1,198 @@
+"""One client connection: bytes to the codec, requests to the handler, replies back.
+
+asyncio protocols rather than streams: a lookup is answered inside ``data_received``
+with no task or await per request, which is what makes one process fast enough to
+replace postsrsd's fork per connection. Nothing a client sends can raise out of here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from srsfwd.handlers import SRSMaps, to_tcp_table
+from srsfwd.protocols import socketmap, tcptable
+
+if TYPE_CHECKING:
+    from srsfwd.servers.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+#: Replies a client has not read yet before we stop reading from it (backpressure).
+WRITE_HIGH_WATER = 64 * 1024
+INTERNAL_ERROR = socketmap.Reply(socketmap.Status.TEMP, "Internal error.")
+
+
+@dataclass(slots=True, eq=False)
+class ServerContext:
+    """What every connection shares; the daemon swaps ``maps`` and limits on reload."""
+
+    maps: SRSMaps
+    keep_alive: float = 30.0
+    connection_limit: int = 200
+    metrics: Metrics | None = None
+    connections: set[Connection] = field(default_factory=set)
+    refused: int = 0
+    _last_refusal_log: float = 0.0
+
+    def refuse(self, service: str) -> None:
+        """Count a connection over the limit; log it at most once a second."""
+        self.refused += 1
+        if self.metrics is not None:
+            self.metrics.errors.labels("connection-limit").inc()
+        now = time.monotonic()
+        if now - self._last_refusal_log >= 1.0:
+            self._last_refusal_log = now
+            log.warning(
+                "%s: %d connections open, the limit; closed new ones (%d so far)",
+                service,
+                self.connection_limit,
+                self.refused,
+            )
+
+
+class Connection(asyncio.Protocol):
+    """The shared half: limits, idle time, backpressure, errors."""
+
+    service: ClassVar[str] = "?"
+
+    def __init__(self, context: ServerContext) -> None:
+        self.context = context
+        self.transport: asyncio.Transport | None = None
+        self.last_request = 0.0
+        self._loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        context = self.context
+        transport = cast(asyncio.Transport, transport)
+        if len(context.connections) >= context.connection_limit:
+            context.refuse(self.service)
+            transport.abort()
+            return
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        context.connections.add(self)
+        if context.metrics is not None:
+            context.metrics.connections.inc()
+        self.last_request = self._loop.time()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is None:
+            return
+        self.transport = None
+        self.context.connections.discard(self)
+        if self.context.metrics is not None:
+            self.context.metrics.connections.dec()
+
+    def pause_writing(self) -> None:
+        # The client does not read its replies: stop reading its requests, and let the
+        # idle timeout end it if it never catches up.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def close(self, reason: str) -> None:
+        """Close after the replies already written are sent."""
+        if self.transport is not None and not self.transport.is_closing():
+            log.debug("%s: closing connection: %s", self.service, reason)
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close now, dropping unsent replies (shutdown of a client that does not read)."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _protocol_error(self, reason: object, reply: bytes) -> None:
+        log.info("%s: closing connection: %s", self.service, reason)
+        if self.context.metrics is not None:
+            self.context.metrics.errors.labels("protocol").inc()
+        if self.transport is not None:
+            self.transport.write(reply)
+            self.transport.close()
+
+    def _lookup(self, request: socketmap.Request) -> socketmap.Reply:
+        metrics = self.context.metrics
+        started = time.perf_counter() if metrics is not None else 0.0
+        try:
+            reply = self.context.maps.lookup(request)
+        except Exception:
+            # A bug, not the client's fault: answer "try again" so mail is deferred,
+            # not lost, and keep serving.
+            log.exception("%s: lookup in %r failed", self.service, request.name)
+            if metrics is not None:
+                metrics.errors.labels("internal").inc()
+            reply = INTERNAL_ERROR
+        if metrics is not None:
+            metrics.observe(request.name, reply.status.value, time.perf_counter() - started)
+        return reply
+
+
+class SocketmapConnection(Connection):
+    """Postfix ``socketmap:`` lookups: maps ``forward`` and ``reverse``."""
+
+    service = "socketmap"
+
+    def __init__(self, context: ServerContext) -> None:
+        super().__init__(context)
+        self._decoder = socketmap.RequestDecoder()
+
+    def data_received(self, data: bytes) -> None:
+        requests = self._decoder.feed(data)
+        if requests and self.transport is not None:
+            self.last_request = self._loop.time()
+            encode, lookup = socketmap.encode_reply, self._lookup
+            self.transport.write(b"".join([encode(lookup(r)) for r in requests]))
+        if self._decoder.error is not None:
+            self._protocol_error(
+                self._decoder.error, socketmap.encode_reply(socketmap.INVALID_QUERY)
+            )
+
+
+class TcpTableConnection(Connection):
+    """Postfix ``tcp:`` lookups on one map, as postsrsd 1.x serves them."""
+
+    service = "tcp_table"
+    map_name: ClassVar[str] = ""
+
+    def __init__(self, context: ServerContext) -> None:
+        super().__init__(context)
+        self._decoder = tcptable.RequestDecoder()
+
+    def data_received(self, data: bytes) -> None:
+        requests = self._decoder.feed(data)
+        if requests and self.transport is not None:
+            self.last_request = self._loop.time()
+            name, encode, lookup = self.map_name, tcptable.encode_reply, self._lookup
+            self.transport.write(
+                b"".join(
+                    [encode(to_tcp_table(lookup(socketmap.Request(name, r.key)))) for r in requests]
+                )
+            )
+        if self._decoder.error is not None:
+            self._protocol_error(
+                self._decoder.error, tcptable.encode_reply(tcptable.INVALID_REQUEST)
+            )
+
+
+class TcpForwardConnection(TcpTableConnection):
+    service = "tcp_table forward"
+    map_name = "forward"
+
+
+class TcpReverseConnection(TcpTableConnection):
+    service = "tcp_table reverse"
+    map_name = "reverse"
+
+
+#: Server kinds by the name ``ServeSettings.endpoints`` gives them. The milter joins here.
+PROTOCOLS: dict[str, type[Connection]] = {
+    "socketmap": SocketmapConnection,
+    "tcp-forward": TcpForwardConnection,
+    "tcp-reverse": TcpReverseConnection,
+}

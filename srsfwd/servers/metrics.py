@@ -1,0 +1,77 @@
+"""The optional Prometheus endpoint: lookups by map and result, errors, latency."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from srsfwd.errors import ConfigError
+
+if TYPE_CHECKING:
+    from srsfwd.servers.settings import Endpoint
+
+#: Lookup latency buckets: a lookup is tens of microseconds; a store may take longer.
+_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1, 1.0)
+
+
+class Metrics:
+    """Counters on a private registry, served over HTTP by prometheus-client."""
+
+    def __init__(self) -> None:
+        try:
+            import prometheus_client as prom  # an optional dependency
+        except ImportError:
+            raise ConfigError(
+                "[serve] metrics needs prometheus-client: pip install 'srsfwd[metrics]'"
+            ) from None
+        self._prom = prom
+        self.registry = prom.CollectorRegistry()
+        self.lookups = prom.Counter(
+            "srsfwd_lookups",
+            "Lookups answered, by map and result.",
+            ["map", "result"],
+            registry=self.registry,
+        )
+        self.errors = prom.Counter(
+            "srsfwd_errors",
+            "Connections closed for breaking the protocol or a limit, and internal errors.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.latency = prom.Histogram(
+            "srsfwd_lookup_seconds",
+            "Time to answer one lookup.",
+            ["map"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.connections = prom.Gauge(
+            "srsfwd_connections", "Open client connections.", registry=self.registry
+        )
+        self.reloads = prom.Counter(
+            "srsfwd_reloads", "Reloads, by outcome.", ["result"], registry=self.registry
+        )
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, endpoint: Endpoint) -> None:
+        """Serve ``/metrics`` on ``endpoint`` from a background thread."""
+        server, thread = self._prom.start_http_server(
+            endpoint.port, addr=endpoint.host or "127.0.0.1", registry=self.registry
+        )
+        self._server, self._thread = server, thread
+
+    def stop(self) -> None:
+        """Stop the HTTP server."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+
+    def observe(self, map_name: str, result: str, seconds: float) -> None:
+        """Count one lookup."""
+        self.lookups.labels(map_name, result).inc()
+        self.latency.labels(map_name).observe(seconds)

@@ -1,0 +1,182 @@
+"""The ``[serve]`` table: what ``srsfwd serve`` listens on and its limits. Pure.
+
+Keys use postsrsd's names where postsrsd has one (``socketmap``, ``keep-alive``,
+``connection-limit``); ``-`` and ``_`` are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from srsfwd.config import Config
+from srsfwd.errors import ConfigError
+
+#: postsrsd 2.x's default socket: Postfix (chrooted) names it ``unix:srs``.
+DEFAULT_SOCKETMAP = "unix:/var/spool/postfix/srs"
+LOG_TARGETS = ("stderr", "syslog")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a server listens: a unix socket path, or a TCP host and port."""
+
+    path: str | None = None
+    host: str | None = None
+    port: int = 0
+
+    @property
+    def is_unix(self) -> bool:
+        return self.path is not None
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"inet:{host}:{self.port}"
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """An endpoint as postsrsd writes it.
+
+    ``unix:PATH`` or ``local:PATH``; ``inet:HOST:PORT``, ``inet4:…``, ``inet6:…``,
+    ``inet:[::1]:PORT``; a bare ``HOST:PORT`` is TCP. ``localhost`` is the loopback.
+
+    Raises:
+        ConfigError: anything else, or a port outside 1..65535.
+    """
+    scheme, colon, rest = text.partition(":")
+    if colon and scheme in ("unix", "local"):
+        if not rest:
+            raise ConfigError(f"{text!r}: empty socket path")
+        return Endpoint(path=rest)
+    address = rest if colon and scheme in ("inet", "inet4", "inet6") else text
+    host, colon, port_text = address.rpartition(":")
+    if not colon or not host or not port_text.isdigit():
+        raise ConfigError(f"{text!r} is not unix:PATH or inet:HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{text!r}: port must be 1..65535")
+    if host == "localhost":
+        host = "::1" if scheme == "inet6" else "127.0.0.1"
+    return Endpoint(host=host, port=port)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """The ``[serve]`` table.
+
+    Attributes:
+        socketmap: endpoints serving the ``forward`` and ``reverse`` socketmaps.
+        tcp_table_forward, tcp_table_reverse: postsrsd 1.x style tcp_table endpoints,
+            one map per endpoint.
+        socket_owner, socket_group, socket_mode: for the unix sockets we create (mode
+            0666 by default, as postsrsd: Postfix's processes run as ``postfix``).
+        keep_alive: seconds a connection may go without a complete request.
+        connection_limit: connections served at once; more are closed at once.
+        long_addresses: ``refuse`` (NOTFOUND, the sender is kept) or ``rewrite`` (as
+            postsrsd: an SRS local part over 64 octets).
+        log, log_level: ``stderr`` or ``syslog`` (facility mail).
+        metrics: ``HOST:PORT`` for a Prometheus endpoint; none by default.
+    """
+
+    socketmap: tuple[Endpoint, ...] = (parse_endpoint(DEFAULT_SOCKETMAP),)
+    tcp_table_forward: tuple[Endpoint, ...] = ()
+    tcp_table_reverse: tuple[Endpoint, ...] = ()
+    socket_owner: str | None = None
+    socket_group: str | None = None
+    socket_mode: int = 0o666
+    keep_alive: float = 30.0
+    connection_limit: int = 200
+    long_addresses: Literal["refuse", "rewrite"] = "refuse"
+    log: Literal["stderr", "syslog"] = "stderr"
+    log_level: str = "info"
+    metrics: Endpoint | None = None
+
+    def endpoints(self) -> list[tuple[str, Endpoint]]:
+        """Every (service, endpoint) to listen on; service is a server kind name."""
+        return [
+            *(("socketmap", e) for e in self.socketmap),
+            *(("tcp-forward", e) for e in self.tcp_table_forward),
+            *(("tcp-reverse", e) for e in self.tcp_table_reverse),
+        ]
+
+
+def serve_settings(config: Config) -> ServeSettings:
+    """The ``[serve]`` table of ``config``, checked.
+
+    Raises:
+        ConfigError: an unknown key or a wrong value.
+    """
+    table = config.sections.get("serve", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError("[serve] must be a table")
+    values: dict[str, Any] = {}
+    for raw_key, value in table.items():
+        key = raw_key.replace("-", "_")
+        if key not in ServeSettings.__dataclass_fields__:
+            raise ConfigError(f"[serve] has no setting {raw_key!r}")
+        values[key] = _convert(config, key, value)
+    settings = ServeSettings(**values)
+    if not settings.endpoints():
+        raise ConfigError("[serve] listens nowhere: set socketmap or tcp-table-forward/-reverse")
+    paths = [str(e) for _, e in settings.endpoints()]
+    if len(set(paths)) != len(paths):
+        raise ConfigError("[serve] names the same endpoint twice")
+    return settings
+
+
+def _convert(config: Config, key: str, value: Any) -> Any:
+    where = f"[serve] {key.replace('_', '-')}"
+    if key in ("socketmap", "tcp_table_forward", "tcp_table_reverse"):
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{where} must be an endpoint or a list of endpoints")
+        endpoints = [parse_endpoint(i) for i in items if i]
+        return tuple(
+            Endpoint(path=str(config.resolve(e.path))) if e.path is not None else e
+            for e in endpoints
+        )
+    if key in ("socket_owner", "socket_group"):
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ConfigError(f"{where} must be a user or group name or number")
+        return str(value)
+    if key == "socket_mode":
+        mode = value
+        if isinstance(value, str):
+            try:
+                mode = int(value, 8)
+            except ValueError:
+                raise ConfigError(f"{where} must be octal, like \"0660\"") from None
+        if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777:
+            raise ConfigError(f"{where} must be a mode 0..0777")
+        return mode
+    if key == "keep_alive":
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{where} must be a number of seconds above 0")
+        return float(value)
+    if key == "connection_limit":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{where} must be a whole number above 0")
+        return value
+    if key == "metrics":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be HOST:PORT")
+        if not value:
+            return None
+        endpoint = parse_endpoint(value)
+        if endpoint.is_unix:
+            raise ConfigError(f"{where} must be HOST:PORT")
+        return endpoint
+    choices = {
+        "long_addresses": ("refuse", "rewrite"),
+        "log": LOG_TARGETS,
+        "log_level": LOG_LEVELS,
+    }[key]
+    if value not in choices:
+        raise ConfigError(f"{where} must be one of {', '.join(choices)}")
+    return value
