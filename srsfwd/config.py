@@ -85,8 +85,10 @@ def load_config(path: Path | None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     base = Config(path=path.absolute())
-    state_dir = base.resolve(_expect(data, "state_dir", str, "")) if "state_dir" in data else (
-        DEFAULT_STATE_DIR
+    state_dir = (
+        base.resolve(_expect(data, "state_dir", str, ""))
+        if "state_dir" in data
+        else (DEFAULT_STATE_DIR)
     )
     srs = _srs_settings(base, _table(data, "srs"))
     return Config(path=base.path, state_dir=state_dir, srs=srs, sections=data)
