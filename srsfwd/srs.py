@@ -44,11 +44,11 @@ _BASE32_VALUES = {c: i for i, c in enumerate(_BASE32)} | {
 }
 #: Characters of an SHA-1 digest in base64 without padding: the longest hash there is.
 _MAX_HASH = 27
-_TO_URL = str.maketrans("+/", "-_")
+_TO_URL = bytes.maketrans(b"+/", b"-_")
 # Hashes are compared case-insensitively with both alphabets folded together, as
 # postsrsd 2.x does: Postfix lower-cases lookup keys, and peers emit either alphabet.
-_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ+/", "abcdefghijklmnopqrstuvwxyz-_")
-_HASH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+_FOLD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ+/", b"abcdefghijklmnopqrstuvwxyz-_")
+_NOT_HASH_CHARS = bytes(set(range(256)) - set(b"abcdefghijklmnopqrstuvwxyz0123456789-_"))
 #: postsrsd's database mode marks an alias with this host (``<b32hex>@1``).
 ALIAS_HOST = "1"
 _STD_TO_B32HEX = bytes.maketrans(
@@ -176,6 +176,7 @@ class SRSRewriter:
         self.separator = separator
         self.hash_length = hash_length
         self.hash_alphabet: HashAlphabet = hash_alphabet
+        self._url = hash_alphabet == "url"
         self.hash_min = hash_min
         self.max_age_days = max_age_days
         self.always_rewrite = always_rewrite
@@ -255,8 +256,8 @@ class SRSRewriter:
 
     def _hash(self, fields: str) -> str:
         mac = self._signers[0].digest(fields.lower().encode("ascii"))
-        text = binascii.b2a_base64(mac, newline=False)[: self.hash_length].decode("ascii")
-        return text.translate(_TO_URL) if self.hash_alphabet == "url" else text
+        text = binascii.b2a_base64(mac, newline=False)[: self.hash_length]
+        return (text.translate(_TO_URL) if self._url else text).decode("ascii")
 
     # -- reverse ----------------------------------------------------------------
 
@@ -299,9 +300,10 @@ class SRSRewriter:
 
     def _reverse_srs0(self, local: str) -> str:
         parts = local[5:].split("=", 3)
-        for index, name in enumerate(("hash", "timestamp", "host", "user")):
-            if len(parts) <= index or not parts[index]:
-                raise SRSFormatError(f"No {name} in SRS0 address.")
+        if len(parts) != 4 or not all(parts):
+            for index, name in enumerate(("hash", "timestamp", "host", "user")):
+                if len(parts) <= index or not parts[index]:
+                    raise SRSFormatError(f"No {name} in SRS0 address.")
         given, stamp, host, user = parts
         # The stamp first, as postsrsd does: it costs no HMAC to refuse an old address.
         if stamp_age(stamp, self._clock.now()) > self.max_age_days:
@@ -327,15 +329,14 @@ class SRSRewriter:
         """
         if len(given) < self.hash_min:
             raise SRSHashError("Hash too short in SRS address.")
-        folded = given.translate(_FOLD)
-        if len(given) > _MAX_HASH or not _HASH_CHARS.issuperset(folded):
+        wanted = given.encode("ascii").translate(_FOLD)
+        if len(given) > _MAX_HASH or wanted.translate(None, _NOT_HASH_CHARS) != wanted:
             raise SRSHashError("Hash invalid in SRS address.")
         message = fields.lower().encode("ascii")
-        wanted = folded.encode("ascii")
         valid = False
         for signer in self._signers:
             text = binascii.b2a_base64(signer.digest(message), newline=False)[: len(given)]
-            valid |= hmac.compare_digest(text.decode("ascii").translate(_FOLD).encode(), wanted)
+            valid |= hmac.compare_digest(text.translate(_FOLD), wanted)
         if not valid:
             raise SRSHashError("Hash invalid in SRS address.")
 
