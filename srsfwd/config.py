@@ -97,8 +97,10 @@ def config_from_data(data: Mapping[str, Any], path: Path | None) -> Config:
         ConfigError: a wrong value.
     """
     base = Config(path=path.absolute() if path is not None else None)
-    state_dir = base.resolve(_expect(data, "state_dir", str, "")) if "state_dir" in data else (
-        DEFAULT_STATE_DIR
+    state_dir = (
+        base.resolve(_expect(data, "state_dir", str, ""))
+        if "state_dir" in data
+        else (DEFAULT_STATE_DIR)
     )
     srs = _srs_settings(base, _table(data, "srs"))
     return Config(path=base.path, state_dir=state_dir, srs=srs, sections=data)
