@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from srsfwd.address import read_domains_file
+from srsfwd.address import MAX_LOCAL_PART, read_domains_file
 from srsfwd.clock import Clock
 from srsfwd.config import Config, SRSSettings
 from srsfwd.errors import ConfigError
@@ -19,6 +19,7 @@ def build_rewriter(
     *,
     need_domain: bool = True,
     clock: Clock | None = None,
+    max_local_part: int = MAX_LOCAL_PART,
 ) -> SRSRewriter:
     """An ``SRSRewriter`` from ``settings`` (by default the configuration's ``[srs]``).
 
@@ -56,6 +57,7 @@ def build_rewriter(
             max_age_days=srs.max_age_days,
             local_domains=local_domains,
             always_rewrite=srs.always_rewrite,
+            max_local_part=max_local_part,
             alias_store=store,
             clock=clock,
         )

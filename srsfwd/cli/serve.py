@@ -1,0 +1,161 @@
+"""``srsfwd serve``: the socketmap / tcp_table daemon that replaces postsrsd."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.handlers
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from srsfwd.address import MAX_ADDRESS_LENGTH, MAX_LOCAL_PART
+from srsfwd.app import build_rewriter
+from srsfwd.cli.common import config_option
+from srsfwd.config import Config, config_from_data, load_config
+from srsfwd.errors import ConfigError, SrsfwdError
+from srsfwd.handlers import SRSMaps
+from srsfwd.postsrsdconf import read_postsrsd
+from srsfwd.servers.runtime import Daemon, Loaded
+from srsfwd.servers.settings import ServeSettings, serve_settings
+from srsfwd.srs import SRSRewriter
+
+log = logging.getLogger("srsfwd")
+
+
+@click.command()
+@config_option
+@click.option(
+    "--from-postsrsd",
+    "postsrsd_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read postsrsd's configuration as it stands: 2.x's postsrsd.conf or 1.x's"
+    " /etc/default/postsrsd. With --config too, the TOML file's settings win.",
+)
+@click.option("--log", "log_target", type=click.Choice(["stderr", "syslog"]), help="[serve] log.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="[serve] log-level.",
+)
+@click.option("--check", is_flag=True, help="Check the configuration, show what would be served.")
+def serve(
+    config_path: Path | None,
+    postsrsd_path: Path | None,
+    log_target: str | None,
+    log_level: str | None,
+    check: bool,
+) -> None:
+    """Serve SRS to Postfix: socketmap (postsrsd 2.x) and tcp_table (postsrsd 1.x).
+
+    Maps "forward" (sender_canonical_maps) and "reverse" (recipient_canonical_maps).
+    SIGHUP re-reads the configuration, secrets and domains without dropping
+    connections; SIGTERM stops. Under systemd use Type=notify.
+
+    \b
+    Example:
+      srsfwd serve --config /etc/srsfwd/srsfwd.toml
+      srsfwd serve --from-postsrsd /etc/default/postsrsd --check
+    \b
+    main.cf:
+      sender_canonical_maps = socketmap:unix:srs:forward
+      sender_canonical_classes = envelope_sender
+      recipient_canonical_maps = socketmap:unix:srs:reverse
+      recipient_canonical_classes = envelope_recipient, header_recipient
+    """
+
+    def loader() -> Loaded:
+        return load(config_path, postsrsd_path, notes=log.warning)
+
+    try:
+        first = load(config_path, postsrsd_path, notes=_echo_note)
+    except SrsfwdError as exc:
+        raise click.ClickException(str(exc)) from None
+    if check:
+        for service, endpoint in first.settings.endpoints():
+            click.echo(f"{service} on {endpoint}")
+        click.echo(f"SRS domain {first.maps.rewriter.domain}; configuration is fine")
+        return
+    setup_logging(log_target or first.settings.log, log_level or first.settings.log_level)
+    daemon = Daemon(loader)
+    try:
+        asyncio.run(daemon.run())
+    except SrsfwdError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+
+
+def _echo_note(note: str) -> None:
+    click.echo(f"note: {note}", err=True)
+
+
+def load(config_path: Path | None, postsrsd_path: Path | None, *, notes: Any) -> Loaded:
+    """Settings and maps from the configuration files, read afresh (start and SIGHUP).
+
+    Raises:
+        ConfigError: a file is missing or wrong.
+    """
+    config = read_config(config_path, postsrsd_path, notes=notes)
+    settings = serve_settings(config)
+    return Loaded(settings, SRSMaps(_rewriter(config, settings)))
+
+
+def read_config(config_path: Path | None, postsrsd_path: Path | None, *, notes: Any) -> Config:
+    """The TOML configuration, or postsrsd's read as one, or both merged (TOML wins)."""
+    if postsrsd_path is None:
+        return load_config(config_path)
+    try:
+        text = postsrsd_path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {postsrsd_path}: {exc}") from None
+    data, found_notes = read_postsrsd(text, postsrsd_path.absolute(), mydomain=_postfix_mydomain)
+    for note in found_notes:
+        notes(f"{postsrsd_path}: {note}")
+    if config_path is not None:
+        toml = load_config(config_path)
+        for name, table in toml.sections.items():
+            if isinstance(table, dict) and isinstance(data.get(name), dict):
+                data[name] = {**data[name], **table}
+            else:
+                data[name] = table
+    return config_from_data(data, postsrsd_path.absolute())
+
+
+def _rewriter(config: Config, settings: ServeSettings) -> SRSRewriter:
+    long_ok = settings.long_addresses == "rewrite"
+    return build_rewriter(
+        config, max_local_part=MAX_ADDRESS_LENGTH if long_ok else MAX_LOCAL_PART
+    )
+
+
+def _postfix_mydomain() -> str | None:
+    """``postconf -h mydomain``: postsrsd 1.x's start script's default SRS domain."""
+    postconf = shutil.which("postconf")
+    if postconf is None:
+        return None
+    try:
+        result = subprocess.run(  # noqa: S603 - a fixed command, no shell
+            [postconf, "-h", "mydomain"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def setup_logging(target: str, level: str) -> None:
+    """Send srsfwd's log to standard error or to syslog (facility mail)."""
+    handler: logging.Handler
+    if target == "syslog":
+        handler = logging.handlers.SysLogHandler(
+            address="/dev/log", facility=logging.handlers.SysLogHandler.LOG_MAIL
+        )
+        handler.setFormatter(logging.Formatter("srsfwd[%(process)d]: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("srsfwd: %(levelname)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(level.upper())
