@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from typing import Literal, Protocol
 
 from srsfwd.address import (
-    MAX_ADDRESS_LENGTH,
     MAX_LOCAL_PART,
     DomainSet,
     check_domain,
@@ -138,7 +137,7 @@ class SRSRewriter:
         always_rewrite: rewrite even senders in local domains (postsrsd's option).
         max_local_part: longest local part forward writes without an alias store; RFC
             5321's 64 by default. postsrsd checks nothing, so a compatibility setting may
-            raise it (up to the 512-octet address limit) to rewrite as postsrsd does.
+            raise it to rewrite as postsrsd does.
         alias_store: database mode; senders too long to embed are kept here under a
             short alias as postsrsd 2.x does. Without it they are an ``SRSLengthError``.
         clock: where the time comes from; the system clock by default.
@@ -185,8 +184,8 @@ class SRSRewriter:
         self.hash_min = hash_min
         self.max_age_days = max_age_days
         self.always_rewrite = always_rewrite
-        if not MAX_LOCAL_PART <= max_local_part <= MAX_ADDRESS_LENGTH:
-            raise ValueError(f"max_local_part must be {MAX_LOCAL_PART}..{MAX_ADDRESS_LENGTH}")
+        if max_local_part < MAX_LOCAL_PART:
+            raise ValueError(f"max_local_part must be at least {MAX_LOCAL_PART}")
         self.max_local_part = max_local_part
         self.local_domains = DomainSet(local_domains)
         self.local_domains.add(domain)

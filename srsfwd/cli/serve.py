@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from srsfwd.address import MAX_ADDRESS_LENGTH, MAX_LOCAL_PART
+from srsfwd.address import MAX_LOCAL_PART
 from srsfwd.app import build_rewriter
 from srsfwd.cli.common import config_option
 from srsfwd.config import Config, config_from_data, load_config
@@ -25,6 +25,9 @@ from srsfwd.servers.settings import ServeSettings, serve_settings
 from srsfwd.srs import SRSRewriter
 
 log = logging.getLogger("srsfwd")
+
+#: ``long-addresses = "rewrite"``: no practical limit, as postsrsd (keys are <= 512 octets).
+UNLIMITED_LOCAL_PART = 4096
 
 
 @click.command()
@@ -128,7 +131,7 @@ def read_config(config_path: Path | None, postsrsd_path: Path | None, *, notes: 
 def _rewriter(config: Config, settings: ServeSettings) -> SRSRewriter:
     long_ok = settings.long_addresses == "rewrite"
     return build_rewriter(
-        config, max_local_part=MAX_ADDRESS_LENGTH if long_ok else MAX_LOCAL_PART
+        config, max_local_part=UNLIMITED_LOCAL_PART if long_ok else MAX_LOCAL_PART
     )
 
 

@@ -1,0 +1,136 @@
+"""The socketmap codec: any chunking gives the same requests; broken framing is refused."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from srsfwd.errors import ProtocolError
+from srsfwd.protocols.socketmap import (
+    MAX_PAYLOAD,
+    Reply,
+    ReplyDecoder,
+    Request,
+    RequestDecoder,
+    Status,
+    encode_reply,
+    encode_request,
+    netstring,
+)
+
+names = st.sampled_from(["forward", "reverse", "other"])
+keys = st.text(
+    st.characters(codec="utf-8", exclude_characters=" "), max_size=60
+)
+requests = st.builds(Request, names, keys)
+
+
+def feed_in_pieces(decoder: RequestDecoder, wire: bytes, cuts: list[int]) -> list[Request]:
+    got: list[Request] = []
+    last = 0
+    for cut in [*sorted(cuts), len(wire)]:
+        got += decoder.feed(wire[last:cut])
+        last = cut
+    return got
+
+
+@given(st.lists(requests, max_size=8), st.data())
+def test_any_chunking_yields_the_same_requests(reqs: list[Request], data: st.DataObject) -> None:
+    wire = b"".join(encode_request(r) for r in reqs)
+    cuts = data.draw(st.lists(st.integers(0, len(wire)), max_size=10))
+    decoder = RequestDecoder()
+    assert feed_in_pieces(decoder, wire, cuts) == reqs
+    assert decoder.error is None
+    assert decoder.buffered == 0
+
+
+@given(st.lists(requests, min_size=1, max_size=5))
+def test_byte_by_byte_is_the_same_as_all_at_once(reqs: list[Request]) -> None:
+    wire = b"".join(encode_request(r) for r in reqs)
+    decoder = RequestDecoder()
+    assert [r for i in range(len(wire)) for r in decoder.feed(wire[i : i + 1])] == reqs
+
+
+@given(st.binary(max_size=300), st.data())
+def test_garbage_never_raises_and_the_buffer_stays_bounded(
+    garbage: bytes, data: st.DataObject
+) -> None:
+    cuts = data.draw(st.lists(st.integers(0, len(garbage)), max_size=6))
+    decoder = RequestDecoder()
+    feed_in_pieces(decoder, garbage, cuts)
+    assert decoder.buffered <= MAX_PAYLOAD + 8
+
+
+@given(st.lists(st.builds(Reply, st.sampled_from(list(Status)), keys), max_size=6), st.data())
+def test_replies_round_trip(replies: list[Reply], data: st.DataObject) -> None:
+    wire = b"".join(encode_reply(r) for r in replies)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=6)))
+    decoder, got, last = ReplyDecoder(), [], 0
+    for cut in [*cuts, len(wire)]:
+        got += decoder.feed(wire[last:cut])
+        last = cut
+    assert got == replies
+
+
+def test_a_request_without_a_space_is_a_map_name_with_an_empty_key() -> None:
+    assert RequestDecoder().feed(b"16:test@example.com,") == [Request("test@example.com", "")]
+
+
+def test_the_key_keeps_further_spaces() -> None:
+    assert RequestDecoder().feed(b"11:forward a b,") == [Request("forward", "a b")]
+
+
+# postsrsd 2.x's protocol violations (tests/blackbox/socketmap.py), and some of ours.
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"0:,",
+        b"1024:forward " + b"a" * 1011 + b",",
+        b"get test@example.com\n",
+        b"18446744073709551616:some data...",
+        b"28:forward test@otherdomain.com;",
+        b"-1:x,",
+        b"+5:hello,",
+        b" 5:hello,",
+        b"5x:hello,",
+        b"00000000005:hello,",
+    ],
+)
+def test_broken_framing_is_refused(wire: bytes) -> None:
+    decoder = RequestDecoder()
+    assert decoder.feed(wire) == []
+    assert isinstance(decoder.error, ProtocolError)
+    assert decoder.feed(netstring(b"forward a@b")) == []  # dead after an error
+    assert decoder.buffered == 0
+
+
+def test_requests_before_the_breakage_are_still_returned() -> None:
+    decoder = RequestDecoder()
+    got = decoder.feed(b"9:forward a,9:reverse b,3:xyz;")
+    assert got == [Request("forward", "a"), Request("reverse", "b")]
+    assert decoder.error is not None
+
+
+def test_an_over_long_length_is_refused_before_the_payload_arrives() -> None:
+    decoder = RequestDecoder()
+    assert decoder.feed(b"1024:") == []
+    assert decoder.error is not None
+
+
+def test_a_length_still_arriving_is_kept() -> None:
+    decoder = RequestDecoder()
+    assert decoder.feed(b"10") == []
+    assert decoder.error is None
+    assert decoder.feed(b"23:forward ") == []
+    assert decoder.feed(b"a" * 1015 + b",") == [Request("forward", "a" * 1015)]
+
+
+def test_replies_are_netstrings() -> None:
+    assert encode_reply(Reply(Status.OK, "a@b")) == b"6:OK a@b,"
+    assert encode_reply(Reply(Status.NOTFOUND, "")) == b"9:NOTFOUND ,"
+
+
+def test_reply_decoder_refuses_an_unknown_status() -> None:
+    with pytest.raises(ProtocolError):
+        ReplyDecoder().feed(b"7:MAYBE x,")
