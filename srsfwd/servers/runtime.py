@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds SIGTERM waits for unsent replies before it drops the connections.
 DRAIN_SECONDS = 2.0
-LISTEN_BACKLOG = 128
+#: Pending connections the kernel queues: a burst of Postfix processes starting at once
+#: must not see "connection refused" (unix sockets do not retry as TCP does).
+LISTEN_BACKLOG = 1024
 
 
 @dataclass(frozen=True, slots=True)

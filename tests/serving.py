@@ -1,0 +1,144 @@
+"""Helpers for the daemon tests: an in-process daemon, async and blocking clients."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from srsfwd import FrozenClock, SRSRewriter
+from srsfwd.handlers import SRSMaps
+from srsfwd.protocols import socketmap, tcptable
+from srsfwd.servers.runtime import Daemon, Loaded
+from srsfwd.servers.settings import Endpoint, ServeSettings
+
+NEW_YEAR_2020 = 1577836860
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def postsrsd_maps(secret: str = "tops3cr3t", now: float = NEW_YEAR_2020) -> SRSMaps:  # noqa: S107
+    """postsrsd's black-box set-up: domain example.com, secret tops3cr3t, 2020-01-01."""
+    return SRSMaps(
+        SRSRewriter([secret], "example.com", local_domains=["example.com"], clock=FrozenClock(now))
+    )
+
+
+def settings_for(tmp: Path, **changes: Any) -> ServeSettings:
+    """A socketmap on a unix socket in ``tmp`` plus tcp_table ports, with ``changes``."""
+    base = ServeSettings(
+        socketmap=(Endpoint(path=str(tmp / "srs.sock")),),
+        tcp_table_forward=(Endpoint(host="127.0.0.1", port=free_port()),),
+        tcp_table_reverse=(Endpoint(host="127.0.0.1", port=free_port()),),
+    )
+    return replace(base, **changes)
+
+
+class Notes:
+    """Collects sd_notify messages; ``ready`` is set on READY=1."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.ready = asyncio.Event()
+
+    def __call__(self, state: str) -> None:
+        self.messages.append(state)
+        if state.startswith("READY=1"):
+            self.ready.set()
+
+
+@asynccontextmanager
+async def running(loader: Callable[[], Loaded]) -> AsyncIterator[Daemon]:
+    """The daemon serving in this event loop until the block ends."""
+    notes = Notes()
+    daemon = Daemon(loader, notify=notes)
+    task = asyncio.create_task(daemon.run())
+    ready = asyncio.create_task(notes.ready.wait())
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED, timeout=10)
+    if task.done():
+        ready.cancel()
+        task.result()  # raises the start-up error
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+
+class SocketmapClient:
+    """An asyncio socketmap client on one connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self._decoder = socketmap.ReplyDecoder()
+        self._pending: list[socketmap.Reply] = []
+
+    @classmethod
+    async def open(cls, endpoint: Endpoint) -> SocketmapClient:
+        if endpoint.path is not None:
+            return cls(*await asyncio.open_unix_connection(endpoint.path))
+        return cls(*await asyncio.open_connection(endpoint.host, endpoint.port))
+
+    async def ask(self, line: str) -> socketmap.Reply:
+        name, _, key = line.partition(" ")
+        self.writer.write(socketmap.encode_request(socketmap.Request(name, key)))
+        return await self.reply()
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def reply(self, wait: float = 5) -> socketmap.Reply:
+        while not self._pending:
+            data = await asyncio.wait_for(self.reader.read(65536), wait)
+            if not data:
+                raise ConnectionError("closed by the server")
+            self._pending += self._decoder.feed(data)
+        return self._pending.pop(0)
+
+    async def closed(self, wait: float = 5) -> bool:
+        """Whether the server closes the connection (EOF) within ``wait`` seconds."""
+        try:
+            while data := await asyncio.wait_for(self.reader.read(65536), wait):
+                self._pending += self._decoder.feed(data)
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            return True
+        return True
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class TcpTableClient:
+    """An asyncio tcp_table client on one connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, endpoint: Endpoint) -> TcpTableClient:
+        return cls(*await asyncio.open_connection(endpoint.host, endpoint.port))
+
+    async def ask(self, key: str) -> tcptable.Reply:
+        self.writer.write(tcptable.encode_request(tcptable.Request(key)))
+        return await self.reply()
+
+    async def reply(self, wait: float = 5) -> tcptable.Reply:
+        line = await asyncio.wait_for(self.reader.readline(), wait)
+        if not line:
+            raise ConnectionError("closed by the server")
+        (reply,) = tcptable.ReplyDecoder().feed(line)
+        return reply
+
+    def close(self) -> None:
+        self.writer.close()
