@@ -213,6 +213,9 @@ class SRSRewriter:
         if not address:
             return sender
         local, host = split_address(address)
+        if host == ALIAS_HOST:
+            # No real domain is "1", and reverse reads it as a database alias.
+            raise AddressError("domain '1' is not a mail domain")
         if not self.always_rewrite and host in self.local_domains:
             return sender
         new_local = self._rewrite_local(local, host)

@@ -189,7 +189,7 @@ def bounce(
         if report.deliverable:
             click.echo(f"verdict:      valid; deliver to {report.original_sender}")
         else:
-            click.echo(f"verdict:      {report.verdict}: {report.reason}; do not relay")
+            click.echo(f"verdict:      {report.verdict} ({report.reason}) Do not relay it.")
         kind = "delivery status notification (RFC 3464)" if report.is_dsn else "plain message"
         click.echo(f"message:      {kind}")
         if report.reporting_mta:

@@ -160,6 +160,7 @@ def test_angle_brackets_are_taken_off() -> None:
         "@example.org",
         "user@bad..domain",
         "user@bad domain",
+        "user@1",
         "x" * 1_000_000 + "@example.org",
     ],
 )
