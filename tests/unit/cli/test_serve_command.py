@@ -1,0 +1,195 @@
+"""`srsfwd serve` as systemd runs it: a real process, real signals, sd_notify, sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from srsfwd.cli import cli
+from srsfwd.protocols import socketmap, tcptable
+from tests.serving import free_port
+
+SRSFWD = [sys.executable, "-m", "srsfwd"]
+
+
+def write_setup(tmp: Path, serve: str = "") -> Path:
+    secret = tmp / "srs.secret"
+    secret.write_text("first-secret\n")
+    secret.chmod(0o600)
+    config = tmp / "srsfwd.toml"
+    config.write_text(
+        '[srs]\nsrs-domain = "fwd.example"\ndomains = ["fwd.example"]\n'
+        'secrets-file = "srs.secret"\n'
+        f'[serve]\nsocketmap = "unix:{tmp}/srs.sock"\nkeep-alive = 30\n{serve}'
+    )
+    return config
+
+
+class Notifications:
+    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(10)
+
+    def expect(self, word: str) -> str:
+        while True:
+            message = self.sock.recv(4096).decode()
+            if word in message.split("\n"):
+                return message
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@contextmanager
+def serving(*args: str, tmp: Path) -> Iterator[tuple[subprocess.Popen[bytes], Notifications]]:
+    notes = Notifications(tmp / "notify.sock")
+    env = {**os.environ, "NOTIFY_SOCKET": str(notes.path)}
+    process = subprocess.Popen(
+        [*SRSFWD, "serve", *args], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    try:
+        notes.expect("READY=1")
+        yield process, notes
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        if process.stderr:
+            process.stderr.close()
+        notes.close()
+
+
+def ask(conn: socket.socket, line: str) -> socketmap.Reply:
+    name, _, key = line.partition(" ")
+    conn.sendall(socketmap.encode_request(socketmap.Request(name, key)))
+    decoder = socketmap.ReplyDecoder()
+    while True:
+        data = conn.recv(4096)
+        if not data:
+            raise ConnectionError("closed")
+        if replies := decoder.feed(data):
+            return replies[0]
+
+
+def test_help_shows_an_example() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output
+    assert "socketmap:unix:srs:forward" in result.output
+
+
+def test_check_lists_the_endpoints(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--config", str(write_setup(tmp_path)), "--check"])
+    assert result.exit_code == 0, result.output
+    assert f"socketmap on unix:{tmp_path}/srs.sock" in result.output
+
+
+def test_a_bad_configuration_is_refused_before_serving(tmp_path: Path) -> None:
+    config = write_setup(tmp_path, serve="connection-limit = -1\n")
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "connection-limit" in result.output
+
+
+def test_sighup_rotates_the_secret_under_an_open_connection_and_sigterm_stops(
+    tmp_path: Path,
+) -> None:
+    config = write_setup(tmp_path)
+    with serving("--config", str(config), tmp=tmp_path) as (process, notes):
+        conn = socket.socket(socket.AF_UNIX)
+        conn.connect(str(tmp_path / "srs.sock"))
+        conn.settimeout(5)
+        before = ask(conn, "forward alice@example.org")
+        assert before.status is socketmap.Status.OK
+        (tmp_path / "srs.secret").write_text("second-secret\nfirst-secret\n")
+        process.send_signal(signal.SIGHUP)
+        assert "RELOADING=1" in notes.expect("RELOADING=1")
+        notes.expect("READY=1")
+        after = ask(conn, "forward alice@example.org")  # the same connection
+        assert after.status is socketmap.Status.OK and after.text != before.text
+        # Addresses signed with the old secret still come home.
+        assert ask(conn, f"reverse {before.text}").text == "alice@example.org"
+        assert ask(conn, f"reverse {after.text}").text == "alice@example.org"
+        process.send_signal(signal.SIGTERM)
+        notes.expect("STOPPING=1")
+        assert process.wait(10) == 0
+        assert conn.recv(10) == b""
+        conn.close()
+        assert not (tmp_path / "srs.sock").exists()
+        assert process.stderr is not None
+        log = process.stderr.read().decode()
+    assert "reloaded" in log
+    assert "first-secret" not in log  # never a secret
+    assert "second-secret" not in log
+
+
+def test_a_broken_reload_keeps_serving(tmp_path: Path) -> None:
+    config = write_setup(tmp_path)
+    with serving("--config", str(config), tmp=tmp_path) as (process, notes):
+        (tmp_path / "srs.secret").chmod(0o644)  # refused: readable by all
+        process.send_signal(signal.SIGHUP)
+        notes.expect("READY=1")
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(str(tmp_path / "srs.sock"))
+            conn.settimeout(5)
+            assert ask(conn, "forward alice@example.org").status is socketmap.Status.OK
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert process.stderr is not None
+        assert "reload failed" in process.stderr.read().decode()
+
+
+def test_from_postsrsd_serves_debians_tcp_tables(tmp_path: Path) -> None:
+    secret = tmp_path / "postsrsd.secret"
+    secret.write_text("tops3cr3t\n")
+    secret.chmod(0o600)
+    forward, reverse = free_port(), free_port()
+    env_file = tmp_path / "postsrsd"
+    env_file.write_text(
+        f"SRS_DOMAIN=example.com\nSRS_SECRET={secret}\nSRS_FORWARD_PORT={forward}\n"
+        f"SRS_REVERSE_PORT={reverse}\nRUN_AS=postsrsd\nCHROOT=/var/lib/postsrsd\n"
+    )
+    with serving("--from-postsrsd", str(env_file), tmp=tmp_path) as (process, _):
+        with socket.create_connection(("127.0.0.1", forward), timeout=5) as conn:
+            conn.sendall(b"get test%40otherdomain.com\n")
+            (reply,) = tcptable.ReplyDecoder().feed(conn.makefile("rb").readline())
+        assert reply.code is tcptable.Code.FOUND
+        assert reply.text.startswith("SRS0=") and reply.text.endswith("@example.com")
+        with socket.create_connection(("127.0.0.1", reverse), timeout=5) as conn:
+            conn.sendall(f"get {reply.text}\n".encode())
+            (back,) = tcptable.ReplyDecoder().feed(conn.makefile("rb").readline())
+        assert back == tcptable.Reply(tcptable.Code.FOUND, "test@otherdomain.com")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stops_cleanly_with_clients_connected(tmp_path: Path, signum: int) -> None:
+    config = write_setup(tmp_path)
+    with serving("--config", str(config), tmp=tmp_path) as (process, _):
+        clients = []
+        for _ in range(20):
+            conn = socket.socket(socket.AF_UNIX)
+            conn.connect(str(tmp_path / "srs.sock"))
+            conn.sendall(b"10:forward a@")  # half a request
+            clients.append(conn)
+        started = time.monotonic()
+        process.send_signal(signum)
+        assert process.wait(10) == 0
+        assert time.monotonic() - started < 5
+        for conn in clients:
+            conn.close()
