@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -142,3 +145,47 @@ class TcpTableClient:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class Notifications:
+    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(10)
+
+    def expect(self, word: str) -> str:
+        while True:
+            message = self.sock.recv(4096).decode()
+            if word in message.split("\n"):
+                return message
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@contextmanager
+def serve_process(
+    *args: str, tmp: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], Notifications]]:
+    """``srsfwd serve ARGS`` as systemd runs it, once it has said READY=1."""
+    notes = Notifications(tmp / "notify.sock")
+    env = {**os.environ, "NOTIFY_SOCKET": str(notes.path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "srsfwd", "serve", *args],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        notes.expect("READY=1")
+        yield process, notes
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        if process.stderr:
+            process.stderr.close()
+        notes.close()

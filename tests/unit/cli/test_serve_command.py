@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,8 +13,7 @@ from click.testing import CliRunner
 from srsfwd.cli import cli
 from srsfwd.protocols import socketmap, tcptable
 from tests.serving import free_port
-
-SRSFWD = [sys.executable, "-m", "srsfwd"]
+from tests.serving import serve_process as serving
 
 
 def write_setup(tmp: Path, serve: str = "") -> Path:
@@ -33,44 +27,6 @@ def write_setup(tmp: Path, serve: str = "") -> Path:
         f'[serve]\nsocketmap = "unix:{tmp}/srs.sock"\nkeep-alive = 30\n{serve}'
     )
     return config
-
-
-class Notifications:
-    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(10)
-
-    def expect(self, word: str) -> str:
-        while True:
-            message = self.sock.recv(4096).decode()
-            if word in message.split("\n"):
-                return message
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@contextmanager
-def serving(*args: str, tmp: Path) -> Iterator[tuple[subprocess.Popen[bytes], Notifications]]:
-    notes = Notifications(tmp / "notify.sock")
-    env = {**os.environ, "NOTIFY_SOCKET": str(notes.path)}
-    process = subprocess.Popen(
-        [*SRSFWD, "serve", *args], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
-    )
-    try:
-        notes.expect("READY=1")
-        yield process, notes
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        if process.stderr:
-            process.stderr.close()
-        notes.close()
 
 
 def ask(conn: socket.socket, line: str) -> socketmap.Reply:
