@@ -64,7 +64,7 @@ class SRSMaps:
 
     def forward(self, sender: str) -> Reply:
         """The SRS address for ``sender``, or why it keeps its own."""
-        if len(sender.encode("utf-8", "surrogateescape")) > MAX_KEY:
+        if _too_big(sender):
             return TOO_BIG
         if "@" not in sender:
             return NO_DOMAIN
@@ -82,7 +82,7 @@ class SRSMaps:
 
     def reverse(self, address: str) -> Reply:
         """The original sender of the SRS ``address``, or why it is not ours."""
-        if len(address.encode("utf-8", "surrogateescape")) > MAX_KEY:
+        if _too_big(address):
             return TOO_BIG
         try:
             return Reply(Status.OK, self.rewriter.reverse(address))
@@ -95,13 +95,24 @@ class SRSMaps:
             return Reply(Status.NOTFOUND, _sentence(str(exc)))
 
 
+#: tcp_table's code for each socketmap status.
+TCP_TABLE_CODES = {
+    Status.OK: tcptable.Code.FOUND,
+    Status.NOTFOUND: tcptable.Code.NOT_FOUND,
+    Status.PERM: tcptable.Code.NOT_FOUND,
+    Status.TEMP: tcptable.Code.TRY_AGAIN,
+    Status.TIMEOUT: tcptable.Code.TRY_AGAIN,
+}
+
+
 def to_tcp_table(reply: Reply) -> tcptable.Reply:
     """The tcp_table form of a socketmap reply."""
-    if reply.status is Status.OK:
-        return tcptable.Reply(tcptable.Code.FOUND, reply.text)
-    if reply.status in (Status.TEMP, Status.TIMEOUT):
-        return tcptable.Reply(tcptable.Code.TRY_AGAIN, reply.text)
-    return tcptable.Reply(tcptable.Code.NOT_FOUND, reply.text)
+    return tcptable.Reply(TCP_TABLE_CODES[reply.status], reply.text)
+
+
+def _too_big(key: str) -> bool:
+    # A character is at most 4 octets: short keys need no encoding to know.
+    return len(key) > MAX_KEY // 4 and len(key.encode("utf-8", "surrogateescape")) > MAX_KEY
 
 
 def _failure(exc: SrsfwdError) -> Reply:

@@ -9,6 +9,7 @@ refuse a bad escape exactly as postsrsd does.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from srsfwd.errors import ProtocolError
@@ -19,6 +20,8 @@ MAX_LINE = 1022
 MAX_REPLY = 4096
 
 _HEX = b"0123456789abcdefABCDEF"
+# Everything but the printable ASCII that needs no escape: isgraph() minus "%".
+_NEEDS_QUOTING = re.compile(rb"[^\x21-\x24\x26-\x7e]")
 
 
 class Code(enum.IntEnum):
@@ -44,6 +47,8 @@ class Reply:
     text: str = ""
 
 
+_PREFIX = {code: b"%d " % code for code in Code}
+
 #: What postsrsd 1.x answers to a malformed line before it closes the connection.
 INVALID_REQUEST = Reply(Code.NOT_FOUND, "Invalid request")
 
@@ -68,6 +73,14 @@ class RequestDecoder:
         if self.error is not None:
             return []
         buffer = self._buffer
+        last = len(data) - 1
+        if not buffer and 0 < last <= self._max_line and data.find(b"\n") == last:
+            # The usual case, one whole line (Postfix asks one key at a time): no copying.
+            try:
+                return [parse_line(data[:-1])]
+            except ProtocolError as exc:
+                self.error = exc
+                return []
         buffer += data
         requests: list[Request] = []
         start = 0
@@ -130,12 +143,9 @@ def unquote(data: bytes) -> bytes:
 
 def quote(data: bytes) -> bytes:
     """%xx-encode ``%``, spaces, control and non-ASCII bytes (lower-case hex, as postsrsd)."""
-    if all(0x21 <= byte <= 0x7E and byte != 0x25 for byte in data):
-        return data
-    return b"".join(
-        bytes((byte,)) if 0x21 <= byte <= 0x7E and byte != 0x25 else b"%%%02x" % byte
-        for byte in data
-    )
+    if _NEEDS_QUOTING.search(data) is None:
+        return data  # the usual case: one C-speed scan
+    return _NEEDS_QUOTING.sub(lambda match: b"%%%02x" % match[0][0], data)
 
 
 def encode_request(request: Request) -> bytes:
@@ -145,12 +155,14 @@ def encode_request(request: Request) -> bytes:
 
 def encode_reply(reply: Reply) -> bytes:
     """The reply line: the value %xx-encoded for 200, the reason made one line otherwise."""
-    text = reply.text.encode("utf-8", "surrogateescape")
-    if reply.code is Code.FOUND:
-        text = quote(text)
-    else:
-        text = text.replace(b"\r", b" ").replace(b"\n", b" ")
-    line = b"%d %b" % (reply.code, text)
+    return encode(reply.code, reply.text)
+
+
+def encode(code: Code, text: str) -> bytes:
+    """``encode_reply`` without making a ``Reply`` first (the server's hot path)."""
+    data = text.encode("utf-8", "surrogateescape")
+    data = quote(data) if code is Code.FOUND else data.replace(b"\r", b" ").replace(b"\n", b" ")
+    line = _PREFIX[code] + data
     return line[: MAX_REPLY - 1] + b"\n"
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, cast
 
-from srsfwd.handlers import SRSMaps, to_tcp_table
+from srsfwd.handlers import TCP_TABLE_CODES, SRSMaps
 from srsfwd.protocols import socketmap, tcptable
 
 if TYPE_CHECKING:
@@ -168,11 +168,10 @@ class TcpTableConnection(Connection):
         requests = self._decoder.feed(data)
         if requests and self.transport is not None:
             self.last_request = self._loop.time()
-            name, encode, lookup = self.map_name, tcptable.encode_reply, self._lookup
+            name, encode, lookup = self.map_name, tcptable.encode, self._lookup
+            replies = [lookup(socketmap.Request(name, r.key)) for r in requests]
             self.transport.write(
-                b"".join(
-                    [encode(to_tcp_table(lookup(socketmap.Request(name, r.key)))) for r in requests]
-                )
+                b"".join([encode(TCP_TABLE_CODES[r.status], r.text) for r in replies])
             )
         if self._decoder.error is not None:
             self._protocol_error(
