@@ -90,3 +90,12 @@ def test_postsrsd_key_names_and_relative_socket_paths() -> None:
 def test_wrong_values_are_refused(serve: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         settings(serve)
+
+
+def test_the_shipped_example_configuration_parses() -> None:
+    from srsfwd.config import load_config
+
+    example = Path(__file__).parents[3] / "examples" / "srsfwd.toml"
+    found = serve_settings(load_config(example))
+    assert found.socketmap == (Endpoint(path="/var/spool/postfix/srsfwd/srs"),)
+    assert (found.socket_group, found.socket_mode) == ("postfix", 0o660)
