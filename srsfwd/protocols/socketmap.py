@@ -61,19 +61,23 @@ class RequestDecoder:
     ``feed`` returns every request completed by the bytes given. Once the peer breaks
     the framing, ``error`` holds the reason and the decoder accepts nothing more: the
     caller answers ``INVALID_QUERY`` and closes. The buffer never holds more than one
-    netstring (at most ``max_payload`` + 8 bytes).
+    netstring (at most ``max_payload`` + 8 bytes), unless ``feed`` is given a ``limit``:
+    then it also keeps the bytes after the ``limit``-th request, and ``backlog`` says
+    to call ``feed(b"", limit)`` again.
     """
 
-    __slots__ = ("_buffer", "_max_digits", "_max_payload", "error")
+    __slots__ = ("_buffer", "_max_digits", "_max_payload", "backlog", "error")
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         self._buffer = bytearray()
         self._max_payload = max_payload
         self._max_digits = len(str(max_payload))
         self.error: ProtocolError | None = None
+        self.backlog = False
 
-    def feed(self, data: bytes) -> list[Request]:
-        """The requests completed by ``data`` (possibly none)."""
+    def feed(self, data: bytes, limit: int | None = None) -> list[Request]:
+        """The requests completed by ``data`` (possibly none), at most ``limit`` if given."""
+        self.backlog = False
         if self.error is not None:
             return []
         buffer = self._buffer
@@ -83,6 +87,9 @@ class RequestDecoder:
         end_of_data = len(buffer)
         try:
             while start < end_of_data:
+                if len(requests) == limit:
+                    self.backlog = True
+                    break
                 colon = buffer.find(b":", start, start + self._max_digits + 1)
                 if colon == -1:
                     head = bytes(buffer[start : start + self._max_digits + 1])

@@ -58,18 +58,22 @@ class RequestDecoder:
 
     Once the peer sends a malformed line, ``error`` holds the reason and the decoder
     accepts nothing more: answer ``INVALID_REQUEST`` and close. The buffer never holds
-    more than one line (``max_line`` bytes).
+    more than one line (``max_line`` bytes), unless ``feed`` is given a ``limit``: then
+    it also keeps the bytes after the ``limit``-th request, and ``backlog`` says to call
+    ``feed(b"", limit)`` again.
     """
 
-    __slots__ = ("_buffer", "_max_line", "error")
+    __slots__ = ("_buffer", "_max_line", "backlog", "error")
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self._buffer = bytearray()
         self._max_line = max_line
         self.error: ProtocolError | None = None
+        self.backlog = False
 
-    def feed(self, data: bytes) -> list[Request]:
-        """The requests completed by ``data`` (possibly none)."""
+    def feed(self, data: bytes, limit: int | None = None) -> list[Request]:
+        """The requests completed by ``data`` (possibly none), at most ``limit`` if given."""
+        self.backlog = False
         if self.error is not None:
             return []
         buffer = self._buffer
@@ -86,11 +90,14 @@ class RequestDecoder:
         start = 0
         try:
             while (newline := buffer.find(b"\n", start)) != -1:
+                if len(requests) == limit:
+                    self.backlog = True
+                    break
                 if newline - start > self._max_line:
                     raise ProtocolError("request line too long")
                 requests.append(parse_line(bytes(buffer[start:newline])))
                 start = newline + 1
-            if len(buffer) - start > self._max_line:
+            if not self.backlog and len(buffer) - start > self._max_line:
                 raise ProtocolError("request line too long")
         except ProtocolError as exc:
             self.error = exc

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from srsfwd.handlers import TCP_TABLE_CODES, SRSMaps
 from srsfwd.protocols import socketmap, tcptable
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 #: Replies a client has not read yet before we stop reading from it (backpressure).
 WRITE_HIGH_WATER = 64 * 1024
+#: Bytes read from a client at once.
+READ_SIZE = 16 * 1024
+#: Requests answered in one go before other connections get their turn.
+BATCH = 64
 INTERNAL_ERROR = socketmap.Reply(socketmap.Status.TEMP, "Internal error.")
 
 
@@ -54,16 +59,27 @@ class ServerContext:
             )
 
 
-class Connection(asyncio.Protocol):
-    """The shared half: limits, idle time, backpressure, errors."""
+class Connection(asyncio.BufferedProtocol):
+    """The shared half: limits, idle time, fairness, backpressure, errors.
+
+    Reads go into a fixed 16 KiB buffer, and at most ``BATCH`` requests are answered
+    before the other connections get their turn: a client that pipelines thousands of
+    lookups waits for the rest while everyone else is served, and its backlog is never
+    more than one read.
+    """
 
     service: ClassVar[str] = "?"
+    _decoder: socketmap.RequestDecoder | tcptable.RequestDecoder
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context
         self.transport: asyncio.Transport | None = None
         self.last_request = 0.0
         self._loop = asyncio.get_running_loop()
+        self._read_view = memoryview(bytearray(READ_SIZE))
+        self._write_paused = False
+        self._draining = False
+        self._eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         context = self.context
@@ -87,14 +103,31 @@ class Connection(asyncio.Protocol):
         if self.context.metrics is not None:
             self.context.metrics.connections.dec()
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._serve(bytes(self._read_view[:nbytes]))
+
+    def eof_received(self) -> bool:
+        # The client is done sending: answer what it sent, then close.
+        self._eof = True
+        return self._draining
+
     def pause_writing(self) -> None:
         # The client does not read its replies: stop reading its requests, and let the
         # idle timeout end it if it never catches up.
+        self._write_paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        self._write_paused = False
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._draining:
+            self._loop.call_soon(self._continue)
+        else:
             self.transport.resume_reading()
 
     def close(self, reason: str) -> None:
@@ -108,12 +141,46 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _protocol_error(self, reason: object, reply: bytes) -> None:
+    def _serve(self, data: bytes) -> None:
+        requests = self._decoder.feed(data, BATCH)
+        transport = self.transport
+        if transport is None:
+            return
+        if requests:
+            self.last_request = self._loop.time()
+            transport.write(self._answer(requests))
+        if self._decoder.error is not None:
+            self._protocol_error(self._decoder.error)
+        elif self._decoder.backlog:
+            if not self._draining:
+                self._draining = True
+                transport.pause_reading()
+            if not self._write_paused:
+                self._loop.call_soon(self._continue)
+        elif self._draining:
+            self._draining = False
+            if self._eof:
+                transport.close()
+            elif not self._write_paused:
+                transport.resume_reading()
+
+    def _continue(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and not self._write_paused:
+            self._serve(b"")
+
+    def _answer(self, requests: Sequence[Any]) -> bytes:
+        raise NotImplementedError
+
+    def _invalid(self) -> bytes:
+        raise NotImplementedError
+
+    def _protocol_error(self, reason: object) -> None:
         log.info("%s: closing connection: %s", self.service, reason)
         if self.context.metrics is not None:
             self.context.metrics.errors.labels("protocol").inc()
         if self.transport is not None:
-            self.transport.write(reply)
+            self.transport.write(self._invalid())
             self.transport.close()
 
     def _lookup(self, request: socketmap.Request) -> socketmap.Reply:
@@ -142,16 +209,12 @@ class SocketmapConnection(Connection):
         super().__init__(context)
         self._decoder = socketmap.RequestDecoder()
 
-    def data_received(self, data: bytes) -> None:
-        requests = self._decoder.feed(data)
-        if requests and self.transport is not None:
-            self.last_request = self._loop.time()
-            encode, lookup = socketmap.encode_reply, self._lookup
-            self.transport.write(b"".join([encode(lookup(r)) for r in requests]))
-        if self._decoder.error is not None:
-            self._protocol_error(
-                self._decoder.error, socketmap.encode_reply(socketmap.INVALID_QUERY)
-            )
+    def _answer(self, requests: Sequence[socketmap.Request]) -> bytes:
+        encode, lookup = socketmap.encode_reply, self._lookup
+        return b"".join([encode(lookup(r)) for r in requests])
+
+    def _invalid(self) -> bytes:
+        return socketmap.encode_reply(socketmap.INVALID_QUERY)
 
 
 class TcpTableConnection(Connection):
@@ -164,19 +227,13 @@ class TcpTableConnection(Connection):
         super().__init__(context)
         self._decoder = tcptable.RequestDecoder()
 
-    def data_received(self, data: bytes) -> None:
-        requests = self._decoder.feed(data)
-        if requests and self.transport is not None:
-            self.last_request = self._loop.time()
-            name, encode, lookup = self.map_name, tcptable.encode, self._lookup
-            replies = [lookup(socketmap.Request(name, r.key)) for r in requests]
-            self.transport.write(
-                b"".join([encode(TCP_TABLE_CODES[r.status], r.text) for r in replies])
-            )
-        if self._decoder.error is not None:
-            self._protocol_error(
-                self._decoder.error, tcptable.encode_reply(tcptable.INVALID_REQUEST)
-            )
+    def _answer(self, requests: Sequence[tcptable.Request]) -> bytes:
+        name, encode, lookup = self.map_name, tcptable.encode, self._lookup
+        replies = [lookup(socketmap.Request(name, r.key)) for r in requests]
+        return b"".join([encode(TCP_TABLE_CODES[r.status], r.text) for r in replies])
+
+    def _invalid(self) -> bytes:
+        return tcptable.encode_reply(tcptable.INVALID_REQUEST)
 
 
 class TcpForwardConnection(TcpTableConnection):

@@ -134,3 +134,22 @@ def test_replies_are_netstrings() -> None:
 def test_reply_decoder_refuses_an_unknown_status() -> None:
     with pytest.raises(ProtocolError):
         ReplyDecoder().feed(b"7:MAYBE x,")
+
+
+@given(st.lists(requests, max_size=12), st.integers(1, 5), st.data())
+def test_a_limit_hands_out_the_same_requests_in_batches(
+    reqs: list[Request], limit: int, data: st.DataObject
+) -> None:
+    wire = b"".join(encode_request(r) for r in reqs)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=4)))
+    decoder, got, last = RequestDecoder(), [], 0
+    for cut in [*cuts, len(wire)]:
+        batch = decoder.feed(wire[last:cut], limit)
+        assert len(batch) <= limit
+        got += batch
+        while decoder.backlog:
+            batch = decoder.feed(b"", limit)
+            assert len(batch) <= limit
+            got += batch
+        last = cut
+    assert got == reqs

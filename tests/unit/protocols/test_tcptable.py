@@ -109,3 +109,19 @@ def test_an_endless_line_is_refused_before_its_end() -> None:
 def test_the_longest_line_postsrsd_takes_is_taken() -> None:
     line = b"get " + b"a" * (MAX_LINE - 4)
     assert RequestDecoder().feed(line + b"\n") == [Request("a" * (MAX_LINE - 4))]
+
+
+@given(st.lists(st.builds(Request, keys), max_size=12), st.integers(1, 5), st.data())
+def test_a_limit_hands_out_the_same_requests_in_batches(
+    reqs: list[Request], limit: int, data: st.DataObject
+) -> None:
+    wire = b"".join(encode_request(r) for r in reqs)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=4)))
+    decoder, got, last = RequestDecoder(), [], 0
+    for cut in [*cuts, len(wire)]:
+        got += decoder.feed(wire[last:cut], limit)
+        while decoder.backlog:
+            got += decoder.feed(b"", limit)
+        last = cut
+    assert got == reqs
+    assert decoder.error is None
