@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.dnsserver import ZoneServer
 
 settings.register_profile(
     "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
@@ -28,3 +31,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "integration" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def _dns_server_process() -> Iterator[ZoneServer]:
+    server = ZoneServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dns_server(_dns_server_process: ZoneServer) -> ZoneServer:
+    """A real DNS server on 127.0.0.1 (UDP and TCP), empty and answering; tests/dnsserver.py."""
+    _dns_server_process.clear()
+    return _dns_server_process
