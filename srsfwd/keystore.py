@@ -115,7 +115,7 @@ class KeyStore:
                 folder.mkdir(mode=0o700, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(f"cannot create {folder}: {exc.strerror}") from None
-        os.chmod(path.parent, 0o700)
+        path.parent.chmod(0o700)
         if path.exists() or path.with_suffix(".txt").exists():
             raise ConfigError(f"{path} exists; choose another selector (keys are never replaced)")
         temporary = path.with_name(f".{path.name}.new")
@@ -149,7 +149,7 @@ class KeyStore:
         """
         return read_key_file(self.key_path(domain, selector))
 
-    def list(self, domain: str | None = None) -> list[StoredKey]:
+    def list_keys(self, domain: str | None = None) -> list[StoredKey]:
         """Every key in the store (or of ``domain``), sorted by domain then newest first.
 
         Raises:
@@ -172,7 +172,7 @@ class KeyStore:
     def newest(self, domain: str) -> list[StoredKey]:
         """The newest key of each type for ``domain``: RSA first, then Ed25519 if any."""
         chosen: dict[str, StoredKey] = {}
-        for stored in self.list(domain):
+        for stored in self.list_keys(domain):
             chosen.setdefault(stored.key_type, stored)
         return [chosen[t] for t in ("rsa", "ed25519") if t in chosen]
 

@@ -31,9 +31,7 @@ MESSAGE = (
 
 def zone_for(keys: Iterable[SigningKey], **flags: bool) -> str:
     """Master-file text publishing the public half of ``keys``."""
-    return "".join(
-        zone_line(k.selector, k.domain, key_record_text(k.key, **flags)) for k in keys
-    )
+    return "".join(zone_line(k.selector, k.domain, key_record_text(k.key, **flags)) for k in keys)
 
 
 def dnsfunc_for(keys: Iterable[SigningKey], **flags: bool) -> Callable[..., bytes | None]:

@@ -67,7 +67,7 @@ def default_header_list(headers: Iterable[Header]) -> list[bytes]:
     names = [h.key for h in headers]
     listed = [n for n in names if n in SIGNED_HEADERS]
     present = set(names)
-    listed += [n for n in OVERSIGN_ALWAYS]
+    listed += list(OVERSIGN_ALWAYS)
     listed += [n for n in OVERSIGN_IF_PRESENT if n in present]
     return listed
 
@@ -158,7 +158,8 @@ def _sign_digest(key: DkimKey, digest: bytes) -> bytes:
     if isinstance(private, ed25519.Ed25519PrivateKey):
         # RFC 8463 §3: PureEdDSA over the SHA-256 hash of the canonical header data.
         return private.sign(digest)
-    assert isinstance(private, rsa.RSAPrivateKey)
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise SignatureError(f"cannot sign with a {type(private).__name__}")
     return private.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
 
 
@@ -192,13 +193,13 @@ class DkimSigner:
         if not keys:
             raise SignatureError("no key to sign with")
         for signing in keys:
-            if signing.key.key_type == "rsa" and signing.key.bits < MIN_SIGNING_BITS:
-                if not allow_weak_keys:
-                    raise SignatureError(
-                        f"refusing to sign with a {signing.key.bits}-bit RSA key"
-                        f" ({signing.selector}._domainkey.{signing.domain});"
-                        f" RFC 8301 wants at least {MIN_SIGNING_BITS}"
-                    )
+            weak = signing.key.key_type == "rsa" and signing.key.bits < MIN_SIGNING_BITS
+            if weak and not allow_weak_keys:
+                raise SignatureError(
+                    f"refusing to sign with a {signing.key.bits}-bit RSA key"
+                    f" ({signing.selector}._domainkey.{signing.domain});"
+                    f" RFC 8301 wants at least {MIN_SIGNING_BITS}"
+                )
             for text in (signing.domain, signing.selector):
                 if not text.isascii() or not text or any(c in text for c in " ;\t\r\n"):
                     raise SignatureError(f"{text!r} cannot go into a DKIM-Signature")

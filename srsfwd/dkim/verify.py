@@ -60,7 +60,7 @@ _REQUIRED = ("v", "a", "b", "bh", "d", "h", "s")
 class Result(StrEnum):
     """RFC 8601 §2.7.1 DKIM results."""
 
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 (a result, not a password)
     FAIL = "fail"
     NEUTRAL = "neutral"
     TEMPERROR = "temperror"
@@ -95,7 +95,7 @@ class SignatureResult:
         )
 
 
-class _Verdict(Exception):
+class _Verdict(Exception):  # noqa: N818 (control flow, not an error)
     """Ends the checks of one signature with a result (internal control flow)."""
 
     def __init__(self, result: Result, reason: str) -> None:
@@ -154,7 +154,9 @@ class DkimVerifier:
         for number, field in enumerate(fields):
             if number >= self._max_signatures:
                 results.append(
-                    SignatureResult(Result.PERMERROR, f"more than {self._max_signatures} signatures")
+                    SignatureResult(
+                        Result.PERMERROR, f"more than {self._max_signatures} signatures"
+                    )
                 )
                 continue
             facts = _Facts()
@@ -195,7 +197,9 @@ class DkimVerifier:
         facts.algorithm = _plain(text.get("a", "")).lower()
         missing = [t for t in _REQUIRED if t not in tags]
         if missing:
-            raise _Verdict(Result.PERMERROR, f"signature lacks {', '.join(t + '=' for t in missing)}")
+            raise _Verdict(
+                Result.PERMERROR, f"signature lacks {', '.join(t + '=' for t in missing)}"
+            )
         if text["v"].strip() != "1":
             raise _Verdict(Result.PERMERROR, f"unknown version v={text['v']}")
         if facts.algorithm == "rsa-sha1":
@@ -234,7 +238,9 @@ class DkimVerifier:
         facts.testing = record.testing
         key_type = "ed25519" if facts.algorithm == "ed25519-sha256" else "rsa"
         if record.key_type != key_type:
-            raise _Verdict(Result.PERMERROR, f"key is k={record.key_type}, signature a={facts.algorithm}")
+            raise _Verdict(
+                Result.PERMERROR, f"key is k={record.key_type}, signature a={facts.algorithm}"
+            )
         if record.hashes is not None and "sha256" not in record.hashes:
             raise _Verdict(Result.FAIL, "key record h= does not allow sha256")
         if not set(record.services) & {"*", "email"}:
@@ -334,4 +340,3 @@ def _without_b(value: bytes) -> bytes:
             parts[index] = name + eq
             break
     return b";".join(parts)
-

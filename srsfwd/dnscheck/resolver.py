@@ -138,9 +138,7 @@ class Resolver:
         return cls(nameservers=servers, port=system.port, timeout=timeout, clock=clock)
 
     @classmethod
-    def from_zone_file(
-        cls, *paths: Path, clock: Clock | None = None
-    ) -> Resolver:
+    def from_zone_file(cls, *paths: Path, clock: Clock | None = None) -> Resolver:
         """A resolver answering only from master files (RFC 1035 §5), with no network.
 
         Names are absolute or relative to ``$ORIGIN`` lines; one file may hold several
@@ -310,4 +308,3 @@ class _ZoneBackend:
                 return _Answer(tuple(records), ttl)
             name = cname
         raise DNSTempError(f"CNAME loop at {name}")
-

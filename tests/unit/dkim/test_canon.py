@@ -77,8 +77,14 @@ def test_mbox_from_line_is_dropped() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\r\nbody", b"not a header\r\n\r\n", b" continued: x\r\n\r\n", b"Bad Name: x\r\n\r\n",
-     b"\x00\x01\x02"],
+    [
+        b"",
+        b"\r\nbody",
+        b"not a header\r\n\r\n",
+        b" continued: x\r\n\r\n",
+        b"Bad Name: x\r\n\r\n",
+        b"\x00\x01\x02",
+    ],
 )
 def test_garbage_is_a_signature_error(data: bytes) -> None:
     with pytest.raises(SignatureError, match="not a mail message"):

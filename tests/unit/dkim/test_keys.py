@@ -50,8 +50,12 @@ def test_dkimpy_ed25519_seed_loads_and_gives_the_rfc_public_key() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"garbage", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-     base64.b64encode(b"x" * 31)],
+    [
+        b"",
+        b"garbage",
+        b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        base64.b64encode(b"x" * 31),
+    ],
 )
 def test_malformed_key_is_a_key_format_error(data: bytes) -> None:
     with pytest.raises(KeyFormatError):
@@ -62,7 +66,8 @@ def test_ec_key_is_refused() -> None:
     from cryptography.hazmat.primitives import serialization
 
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     with pytest.raises(KeyFormatError, match="RSA or Ed25519"):
@@ -73,7 +78,8 @@ def test_encrypted_key_is_refused(dkim_keys: dict[str, DkimKey]) -> None:
     from cryptography.hazmat.primitives import serialization
 
     pem = dkim_keys["ed25519"].private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(b"pw"),
     )
     with pytest.raises(KeyFormatError, match="encrypted"):
@@ -105,9 +111,11 @@ def test_default_selector_is_dated() -> None:
 
 def test_key_record_round_trip(dkim_keys: dict[str, DkimKey]) -> None:
     record = parse_key_record(key_record_text(dkim_keys["rsa-3072"], testing=True).encode())
-    public, bits = load_public_key(record)
+    _public, bits = load_public_key(record)
     assert bits == 3072
-    assert record.testing and not record.strict and record.hashes is None
+    assert record.testing
+    assert not record.strict
+    assert record.hashes is None
 
 
 @pytest.mark.parametrize(
@@ -136,8 +144,10 @@ def test_revoked_key_cannot_be_loaded() -> None:
 def test_bare_pkcs1_public_key_is_accepted(dkim_keys: dict[str, DkimKey]) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    der = dkim_keys["rsa-2048"].private.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.PKCS1
+    der = (
+        dkim_keys["rsa-2048"]
+        .private.public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
     )
     record = parse_key_record(b"v=DKIM1; p=" + base64.b64encode(der))
     assert load_public_key(record)[1] == 2048

@@ -22,7 +22,9 @@ NOW = 1_795_000_000
 
 def signer(key: DkimKey, **options: object) -> DkimSigner:
     return DkimSigner(
-        [SigningKey("example.com", "sel", key)], clock=FrozenClock(NOW), **options  # type: ignore[arg-type]
+        [SigningKey("example.com", "sel", key)],
+        clock=FrozenClock(NOW),
+        **options,  # type: ignore[arg-type]
     )
 
 
@@ -34,8 +36,12 @@ def tags_of(signed: bytes, index: int = 0) -> dict[str, bytes]:
 def dkimpy_sign(message: bytes, key: DkimKey, names: list[bytes], now: int = NOW) -> bytes:
     with mock.patch("time.time", return_value=now):
         result: bytes = dkim.sign(
-            message, b"sel", b"example.com", dkimpy_private(key),
-            canonicalize=(b"relaxed", b"relaxed"), include_headers=names,
+            message,
+            b"sel",
+            b"example.com",
+            dkimpy_private(key),
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=names,
             signature_algorithm=key.algorithm.encode(),
         )
     return result
@@ -65,8 +71,12 @@ def test_any_message_is_signed_as_dkimpy_signs_it(
     names = default_header_list(parse_message(message).headers)
     with mock.patch("time.time", return_value=NOW):
         theirs = dkim.sign(
-            message, b"sel", domain.encode(), dkimpy_private(key),
-            canonicalize=(b"relaxed", b"relaxed"), include_headers=names,
+            message,
+            b"sel",
+            domain.encode(),
+            dkimpy_private(key),
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=names,
             signature_algorithm=b"ed25519-sha256",
         )
     assert ours == theirs + message
@@ -74,13 +84,17 @@ def test_any_message_is_signed_as_dkimpy_signs_it(
 
 def test_rfc8463_signatures_are_reproduced_exactly() -> None:
     signed = (RFC8463 / "signed.eml").read_bytes()
-    original = signed[signed.index(b"From: Joe"):]
+    original = signed[signed.index(b"From: Joe") :]
     names = ["from", "to", "subject", "date", "message-id", "from", "subject", "date"]
-    for index, (selector, keyfile) in enumerate([("brisbane", "ed25519.seed"), ("test", "rsa.key")]):
+    for index, (selector, keyfile) in enumerate(
+        [("brisbane", "ed25519.seed"), ("test", "rsa.key")]
+    ):
         key = load_private_key((RFC8463 / keyfile).read_bytes())
         ours = DkimSigner(
             [SigningKey("football.example.com", selector, key)],
-            clock=FrozenClock(RFC8463_TIME), headers=names, allow_weak_keys=True,
+            clock=FrozenClock(RFC8463_TIME),
+            headers=names,
+            allow_weak_keys=True,
         ).sign(original)
         assert tags_of(ours)["b"].replace(b"\r\n ", b"") == tags_of(signed, index)["b"].replace(
             b"\r\n ", b""
@@ -92,7 +106,8 @@ def test_default_tags_relaxed_no_l_t_always(dkim_keys: dict[str, DkimKey]) -> No
     tags = tags_of(signer(dkim_keys["rsa-2048"]).sign(MESSAGE))
     assert tags["c"] == b"relaxed/relaxed"
     assert tags["t"] == str(NOW).encode()
-    assert "l" not in tags and "x" not in tags
+    assert "l" not in tags
+    assert "x" not in tags
 
 
 def test_x_tag_when_expiry_configured(dkim_keys: dict[str, DkimKey]) -> None:
@@ -106,8 +121,18 @@ def test_default_header_list_oversigns_and_skips_trace_fields(
     tags = tags_of(signer(dkim_keys["ed25519"]).sign(MESSAGE))
     names = [n.strip() for n in tags["h"].decode().split(":")]
     assert names == [
-        "from", "to", "subject", "date", "message-id",
-        "from", "to", "cc", "subject", "reply-to", "date", "message-id",
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "from",
+        "to",
+        "cc",
+        "subject",
+        "reply-to",
+        "date",
+        "message-id",
     ]
     assert "received" not in names
 
@@ -132,8 +157,10 @@ def test_last_line_without_crlf_gets_one_before_signing(dkim_keys: dict[str, Dki
 
 def test_dual_signing_puts_rsa_on_top(dkim_keys: dict[str, DkimKey]) -> None:
     both = DkimSigner(
-        [SigningKey("example.com", "ed", dkim_keys["ed25519"]),
-         SigningKey("example.com", "rsa", dkim_keys["rsa-2048"])],
+        [
+            SigningKey("example.com", "ed", dkim_keys["ed25519"]),
+            SigningKey("example.com", "rsa", dkim_keys["rsa-2048"]),
+        ],
         clock=FrozenClock(NOW),
     ).sign(MESSAGE)
     assert tags_of(both, 0)["a"] == b"rsa-sha256"
@@ -175,4 +202,5 @@ def test_fold_never_splits_the_final_crlf() -> None:
     for n in range(1, 200):
         folded = fold(b"b=" + b"A" * n + b"\r\n", 58)
         assert folded.endswith(b"\r\n")
-        assert b"\r\r" not in folded and b" \r\n" not in folded[-4:]
+        assert b"\r\r" not in folded
+        assert b" \r\n" not in folded[-4:]

@@ -14,8 +14,8 @@ values = st.from_regex(r"[!-:<-~]([!-:<-~ ]{0,30}[!-:<-~])?", fullmatch=True)
 
 @given(st.dictionaries(names, values, min_size=1, max_size=8), st.sampled_from(["", ";"]))
 def test_round_trip_of_any_tag_list(tags: dict[str, str], end: str) -> None:
-    unique = {k: v for k, v in tags.items()}
-    if len({k for k in unique}) != len(unique):
+    unique = dict(tags.items())
+    if len(set(unique)) != len(unique):
         return
     text = ";\r\n\t".join(f" {k} = {v} " for k, v in unique.items()) + end
     assert parse_tag_list(text.encode()) == {k: v.encode() for k, v in unique.items()}
