@@ -43,6 +43,8 @@ _DOMAIN = re.compile(
     r"^(?=.{1,253}$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}$"
 )
 _CREATED = re.compile(rb"^; created (\S+)", re.MULTILINE)
+_ACTIVE = re.compile(rb"^; active from (\S+)", re.MULTILINE)
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
 _MAX_KEY_FILE = 64 * 1024
 
 
@@ -55,6 +57,7 @@ class StoredKey:
     path: Path
     spec: str  # rsa-2048 ... or ed25519
     created: float  # seconds since the epoch
+    active_from: float  # the key table signs with it from then on (rotation: after publishing)
 
     @property
     def key_type(self) -> str:
@@ -95,12 +98,23 @@ class KeyStore:
         """Where the private key of ``selector`` for ``domain`` lives."""
         return self.root / check_domain(domain) / f"{check_selector(selector)}.key"
 
-    def create(self, domain: str, selector: str, key: DkimKey, *, pem: bytes, now: float) -> Path:
+    def create(
+        self,
+        domain: str,
+        selector: str,
+        key: DkimKey,
+        *,
+        pem: bytes,
+        now: float,
+        active_from: float | None = None,
+    ) -> Path:
         """Write a new key and its DNS record; never replaces an existing key.
 
         Args:
             pem: the private key file's content (``private_key_pem(key)``).
             now: the creation time recorded in the ``.txt`` file.
+            active_from: when the key table may start signing with it (default ``now``);
+                a rotation leaves time to publish the record first.
 
         Returns:
             The path of the ``.txt`` file holding the record to publish.
@@ -129,10 +143,10 @@ class KeyStore:
             raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
         finally:
             temporary.unlink(missing_ok=True)
-        created = datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        text = f"; created {created} by srsfwd keygen ({key.spec})\n" + zone_line(
-            selector, domain, key_record_text(key)
-        )
+        text = f"; created {_stamp(now)} by srsfwd ({key.spec})\n"
+        if active_from is not None and active_from > now:
+            text += f"; active from {_stamp(active_from)}\n"
+        text += zone_line(selector, domain, key_record_text(key))
         txt = path.with_suffix(".txt")
         try:
             txt.write_text(text)
@@ -169,30 +183,37 @@ class KeyStore:
         found.sort(key=lambda k: (k.domain, -k.created, k.selector))
         return found
 
-    def newest(self, domain: str) -> list[StoredKey]:
-        """The newest key of each type for ``domain``: RSA first, then Ed25519 if any."""
+    def newest(self, domain: str, *, now: float) -> list[StoredKey]:
+        """The newest active key of each type for ``domain``: RSA first, then Ed25519 if any."""
         chosen: dict[str, StoredKey] = {}
         for stored in self.list_keys(domain):
-            chosen.setdefault(stored.key_type, stored)
+            if stored.active_from <= now:
+                chosen.setdefault(stored.key_type, stored)
         return [chosen[t] for t in ("rsa", "ed25519") if t in chosen]
 
     def _describe(self, domain: str, path: Path) -> StoredKey:
         key = read_key_file(path)
-        created = path.stat().st_mtime
         try:
-            match = _CREATED.search(path.with_suffix(".txt").read_bytes())
+            notes = path.with_suffix(".txt").read_bytes()
         except OSError:
-            match = None
-        if match:
-            try:
-                created = (
-                    datetime.strptime(match.group(1).decode(), "%Y-%m-%dT%H:%M:%SZ")
-                    .replace(tzinfo=UTC)
-                    .timestamp()
-                )
-            except ValueError:
-                pass
-        return StoredKey(domain, path.stem, path, key.spec, created)
+            notes = b""
+        created = _read_stamp(_CREATED, notes) or path.stat().st_mtime
+        active_from = _read_stamp(_ACTIVE, notes) or created
+        return StoredKey(domain, path.stem, path, key.spec, created, active_from)
+
+
+def _stamp(when: float) -> str:
+    return datetime.fromtimestamp(when, tz=UTC).strftime(_STAMP)
+
+
+def _read_stamp(pattern: re.Pattern[bytes], notes: bytes) -> float | None:
+    match = pattern.search(notes)
+    if not match:
+        return None
+    try:
+        return datetime.strptime(match.group(1).decode(), _STAMP).replace(tzinfo=UTC).timestamp()
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def read_key_file(path: Path) -> DkimKey:
@@ -287,10 +308,13 @@ class KeyTable:
             return DomainRule(name)
         return None
 
-    def signing_keys(self, domain: str, selectors: tuple[str, ...] = ()) -> list[SigningKey]:
+    def signing_keys(
+        self, domain: str, *, now: float, selectors: tuple[str, ...] = ()
+    ) -> list[SigningKey]:
         """The keys to sign mail from ``domain`` with (RSA first).
 
         Args:
+            now: keys not active yet (a rotation in progress) are skipped.
             selectors: use these instead of the rule's or the newest.
 
         Raises:
@@ -302,7 +326,7 @@ class KeyTable:
             raise KeyNotFoundError(f"no DKIM key for {domain} in {self.store.root}")
         chosen = selectors or rule.selectors
         if not chosen:
-            chosen = tuple(k.selector for k in self.store.newest(rule.domain))
+            chosen = tuple(k.selector for k in self.store.newest(rule.domain, now=now))
         if not chosen:
             raise KeyNotFoundError(f"no DKIM key for {rule.domain} in {self.store.root}")
         keys = [SigningKey(rule.domain, s, self.store.load(rule.domain, s)) for s in chosen]

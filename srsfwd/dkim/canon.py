@@ -8,6 +8,7 @@ bytes (tests/unit/dkim/test_canon.py compares the two with hypothesis).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.utils import getaddresses
 
 from srsfwd.errors import SignatureError
 
@@ -170,3 +171,16 @@ def select_headers(headers: tuple[Header, ...], names: list[bytes]) -> list[Head
                 break
         used[name] = index
     return chosen
+
+
+def author_domain(message: Message) -> str | None:
+    """The domain of the single From address (RFC 5322 §3.6.2), lower case, or None."""
+    froms = message.find("from")
+    if len(froms) != 1:
+        return None
+    value = froms[0].value.replace(b"\r\n", b"").decode("utf-8", "replace")
+    addresses = [a for _, a in getaddresses([value]) if "@" in a]
+    if len(addresses) != 1:
+        return None
+    domain = addresses[0].rpartition("@")[2].strip().rstrip(".").lower()
+    return domain or None

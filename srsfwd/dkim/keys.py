@@ -178,9 +178,13 @@ def zone_line(selector: str, domain: str, text: str) -> str:
     return f"{selector}._domainkey.{domain.rstrip('.')}. IN TXT (\n    {strings} )\n"
 
 
-def default_selector(now: float) -> str:
-    """A dated selector for ``now``: ``s`` + year + month, e.g. ``s202611``."""
-    return "s" + datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m")
+def default_selector(now: float, key_type: str = "rsa") -> str:
+    """A dated selector for ``now``: ``s202611`` for RSA, ``e202611`` for Ed25519.
+
+    The letter keeps an RSA and an Ed25519 key of the same month apart (dual signing).
+    """
+    letter = "e" if key_type == "ed25519" else "s"
+    return letter + datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m")
 
 
 def parse_key_record(data: bytes) -> KeyRecord:

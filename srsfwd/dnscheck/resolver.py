@@ -259,6 +259,9 @@ class _NetworkBackend:
         return _Answer(tuple(_decode(r) for r in rrset), rrset.ttl)
 
 
+_DEFAULT_TTL = "$TTL 300\n"
+
+
 class _ZoneBackend:
     """Answers from master files read once; follows CNAMEs inside them."""
 
@@ -270,12 +273,15 @@ class _ZoneBackend:
         zones = []
         for path in paths:
             try:
+                # A default $TTL lets the .txt files of `srsfwd keygen` serve as they are.
+                text = _DEFAULT_TTL + path.read_text(encoding="utf-8")
                 zones.append(
-                    dns.zone.from_file(
-                        str(path),
+                    dns.zone.from_text(
+                        text,
                         origin=dns.name.root,
                         relativize=False,
                         check_origin=False,
+                        filename=str(path),
                     )
                 )
             except OSError as exc:
