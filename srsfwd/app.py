@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from srsfwd.address import read_domains_file
 from srsfwd.clock import Clock
 from srsfwd.config import Config, SRSSettings
+from srsfwd.dkim.settings import dkim_settings, dns_settings
+from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import ConfigError
+from srsfwd.keystore import KeyStore, KeyTable
 from srsfwd.secretfile import load_secrets
 from srsfwd.srs import HashAlphabet, SRSRewriter
 from srsfwd.stores.sqlite import SQLiteStore
@@ -61,3 +67,46 @@ def build_rewriter(
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def build_resolver(
+    config: Config,
+    *,
+    zone_files: Sequence[Path] = (),
+    nameservers: Sequence[str] = (),
+    port: int | None = None,
+    timeout: float | None = None,
+    clock: Clock | None = None,
+) -> Resolver:
+    """The one ``Resolver`` from ``[dns]``, with command-line values winning.
+
+    Zone files (given or configured) mean no network at all; otherwise the configured
+    nameservers, or those of /etc/resolv.conf.
+
+    Raises:
+        ConfigError: a bad ``[dns]`` table, an unreadable zone file, no resolv.conf.
+    """
+    dns = dns_settings(config)
+    zones = tuple(zone_files) or dns.zone_files
+    if zones:
+        return Resolver.from_zone_file(*zones, clock=clock)
+    servers = tuple(nameservers) or dns.nameservers
+    wait = timeout if timeout is not None else dns.timeout
+    if not servers:
+        system = Resolver.from_system(timeout=wait, clock=clock)
+        if port is None:
+            return system
+        servers = system.nameservers
+    return Resolver(
+        nameservers=servers, port=port if port is not None else dns.port, timeout=wait, clock=clock
+    )
+
+
+def build_key_table(config: Config, keys_dir: Path | None = None) -> KeyTable:
+    """The DKIM key table: the store at ``keys_dir`` (or ``[dkim] keys_dir``) and its rules.
+
+    Raises:
+        ConfigError: a bad ``[dkim]`` table.
+    """
+    settings = dkim_settings(config)
+    return KeyTable.from_config(KeyStore(keys_dir or settings.keys_dir), settings.domains)

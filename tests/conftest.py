@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from srsfwd.dkim.keys import DkimKey, generate_key
 from tests.dnsserver import ZoneServer
 
 settings.register_profile(
@@ -47,3 +48,9 @@ def dns_server(_dns_server_process: ZoneServer) -> ZoneServer:
     """A real DNS server on 127.0.0.1 (UDP and TCP), empty and answering; tests/dnsserver.py."""
     _dns_server_process.clear()
     return _dns_server_process
+
+
+@pytest.fixture(scope="session")
+def dkim_keys() -> dict[str, DkimKey]:
+    """One key of each kind keygen makes (rsa-2048/3072/4096, ed25519), made once."""
+    return {spec: generate_key(spec) for spec in ("rsa-2048", "rsa-3072", "rsa-4096", "ed25519")}

@@ -138,9 +138,7 @@ class Resolver:
         return cls(nameservers=servers, port=system.port, timeout=timeout, clock=clock)
 
     @classmethod
-    def from_zone_file(
-        cls, *paths: Path, clock: Clock | None = None
-    ) -> Resolver:
+    def from_zone_file(cls, *paths: Path, clock: Clock | None = None) -> Resolver:
         """A resolver answering only from master files (RFC 1035 §5), with no network.
 
         Names are absolute or relative to ``$ORIGIN`` lines; one file may hold several
@@ -261,6 +259,9 @@ class _NetworkBackend:
         return _Answer(tuple(_decode(r) for r in rrset), rrset.ttl)
 
 
+_DEFAULT_TTL = "$TTL 300\n"
+
+
 class _ZoneBackend:
     """Answers from master files read once; follows CNAMEs inside them."""
 
@@ -272,12 +273,15 @@ class _ZoneBackend:
         zones = []
         for path in paths:
             try:
+                # A default $TTL lets the .txt files of `srsfwd keygen` serve as they are.
+                text = _DEFAULT_TTL + path.read_text(encoding="utf-8")
                 zones.append(
-                    dns.zone.from_file(
-                        str(path),
+                    dns.zone.from_text(
+                        text,
                         origin=dns.name.root,
                         relativize=False,
                         check_origin=False,
+                        filename=str(path),
                     )
                 )
             except OSError as exc:
@@ -310,4 +314,3 @@ class _ZoneBackend:
                 return _Answer(tuple(records), ttl)
             name = cname
         raise DNSTempError(f"CNAME loop at {name}")
-
