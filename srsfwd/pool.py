@@ -141,6 +141,7 @@ class Facts:
     rcpts: tuple[str, ...] = ()
     client_ip: str | None = None
     helo: str | None = None
+    notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON form."""
@@ -171,6 +172,7 @@ class Facts:
             "rcpts": list(self.rcpts),
             "client_ip": self.client_ip,
             "helo": self.helo,
+            "notes": list(self.notes),
         }
 
 
