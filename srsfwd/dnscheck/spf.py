@@ -73,7 +73,7 @@ def _records(resolver: Resolver, name: str, qtype: str) -> list[tuple[tuple[str,
         # The Resolver's public methods merge A with AAAA; pyspf needs them apart.
         found = resolver._lookup(_presentation(name), qtype).records
     except DNSTempError as exc:
-        raise spf.TempError(f"DNS {exc}") from None
+        raise spf.TempError(str(exc)) from None
     key = (name, qtype)
     out: list[tuple[tuple[str, str], Any]] = []
     for record in found:
