@@ -93,6 +93,20 @@ def run_mailbox(path: Path, gatherer: FactGatherer, policy: Policy, *, as_json: 
         keys = list(box.keys())
     except (OSError, mailbox.Error) as exc:
         raise click.ClickException(f"cannot read mailbox {path}: {exc}") from None
+    try:
+        summary = _decide_all(box, keys, gatherer, policy)
+    finally:
+        box.close()
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=2))
+    else:
+        _table(summary)
+    return 0
+
+
+def _decide_all(
+    box: mailbox.Mailbox, keys: list[str], gatherer: FactGatherer, policy: Policy
+) -> Summary:
     summary = Summary()
     with click.progressbar(keys, label="deciding", file=sys.stderr) as bar:
         for key in bar:
@@ -121,11 +135,7 @@ def run_mailbox(path: Path, gatherer: FactGatherer, policy: Policy, *, as_json: 
             summary.reasons.update(decision.reasons)
             if decision.pool is not None and decision.pool.value == "relay":
                 summary.relay_senders[envelope.mail_from or "<>"] += 1
-    if as_json:
-        click.echo(json.dumps(summary.as_dict(), indent=2))
-    else:
-        _table(summary)
-    return 0
+    return summary
 
 
 def _table(summary: Summary) -> None:
