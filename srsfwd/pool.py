@@ -20,6 +20,7 @@ Rules 3 to 5 choose the pool only; SRS there follows rules 6 and 7.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -387,3 +388,56 @@ def policy_from_config(sections: Mapping[str, Any], extra_accepted: Iterable[str
     except ValueError as exc:
         raise ConfigError(f"accepted domain: {exc}") from None
     return Policy(accepted=accepted, **flags)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """One outbound pool (``[pools.<name>]``): the MTA transport that carries it, its source
+    addresses and its HELO name (by convention the relay pool's contains ``rly``)."""
+
+    name: Pool
+    transport: str
+    source_addresses: tuple[str, ...] = ()
+    helo: str = ""
+
+
+def pools_from_config(sections: Mapping[str, Any]) -> dict[Pool, PoolSettings]:
+    """The ``[pools.normal]``, ``[pools.relay]`` and ``[pools.high-risk]`` tables.
+
+    A pool that is not configured gets the transport named after it and no address.
+
+    Raises:
+        ConfigError: an unknown pool or setting, a value of the wrong type, an address
+            that is not an IP address.
+    """
+    table = sections.get("pools", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[pools] must be a table")
+    names = {p.value: p for p in Pool} | {"high_risk": Pool.HIGH_RISK, "highrisk": Pool.HIGH_RISK}
+    found: dict[Pool, PoolSettings] = {}
+    for raw, body in table.items():
+        if raw not in names:
+            raise ConfigError(f"[pools.{raw}]: pools are normal, relay and high-risk")
+        if not isinstance(body, dict):
+            raise ConfigError(f"[pools.{raw}] must be a table")
+        unknown = set(body) - {"transport", "source_addresses", "helo"}
+        if unknown:
+            raise ConfigError(f"[pools.{raw}] has no setting {sorted(unknown)[0]!r}")
+        addresses = body.get("source_addresses", [])
+        if isinstance(addresses, str):
+            addresses = [addresses]
+        if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+            raise ConfigError(f"[pools.{raw}] source_addresses must be a list of IP addresses")
+        for address in addresses:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ConfigError(f"[pools.{raw}] {address!r} is not an IP address") from None
+        transport, helo = body.get("transport", names[raw].value), body.get("helo", "")
+        if not isinstance(transport, str) or not isinstance(helo, str):
+            raise ConfigError(f"[pools.{raw}] transport and helo must be strings")
+        pool = names[raw]
+        found[pool] = PoolSettings(pool, transport, tuple(addresses), helo)
+    for pool in Pool:
+        found.setdefault(pool, PoolSettings(pool, pool.value))
+    return found

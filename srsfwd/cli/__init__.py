@@ -9,6 +9,7 @@ import click
 from srsfwd import __version__
 from srsfwd.cli.decide import decide
 from srsfwd.cli.dkim import keygen, keys, sign, verify
+from srsfwd.cli.doctor import doctor
 from srsfwd.cli.srs import bounce, reverse, rewrite, secret
 
 
@@ -33,6 +34,7 @@ cli.add_command(keys)
 cli.add_command(sign)
 cli.add_command(verify)
 cli.add_command(decide)
+cli.add_command(doctor)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

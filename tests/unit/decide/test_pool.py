@@ -18,10 +18,12 @@ from srsfwd.pool import (
     Facts,
     Policy,
     Pool,
+    PoolSettings,
     SenderDNS,
     covers,
     decide,
     policy_from_config,
+    pools_from_config,
 )
 
 POLICY = Policy(accepted=DomainSet(["fwd.example", "*.corp.example"]))
@@ -285,3 +287,23 @@ def test_invariants(f: Facts) -> None:
         assert d.action is Action.REJECT
     elif f.spam and d.action is Action.FORWARD:
         assert d.pool is Pool.HIGH_RISK
+
+
+def test_pools_from_config() -> None:
+    pools = pools_from_config({"pools": {
+        "relay": {"transport": "relaypool", "source_addresses": "192.0.2.9", "helo": "rly1.x"},
+    }})
+    assert pools[Pool.RELAY] == PoolSettings(Pool.RELAY, "relaypool", ("192.0.2.9",), "rly1.x")
+    assert pools[Pool.NORMAL].transport == "normal"
+    assert pools[Pool.HIGH_RISK].source_addresses == ()
+    bad: dict[str, Any]
+    for bad in (
+        {"pools": []},
+        {"pools": {"fast": {}}},
+        {"pools": {"normal": []}},
+        {"pools": {"normal": {"bind": "1.2.3.4"}}},
+        {"pools": {"normal": {"source_addresses": ["host.example"]}}},
+        {"pools": {"normal": {"transport": 1}}},
+    ):
+        with pytest.raises(ConfigError):
+            pools_from_config(bad)
