@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import click
 
 from srsfwd import __version__
+from srsfwd.cli.limits import limits
 from srsfwd.cli.srs import bounce, reverse, rewrite, secret
 
 
@@ -26,6 +27,7 @@ cli.add_command(rewrite)
 cli.add_command(reverse)
 cli.add_command(secret)
 cli.add_command(bounce)
+cli.add_command(limits)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
