@@ -7,6 +7,7 @@ that postsrsd wrote in database mode can be opened as it is.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,11 +49,22 @@ class SQLiteStore:
             connection = sqlite3.connect(
                 path, timeout=5.0, isolation_level=None, check_same_thread=False
             )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from None
+        # Several processes may create the file at once: switching it to WAL takes a
+        # lock that SQLite's busy timeout does not wait for, so try again for a while.
+        for attempt in range(50):
+            try:
+                if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.executescript(_SCHEMA)
+                break
+            except sqlite3.Error as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    connection.close()
+                    raise StoreError(f"cannot open store {path}: {exc}") from None
+                time.sleep(0.1)
         return cls(connection, max_entries=max_entries)
 
     def put(self, key: str, value: str, *, ttl: int | None, now: float) -> None:
