@@ -10,6 +10,7 @@ from srsfwd import __version__
 from srsfwd.cli.decide import decide
 from srsfwd.cli.dkim import keygen, keys, sign, verify
 from srsfwd.cli.doctor import doctor
+from srsfwd.cli.limits import limits
 from srsfwd.cli.srs import bounce, reverse, rewrite, secret
 
 
@@ -35,6 +36,7 @@ cli.add_command(sign)
 cli.add_command(verify)
 cli.add_command(decide)
 cli.add_command(doctor)
+cli.add_command(limits)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
