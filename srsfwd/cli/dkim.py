@@ -95,7 +95,7 @@ def _fail(exc: SrsfwdError) -> click.ClickException:
 def _read_message(path: Path | None) -> bytes:
     try:
         if path is None:
-            stream: BinaryIO = click.get_binary_stream("stdin")
+            stream: BinaryIO = sys.stdin.buffer
             data = stream.read(MAX_MESSAGE + 1)
         else:
             with path.open("rb") as handle:
@@ -430,7 +430,8 @@ def _write(data: bytes, source: Path | None, output: Path | None, folder: Path |
         elif output is not None:
             output.write_bytes(data)
         else:
-            click.get_binary_stream("stdout").write(data)
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
     except OSError as exc:
         raise click.ClickException(f"cannot write: {exc}") from None
 

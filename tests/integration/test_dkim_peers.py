@@ -45,13 +45,12 @@ def _all_results(
 ) -> dict[str, list[str]]:
     now = SystemClock().now()
     ours = DkimVerifier(server.resolver(), clock=FrozenClock(now)).verify(signed)
-    results = {
+    return {
         "srsfwd": [str(r.result) for r in ours],
         "dkimpy": ["pass" if ok else "fail" for ok in dkimpy_results(signed, keys, now)],
         "opendkim": opendkim_results(signed, keys, folder),
         "maildkim": maildkim_results(signed, server.port),
     }
-    return results
 
 
 def _expect(results: dict[str, list[str]], verdict: str, algorithms: list[str]) -> None:
