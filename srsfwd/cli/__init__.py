@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import click
 
 from srsfwd import __version__
-from srsfwd.cli.dkim import keygen, keys, sign, verify
+from srsfwd.cli.dkim import keygen, keys, seal, sign, verify
 from srsfwd.cli.srs import bounce, reverse, rewrite, secret
 
 
@@ -31,6 +31,7 @@ cli.add_command(keygen)
 cli.add_command(keys)
 cli.add_command(sign)
 cli.add_command(verify)
+cli.add_command(seal)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

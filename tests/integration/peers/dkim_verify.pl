@@ -1,3 +1,5 @@
+# Verify every DKIM signature of the message on standard input with Mail::DKIM,
+# asking the DNS server at 127.0.0.1:PORT. Prints "RESULT DOMAIN SELECTOR DETAIL" per line.
 use strict; use warnings;
 use Mail::DKIM::Verifier; use Net::DNS::Resolver;
 my ($port) = @ARGV;
