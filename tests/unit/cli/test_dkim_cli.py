@@ -207,3 +207,27 @@ def test_bad_config_table_is_a_clear_error(tmp_path: Path) -> None:
     code, out = run("sign", "--config", str(config), input=MESSAGE)
     assert code == 1
     assert "expire_days" in out
+
+
+def test_seal_adds_an_arc_set(store: Path, tmp_path: Path) -> None:
+    zone = tmp_path / "zone"
+    zone.write_text(zone_of(store))
+    code, out = run(
+        "seal",
+        "--keys-dir",
+        str(store),
+        "--zone",
+        str(zone),
+        "--authserv-id",
+        "fwd.example",
+        input=MESSAGE,
+    )
+    assert code == 0, out
+    assert "ARC-Seal: i=1; cv=none; a=rsa-sha256; d=example.com;" in out
+    assert "Authentication-Results: fwd.example;" in out
+
+
+def test_seal_needs_an_authserv_id(store: Path) -> None:
+    code, out = run("seal", "--keys-dir", str(store), input=MESSAGE)
+    assert code == 1
+    assert "authserv-id" in out
