@@ -15,9 +15,9 @@ from srsfwd.errors import SRSAliasError as SRSAliasError
 from srsfwd.errors import SRSError as SRSError
 from srsfwd.errors import SRSExpiredError as SRSExpiredError
 from srsfwd.errors import SRSFormatError as SRSFormatError
+from srsfwd.errors import SrsfwdError as SrsfwdError
 from srsfwd.errors import SRSHashError as SRSHashError
 from srsfwd.errors import SRSLengthError as SRSLengthError
-from srsfwd.errors import SrsfwdError as SrsfwdError
 from srsfwd.errors import StoreError as StoreError
 from srsfwd.errors import TemporaryError as TemporaryError
 from srsfwd.srs import SRSRewriter as SRSRewriter

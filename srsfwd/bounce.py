@@ -14,7 +14,7 @@ import email.policy
 import email.utils
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from srsfwd.errors import (
     DSNError,
@@ -84,9 +84,11 @@ def check_bounce(
     if not parsed.keys() and not rcpt:
         raise DSNError("not a mail message: no header fields")
     is_dsn, reporting_mta, recipients = read_dsn(parsed)
-    found = dict(
-        is_dsn=is_dsn, reporting_mta=reporting_mta, recipients=tuple(recipients)
-    )
+    found: dict[str, Any] = {
+        "is_dsn": is_dsn,
+        "reporting_mta": reporting_mta,
+        "recipients": tuple(recipients),
+    }
     candidates = [rcpt] if rcpt else _srs_candidates(parsed, rewriter)
     if not candidates:
         return BounceReport(None, "not-srs", "no SRS address among the recipients", **found)

@@ -33,8 +33,9 @@ def load_secrets(path: Path) -> list[bytes]:
                 )
             data = handle.read(1 << 20)
     except FileNotFoundError:
-        raise ConfigError(f"secrets file {path} does not exist; create one with"
-                          f" 'srsfwd secret new {path}'") from None
+        raise ConfigError(
+            f"secrets file {path} does not exist; create one with 'srsfwd secret new {path}'"
+        ) from None
     except IsADirectoryError:
         raise ConfigError(f"secrets file {path} is a directory") from None
     except PermissionError:

@@ -44,14 +44,16 @@ _BASE32_VALUES = {c: i for i, c in enumerate(_BASE32)} | {
 }
 #: Characters of an SHA-1 digest in base64 without padding: the longest hash there is.
 _MAX_HASH = 27
-_TO_URL = str.maketrans("+/", "-_")
+_TO_URL = bytes.maketrans(b"+/", b"-_")
 # Hashes are compared case-insensitively with both alphabets folded together, as
 # postsrsd 2.x does: Postfix lower-cases lookup keys, and peers emit either alphabet.
-_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ+/", "abcdefghijklmnopqrstuvwxyz-_")
-_HASH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+_FOLD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ+/", b"abcdefghijklmnopqrstuvwxyz-_")
+_NOT_HASH_CHARS = bytes(set(range(256)) - set(b"abcdefghijklmnopqrstuvwxyz0123456789-_"))
 #: postsrsd's database mode marks an alias with this host (``<b32hex>@1``).
 ALIAS_HOST = "1"
-_STD_TO_B32HEX = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHIJKLMNOPQRSTUV")
+_STD_TO_B32HEX = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHIJKLMNOPQRSTUV"
+)
 
 
 class AliasStore(Protocol):
@@ -103,11 +105,12 @@ class _Signer:
     __slots__ = ("_inner", "_outer")
 
     def __init__(self, secret: bytes) -> None:
+        # SHA-1 is what SRS specifies; as an HMAC it is still sound (RFC 6194 §3).
         if len(secret) > 64:
-            secret = hashlib.sha1(secret).digest()
+            secret = hashlib.sha1(secret).digest()  # noqa: S324
         key = secret.ljust(64, b"\0")
-        self._inner = hashlib.sha1(bytes(b ^ 0x36 for b in key))
-        self._outer = hashlib.sha1(bytes(b ^ 0x5C for b in key))
+        self._inner = hashlib.sha1(bytes(b ^ 0x36 for b in key))  # noqa: S324
+        self._outer = hashlib.sha1(bytes(b ^ 0x5C for b in key))  # noqa: S324
 
     def digest(self, message: bytes) -> bytes:
         inner = self._inner.copy()
@@ -173,6 +176,7 @@ class SRSRewriter:
         self.separator = separator
         self.hash_length = hash_length
         self.hash_alphabet: HashAlphabet = hash_alphabet
+        self._url = hash_alphabet == "url"
         self.hash_min = hash_min
         self.max_age_days = max_age_days
         self.always_rewrite = always_rewrite
@@ -202,6 +206,9 @@ class SRSRewriter:
         if not address:
             return sender
         local, host = split_address(address)
+        if host == ALIAS_HOST:
+            # No real domain is "1", and reverse reads it as a database alias.
+            raise AddressError("domain '1' is not a mail domain")
         if not self.always_rewrite and host in self.local_domains:
             return sender
         new_local = self._rewrite_local(local, host)
@@ -219,7 +226,7 @@ class SRSRewriter:
                 return self._srs1(host, local[4:])
             if tag == "SRS1":
                 # Already SRS1: keep the first hop, drop the old hash, hash anew.
-                old_hash, srs_host, srs_user = _split_srs1(local)
+                _, srs_host, srs_user = _split_srs1(local)
                 return self._srs1(srs_host, srs_user)
         stamp = self._today()
         digest = self._hash(stamp + host + local)
@@ -252,8 +259,8 @@ class SRSRewriter:
 
     def _hash(self, fields: str) -> str:
         mac = self._signers[0].digest(fields.lower().encode("ascii"))
-        text = binascii.b2a_base64(mac, newline=False)[: self.hash_length].decode("ascii")
-        return text.translate(_TO_URL) if self.hash_alphabet == "url" else text
+        text = binascii.b2a_base64(mac, newline=False)[: self.hash_length]
+        return (text.translate(_TO_URL) if self._url else text).decode("ascii")
 
     # -- reverse ----------------------------------------------------------------
 
@@ -296,9 +303,10 @@ class SRSRewriter:
 
     def _reverse_srs0(self, local: str) -> str:
         parts = local[5:].split("=", 3)
-        for index, name in enumerate(("hash", "timestamp", "host", "user")):
-            if len(parts) <= index or not parts[index]:
-                raise SRSFormatError(f"No {name} in SRS0 address.")
+        if len(parts) != 4 or not all(parts):
+            for index, name in enumerate(("hash", "timestamp", "host", "user")):
+                if len(parts) <= index or not parts[index]:
+                    raise SRSFormatError(f"No {name} in SRS0 address.")
         given, stamp, host, user = parts
         # The stamp first, as postsrsd does: it costs no HMAC to refuse an old address.
         if stamp_age(stamp, self._clock.now()) > self.max_age_days:
@@ -324,24 +332,26 @@ class SRSRewriter:
         """
         if len(given) < self.hash_min:
             raise SRSHashError("Hash too short in SRS address.")
-        folded = given.translate(_FOLD)
-        if len(given) > _MAX_HASH or not _HASH_CHARS.issuperset(folded):
+        wanted = given.encode("ascii").translate(_FOLD)
+        if len(given) > _MAX_HASH or wanted.translate(None, _NOT_HASH_CHARS) != wanted:
             raise SRSHashError("Hash invalid in SRS address.")
         message = fields.lower().encode("ascii")
-        wanted = folded.encode("ascii")
         valid = False
         for signer in self._signers:
             text = binascii.b2a_base64(signer.digest(message), newline=False)[: len(given)]
-            valid |= hmac.compare_digest(text.decode("ascii").translate(_FOLD).encode(), wanted)
+            valid |= hmac.compare_digest(text.translate(_FOLD), wanted)
         if not valid:
             raise SRSHashError("Hash invalid in SRS address.")
 
     def is_srs(self, address: str) -> bool:
         """Whether ``address`` looks like SRS (``SRS0``/``SRS1`` and a separator)."""
         local = strip_brackets(address).rpartition("@")[0] or address
-        return len(local) > 4 and local[:3].upper() == "SRS" and local[3] in "01" and local[
-            4
-        ] in SEPARATORS
+        return (
+            len(local) > 4
+            and local[:3].upper() == "SRS"
+            and local[3] in "01"
+            and local[4] in SEPARATORS
+        )
 
 
 def _split_srs1(local: str) -> tuple[str, str, str]:

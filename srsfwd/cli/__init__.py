@@ -8,6 +8,7 @@ import click
 
 from srsfwd import __version__
 from srsfwd.cli.dkim import keygen, keys, seal, sign, verify
+from srsfwd.cli.limits import limits
 from srsfwd.cli.srs import bounce, reverse, rewrite, secret
 
 
@@ -32,6 +33,7 @@ cli.add_command(keys)
 cli.add_command(sign)
 cli.add_command(verify)
 cli.add_command(seal)
+cli.add_command(limits)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

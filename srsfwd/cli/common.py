@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,7 +52,7 @@ def lines_or_stdin(arguments: Iterable[str]) -> Iterator[str]:
     if items:
         yield from items
         return
-    for line in click.get_text_stream("stdin"):
+    for line in sys.stdin:
         line = line.rstrip("\r\n")
         if line.strip():
             yield line

@@ -32,8 +32,7 @@ _secret_file = click.option(
 _hash_alphabet = click.option(
     "--hash-alphabet",
     type=click.Choice(["classic", "url"]),
-    help="Hash characters: url (-_, postsrsd 2.2.6+) or classic (+/, Mail::SRS)"
-    " [default: url].",
+    help="Hash characters: url (-_, postsrsd 2.2.6+) or classic (+/, Mail::SRS) [default: url].",
 )
 
 
@@ -120,7 +119,12 @@ def reverse(
 
 @click.group()
 def secret() -> None:
-    """Make and rotate SRS secrets files."""
+    """Make and rotate SRS secrets files.
+
+    \b
+    Example:
+      srsfwd secret new /etc/srsfwd/srs.secret
+    """
 
 
 @secret.command("new")
@@ -169,7 +173,9 @@ def bounce(
 
     \b
     Example:
-      srsfwd bounce --secret-file srs.secret --rcpt SRS0=Hx3k=G3=example.org=alice@fwd.example.net dsn.eml
+      srsfwd bounce --secret-file srs.secret dsn.eml
+      srsfwd bounce --secret-file srs.secret --json \
+          --rcpt SRS0=Hx3k=G3=example.org=alice@fwd.example.net < dsn.eml
     """
     rewriter = _rewriter(config_path, need_domain=require_domain, **flags)
     try:
@@ -183,13 +189,15 @@ def bounce(
         if report.deliverable:
             click.echo(f"verdict:      valid; deliver to {report.original_sender}")
         else:
-            click.echo(f"verdict:      {report.verdict}: {report.reason}; do not relay")
+            click.echo(f"verdict:      {report.verdict} ({report.reason}) Do not relay it.")
         kind = "delivery status notification (RFC 3464)" if report.is_dsn else "plain message"
         click.echo(f"message:      {kind}")
         if report.reporting_mta:
             click.echo(f"reported by:  {report.reporting_mta}")
         for rcpt_status in report.recipients:
-            line = f"recipient:    {rcpt_status.recipient} {rcpt_status.action} {rcpt_status.status}"
+            line = (
+                f"recipient:    {rcpt_status.recipient} {rcpt_status.action} {rcpt_status.status}"
+            )
             if rcpt_status.diagnostic:
                 line += f" ({rcpt_status.diagnostic})"
             click.echo(line)

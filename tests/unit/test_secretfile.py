@@ -1,0 +1,93 @@
+"""Secrets files: postsrsd's format, private modes, clear errors."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from srsfwd import ConfigError
+from srsfwd.secretfile import load_secrets, write_new_secret
+
+
+def private(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    path.chmod(0o600)
+    return path
+
+
+def test_one_secret_per_line_first_first(tmp_path: Path) -> None:
+    assert load_secrets(private(tmp_path / "s", b"new\nold\n")) == [b"new", b"old"]
+
+
+def test_crlf_line_endings_are_stripped(tmp_path: Path) -> None:
+    assert load_secrets(private(tmp_path / "s", b"new\r\nold\r\n")) == [b"new", b"old"]
+
+
+def test_blank_lines_are_skipped(tmp_path: Path) -> None:
+    assert load_secrets(private(tmp_path / "s", b"\n\nnew\n\r\n\nold")) == [b"new", b"old"]
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_secrets(tmp_path / "missing")
+
+
+def test_empty_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no secret"):
+        load_secrets(private(tmp_path / "s", b"\r\n\n"))
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o602, 0o666])
+def test_file_open_to_everyone_is_refused(tmp_path: Path, mode: int) -> None:
+    path = private(tmp_path / "s", b"secret\n")
+    path.chmod(mode)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_secrets(path)
+
+
+def test_group_readable_file_is_accepted(tmp_path: Path) -> None:
+    path = private(tmp_path / "s", b"secret\n")
+    path.chmod(0o640)
+    assert load_secrets(path) == [b"secret"]
+
+
+def test_directory_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir(mode=0o700)
+    with pytest.raises(ConfigError, match="directory"):
+        load_secrets(tmp_path / "d")
+
+
+def test_nul_byte_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="NUL"):
+        load_secrets(private(tmp_path / "s", b"sec\0ret\n"))
+
+
+def test_new_secret_is_written_0600(tmp_path: Path) -> None:
+    path = tmp_path / "srs.secret"
+    write_new_secret(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    (secret,) = load_secrets(path)
+    assert len(secret) >= 43
+
+
+def test_new_secrets_differ(tmp_path: Path) -> None:
+    write_new_secret(tmp_path / "a")
+    write_new_secret(tmp_path / "b")
+    assert load_secrets(tmp_path / "a") != load_secrets(tmp_path / "b")
+
+
+def test_existing_file_is_not_overwritten(tmp_path: Path) -> None:
+    path = private(tmp_path / "s", b"old\n")
+    with pytest.raises(ConfigError, match="--rotate"):
+        write_new_secret(path)
+    assert load_secrets(path) == [b"old"]
+
+
+def test_rotation_puts_new_secret_first_and_keeps_old(tmp_path: Path) -> None:
+    path = private(tmp_path / "s", b"old\n")
+    write_new_secret(path, rotate=True)
+    secrets = load_secrets(path)
+    assert secrets[1:] == [b"old"] and secrets[0] != b"old"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
