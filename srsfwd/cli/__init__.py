@@ -8,7 +8,7 @@ import click
 
 from srsfwd import __version__
 from srsfwd.cli.decide import decide
-from srsfwd.cli.dkim import keygen, keys, sign, verify
+from srsfwd.cli.dkim import keygen, keys, seal, sign, verify
 from srsfwd.cli.doctor import doctor
 from srsfwd.cli.limits import limits
 from srsfwd.cli.srs import bounce, reverse, rewrite, secret
@@ -34,6 +34,7 @@ cli.add_command(keygen)
 cli.add_command(keys)
 cli.add_command(sign)
 cli.add_command(verify)
+cli.add_command(seal)
 cli.add_command(decide)
 cli.add_command(doctor)
 cli.add_command(limits)

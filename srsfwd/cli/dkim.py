@@ -14,6 +14,7 @@ from srsfwd.app import build_key_table, build_resolver
 from srsfwd.cli.common import config_option, open_config
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
+from srsfwd.dkim.arc import ArcSealer
 from srsfwd.dkim.canon import author_domain, parse_message
 from srsfwd.dkim.keys import (
     DEFAULT_KEY_SPEC,
@@ -95,7 +96,7 @@ def _fail(exc: SrsfwdError) -> click.ClickException:
 def _read_message(path: Path | None) -> bytes:
     try:
         if path is None:
-            stream: BinaryIO = click.get_binary_stream("stdin")
+            stream: BinaryIO = sys.stdin.buffer
             data = stream.read(MAX_MESSAGE + 1)
         else:
             with path.open("rb") as handle:
@@ -430,7 +431,8 @@ def _write(data: bytes, source: Path | None, output: Path | None, folder: Path |
         elif output is not None:
             output.write_bytes(data)
         else:
-            click.get_binary_stream("stdout").write(data)
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
     except OSError as exc:
         raise click.ClickException(f"cannot write: {exc}") from None
 
@@ -467,3 +469,68 @@ def verify(config_path: Path | None, message: Path | None, **dns_flags: Any) -> 
     if any(r.passed for r in results):
         sys.exit(0)
     sys.exit(EXIT_TEMPFAIL if any(r.result is Result.TEMPERROR for r in results) else 1)
+
+
+# ------------------------------------------------------------------------------------ seal
+
+
+@click.command()
+@config_option
+@_keys_dir_option
+@_dns_options
+@click.option("--authserv-id", help="This ADMD's name in Authentication-Results [config].")
+@click.option("--domain", help="Seal as this domain (d=) [default: the From domain].")
+@click.option("--selector", help="RSA key selector [default: the domain's newest RSA key].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@click.argument("message", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def seal(
+    config_path: Path | None,
+    keys_dir: Path | None,
+    authserv_id: str | None,
+    domain: str | None,
+    selector: str | None,
+    output: Path | None,
+    message: Path | None,
+    **dns_flags: Any,
+) -> None:
+    """Add this hop's Authentication-Results and an ARC set to MESSAGE (RFC 8617).
+
+    Verifies the existing ARC chain and DKIM signatures first; cv= is none, pass or
+    fail accordingly. A message whose chain already failed is written out unchanged
+    and the exit status is 1.
+
+    \b
+    Example:
+      srsfwd seal --authserv-id fwd.example.net --domain fwd.example.net in.eml > out.eml
+    """
+    config = open_config(config_path)
+    data = _read_message(message)
+    try:
+        settings = dkim_settings(config)
+        authserv = authserv_id or settings.authserv_id
+        if not authserv:
+            raise ConfigError("no authserv-id: give --authserv-id or set [dkim] authserv_id")
+        table = build_key_table(config, keys_dir)
+        name = domain or author_domain(parse_message(data))
+        if name is None:
+            raise KeyNotFoundError("no single From address; give --domain")
+        chosen = (selector,) if selector else ()
+        keys = [
+            k
+            for k in table.signing_keys(name, now=_clock().now(), selectors=chosen)
+            if k.key.key_type == "rsa"
+        ]
+        if not keys:
+            raise KeyNotFoundError(f"no RSA key for {name}: ARC seals use rsa-sha256")
+        result = ArcSealer(keys[0], authserv, _resolver(config, dns_flags), clock=_clock()).seal(
+            data
+        )
+    except SrsfwdError as exc:
+        raise _fail(exc) from None
+    click.echo(
+        f"{'sealed' if result.sealed else 'not sealed'}: i={result.instance} cv={result.cv}"
+        f" ({result.reason})",
+        err=True,
+    )
+    _write(result.message, None, output, None)
+    sys.exit(0 if result.sealed else 1)
