@@ -14,11 +14,13 @@ again for the first Received hop from outside. A DNS failure is recorded as a fa
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.message import Message as EmailMessage
+from typing import Protocol
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.authresults import gateway_spf
@@ -266,6 +268,40 @@ class FactGatherer:
         return None
 
 
+def with_limits(facts: Facts, verdict: LimitCheck) -> Facts:
+    """``facts`` with the sending limits' verdict (``srsfwd.limits.LimitVerdict``) in.
+
+    ``ok`` changes nothing; ``alert`` sends the message high-risk (rule 5); ``refuse``
+    refuses it (rule 1), keeping the limits' own reason code.
+    """
+    if verdict.outcome == "ok":
+        return facts
+    level: LimitVerdict = "alert" if verdict.outcome == "alert" else "block"
+    return dataclasses.replace(
+        facts,
+        limit_verdict=level,
+        limit_name=verdict.limit or None,
+        limit_reason=verdict.reason or None,
+        limit_detail=verdict.detail,
+    )
+
+
+class LimitCheck(Protocol):
+    """The shape of ``srsfwd.limits.LimitVerdict`` that ``with_limits`` reads."""
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def limit(self) -> str: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _SPF:
     result: str
@@ -281,4 +317,5 @@ __all__ = [
     "is_report",
     "parse_networks",
     "parse_received",
+    "with_limits",
 ]

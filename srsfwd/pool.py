@@ -121,7 +121,9 @@ class Facts:
     ``from_domain`` the header From's domain. ``forwarded`` is true when at least one
     recipient is outside the accepted domains. ``spf`` is the SPF result at the first
     untrusted hop and ``spf_source`` where it came from (``checked``, ``gateway``).
-    ``limit_verdict`` comes from the sending limits (issue 5) with ``limit_name``.
+    ``limit_verdict`` comes from the sending limits (issue 5) with ``limit_name``, and
+    optionally their own reason code (``too-many-recipients``, ``limit-block``...) and
+    detail; ``srsfwd.facts.with_limits`` fills them from a ``LimitVerdict``.
     """
 
     mail_from: str
@@ -133,6 +135,8 @@ class Facts:
     spam: bool = False
     limit_verdict: LimitVerdict | None = None
     limit_name: str | None = None
+    limit_reason: str | None = None
+    limit_detail: str = ""
     spf: str = "none"
     spf_domain: str | None = None
     spf_source: str = "checked"
@@ -162,6 +166,8 @@ class Facts:
             "spam": self.spam,
             "limit_verdict": self.limit_verdict,
             "limit_name": self.limit_name,
+            "limit_reason": self.limit_reason,
+            "limit_detail": self.limit_detail,
             "spf": {
                 "result": self.spf,
                 "domain": self.spf_domain,
@@ -284,13 +290,15 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     # 1. Blocked by the sending limits.
     if facts.limit_verdict == "block":
         name = f" ({facts.limit_name})" if facts.limit_name else ""
+        reason = facts.limit_reason or Reason.SENDER_RESTRICTED.value
+        code = "5.5.3" if reason == "too-many-recipients" else "5.7.1"
         return Decision(
             action=Action.REJECT,
             pool=None,
             srs=False,
-            reasons=(Reason.SENDER_RESTRICTED.value,),
+            reasons=(reason,),
             facts=facts,
-            smtp_reply=f"550 5.7.1 sender is over a sending limit{name}",
+            smtp_reply=f"550 {code} sender is over a sending limit{name}",
         )
     # 2. Bounces: high-risk, never SRS, whatever DNS says.
     if not facts.mail_from or facts.is_report:

@@ -307,3 +307,22 @@ def test_pools_from_config() -> None:
     ):
         with pytest.raises(ConfigError):
             pools_from_config(bad)
+
+
+def test_limits_verdicts_wire_in() -> None:
+    from srsfwd.facts import with_limits
+    from srsfwd.limits import OK, LimitVerdict
+
+    base = facts(spf="pass")
+    assert with_limits(base, OK) is base
+    alert = with_limits(base, LimitVerdict("alert", "limit-alert", "per-day", "1001 > 1000"))
+    decision = decide(alert, POLICY)
+    assert (decision.pool, decision.srs, decision.reasons[0]) == (Pool.HIGH_RISK, True,
+                                                                  "limit-alert")
+    many = with_limits(base, LimitVerdict("refuse", "too-many-recipients", "per-message"))
+    decision = decide(many, POLICY)
+    assert decision.action is Action.REJECT
+    assert decision.reasons == ("too-many-recipients",)
+    assert decision.smtp_reply is not None and decision.smtp_reply.startswith("550 5.5.3")
+    assert decide(with_limits(base, LimitVerdict("refuse", "limit-block", "per-day")),
+                  POLICY).reasons == ("limit-block",)
