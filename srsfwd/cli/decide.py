@@ -98,7 +98,7 @@ def _setup(
             rewriter = build_rewriter(config)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
-    return _Setup(gatherer, policy, str(authserv or socket.getfqdn()), rewriter)
+    return _Setup(gatherer, policy, str(authserv or socket.gethostname()), rewriter)
 
 
 def _strings(table: dict[str, Any], key: str) -> list[str]:

@@ -96,3 +96,41 @@ def test_parse_networks() -> None:
     assert len(nets) == 3
     with pytest.raises(ValueError, match="does not appear"):
         parse_networks(["not-an-ip"])
+
+
+@given(st.binary(max_size=400), st.one_of(st.none(), st.text(max_size=40)))
+def test_mailbox_envelope_reader_never_raises(data: bytes, mbox_from: str | None) -> None:
+    from srsfwd.cli.mailbox import envelope_of
+
+    result = envelope_of(data, mbox_from)
+    assert isinstance(result, str) or result.rcpts == ("forwarded@forward.invalid",)
+
+
+def test_mailbox_envelope_reader() -> None:
+    from srsfwd.cli.mailbox import envelope_of
+    from srsfwd.facts import Envelope
+
+    stored = (b"Return-Path: <a@b.example>\nReceived: from h.example\n (h.example [192.0.2.4])"
+              b" by mx; date\n\nbody")
+    assert envelope_of(stored, None) == Envelope("192.0.2.4", "h.example", "a@b.example",
+                                                 ("forwarded@forward.invalid",))
+    assert envelope_of(stored.replace(b"<a@b.example>", b"<>"), None) == Envelope(
+        "192.0.2.4", "h.example", "", ("forwarded@forward.invalid",))
+    no_path = stored.split(b"\n", 1)[1]
+    assert envelope_of(no_path, "MAILER-DAEMON Thu Nov 26 10:00:00 2026") == Envelope(
+        "192.0.2.4", "h.example", "", ("forwarded@forward.invalid",))
+    assert envelope_of(no_path, None) == "no Return-Path"
+
+
+@given(st.text(max_size=60))
+def test_parse_dns_server_is_a_value_error_or_an_address(text: str) -> None:
+    import ipaddress
+
+    from srsfwd.cli.decide import parse_dns_server
+
+    try:
+        host, port = parse_dns_server(text)
+    except ValueError:
+        return
+    ipaddress.ip_address(host)
+    assert 0 < port < 65536
