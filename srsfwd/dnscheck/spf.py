@@ -25,7 +25,8 @@ from srsfwd.errors import DNSTempError
 _current: contextvars.ContextVar[Resolver | None] = contextvars.ContextVar(
     "srsfwd_spf_resolver", default=None
 )
-_pyspf_lookup: Callable[..., Any] = spf.DNSLookup
+# pyspf's own look-up, kept once even if this module is imported again (importlib.reload).
+_pyspf_lookup: Callable[..., Any] = getattr(spf.DNSLookup, "pyspf_original", spf.DNSLookup)
 
 #: Longest SPF check in seconds (RFC 7208 §4.6.4 suggests 20).
 DEFAULT_TIMEOUT = 20
@@ -95,6 +96,7 @@ def _dispatch(name: str, qtype: str, *args: Any, **kwargs: Any) -> Any:
     return _records(resolver, name, qtype)
 
 
+_dispatch.pyspf_original = _pyspf_lookup  # type: ignore[attr-defined]
 spf.DNSLookup = _dispatch
 
 
