@@ -75,8 +75,12 @@ def build_header(
     helo: str,
     spf_reason: str = "",
     dkim: Iterable[DKIMCheck] = (),
+    folded: bool = False,
 ) -> str:
-    """The ``Authentication-Results:`` field (name included, no line end) for this hop."""
+    """The ``Authentication-Results:`` field (name included, no line end) for this hop.
+
+    ``folded`` puts each result on its own continuation line, as it should go on the wire.
+    """
     results: list[object] = []
     spf_kwargs: dict[str, str] = {"result": spf}
     if mail_from:
@@ -99,10 +103,12 @@ def build_header(
     if not checks:
         results.append(authres.DKIMAuthenticationResult(result="none"))
     header = authres.AuthenticationResultsHeader(authserv_id=authserv_id, results=results)
-    return str(header)
+    text = str(header)
+    # Reasons hold no ";" (see _printable), so "; " only ever separates results here.
+    return ";\r\n\t".join(text.split("; ")) if folded else text
 
 
 def _printable(text: str) -> str:
     """``text`` as one short printable line, safe inside a quoted reason."""
-    clean = "".join(c if c.isprintable() and c not in '"\\' else " " for c in text)
+    clean = "".join(c if c.isprintable() and c not in '";\\' else " " for c in text)
     return " ".join(clean.split())[:200]

@@ -98,7 +98,10 @@ def _setup(
             rewriter = build_rewriter(config)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
-    return _Setup(gatherer, policy, str(authserv or socket.gethostname()), rewriter)
+    authserv = str(authserv or socket.gethostname())
+    if not authserv.isascii() or any(c in authserv for c in " ;\t\r\n"):
+        raise click.ClickException(f"[decide] authserv_id {authserv!r} cannot go in a header")
+    return _Setup(gatherer, policy, authserv, rewriter)
 
 
 def _strings(table: dict[str, Any], key: str) -> list[str]:
@@ -199,17 +202,20 @@ def decide(
     mailbox: Path | None,
     message: Path | None,
 ) -> None:
-    """Decide the outbound pool of MESSAGE (standard input when absent): normal, relay or
-    high-risk, whether its envelope sender is rewritten with SRS, and why.
+    """Pick the outbound pool and SRS for MESSAGE (standard input when absent).
+
+    Says which pool carries the message (normal, relay or high-risk), whether its envelope
+    sender is rewritten with SRS, and why: SPF, every DKIM signature, the sender domain's
+    DNS, accepted domains, --spam.
 
     Exit status: 0 forward, 1 refused, 75 try again later (DNS failure), 2 usage error.
 
     \b
     Example:
-      srsfwd decide --zone examples/example.zone --accepted-domain fwd.example \\
+      srsfwd decide --zone example.zone --accepted-domain fwd.example \\
           --client-ip 192.0.2.10 --helo mx.sender.example \\
           --mail-from alice@sender.example --rcpt bob@gmail.example --json message.eml
-      srsfwd decide --zone examples/example.zone --mailbox ~/Maildir
+      srsfwd decide --config /etc/srsfwd/srsfwd.toml --mailbox ~/Maildir
     """
     config = open_config(config_path)
     setup = _setup(config, zone_files, dns_server, accepted)

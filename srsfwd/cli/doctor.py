@@ -51,7 +51,7 @@ def doctor(
     \b
     Example:
       srsfwd doctor --config /etc/srsfwd/srsfwd.toml
-      srsfwd doctor --config examples/srsfwd.toml --zone examples/example.zone --json
+      srsfwd doctor --config srsfwd.toml --zone example.zone --json
     """
     config = open_config(config_path)
     findings: list[Finding] = []

@@ -134,3 +134,16 @@ def test_parse_dns_server_is_a_value_error_or_an_address(text: str) -> None:
         return
     ipaddress.ip_address(host)
     assert 0 < port < 65536
+
+
+def test_build_header_folded_reads_back() -> None:
+    header = build_header(
+        "fwd.example", spf="pass", mail_from="a@b.example", helo="h", spf_reason="x; y",
+        dkim=[DKIMCheck("b.example", "s", "pass"), DKIMCheck("c.example", "t", "fail", "a;b")],
+        folded=True,
+    )
+    lines = header.split(";\r\n\t")
+    assert len(lines) == 4
+    assert lines[0] == "Authentication-Results: fwd.example"
+    stated = gateway_spf([header.partition(":")[2].encode()], ["fwd.example"])
+    assert stated is not None and stated.mail_from == "a@b.example"
