@@ -30,7 +30,7 @@ from srsfwd.dkim.verify import DkimVerifier
 from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.dnscheck.spf import DEFAULT_TIMEOUT, check_host
 from srsfwd.errors import DNSTempError, SignatureError
-from srsfwd.pool import DKIMCheck, Facts, LimitVerdict, SenderDNS
+from srsfwd.pool import DecideSettings, DKIMCheck, Facts, LimitVerdict, SenderDNS
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -268,6 +268,19 @@ class FactGatherer:
         return None
 
 
+def build_gatherer(
+    resolver: Resolver, settings: DecideSettings, *, clock: Clock | None = None
+) -> FactGatherer:
+    """The ``FactGatherer`` that ``[decide]`` (read by ``srsfwd.pool.decide_settings``) asks for."""
+    return FactGatherer(
+        resolver,
+        accepted=settings.policy.accepted,
+        trusted_relays=settings.trusted_relays,
+        trusted_authserv_ids=settings.trusted_authserv_ids,
+        clock=clock,
+    )
+
+
 def with_limits(facts: Facts, verdict: LimitCheck) -> Facts:
     """``facts`` with the sending limits' verdict (``srsfwd.limits.LimitVerdict``) in.
 
@@ -314,6 +327,7 @@ __all__ = [
     "Envelope",
     "FactGatherer",
     "Hop",
+    "build_gatherer",
     "is_report",
     "parse_networks",
     "parse_received",

@@ -399,6 +399,59 @@ def policy_from_config(sections: Mapping[str, Any], extra_accepted: Iterable[str
 
 
 @dataclass(frozen=True, slots=True)
+class DecideSettings:
+    """The whole ``[decide]`` table: the ``Policy`` and what fact gathering needs."""
+
+    policy: Policy
+    trusted_relays: tuple[str, ...] = ()
+    trusted_authserv_ids: tuple[str, ...] = ()
+    authserv_id: str | None = None
+    dns_timeout: float | None = None
+
+
+def decide_settings(
+    sections: Mapping[str, Any], extra_accepted: Iterable[str] = ()
+) -> DecideSettings:
+    """``[decide]`` read and checked, with more accepted domains (``[srs] local_domains``,
+    ``--accepted-domain``).
+
+    Raises:
+        ConfigError: an unknown key, a value of the wrong type, a bad domain or network.
+    """
+    policy = policy_from_config(sections, extra_accepted)
+    table = {k.replace("-", "_"): v for k, v in sections.get("decide", {}).items()}
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("trusted_relays", "trusted_authserv_ids"):
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"[decide] {key} must be a list of strings")
+        lists[key] = tuple(value)
+    for entry in lists["trusted_relays"]:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(f"[decide] trusted_relays: {entry!r} is not a network") from None
+    authserv = table.get("authserv_id")
+    if authserv is not None and (
+        not isinstance(authserv, str) or not authserv.isascii()
+        or not authserv or any(c in authserv for c in " ;\t\r\n")
+    ):
+        raise ConfigError(f"[decide] authserv_id {authserv!r} cannot go in a header")
+    timeout = table.get("dns_timeout")
+    if timeout is not None and (
+        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
+    ):
+        raise ConfigError("[decide] dns_timeout must be a positive number of seconds")
+    return DecideSettings(
+        policy=policy,
+        trusted_relays=lists["trusted_relays"],
+        trusted_authserv_ids=lists["trusted_authserv_ids"],
+        authserv_id=authserv,
+        dns_timeout=None if timeout is None else float(timeout),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PoolSettings:
     """One outbound pool (``[pools.<name>]``): the MTA transport that carries it, its source
     addresses and its HELO name (by convention the relay pool's contains ``rly``)."""

@@ -17,10 +17,9 @@ from srsfwd.authresults import build_header
 from srsfwd.cli.common import config_option, open_config
 from srsfwd.config import Config
 from srsfwd.dkim.settings import dkim_settings
-from srsfwd.dnscheck.resolver import Resolver
-from srsfwd.errors import AddressError, ConfigError, SrsfwdError
-from srsfwd.facts import Envelope, FactGatherer
-from srsfwd.pool import Action, Decision, Policy, policy_from_config
+from srsfwd.errors import AddressError, SrsfwdError
+from srsfwd.facts import Envelope, FactGatherer, build_gatherer
+from srsfwd.pool import Action, Decision, Policy, decide_settings
 from srsfwd.pool import decide as decide_pool
 from srsfwd.srs import SRSRewriter
 
@@ -64,51 +63,27 @@ class _Setup:
 def _setup(
     config: Config, zone: tuple[Path, ...], dns_server: str | None, accepted: tuple[str, ...]
 ) -> _Setup:
-    table = config.sections.get("decide", {})
-    srs_domains = list(config.srs.local_domains)
+    servers: tuple[str, ...] = ()
+    port: int | None = None
+    if dns_server:
+        try:
+            host, port = parse_dns_server(dns_server)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--dns-server") from None
+        servers = (host,)
     try:
-        policy = policy_from_config(config.sections, [*srs_domains, *accepted])
-        servers: tuple[str, ...] = ()
-        port: int | None = None
-        if dns_server:
-            try:
-                host, port = parse_dns_server(dns_server)
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint="--dns-server") from None
-            servers = (host,)
-        timeout = table.get("dns_timeout")
-        resolver: Resolver = build_resolver(
-            config, zone_files=zone, nameservers=servers, port=port,
-            timeout=float(timeout) if isinstance(timeout, int | float) else None,
+        settings = decide_settings(config.sections, [*config.srs.local_domains, *accepted])
+        resolver = build_resolver(
+            config, zone_files=zone, nameservers=servers, port=port, timeout=settings.dns_timeout
         )
-        gatherer = FactGatherer(
-            resolver,
-            accepted=policy.accepted,
-            trusted_relays=_strings(table, "trusted_relays"),
-            trusted_authserv_ids=_strings(table, "trusted_authserv_ids"),
-        )
-        authserv = table.get("authserv_id") or dkim_settings(config).authserv_id
-    except ValueError as exc:
-        raise click.ClickException(f"[decide]: {exc}") from None
+        authserv = settings.authserv_id or dkim_settings(config).authserv_id
+        rewriter: SRSRewriter | None = None
+        if config.srs.domain and config.srs.secrets_file:
+            rewriter = build_rewriter(config)
     except SrsfwdError as exc:
         raise click.ClickException(str(exc)) from None
-    rewriter: SRSRewriter | None = None
-    if config.srs.domain and config.srs.secrets_file:
-        try:
-            rewriter = build_rewriter(config)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
-    authserv = str(authserv or socket.gethostname())
-    if not authserv.isascii() or any(c in authserv for c in " ;\t\r\n"):
-        raise click.ClickException(f"[decide] authserv_id {authserv!r} cannot go in a header")
-    return _Setup(gatherer, policy, authserv, rewriter)
-
-
-def _strings(table: dict[str, Any], key: str) -> list[str]:
-    value = table.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"[decide] {key} must be a list of strings")
-    return value
+    gatherer = build_gatherer(resolver, settings)
+    return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), rewriter)
 
 
 def _read(stream: BinaryIO, name: str) -> bytes:

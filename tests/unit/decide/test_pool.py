@@ -326,3 +326,27 @@ def test_limits_verdicts_wire_in() -> None:
     assert decision.smtp_reply is not None and decision.smtp_reply.startswith("550 5.5.3")
     assert decide(with_limits(base, LimitVerdict("refuse", "limit-block", "per-day")),
                   POLICY).reasons == ("limit-block",)
+
+
+def test_decide_settings() -> None:
+    from srsfwd.pool import decide_settings
+
+    settings = decide_settings({"decide": {
+        "trusted_relays": ["10.0.0.0/8"], "trusted-authserv-ids": ["gw.example"],
+        "authserv_id": "fwd.example", "dns_timeout": 2, "accepted_domains": ["a.example"],
+    }}, ["b.example"])
+    assert settings.trusted_relays == ("10.0.0.0/8",)
+    assert settings.trusted_authserv_ids == ("gw.example",)
+    assert (settings.authserv_id, settings.dns_timeout) == ("fwd.example", 2.0)
+    assert "b.example" in settings.policy.accepted
+    assert decide_settings({}).authserv_id is None
+    bad: dict[str, Any]
+    for bad in (
+        {"trusted_relays": "10.0.0.0/8"},
+        {"trusted_relays": ["gateway"]},
+        {"authserv_id": "two words"},
+        {"dns_timeout": 0},
+        {"dns_timeout": "5"},
+    ):
+        with pytest.raises(ConfigError):
+            decide_settings({"decide": bad})
