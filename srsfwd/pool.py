@@ -237,6 +237,13 @@ class Decision:
                 "identity": match.identity,
                 "identity_domain": match.domain,
             },
+            "checked": {
+                "spf": self.facts.spf_domain,
+                "dkim_identities": [
+                    d for d in (self.facts.sender_domain, self.facts.from_domain) if d
+                ],
+                "a_aaaa_mx": self.facts.sender_domain,
+            },
             "facts": self.facts.as_dict(),
         }
 

@@ -198,7 +198,8 @@ def test_aaaa_literal_reading() -> None:
 
 def test_json_form_has_the_required_keys() -> None:
     data = decide(facts(spf="pass", dkim=(sig("sender.example"),)), POLICY).as_dict()
-    assert {"pool", "srs", "action", "reasons", "spf", "dkim"} <= data.keys()
+    assert {"pool", "srs", "action", "reasons", "spf", "dkim", "checked"} <= data.keys()
+    assert data["checked"]["dkim_identities"] == ["sender.example", "sender.example"]
     assert data["dkim"] == [
         {"domain": "sender.example", "selector": "s1", "result": "pass", "reason": ""}
     ]
