@@ -15,8 +15,8 @@ import argparse
 import base64
 import random
 import time
-from importlib.metadata import version
 from collections.abc import Callable
+from importlib.metadata import version
 from unittest import mock
 
 import dkim

@@ -21,7 +21,6 @@ from srsfwd.dkim.canon import (
     Header,
     Message,
     parse_crlf,
-    parse_message,
     relaxed_body,
     relaxed_header,
     select_headers,
