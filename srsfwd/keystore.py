@@ -107,6 +107,7 @@ class KeyStore:
         pem: bytes,
         now: float,
         active_from: float | None = None,
+        testing: bool = False,
     ) -> Path:
         """Write a new key and its DNS record; never replaces an existing key.
 
@@ -115,6 +116,7 @@ class KeyStore:
             now: the creation time recorded in the ``.txt`` file.
             active_from: when the key table may start signing with it (default ``now``);
                 a rotation leaves time to publish the record first.
+            testing: publish the record with ``t=y``.
 
         Returns:
             The path of the ``.txt`` file holding the record to publish.
@@ -146,7 +148,7 @@ class KeyStore:
         text = f"; created {_stamp(now)} by srsfwd ({key.spec})\n"
         if active_from is not None and active_from > now:
             text += f"; active from {_stamp(active_from)}\n"
-        text += zone_line(selector, domain, key_record_text(key))
+        text += zone_line(selector, domain, key_record_text(key, testing=testing))
         txt = path.with_suffix(".txt")
         try:
             txt.write_text(text)

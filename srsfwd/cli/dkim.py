@@ -34,7 +34,13 @@ from srsfwd.dkim.sign import DkimSigner
 from srsfwd.dkim.verify import DkimVerifier, Result
 from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import ConfigError, KeyFormatError, KeyNotFoundError, SrsfwdError
-from srsfwd.keystore import KeyStore, KeyTable, check_domain, check_selector
+from srsfwd.keystore import (
+    KeyStore,
+    KeyTable,
+    check_domain,
+    check_selector,
+    read_opendkim_tables,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -155,7 +161,9 @@ def keygen(
         name = check_domain(domain)
         key = generate_key(algorithm)
         chosen = check_selector(selector or default_selector(_clock().now(), key.key_type))
-        store.create(name, chosen, key, pem=private_key_pem(key), now=_clock().now())
+        store.create(
+            name, chosen, key, pem=private_key_pem(key), now=_clock().now(), testing=testing
+        )
     except SrsfwdError as exc:
         raise _fail(exc) from None
     click.echo(f"; wrote {store.key_path(name, chosen)} (keep it secret) and its .txt")
@@ -258,10 +266,10 @@ def _check_published(
     if record.revoked:
         return False, "revoked (empty p=)"
     try:
-        load_public_key(record)
+        public, _ = load_public_key(record)
     except KeyFormatError as exc:
         return False, str(exc)
-    if record.public != expected:
+    if public_key_data(public) != expected:
         return False, "the published key does not match the private key"
     notes = [f"k={record.key_type}"]
     if record.testing:
@@ -340,6 +348,30 @@ def _free_selector(prefix: str, taken: set[str]) -> str:
         if prefix + suffix not in taken:
             return prefix + suffix
     raise ConfigError(f"no free selector left for {prefix}; give one to srsfwd keygen")
+
+
+@keys.command("import-opendkim")
+@click.argument("key_table", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("signing_table", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def keys_import_opendkim(key_table: Path, signing_table: Path) -> None:
+    """Print the [dkim.domains] rules equivalent to an OpenDKIM KeyTable and SigningTable.
+
+    Key files are not copied: put each into the key store as DOMAIN/SELECTOR.key (0600).
+
+    \b
+    Example:
+      srsfwd keys import-opendkim /etc/opendkim/KeyTable /etc/opendkim/SigningTable
+    """
+    try:
+        rules = read_opendkim_tables(key_table.read_text(), signing_table.read_text())
+    except OSError as exc:
+        raise click.ClickException(f"cannot read: {exc}") from None
+    except SrsfwdError as exc:
+        raise _fail(exc) from None
+    click.echo("[dkim.domains]")
+    for pattern, rule in rules.items():
+        selectors = ", ".join(f'"{s}"' for s in rule.selectors)
+        click.echo(f'"{pattern}" = {{ domain = "{rule.domain}", selectors = [{selectors}] }}')
 
 
 # ------------------------------------------------------------------------------------ sign

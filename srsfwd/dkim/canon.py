@@ -59,9 +59,13 @@ class Message:
 
 def to_crlf(data: bytes) -> bytes:
     """``data`` with every bare LF turned into CRLF (bare CRs stay as they are)."""
-    if b"\n" not in data:
+    lf = data.count(b"\n")
+    if lf == 0:
         return data
-    if b"\r\n" in data:
+    crlf = data.count(b"\r\n")
+    if crlf == lf:
+        return data  # already CRLF throughout: no copy
+    if crlf:
         data = data.replace(b"\r\n", b"\n")
     return data.replace(b"\n", b"\r\n")
 
@@ -76,7 +80,11 @@ def parse_message(data: bytes) -> Message:
         SignatureError: not a message (a line that is no header field, no header at all,
             a header section over ``MAX_HEADER_BYTES``).
     """
-    data = to_crlf(data)
+    return parse_crlf(to_crlf(data))
+
+
+def parse_crlf(data: bytes) -> Message:
+    """``parse_message`` for data known to be in CRLF form already (no second pass)."""
     if data.startswith(b"From "):
         data = data[data.find(b"\r\n") + 2 :] if b"\r\n" in data else b""
     if data.startswith(b"\r\n"):
@@ -110,10 +118,19 @@ def _squeeze(data: bytes) -> bytes:
     """Runs of spaces and tabs → one space (RFC 6376 §3.4.2 / §3.4.4 "reduce all sequences")."""
     if b"\t" in data:
         data = data.replace(b"\t", b" ")
-    while b"  " in data:
-        # Each pass at least halves every run, so this is O(n log longest-run).
-        data = data.replace(b"    ", b" ").replace(b"  ", b" ")
-    return data
+    if b"  " not in data:
+        return data
+    if b"   " not in data:
+        return data.replace(b"  ", b" ")  # only runs of two: one pass is exact
+    # Split at every double space: what is left of a run starts the next piece as spaces
+    # (lstrip) or as empty pieces (dropped). One C-level split and join, whatever the runs.
+    pieces = [piece.lstrip(b" ") for piece in data.split(b"  ")]
+    out = b" ".join([piece for piece in pieces if piece])
+    if data[:1] == b" ":
+        out = b" " + out
+    if data[-1:] == b" " and out[-1:] != b" ":
+        out += b" "
+    return out
 
 
 def relaxed_header(name: bytes, value: bytes) -> bytes:

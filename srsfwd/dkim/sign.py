@@ -20,7 +20,7 @@ from srsfwd.clock import Clock, SystemClock
 from srsfwd.dkim.canon import (
     Header,
     Message,
-    parse_message,
+    parse_crlf,
     relaxed_body,
     relaxed_header,
     select_headers,
@@ -231,7 +231,7 @@ class DkimSigner:
             data = data.partition(b"\r\n")[2]
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
-        return b"".join(self.signature_lines(parse_message(data))) + data
+        return b"".join(self.signature_lines(parse_crlf(data))) + data
 
     def signature_lines(self, message: Message) -> list[bytes]:
         """The DKIM-Signature lines for a parsed message, in the order to prepend them.

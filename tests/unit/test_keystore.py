@@ -14,8 +14,18 @@ from srsfwd.keystore import KeyStore, KeyTable, read_opendkim_tables
 NOW = 1_795_000_000.0
 
 
-def make(store: KeyStore, domain: str, selector: str, key: DkimKey, **kw: float) -> None:
-    store.create(domain, selector, key, pem=private_key_pem(key), now=kw.pop("now", NOW), **kw)
+def make(
+    store: KeyStore,
+    domain: str,
+    selector: str,
+    key: DkimKey,
+    *,
+    now: float = NOW,
+    active_from: float | None = None,
+) -> None:
+    store.create(
+        domain, selector, key, pem=private_key_pem(key), now=now, active_from=active_from
+    )
 
 
 def test_create_writes_private_key_0600_in_0700_folder(

@@ -231,3 +231,20 @@ def test_seal_needs_an_authserv_id(store: Path) -> None:
     code, out = run("seal", "--keys-dir", str(store), input=MESSAGE)
     assert code == 1
     assert "authserv-id" in out
+
+
+def test_keygen_testing_flag_goes_into_the_txt_file(tmp_path: Path) -> None:
+    code, out = run("keygen", "--keys-dir", str(tmp_path), "--testing", "--selector", "t1", "x.com")
+    assert code == 0
+    assert "t=y" in out
+    assert "t=y" in (tmp_path / "x.com/t1.txt").read_text()
+
+
+def test_import_opendkim_prints_rules(tmp_path: Path) -> None:
+    (tmp_path / "KeyTable").write_text("k1 example.com:s1:/etc/opendkim/keys/s1.private\n")
+    (tmp_path / "SigningTable").write_text("*@example.com k1\n")
+    code, out = run(
+        "keys", "import-opendkim", str(tmp_path / "KeyTable"), str(tmp_path / "SigningTable")
+    )
+    assert code == 0
+    assert '"example.com" = { domain = "example.com", selectors = ["s1"] }' in out

@@ -8,12 +8,15 @@ from unittest import mock
 
 import dkim
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from srsfwd.clock import FrozenClock
 from srsfwd.dkim.canon import parse_message
 from srsfwd.dkim.keys import DkimKey, SigningKey, key_record_text, load_private_key
 from srsfwd.dkim.sign import DkimSigner, signature_header
 from srsfwd.dkim.verify import DkimVerifier, Result
+from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import SignatureError
 from tests.dkimhelp import DATA, MESSAGE, RFC8463, RFC8463_TIME, dkimpy_private, zone_for
 from tests.dnsserver import ZoneServer
@@ -287,3 +290,12 @@ def test_key_type_mismatch_is_permerror(
     (result,) = verifier(dns_server).verify(sign(rsa))
     assert result.result is Result.PERMERROR
     assert "k=ed25519" in result.reason
+
+
+@settings(max_examples=150)
+@given(st.binary(max_size=300).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")))
+def test_any_signature_value_gives_a_result_never_a_crash(value: bytes) -> None:
+    resolver = Resolver.from_zone_file(RFC8463 / "football.zone")
+    message = b"DKIM-Signature: " + value + b"\r\n" + MESSAGE
+    (result,) = DkimVerifier(resolver, clock=FrozenClock(NOW)).verify(message)
+    assert result.result in (Result.PERMERROR, Result.FAIL)
