@@ -19,7 +19,15 @@ from srsfwd.config import Config
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.errors import AddressError, SrsfwdError
 from srsfwd.facts import Envelope, FactGatherer, build_gatherer
-from srsfwd.pool import Action, Decision, Policy, decide_settings
+from srsfwd.pool import (
+    Action,
+    Decision,
+    Policy,
+    Pool,
+    PoolSettings,
+    decide_settings,
+    pools_from_config,
+)
 from srsfwd.pool import decide as decide_pool
 from srsfwd.srs import SRSRewriter
 
@@ -58,6 +66,7 @@ class _Setup:
     policy: Policy
     authserv_id: str
     rewriter: SRSRewriter | None
+    pools: dict[Pool, PoolSettings]
 
 
 def _setup(
@@ -80,10 +89,11 @@ def _setup(
         rewriter: SRSRewriter | None = None
         if config.srs.domain and config.srs.secrets_file:
             rewriter = build_rewriter(config)
+        pools = pools_from_config(config.sections)
     except SrsfwdError as exc:
         raise click.ClickException(str(exc)) from None
     gatherer = build_gatherer(resolver, settings)
-    return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), rewriter)
+    return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), rewriter, pools)
 
 
 def _read(stream: BinaryIO, name: str) -> bytes:
@@ -101,6 +111,10 @@ def _result(setup: _Setup, decision: Decision) -> dict[str, Any]:
         spf_reason=facts.spf_reason, dkim=facts.dkim,
     )
     out["mail_from"] = facts.mail_from
+    chosen = setup.pools.get(decision.pool) if decision.pool is not None else None
+    out["transport"] = chosen.transport if chosen else None
+    out["source_addresses"] = list(chosen.source_addresses) if chosen else []
+    out["helo"] = chosen.helo if chosen and chosen.helo else None
     out["srs_mail_from"] = None
     if decision.srs and setup.rewriter is not None:
         try:
@@ -116,6 +130,9 @@ def _show(out: dict[str, Any]) -> None:
     facts = out["facts"]
     click.echo(f"action: {out['action']}")
     click.echo(f"pool:   {pool}  (SRS: {srs})")
+    if out["transport"]:
+        addresses = ", ".join(out["source_addresses"]) or "default address"
+        click.echo(f"transport: {out['transport']} ({addresses}; HELO {out['helo'] or '-'})")
     if out["srs_mail_from"]:
         click.echo(f"envelope sender: {out['srs_mail_from']}")
     click.echo(f"reasons: {', '.join(out['reasons'])}")

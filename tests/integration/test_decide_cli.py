@@ -229,3 +229,15 @@ def test_help_shows_an_example() -> None:
         check=True,
     ).stdout
     assert "Example:" in out and "--mailbox" in out
+
+
+def test_pool_transport_from_config(zone_file: Path, tmp_path: Path) -> None:
+    config = tmp_path / "srsfwd.toml"
+    config.write_text('[pools.relay]\ntransport = "relaypool"\nsource_addresses = ["198.51.100.9"]'
+                      '\nhelo = "rly1.fwd.example"\n')
+    args = ["decide", "--config", str(config), *base_args("--zone", str(zone_file),
+                                                            "--json")[1:]]
+    args[args.index("alice@sender.example")] = "a@soft.example"
+    out = json.loads(CliRunner().invoke(cli, args, input=MESSAGE).output)
+    assert (out["pool"], out["transport"], out["source_addresses"], out["helo"]) == (
+        "relay", "relaypool", ["198.51.100.9"], "rly1.fwd.example")
