@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ class Resolver:
         self.timeout = timeout
         self._clock = clock or SystemClock()
         self._cache: OrderedDict[tuple[str, str], tuple[float, _Answer]] = OrderedDict()
+        self._lock = threading.Lock()  # one resolver serves every thread of a daemon
         self._cache_size = cache_size
         self._max_ttl = max_ttl
         self._negative_ttl = negative_ttl
@@ -182,7 +184,8 @@ class Resolver:
 
     def clear_cache(self) -> None:
         """Forget every cached answer."""
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
 
     def _lookup(self, name: str, rdtype: RecordType) -> _Answer:
         qname = _normalise(name)
@@ -190,18 +193,21 @@ class Resolver:
             return _Answer((), 0)  # not a DNS name, so no such name
         key = (qname, rdtype)
         now = self._clock.now()
-        hit = self._cache.get(key)
-        if hit is not None:
-            if hit[0] > now:
-                self._cache.move_to_end(key)
-                return hit[1]
-            del self._cache[key]
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                if hit[0] > now:
+                    self._cache.move_to_end(key)
+                    return hit[1]
+                del self._cache[key]
+        # The query runs outside the lock: a slow server must not hold up cached answers.
         answer = self._backend.query(key[0], rdtype)
         if self._cache_size > 0:
             ttl = min(answer.ttl, self._max_ttl) if answer.records else self._negative_ttl
-            self._cache[key] = (now + ttl, answer)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            with self._lock:
+                self._cache[key] = (now + ttl, answer)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return answer
 
 
