@@ -152,6 +152,17 @@ class Resolver:
         """
         return cls(backend=_ZoneBackend.load(paths), clock=clock, cache_size=0)
 
+    @classmethod
+    def from_zone_text(cls, text: str, *, clock: Clock | None = None) -> Resolver:
+        """A resolver answering from master-file ``text`` (unit tests, no file, no network).
+
+        Raises:
+            ConfigError: ``text`` is not a master file.
+        """
+        return cls(
+            backend=_ZoneBackend([_zone_from_text(text, "<text>")]), clock=clock, cache_size=0
+        )
+
     def txt(self, name: str) -> list[bytes]:
         """The TXT records at ``name``, each one's strings joined without separator.
 
@@ -268,6 +279,21 @@ class _NetworkBackend:
 _DEFAULT_TTL = "$TTL 300\n"
 
 
+def _zone_from_text(text: str, where: str) -> dns.zone.Zone:
+    """Parse master-file text with every name absolute or under its own $ORIGIN."""
+    try:
+        # A default $TTL lets the .txt files of `srsfwd keygen` serve as they are.
+        return dns.zone.from_text(
+            _DEFAULT_TTL + text,
+            origin=dns.name.root,
+            relativize=False,
+            check_origin=False,
+            filename=where,
+        )
+    except (dns.exception.DNSException, ValueError) as exc:
+        raise ConfigError(f"zone file {where} is not a master file: {exc}") from None
+
+
 class _ZoneBackend:
     """Answers from master files read once; follows CNAMEs inside them."""
 
@@ -279,21 +305,12 @@ class _ZoneBackend:
         zones = []
         for path in paths:
             try:
-                # A default $TTL lets the .txt files of `srsfwd keygen` serve as they are.
-                text = _DEFAULT_TTL + path.read_text(encoding="utf-8")
-                zones.append(
-                    dns.zone.from_text(
-                        text,
-                        origin=dns.name.root,
-                        relativize=False,
-                        check_origin=False,
-                        filename=str(path),
-                    )
-                )
+                text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ConfigError(f"cannot read zone file {path}: {exc.strerror}") from None
-            except (dns.exception.DNSException, UnicodeDecodeError, ValueError) as exc:
+            except UnicodeDecodeError as exc:
                 raise ConfigError(f"zone file {path} is not a master file: {exc}") from None
+            zones.append(_zone_from_text(text, str(path)))
         return cls(zones)
 
     def query(self, name: str, rdtype: RecordType) -> _Answer:
