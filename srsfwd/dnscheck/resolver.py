@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ class Resolver:
         self.timeout = timeout
         self._clock = clock or SystemClock()
         self._cache: OrderedDict[tuple[str, str], tuple[float, _Answer]] = OrderedDict()
+        self._lock = threading.Lock()  # one resolver serves every thread of a daemon
         self._cache_size = cache_size
         self._max_ttl = max_ttl
         self._negative_ttl = negative_ttl
@@ -149,6 +151,17 @@ class Resolver:
             ConfigError: a file cannot be read or is not a master file.
         """
         return cls(backend=_ZoneBackend.load(paths), clock=clock, cache_size=0)
+
+    @classmethod
+    def from_zone_text(cls, text: str, *, clock: Clock | None = None) -> Resolver:
+        """A resolver answering from master-file ``text`` (unit tests, no file, no network).
+
+        Raises:
+            ConfigError: ``text`` is not a master file.
+        """
+        return cls(
+            backend=_ZoneBackend([_zone_from_text(text, "<text>")]), clock=clock, cache_size=0
+        )
 
     def txt(self, name: str) -> list[bytes]:
         """The TXT records at ``name``, each one's strings joined without separator.
@@ -182,7 +195,8 @@ class Resolver:
 
     def clear_cache(self) -> None:
         """Forget every cached answer."""
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
 
     def _lookup(self, name: str, rdtype: RecordType) -> _Answer:
         qname = _normalise(name)
@@ -190,18 +204,21 @@ class Resolver:
             return _Answer((), 0)  # not a DNS name, so no such name
         key = (qname, rdtype)
         now = self._clock.now()
-        hit = self._cache.get(key)
-        if hit is not None:
-            if hit[0] > now:
-                self._cache.move_to_end(key)
-                return hit[1]
-            del self._cache[key]
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                if hit[0] > now:
+                    self._cache.move_to_end(key)
+                    return hit[1]
+                del self._cache[key]
+        # The query runs outside the lock: a slow server must not hold up cached answers.
         answer = self._backend.query(key[0], rdtype)
         if self._cache_size > 0:
             ttl = min(answer.ttl, self._max_ttl) if answer.records else self._negative_ttl
-            self._cache[key] = (now + ttl, answer)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            with self._lock:
+                self._cache[key] = (now + ttl, answer)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return answer
 
 
@@ -262,6 +279,21 @@ class _NetworkBackend:
 _DEFAULT_TTL = "$TTL 300\n"
 
 
+def _zone_from_text(text: str, where: str) -> dns.zone.Zone:
+    """Parse master-file text with every name absolute or under its own $ORIGIN."""
+    try:
+        # A default $TTL lets the .txt files of `srsfwd keygen` serve as they are.
+        return dns.zone.from_text(
+            _DEFAULT_TTL + text,
+            origin=dns.name.root,
+            relativize=False,
+            check_origin=False,
+            filename=where,
+        )
+    except (dns.exception.DNSException, ValueError) as exc:
+        raise ConfigError(f"zone file {where} is not a master file: {exc}") from None
+
+
 class _ZoneBackend:
     """Answers from master files read once; follows CNAMEs inside them."""
 
@@ -273,21 +305,12 @@ class _ZoneBackend:
         zones = []
         for path in paths:
             try:
-                # A default $TTL lets the .txt files of `srsfwd keygen` serve as they are.
-                text = _DEFAULT_TTL + path.read_text(encoding="utf-8")
-                zones.append(
-                    dns.zone.from_text(
-                        text,
-                        origin=dns.name.root,
-                        relativize=False,
-                        check_origin=False,
-                        filename=str(path),
-                    )
-                )
+                text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ConfigError(f"cannot read zone file {path}: {exc.strerror}") from None
-            except (dns.exception.DNSException, UnicodeDecodeError, ValueError) as exc:
+            except UnicodeDecodeError as exc:
                 raise ConfigError(f"zone file {path} is not a master file: {exc}") from None
+            zones.append(_zone_from_text(text, str(path)))
         return cls(zones)
 
     def query(self, name: str, rdtype: RecordType) -> _Answer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -46,6 +47,7 @@ def maildkim_results(message: bytes, dns_port: int) -> list[str]:
     return [line.split(" ", 1)[0] for line in run.stdout.decode().splitlines()]
 
 
+@functools.cache
 def maildkim_supports_ed25519() -> bool:
     """Mail::DKIM verifies Ed25519 since 1.20230630."""
     run = subprocess.run(

@@ -131,3 +131,8 @@ def test_zone_file_that_is_not_a_master_file_is_a_config_error(tmp_path: Path) -
 def test_missing_zone_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         Resolver.from_zone_file(tmp_path / "none.zone")
+
+
+def test_zone_text_mode_answers_without_files() -> None:
+    resolver = Resolver.from_zone_text('x.example.com. IN TXT "hello"\n')
+    assert resolver.txt("x.example.com") == [b"hello"]
