@@ -163,6 +163,7 @@ class MilterConnection:
         self._awaiting: deque[Command] = deque()
         self._connection_macros: dict[Command, dict[str, str]] = {}
         self._transaction: _Transaction | None = None
+        self._error: ProtocolError | None = None
         # MAIL's macros arrive just before MAIL opens the transaction.
         self._pending_macros: dict[Command, dict[str, str]] = {}
         self.stage = Stage.OPTIONS
@@ -186,13 +187,19 @@ class MilterConnection:
             ProtocolError: the MTA broke framing, a payload, or the command order. The
                 connection is unusable afterwards.
         """
+        if self._error is not None:
+            raise self._error
         if self.stage is Stage.CLOSED and data:
             raise ProtocolError("milter: data after QUIT")
         events = []
-        for code, payload in self._decoder.feed(data):
-            event = decode_command(code, payload)
-            self._advance(event)
-            events.append(event)
+        try:
+            for code, payload in self._decoder.feed(data):
+                event = decode_command(code, payload)
+                self._advance(event)
+                events.append(event)
+        except ProtocolError as exc:
+            self._error = exc
+            raise
         return events
 
     def needs_reply(self, event: Event) -> bool:

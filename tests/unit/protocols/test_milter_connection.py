@@ -464,3 +464,11 @@ def test_rejecting_a_recipient_keeps_the_transaction() -> None:
     conn.feed(wire(Rcpt("good@fwd.example")))
     conn.send(Reject())
     assert stage(conn) is Stage.RCPT
+
+
+def test_connection_stays_broken_after_a_protocol_error() -> None:
+    conn = connected()
+    with pytest.raises(ProtocolError):
+        conn.feed(wire(Body(b"x")))
+    with pytest.raises(ProtocolError):
+        conn.feed(wire(Mail("a@x")))
