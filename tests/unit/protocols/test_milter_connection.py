@@ -472,3 +472,42 @@ def test_connection_stays_broken_after_a_protocol_error() -> None:
         conn.feed(wire(Body(b"x")))
     with pytest.raises(ProtocolError):
         conn.feed(wire(Mail("a@x")))
+
+
+def test_macros_show_the_connection_and_the_open_message() -> None:
+    conn = negotiated()
+    conn.feed(wire(DefineMacros(Command.CONNECT, (("j", "mx"),)), CLIENT))
+    answer_all(conn, [DefineMacros(Command.MAIL, (("{mail_addr}", "a@x"),)), Mail("a@x")])
+    assert dict(conn.macros) == {"j": "mx", "mail_addr": "a@x"}
+
+
+def test_quit_followed_by_more_in_the_same_read_is_refused() -> None:
+    conn = connected()
+    with pytest.raises(ProtocolError, match="after QUIT"):
+        conn.feed(wire(Quit(), Helo("x")))
+
+
+def test_unknown_command_after_data_aborts_the_message() -> None:
+    conn = connected(Negotiation(protocol=ProtocolFlag.NONE))
+    answer_all(conn, [Mail("a@x"), Rcpt("b@x"), Data(), Unknown("XFOO")])
+    assert stage(conn) is Stage.SESSION
+    with pytest.raises(ProtocolError, match="before MAIL"):
+        conn.feed(wire(Body(b"x")))
+
+
+def test_abort_between_messages_is_harmless() -> None:
+    conn = connected()
+    conn.feed(wire(Abort()))
+    assert stage(conn) is Stage.SESSION
+
+
+def test_quit_nc_without_connect_events_goes_straight_to_session() -> None:
+    conn = negotiated(Negotiation(protocol=ProtocolFlag.NOCONNECT))
+    conn.feed(wire(Helo("x"), QuitNewConnection()))
+    assert stage(conn) is Stage.SESSION
+
+
+def test_nothing_needs_a_reply_before_negotiation_but_optneg() -> None:
+    conn = MilterConnection()
+    assert not conn.needs_reply(Mail("a@x"))
+    assert conn.needs_reply(OptionNegotiation(6, Action.NONE, ProtocolFlag.NONE))

@@ -101,3 +101,8 @@ def test_client_and_connection_hold_a_whole_conversation() -> None:
     assert replies == [Continue()] * 4
     assert conn.message is not None
     assert conn.message.body == b"body\r\n"
+
+
+def test_optneg_always_expects_a_reply() -> None:
+    client = MtaClient()
+    assert client.expects_reply(client.offer)

@@ -189,3 +189,7 @@ def test_malformed_reply_is_a_protocol_error(code: int, payload: bytes) -> None:
 def test_replycode_decoder_undoes_percent_like_postfix() -> None:
     # Postfix turns "%%" into "%" and drops a lone "%".
     assert decode_reply(ord("y"), b"550 5.7.1 50%% a%b\x00") == SmtpReply(550, "5.7.1", "50% ab")
+
+
+def test_replycode_decoder_drops_a_trailing_lone_percent() -> None:
+    assert decode_reply(ord("y"), b"550 5.7.1 100%\x00") == SmtpReply(550, "5.7.1", "100")
