@@ -1,0 +1,1 @@
+"""Pure wire codecs: bytes in, requests out; replies in, bytes out. No sockets here."""
