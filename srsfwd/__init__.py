@@ -9,8 +9,13 @@ from srsfwd.clock import FrozenClock as FrozenClock
 from srsfwd.clock import SystemClock as SystemClock
 from srsfwd.errors import AddressError as AddressError
 from srsfwd.errors import ConfigError as ConfigError
+from srsfwd.errors import DKIMError as DKIMError
+from srsfwd.errors import DNSTempError as DNSTempError
 from srsfwd.errors import DSNError as DSNError
+from srsfwd.errors import KeyFormatError as KeyFormatError
+from srsfwd.errors import KeyNotFoundError as KeyNotFoundError
 from srsfwd.errors import ProtocolError as ProtocolError
+from srsfwd.errors import SignatureError as SignatureError
 from srsfwd.errors import SRSAliasError as SRSAliasError
 from srsfwd.errors import SRSError as SRSError
 from srsfwd.errors import SRSExpiredError as SRSExpiredError
@@ -28,8 +33,12 @@ __all__ = [
     "AddressError",
     "Clock",
     "ConfigError",
+    "DKIMError",
+    "DNSTempError",
     "DSNError",
     "FrozenClock",
+    "KeyFormatError",
+    "KeyNotFoundError",
     "ProtocolError",
     "SRSAliasError",
     "SRSError",
@@ -38,6 +47,7 @@ __all__ = [
     "SRSHashError",
     "SRSLengthError",
     "SRSRewriter",
+    "SignatureError",
     "SrsfwdError",
     "StoreError",
     "SystemClock",

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from srsfwd.address import MAX_LOCAL_PART, read_domains_file
 from srsfwd.clock import Clock
 from srsfwd.config import Config, SRSSettings
+from srsfwd.dkim.settings import dkim_settings, dns_settings
+from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import ConfigError
+from srsfwd.keystore import KeyStore, KeyTable
+from srsfwd.limits import LimitPolicy, SendingLimits
 from srsfwd.secretfile import load_secrets
 from srsfwd.srs import HashAlphabet, SRSRewriter
-from srsfwd.stores.sqlite import SQLiteStore
+from srsfwd.stores import open_store
 
 ALIAS_DATABASE_NAME = "srs-aliases.sqlite"
+#: postsrsd's key prefix in Redis, so that its alias database keeps working.
+SRS_ALIAS_PREFIX = "PostSRSd/"
 
 
 def build_rewriter(
@@ -41,8 +50,10 @@ def build_rewriter(
             raise ConfigError(f"cannot read domains file {srs.local_domains_file}: {exc}") from None
     store = None
     if srs.original_envelope == "database":
-        path = srs.envelope_database or config.state_dir / ALIAS_DATABASE_NAME
-        store = SQLiteStore.open(path, max_entries=srs.max_aliases)
+        where = srs.envelope_database or str(config.state_dir / ALIAS_DATABASE_NAME)
+        store = open_store(
+            where, base=config.base_dir, prefix=SRS_ALIAS_PREFIX, max_entries=srs.max_aliases
+        )
     alphabet: HashAlphabet = "classic" if srs.hash_alphabet == "classic" else "url"
     if srs.hash_alphabet not in ("classic", "url"):
         raise ConfigError("hash alphabet must be 'classic' or 'url'")
@@ -63,3 +74,77 @@ def build_rewriter(
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def build_resolver(
+    config: Config,
+    *,
+    zone_files: Sequence[Path] = (),
+    nameservers: Sequence[str] = (),
+    port: int | None = None,
+    timeout: float | None = None,
+    clock: Clock | None = None,
+) -> Resolver:
+    """The one ``Resolver`` from ``[dns]``, with command-line values winning.
+
+    Zone files (given or configured) mean no network at all; otherwise the configured
+    nameservers, or those of /etc/resolv.conf.
+
+    Raises:
+        ConfigError: a bad ``[dns]`` table, an unreadable zone file, no resolv.conf.
+    """
+    dns = dns_settings(config)
+    zones = tuple(zone_files) or dns.zone_files
+    if zones:
+        return Resolver.from_zone_file(*zones, clock=clock)
+    servers = tuple(nameservers) or dns.nameservers
+    wait = timeout if timeout is not None else dns.timeout
+    if not servers:
+        system = Resolver.from_system(timeout=wait, clock=clock)
+        if port is None:
+            return system
+        servers = system.nameservers
+    return Resolver(
+        nameservers=servers, port=port if port is not None else dns.port, timeout=wait, clock=clock
+    )
+
+
+def build_key_table(config: Config, keys_dir: Path | None = None) -> KeyTable:
+    """The DKIM key table: the store at ``keys_dir`` (or ``[dkim] keys_dir``) and its rules.
+
+    Raises:
+        ConfigError: a bad ``[dkim]`` table.
+    """
+    settings = dkim_settings(config)
+    return KeyTable.from_config(KeyStore(keys_dir or settings.keys_dir), settings.domains)
+
+
+LIMITS_DATABASE_NAME = "limits.sqlite"
+_LIMIT_KEYS = ("external_per_hour", "internal_per_hour", "per_day", "per_message", "action")
+
+
+def build_limits(config: Config, *, clock: Clock | None = None) -> SendingLimits:
+    """The sending limits from the ``[limits]`` table, on its store.
+
+    ``store`` is an SQLite path (default ``<state_dir>/limits.sqlite``) or a Redis URL.
+
+    Raises:
+        ConfigError: a bad value in ``[limits]``.
+        StoreError: the store cannot be opened.
+    """
+    table = config.sections.get("limits", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[limits] must be a table")
+    unknown = set(table) - {*_LIMIT_KEYS, "store"}
+    if unknown:
+        raise ConfigError(f"[limits] has no setting {sorted(unknown)[0]!r}")
+    values = {k.replace("-", "_"): v for k, v in table.items() if k != "store"}
+    try:
+        policy = LimitPolicy(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[limits]: {exc}") from None
+    where = table.get("store") or str(config.state_dir / LIMITS_DATABASE_NAME)
+    if not isinstance(where, str):
+        raise ConfigError("[limits] store must be a path or a Redis URL")
+    store = open_store(where, base=config.base_dir, prefix="srsfwd:")
+    return SendingLimits(store, policy, clock=clock)

@@ -44,7 +44,7 @@ class SRSSettings:
     local_domains_file: Path | None = None
     always_rewrite: bool = False
     original_envelope: str = "embedded"
-    envelope_database: Path | None = None
+    envelope_database: str | None = None
     max_aliases: int = 1_000_000
 
 
@@ -56,6 +56,11 @@ class Config:
     state_dir: Path = DEFAULT_STATE_DIR
     srs: SRSSettings = field(default_factory=SRSSettings)
     sections: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The folder relative paths are taken from (None: the current folder)."""
+        return None if self.path is None else self.path.parent
 
     def resolve(self, value: str | Path) -> Path:
         """A path from the configuration, relative to the configuration file's folder."""
@@ -117,7 +122,7 @@ def _srs_settings(base: Config, table: Mapping[str, Any]) -> SRSSettings:
     typed: dict[str, Any] = {}
     for key, value in values.items():
         default = getattr(SRSSettings(), key)
-        if key in ("secrets_file", "local_domains_file", "envelope_database"):
+        if key in ("secrets_file", "local_domains_file"):
             typed[key] = base.resolve(_check(key, value, str))
         elif key == "local_domains":
             if isinstance(value, str):

@@ -10,8 +10,13 @@
     │   ├── SRSLengthError       the rewritten local part would exceed 64 octets
     │   └── SRSAliasError        database mode: the alias is unknown
     ├── DSNError                 a bounce message srsfwd cannot read
+    ├── DKIMError
+    │   ├── KeyFormatError       a private key, key file or DNS key record that cannot be used
+    │   ├── KeyNotFoundError     no key in the store for this domain / selector
+    │   └── SignatureError       a message that cannot be signed or sealed (garbage, no From)
     ├── TemporaryError           .temporary = True
-    │   └── StoreError           the alias or limits store could not answer
+    │   ├── StoreError           the alias or limits store could not answer
+    │   └── DNSTempError         DNS timed out or answered SERVFAIL: retry later
     └── ProtocolError            a peer broke a wire format: log it, close the connection
 
 Expected outcomes (a decision, an SPF result) are return values, never exceptions.
@@ -62,6 +67,22 @@ class DSNError(SrsfwdError):
     """A bounce message that cannot be read."""
 
 
+class DKIMError(SrsfwdError):
+    """A DKIM or ARC key, signature or message problem."""
+
+
+class KeyFormatError(DKIMError):
+    """A private key, key file or DNS key record that cannot be used (never named KeyError)."""
+
+
+class KeyNotFoundError(DKIMError):
+    """The key store holds no key for the domain or selector asked for."""
+
+
+class SignatureError(DKIMError):
+    """A message that cannot be signed or sealed: not a message, no From, a refused setting."""
+
+
 class TemporaryError(SrsfwdError):
     """Something we depend on could not answer now; the same request may work later."""
 
@@ -74,3 +95,7 @@ class StoreError(TemporaryError):
 
 class ProtocolError(SrsfwdError):
     """A peer broke the wire format: log it and close that connection."""
+
+
+class DNSTempError(TemporaryError):
+    """DNS timed out or answered SERVFAIL; the same query may work later."""

@@ -158,7 +158,7 @@ def _from_confuse(values: dict[str, Any], path: Path) -> tuple[dict[str, Any], l
                 serve["log-level"] = "debug"
         elif key == "envelope-database":
             if value:
-                srs["envelope-database"] = _database_path(value)
+                srs["envelope-database"] = value  # sqlite:PATH or redis:HOST:PORT, as srsfwd
         elif key in _MILTER:
             if key == "milter" and value:
                 notes.append(f"{key}: the srsfwd milter is not there yet; not served")
@@ -250,12 +250,3 @@ def _boolean(key: str, value: object) -> bool:
     if isinstance(value, str) and value.lower() in _FALSE:
         return False
     raise ConfigError(f"postsrsd config: {key} must be on or off, not {value!r}")
-
-
-def _database_path(uri: str) -> str:
-    scheme, _, rest = uri.partition(":")
-    if scheme == "sqlite" and rest:
-        return rest
-    raise ConfigError(
-        f"postsrsd config: envelope-database {uri!r}: srsfwd serve reads sqlite: databases only"
-    )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from srsfwd.dkim.keys import DkimKey, generate_key
+from tests.dnsserver import ZoneServer
 
 settings.register_profile(
     "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
@@ -28,3 +32,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "integration" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def _dns_server_process() -> Iterator[ZoneServer]:
+    server = ZoneServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dns_server(_dns_server_process: ZoneServer) -> ZoneServer:
+    """A real DNS server on 127.0.0.1 (UDP and TCP), empty and answering; tests/dnsserver.py."""
+    _dns_server_process.clear()
+    return _dns_server_process
+
+
+@pytest.fixture(scope="session")
+def dkim_keys() -> dict[str, DkimKey]:
+    """One key of each kind keygen makes (rsa-2048/3072/4096, ed25519), made once."""
+    return {spec: generate_key(spec) for spec in ("rsa-2048", "rsa-3072", "rsa-4096", "ed25519")}

@@ -7,6 +7,10 @@ from collections.abc import Sequence
 import click
 
 from srsfwd import __version__
+from srsfwd.cli.decide import decide
+from srsfwd.cli.dkim import keygen, keys, seal, sign, verify
+from srsfwd.cli.doctor import doctor
+from srsfwd.cli.limits import limits
 from srsfwd.cli.serve import serve
 from srsfwd.cli.srs import bounce, reverse, rewrite, secret
 
@@ -27,6 +31,14 @@ cli.add_command(rewrite)
 cli.add_command(reverse)
 cli.add_command(secret)
 cli.add_command(bounce)
+cli.add_command(keygen)
+cli.add_command(keys)
+cli.add_command(sign)
+cli.add_command(verify)
+cli.add_command(seal)
+cli.add_command(decide)
+cli.add_command(doctor)
+cli.add_command(limits)
 cli.add_command(serve)
 
 

@@ -1,15 +1,70 @@
-"""Key-value stores with expiry: SRS aliases now, sending limits later."""
+"""Key-value stores with expiry, shared by several processes: SRS aliases, sending limits.
+
+Two implementations behind one interface: SQLite (``srsfwd.stores.sqlite``, the default,
+one file) and Redis (``srsfwd.stores.redis``, for several forwarders sharing the work).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
+
+from srsfwd.errors import ConfigError
 
 
 class KeyValueStore(Protocol):
-    """A string store whose entries expire; shared by several processes at once."""
+    """A string store whose entries expire. Every method may raise ``StoreError``."""
 
-    def put(self, key: str, value: str, *, ttl: int, now: float) -> None:
-        """Store ``value`` under ``key`` until ``now + ttl`` seconds."""
+    def put(self, key: str, value: str, *, ttl: int | None, now: float) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (None: until deleted)."""
 
     def get(self, key: str, *, now: float) -> str | None:
         """The value under ``key``, or None when it is missing or expired."""
+
+    def add(self, key: str, amount: int, *, ttl: int, now: float) -> int:
+        """Add ``amount`` to the counter ``key`` atomically and return its new value.
+
+        A counter that does not exist (or has expired) starts at 0 and lives ``ttl``
+        seconds from now; adding does not extend it.
+        """
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it was there."""
+
+    def items(self, prefix: str, *, now: float) -> Iterator[tuple[str, str]]:
+        """Every live entry whose key starts with ``prefix``."""
+
+    def close(self) -> None:
+        """Let go of the connection."""
+
+
+def open_store(
+    where: str, *, base: Path | None = None, prefix: str = "", max_entries: int = 1_000_000
+) -> KeyValueStore:
+    """Open the store that ``where`` names.
+
+    ``where`` is a Redis URL (``redis://host:port/db``, ``unix:///path``; postsrsd's
+    ``redis:host:port`` too) or an SQLite file (``sqlite:path`` or a plain path, relative
+    to ``base``). ``prefix`` goes before every Redis key; SQLite files are not shared
+    between uses, so it needs none.
+
+    Raises:
+        ConfigError: a Redis URL without the redis package installed.
+        StoreError: the store cannot be opened.
+    """
+    if where.startswith(("redis://", "rediss://", "unix://", "redis:")):
+        try:
+            from srsfwd.stores.redis import RedisStore  # optional dependency
+        except ImportError:
+            raise ConfigError("a Redis store needs: pip install 'srsfwd[redis]'") from None
+        url = where
+        if where.startswith("redis:") and not where.startswith("redis://"):
+            url = "redis://" + where.removeprefix("redis:")  # postsrsd's redis:host:port
+        return RedisStore.from_url(url, prefix=prefix)
+    from srsfwd.stores.sqlite import SQLiteStore  # keeps "import srsfwd" light
+
+    path = Path(where.removeprefix("sqlite:")).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    return SQLiteStore.open(path, max_entries=max_entries)

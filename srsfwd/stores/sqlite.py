@@ -7,6 +7,8 @@ that postsrsd wrote in database mode can be opened as it is.
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from srsfwd.errors import StoreError
@@ -14,6 +16,10 @@ from srsfwd.errors import StoreError
 #: Entries kept at most: database mode stores one row per long sender anyone sends,
 #: so without a cap a stranger could fill the disk.
 DEFAULT_MAX_ENTRIES = 1_000_000
+#: The expiry of entries that never expire (blocks lifted only by an operator).
+FOREVER = 1 << 62
+#: Counters are new rows every hour; expired ones are swept every so many additions.
+_SWEEP_EVERY = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -29,6 +35,7 @@ class SQLiteStore:
     def __init__(self, connection: sqlite3.Connection, *, max_entries: int) -> None:
         self._db = connection
         self._max_entries = max_entries
+        self._additions = 0
 
     @classmethod
     def open(cls, path: Path, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> SQLiteStore:
@@ -39,32 +46,37 @@ class SQLiteStore:
         """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(path, timeout=5.0, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+            connection = sqlite3.connect(
+                path, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from None
+        # Several processes may create the file at once: switching it to WAL takes a
+        # lock that SQLite's busy timeout does not wait for, so try again for a while.
+        for attempt in range(50):
+            try:
+                if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.executescript(_SCHEMA)
+                break
+            except sqlite3.Error as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    connection.close()
+                    raise StoreError(f"cannot open store {path}: {exc}") from None
+                time.sleep(0.1)
         return cls(connection, max_entries=max_entries)
 
-    def put(self, key: str, value: str, *, ttl: int, now: float) -> None:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+    def put(self, key: str, value: str, *, ttl: int | None, now: float) -> None:
+        expires = FOREVER if ttl is None else int(now) + ttl
+        with self._transaction("write"):
+            (count,) = self._db.execute("SELECT count(*) FROM kv").fetchone()
+            if count >= self._max_entries:
+                self._db.execute("DELETE FROM kv WHERE lt <= ?", (int(now),))
                 (count,) = self._db.execute("SELECT count(*) FROM kv").fetchone()
                 if count >= self._max_entries:
-                    self._db.execute("DELETE FROM kv WHERE lt <= ?", (int(now),))
-                    (count,) = self._db.execute("SELECT count(*) FROM kv").fetchone()
-                    if count >= self._max_entries:
-                        raise StoreError(f"store is full ({self._max_entries} entries)")
-                self._db.execute(
-                    "INSERT INTO kv (k, v, lt) VALUES (?, ?, ?)", (key, value, int(now) + ttl)
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from None
+                    raise StoreError(f"store is full ({self._max_entries} entries)")
+            self._db.execute("INSERT INTO kv (k, v, lt) VALUES (?, ?, ?)", (key, value, expires))
 
     def get(self, key: str, *, now: float) -> str | None:
         try:
@@ -75,12 +87,65 @@ class SQLiteStore:
             raise StoreError(f"store read failed: {exc}") from None
         return None if row is None else str(row[0])
 
+    def add(self, key: str, amount: int, *, ttl: int, now: float) -> int:
+        with self._transaction("update"):
+            row = self._db.execute(
+                "SELECT v, lt FROM kv WHERE k = ? AND lt > ?", (key, int(now))
+            ).fetchone()
+            value, expires = (int(row[0]) + amount, row[1]) if row else (amount, int(now) + ttl)
+            self._db.execute(
+                "INSERT INTO kv (k, v, lt) VALUES (?, ?, ?)", (key, str(value), expires)
+            )
+            self._additions += 1
+            if self._additions % _SWEEP_EVERY == 0:
+                self._db.execute("DELETE FROM kv WHERE lt <= ?", (int(now),))
+        return value
+
+    def delete(self, key: str) -> bool:
+        with self._transaction("delete"):
+            return self._db.execute("DELETE FROM kv WHERE k = ?", (key,)).rowcount > 0
+
+    def items(self, prefix: str, *, now: float) -> Iterator[tuple[str, str]]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        try:
+            rows = self._db.execute(
+                "SELECT k, v FROM kv WHERE k LIKE ? ESCAPE '\\' AND lt > ?",
+                (escaped + "%", int(now)),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"store read failed: {exc}") from None
+        return iter([(str(k), str(v)) for k, v in rows])
+
     def purge_expired(self, *, now: float) -> int:
         """Delete expired entries; returns how many went."""
-        try:
+        with self._transaction("purge"):
             return self._db.execute("DELETE FROM kv WHERE lt <= ?", (int(now),)).rowcount
-        except sqlite3.Error as exc:
-            raise StoreError(f"store purge failed: {exc}") from None
 
     def close(self) -> None:
         self._db.close()
+
+    def _transaction(self, what: str) -> _Transaction:
+        return _Transaction(self._db, what)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; SQLite errors → StoreError."""
+
+    def __init__(self, db: sqlite3.Connection, what: str) -> None:
+        self._db, self._what = db, what
+
+    def __enter__(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self._what} failed: {exc}") from None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: object
+    ) -> None:
+        try:
+            self._db.execute("ROLLBACK" if kind else "COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self._what} failed: {exc}") from None
+        if isinstance(error, sqlite3.Error):
+            raise StoreError(f"store {self._what} failed: {error}") from None

@@ -97,10 +97,12 @@ def test_postsrsd_2_database_and_milter() -> None:
     )
     config = config_from_data(data, Path("/etc/postsrsd.conf"))
     assert config.srs.original_envelope == "database"
-    assert config.srs.envelope_database == Path("/var/lib/postsrsd/db.sqlite")
+    assert config.srs.envelope_database == "sqlite:/var/lib/postsrsd/db.sqlite"
     assert any("milter" in n for n in notes)
-    with pytest.raises(ConfigError, match="sqlite"):
-        read_postsrsd('domains = {"a"}\nenvelope-database = "redis:localhost:6379"', Path("/x"))
+    data, _ = read_postsrsd(
+        'domains = {"a"}\nenvelope-database = "redis:localhost:6379"', Path("/x")
+    )
+    assert data["srs"]["envelope-database"] == "redis:localhost:6379"
 
 
 def test_unknown_postsrsd_settings_are_refused() -> None:

@@ -1,0 +1,248 @@
+"""``srsfwd decide``: which pool carries a message, with SRS or not, and why."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+
+from srsfwd.app import build_resolver, build_rewriter
+from srsfwd.authresults import build_header
+from srsfwd.cli.common import config_option, open_config
+from srsfwd.config import Config
+from srsfwd.dkim.settings import dkim_settings
+from srsfwd.errors import AddressError, SrsfwdError
+from srsfwd.facts import Envelope, FactGatherer, build_gatherer
+from srsfwd.pool import (
+    Action,
+    Decision,
+    Policy,
+    Pool,
+    PoolSettings,
+    decide_settings,
+    pools_from_config,
+)
+from srsfwd.pool import decide as decide_pool
+from srsfwd.srs import SRSRewriter
+
+#: Exit statuses: forwarded, refused, try later (sysexits EX_TEMPFAIL); 2 is a usage error.
+EXIT_FORWARD, EXIT_REJECT, EXIT_TEMPFAIL = 0, 1, 75
+#: Largest message read (bigger ones are a clear error, not a memory problem).
+MAX_MESSAGE = 64 << 20
+
+
+def parse_dns_server(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (``[v6]:PORT`` for IPv6) → (IP, port); HOST must be an IP address.
+
+    Raises:
+        ValueError: with the reason.
+    """
+    host, port = text.strip(), 53
+    if host.startswith("["):
+        inside, _, rest = host[1:].partition("]")
+        host = inside
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r}: expected [IPv6]:PORT")
+            port = int(rest[1:])
+    elif host.count(":") == 1:
+        host, _, port_text = host.partition(":")
+        port = int(port_text)
+    ipaddress.ip_address(host)
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is out of range")
+    return host, port
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    gatherer: FactGatherer
+    policy: Policy
+    authserv_id: str
+    rewriter: SRSRewriter | None
+    pools: dict[Pool, PoolSettings]
+
+
+def _setup(
+    config: Config, zone: tuple[Path, ...], dns_server: str | None, accepted: tuple[str, ...]
+) -> _Setup:
+    servers: tuple[str, ...] = ()
+    port: int | None = None
+    if dns_server:
+        try:
+            host, port = parse_dns_server(dns_server)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--dns-server") from None
+        servers = (host,)
+    try:
+        settings = decide_settings(config.sections, [*config.srs.local_domains, *accepted])
+        resolver = build_resolver(
+            config, zone_files=zone, nameservers=servers, port=port, timeout=settings.dns_timeout
+        )
+        authserv = settings.authserv_id or dkim_settings(config).authserv_id
+        rewriter: SRSRewriter | None = None
+        if config.srs.domain and config.srs.secrets_file:
+            rewriter = build_rewriter(config)
+        pools = pools_from_config(config.sections)
+    except SrsfwdError as exc:
+        raise click.ClickException(str(exc)) from None
+    gatherer = build_gatherer(resolver, settings)
+    return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), rewriter, pools)
+
+
+def _read(stream: BinaryIO, name: str) -> bytes:
+    data = stream.read(MAX_MESSAGE + 1)
+    if len(data) > MAX_MESSAGE:
+        raise click.ClickException(f"{name}: message larger than {MAX_MESSAGE >> 20} MiB")
+    return data
+
+
+def _result(setup: _Setup, decision: Decision) -> dict[str, Any]:
+    facts = decision.facts
+    out = decision.as_dict()
+    out["authentication_results"] = build_header(
+        setup.authserv_id, spf=facts.spf, mail_from=facts.mail_from, helo=facts.helo or "",
+        spf_reason=facts.spf_reason, dkim=facts.dkim,
+    )
+    out["mail_from"] = facts.mail_from
+    chosen = setup.pools.get(decision.pool) if decision.pool is not None else None
+    out["transport"] = chosen.transport if chosen else None
+    out["source_addresses"] = list(chosen.source_addresses) if chosen else []
+    out["helo"] = chosen.helo if chosen and chosen.helo else None
+    out["srs_mail_from"] = None
+    if decision.srs and setup.rewriter is not None:
+        try:
+            out["srs_mail_from"] = setup.rewriter.forward(facts.mail_from)
+        except SrsfwdError as exc:
+            out["notes"] = [f"SRS rewrite failed: {exc}"]
+    return out
+
+
+def _show(out: dict[str, Any]) -> None:
+    pool = out["pool"] or "none"
+    srs = "yes" if out["srs"] else "no"
+    facts = out["facts"]
+    click.echo(f"action: {out['action']}")
+    click.echo(f"pool:   {pool}  (SRS: {srs})")
+    if out["transport"]:
+        addresses = ", ".join(out["source_addresses"]) or "default address"
+        click.echo(f"transport: {out['transport']} ({addresses}; HELO {out['helo'] or '-'})")
+    if out["srs_mail_from"]:
+        click.echo(f"envelope sender: {out['srs_mail_from']}")
+    click.echo(f"reasons: {', '.join(out['reasons'])}")
+    if out["smtp_reply"]:
+        click.echo(f"reply:  {out['smtp_reply']}")
+    spf = facts["spf"]
+    click.echo(f"spf:    {spf['result']} ({spf['source']}; {spf['domain'] or '-'}) {spf['reason']}")
+    for sig in out["dkim"]:
+        click.echo(f"dkim:   {sig['result']} d={sig['domain']} s={sig['selector']} {sig['reason']}")
+    if not out["dkim"]:
+        click.echo("dkim:   none (no signature)")
+    dns = facts["sender_dns"]
+    if facts["sender_domain"]:
+        found = [k.upper() for k in ("a", "aaaa", "mx") if dns[k]] + (
+            ["null MX"] if dns["null_mx"] else []
+        )
+        click.echo(f"sender domain {facts['sender_domain']}: {', '.join(found) or 'no A/AAAA/MX'}")
+    click.echo(out["authentication_results"])
+
+
+def _status(decision: Decision) -> int:
+    return {
+        Action.FORWARD: EXIT_FORWARD,
+        Action.REJECT: EXIT_REJECT,
+        Action.TEMPFAIL: EXIT_TEMPFAIL,
+    }[decision.action]
+
+
+@click.command()
+@config_option
+@click.option("--zone", "zone_files", multiple=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Answer DNS from this master file only, no network. Repeatable.")
+@click.option("--dns-server", metavar="HOST[:PORT]",
+              help="Ask this DNS server (an IP address) [config: dns.nameservers].")
+@click.option("--accepted-domain", "accepted", multiple=True, metavar="D",
+              help="An accepted domain (*.example.com for subdomains). Repeatable.")
+@click.option("--client-ip", metavar="IP", help="The connecting client's address.")
+@click.option("--helo", metavar="NAME", help="The client's HELO/EHLO name.")
+@click.option("--mail-from", metavar="ADDR", help="Envelope sender ('' or '<>' for a bounce).")
+@click.option("--rcpt", "rcpts", multiple=True, metavar="ADDR",
+              help="Envelope recipient after forwarding. Repeatable.")
+@click.option("--spam", is_flag=True, help="Our own spam filter judged the message spam.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--mailbox", type=click.Path(exists=True, path_type=Path),
+              help="Decide every message of an mbox file or Maildir and print a summary.")
+@click.argument("message", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def decide(
+    config_path: Path | None,
+    zone_files: tuple[Path, ...],
+    dns_server: str | None,
+    accepted: tuple[str, ...],
+    client_ip: str | None,
+    helo: str | None,
+    mail_from: str | None,
+    rcpts: tuple[str, ...],
+    spam: bool,
+    as_json: bool,
+    mailbox: Path | None,
+    message: Path | None,
+) -> None:
+    """Pick the outbound pool and SRS for MESSAGE (standard input when absent).
+
+    Says which pool carries the message (normal, relay or high-risk), whether its envelope
+    sender is rewritten with SRS, and why: SPF, every DKIM signature, the sender domain's
+    DNS, accepted domains, --spam.
+
+    Exit status: 0 forward, 1 refused, 75 try again later (DNS failure), 2 usage error.
+
+    \b
+    Example:
+      srsfwd decide --zone example.zone --accepted-domain fwd.example \\
+          --client-ip 192.0.2.10 --helo mx.sender.example \\
+          --mail-from alice@sender.example --rcpt bob@gmail.example --json message.eml
+      srsfwd decide --config /etc/srsfwd/srsfwd.toml --mailbox ~/Maildir
+    """
+    config = open_config(config_path)
+    setup = _setup(config, zone_files, dns_server, accepted)
+    if mailbox is not None:
+        from srsfwd.cli.mailbox import run_mailbox
+
+        sys.exit(run_mailbox(mailbox, setup.gatherer, setup.policy, as_json=as_json))
+    if client_ip is None or helo is None or mail_from is None or not rcpts:
+        missing = [name for name, value in (
+            ("--client-ip", client_ip), ("--helo", helo), ("--mail-from", mail_from),
+            ("--rcpt", rcpts or None),
+        ) if value is None]
+        raise click.UsageError(f"missing {', '.join(missing)} (or use --mailbox)")
+    try:
+        ipaddress.ip_address(client_ip.strip().strip("[]"))
+    except ValueError:
+        raise click.BadParameter(f"{client_ip!r} is not an IP address",
+                                 param_hint="--client-ip") from None
+    try:
+        if message is None:
+            data = _read(sys.stdin.buffer, "standard input")
+        else:
+            with message.open("rb") as handle:
+                data = _read(handle, str(message))
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {message}: {exc.strerror}") from None
+    envelope = Envelope(client_ip.strip().strip("[]"), helo, mail_from, rcpts)
+    try:
+        facts = setup.gatherer.gather(data, envelope, spam=spam)
+    except AddressError as exc:
+        raise click.UsageError(f"bad address: {exc}") from None
+    decision = decide_pool(facts, setup.policy)
+    out = _result(setup, decision)
+    if as_json:
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+    else:
+        _show(out)
+    sys.exit(_status(decision))

@@ -1,0 +1,96 @@
+"""``srsfwd doctor``: check a deployment against live DNS and say what to publish."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from srsfwd.app import build_resolver
+from srsfwd.cli.common import config_option, open_config
+from srsfwd.cli.decide import parse_dns_server
+from srsfwd.dkim.settings import dkim_settings
+from srsfwd.doctor import (
+    Finding,
+    Severity,
+    check_dkim_key,
+    check_dmarc,
+    check_mx,
+    check_relay_helo,
+    check_secret,
+    check_spf,
+    failed,
+)
+from srsfwd.errors import SrsfwdError
+from srsfwd.keystore import KeyStore
+from srsfwd.pool import pools_from_config
+
+_MARK = {Severity.OK: "ok     ", Severity.WARNING: "WARNING", Severity.ERROR: "ERROR  "}
+
+
+@click.command()
+@config_option
+@click.option("--zone", "zone_files", multiple=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Answer DNS from this master file only, no network. Repeatable.")
+@click.option("--dns-server", metavar="HOST[:PORT]", help="Ask this DNS server (an IP address).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
+def doctor(
+    config_path: Path | None, zone_files: tuple[Path, ...], dns_server: str | None,
+    as_json: bool,
+) -> None:
+    """Check what a forwarder needs to be trusted and to get its bounces back.
+
+    The SRS domain's SPF (normal and high-risk pools in it, the relay pool not) and MX,
+    every DKIM key of the store (published, matching, not revoked), DMARC of the signing
+    domains, and the SRS secret (present, private). Each finding says how to fix it.
+    Exit status 1 when something is broken.
+
+    \b
+    Example:
+      srsfwd doctor --config /etc/srsfwd/srsfwd.toml
+      srsfwd doctor --config srsfwd.toml --zone example.zone --json
+    """
+    config = open_config(config_path)
+    findings: list[Finding] = []
+    try:
+        servers: tuple[str, ...] = ()
+        port = None
+        if dns_server:
+            try:
+                host, port = parse_dns_server(dns_server)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--dns-server") from None
+            servers = (host,)
+        resolver = build_resolver(config, zone_files=zone_files, nameservers=servers, port=port)
+        pools = pools_from_config(config.sections)
+        srs_domain = config.srs.domain
+        if srs_domain:
+            findings += check_spf(resolver, srs_domain, pools)
+            findings += check_mx(resolver, srs_domain)
+        else:
+            findings.append(Finding(Severity.ERROR, "srs", "no [srs] domain configured",
+                                    'set [srs] domain = "fwd.example.net"'))
+        findings += check_relay_helo(pools)
+        store = KeyStore(dkim_settings(config).keys_dir)
+        stored = store.list_keys()
+        if not stored:
+            findings.append(Finding(Severity.WARNING, "dkim", f"no DKIM keys in {store.root}",
+                                    "srsfwd keygen <domain>"))
+        for entry in stored:
+            key = store.load(entry.domain, entry.selector)
+            findings.append(check_dkim_key(resolver, entry.domain, entry.selector, key))
+        findings += check_dmarc(resolver, {k.domain for k in stored})
+        findings.append(check_secret(config.srs.secrets_file))
+    except SrsfwdError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        for finding in findings:
+            click.echo(f"{_MARK[finding.severity]} {finding.check:<6} {finding.message}")
+            if finding.fix and finding.severity is not Severity.OK:
+                click.echo(f"{'':15}fix: {finding.fix}")
+    sys.exit(1 if failed(findings) else 0)

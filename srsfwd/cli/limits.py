@@ -1,0 +1,88 @@
+"""``srsfwd limits``: what operators need when a sender is blocked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from srsfwd.app import build_limits
+from srsfwd.cli.common import config_option, open_config
+from srsfwd.errors import SrsfwdError
+from srsfwd.limits import SendingLimits
+
+
+def _limits(config_path: Path | None) -> SendingLimits:
+    try:
+        return build_limits(open_config(config_path))
+    except SrsfwdError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def limits() -> None:
+    """Show and lift the sending limits of senders ([limits] in the configuration).
+
+    \b
+    Example:
+      srsfwd limits show
+      srsfwd limits show alice@example.org
+      srsfwd limits unblock alice@example.org
+    """
+
+
+@limits.command()
+@config_option
+@click.argument("sender", required=False)
+def show(config_path: Path | None, sender: str | None) -> None:
+    """Counts and blocks: of SENDER, or the blocked and busiest senders of today.
+
+    \b
+    Example:
+      srsfwd limits show --config /etc/srsfwd/srsfwd.toml alice@example.org
+    """
+    store = _limits(config_path)
+    policy = store.policy
+    try:
+        if sender:
+            counts, block = store.status(sender)
+            click.echo(f"sender:              {sender}")
+            click.echo(
+                f"external this hour:  {counts.external_this_hour} of "
+                f"{policy.external_per_hour or 'unlimited'}"
+            )
+            click.echo(
+                f"internal this hour:  {counts.internal_this_hour} of "
+                f"{policy.internal_per_hour or 'unlimited'}"
+            )
+            click.echo(f"today:               {counts.today} of {policy.per_day or 'unlimited'}")
+            click.echo(f"blocked:             {block or 'no'}")
+            return
+        blocked = store.blocked()
+        click.echo(f"blocked senders: {len(blocked)}")
+        for who, why in blocked:
+            click.echo(f"  {who}  {why}")
+        busiest = store.busiest()
+        click.echo("busiest senders today (UTC):")
+        for who, count in busiest:
+            click.echo(f"  {count:>7}  {who}")
+    except SrsfwdError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@limits.command()
+@config_option
+@click.argument("sender")
+def unblock(config_path: Path | None, sender: str, **_: Any) -> None:
+    """Lift the block on SENDER (block or block-for-today).
+
+    \b
+    Example:
+      srsfwd limits unblock alice@example.org
+    """
+    try:
+        lifted = _limits(config_path).unblock(sender)
+    except SrsfwdError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{sender}: {'unblocked' if lifted else 'was not blocked'}")

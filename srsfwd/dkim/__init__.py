@@ -1,0 +1,1 @@
+"""DKIM and ARC: keys, signing, verifying and sealing."""

@@ -1,0 +1,203 @@
+"""Message parsing and DKIM canonicalisation (RFC 6376 §3.4), with bytes methods, no regexes.
+
+Written by hand because dkimpy runs ``re.sub`` over the whole body three times (about
+35 MB/s); ``bytes.replace`` does the same work several times faster and gives the same
+bytes (tests/unit/dkim/test_canon.py compares the two with hypothesis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.utils import getaddresses
+
+from srsfwd.errors import SignatureError
+
+#: The largest header section we parse (Postfix's header_size_limit is 100 KiB per header).
+MAX_HEADER_BYTES = 1 << 20
+_NAME_CHARS = frozenset(range(0x21, 0x7F)) - {ord(":")}
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """One header field as it is on the wire: ``name`` and the raw value after the colon.
+
+    ``value`` keeps folding (CRLF + WSP) and leading whitespace; ``raw`` is the whole field
+    without its final CRLF.
+    """
+
+    name: bytes
+    value: bytes
+
+    @property
+    def key(self) -> bytes:
+        """The lower-cased name, for comparisons."""
+        return self.name.lower()
+
+    @property
+    def raw(self) -> bytes:
+        """``Name:value`` as on the wire, without the final CRLF."""
+        return self.name + b":" + self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message split into its header fields and its body (both in CRLF form)."""
+
+    headers: tuple[Header, ...]
+    body: bytes
+
+    def to_bytes(self) -> bytes:
+        """The message in wire form."""
+        lines = b"".join(h.raw + b"\r\n" for h in self.headers)
+        return lines + b"\r\n" + self.body
+
+    def find(self, name: str) -> list[Header]:
+        """Every field named ``name`` (any case), top first."""
+        key = name.lower().encode("ascii")
+        return [h for h in self.headers if h.key == key]
+
+
+def to_crlf(data: bytes) -> bytes:
+    """``data`` with every bare LF turned into CRLF (bare CRs stay as they are)."""
+    lf = data.count(b"\n")
+    if lf == 0:
+        return data
+    crlf = data.count(b"\r\n")
+    if crlf == lf:
+        return data  # already CRLF throughout: no copy
+    if crlf:
+        data = data.replace(b"\r\n", b"\n")
+    return data.replace(b"\n", b"\r\n")
+
+
+def parse_message(data: bytes) -> Message:
+    """Split ``data`` (CRLF or LF lines) into header fields and body.
+
+    The header section ends at the first empty line; without one, the message is all
+    header and the body is empty. An mbox ``From `` line at the very top is dropped.
+
+    Raises:
+        SignatureError: not a message (a line that is no header field, no header at all,
+            a header section over ``MAX_HEADER_BYTES``).
+    """
+    return parse_crlf(to_crlf(data))
+
+
+def parse_crlf(data: bytes) -> Message:
+    """``parse_message`` for data known to be in CRLF form already (no second pass)."""
+    if data.startswith(b"From "):
+        data = data[data.find(b"\r\n") + 2 :] if b"\r\n" in data else b""
+    if data.startswith(b"\r\n"):
+        raise SignatureError("not a mail message: no header fields")
+    end = data.find(b"\r\n\r\n")
+    if end == -1:
+        head, body = (data[:-2] if data.endswith(b"\r\n") else data), b""
+    else:
+        head, body = data[:end], data[end + 4 :]
+    if len(head) > MAX_HEADER_BYTES:
+        raise SignatureError(f"header section larger than {MAX_HEADER_BYTES} bytes")
+    headers: list[Header] = []
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not headers:
+                raise SignatureError("not a mail message: starts with a continuation line")
+            last = headers[-1]
+            headers[-1] = Header(last.name, last.value + b"\r\n" + line)
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not name or not all(c in _NAME_CHARS for c in name):
+            shown = line[:40].decode("ascii", "replace")
+            raise SignatureError(f"not a mail message: {shown!r} is not a header field")
+        headers.append(Header(name, value))
+    if not headers:
+        raise SignatureError("not a mail message: no header fields")
+    return Message(tuple(headers), body)
+
+
+def _squeeze(data: bytes) -> bytes:
+    """Runs of spaces and tabs → one space (RFC 6376 §3.4.2 / §3.4.4 "reduce all sequences")."""
+    if b"\t" in data:
+        data = data.replace(b"\t", b" ")
+    if b"  " not in data:
+        return data
+    if b"   " not in data:
+        return data.replace(b"  ", b" ")  # only runs of two: one pass is exact
+    # Split at every double space: what is left of a run starts the next piece as spaces
+    # (lstrip) or as empty pieces (dropped). One C-level split and join, whatever the runs.
+    pieces = [piece.lstrip(b" ") for piece in data.split(b"  ")]
+    out = b" ".join([piece for piece in pieces if piece])
+    if data[:1] == b" ":
+        out = b" " + out
+    if data[-1:] == b" " and out[-1:] != b" ":
+        out += b" "
+    return out
+
+
+def relaxed_header(name: bytes, value: bytes) -> bytes:
+    """``name:value`` in relaxed form (RFC 6376 §3.4.2), without the final CRLF."""
+    if b"\n" in value:
+        value = value.replace(b"\r\n", b"").replace(b"\n", b"")
+    return name.lower() + b":" + _squeeze(value).strip(b" \t")
+
+
+def simple_header(name: bytes, value: bytes) -> bytes:
+    """The field unchanged (RFC 6376 §3.4.1), without the final CRLF."""
+    return name + b":" + value
+
+
+def relaxed_body(body: bytes) -> bytes:
+    """The body in relaxed form (RFC 6376 §3.4.4); an empty body stays empty.
+
+    A last line without CRLF gets one after whitespace reduction, as dkimpy does.
+    """
+    body = _squeeze(body)
+    if b" \r\n" in body:
+        body = body.replace(b" \r\n", b"\r\n")
+    body = _strip_trailing_lines(body)
+    return b"" if body == b"\r\n" else body
+
+
+def simple_body(body: bytes) -> bytes:
+    """The body in simple form (RFC 6376 §3.4.3): exactly one final CRLF, even when empty."""
+    return _strip_trailing_lines(body)
+
+
+def _strip_trailing_lines(body: bytes) -> bytes:
+    end = len(body)
+    while end >= 2 and body[end - 2] == 0x0D and body[end - 1] == 0x0A:
+        end -= 2
+    if end == len(body):
+        return body + b"\r\n"
+    return body[: end + 2]
+
+
+def select_headers(headers: tuple[Header, ...], names: list[bytes]) -> list[Header]:
+    """The fields named in ``names`` (lower case), each occurrence taken from the bottom up.
+
+    RFC 6376 §5.4.2: a name listed twice means the last two instances; a name listed
+    more often than it appears selects nothing for the extra (that is oversigning).
+    """
+    used: dict[bytes, int] = {}
+    chosen: list[Header] = []
+    for name in names:
+        index = used.get(name, len(headers))
+        while index > 0:
+            index -= 1
+            if headers[index].key == name:
+                chosen.append(headers[index])
+                break
+        used[name] = index
+    return chosen
+
+
+def author_domain(message: Message) -> str | None:
+    """The domain of the single From address (RFC 5322 §3.6.2), lower case, or None."""
+    froms = message.find("from")
+    if len(froms) != 1:
+        return None
+    value = froms[0].value.replace(b"\r\n", b"").decode("utf-8", "replace")
+    addresses = [a for _, a in getaddresses([value]) if "@" in a]
+    if len(addresses) != 1:
+        return None
+    domain = addresses[0].rpartition("@")[2].strip().rstrip(".").lower()
+    return domain or None

@@ -1,0 +1,1 @@
+"""DNS: the one resolver every srsfwd feature asks, and record checks."""

@@ -1,0 +1,211 @@
+"""Sending limits, the outbound spam policy: recipients per sender per hour and day.
+
+A forwarder whose user (or whose forwarded sender) suddenly sends to thousands of
+recipients is sending spam: past a limit, the sender's mail goes through the high-risk
+pool (``alert``) or is refused for the rest of the UTC day (``block-for-today``) or until
+an operator lifts it (``block``). Counts are per fixed UTC hour and day windows, kept in
+a ``CounterStore`` shared by every forwarder process.
+
+The judging is pure (``judge``); ``SendingLimits`` adds the store and the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from srsfwd.clock import Clock, SystemClock
+
+Action = Literal["alert", "block-for-today", "block"]
+ACTIONS: tuple[Action, ...] = ("alert", "block-for-today", "block")
+HOUR = 3600
+DAY = 86_400
+
+
+class CounterStore(Protocol):
+    """What the limits need of a store (``srsfwd.stores``): counters and flags that expire."""
+
+    def put(self, key: str, value: str, *, ttl: int | None, now: float) -> None: ...
+
+    def get(self, key: str, *, now: float) -> str | None: ...
+
+    def add(self, key: str, amount: int, *, ttl: int, now: float) -> int: ...
+
+    def delete(self, key: str) -> bool: ...
+
+    def items(self, prefix: str, *, now: float) -> Iterator[tuple[str, str]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LimitPolicy:
+    """The limits, per sender; 0 switches a limit off. Defaults follow common practice."""
+
+    external_per_hour: int = 500
+    internal_per_hour: int = 1000
+    per_day: int = 1000
+    per_message: int = 500
+    action: Action = "block-for-today"
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"limit action must be one of {', '.join(ACTIONS)}")
+        for name in ("external_per_hour", "internal_per_hour", "per_day", "per_message"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """A sender's recipients in the current windows, this message included."""
+
+    external_this_hour: int = 0
+    internal_this_hour: int = 0
+    today: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitVerdict:
+    """What the limits say about one message.
+
+    ``outcome`` is ``ok``, ``alert`` (send high-risk and log) or ``refuse``; ``reason`` is a
+    reason code (``sender-restricted``, ``too-many-recipients``, ``limit-block``,
+    ``limit-alert``) and ``limit`` names the limit that was reached.
+    """
+
+    outcome: Literal["ok", "alert", "refuse"]
+    reason: str = ""
+    limit: str = ""
+    detail: str = ""
+    blocked_until: float | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.outcome == "refuse"
+
+
+OK = LimitVerdict("ok")
+
+
+def judge(policy: LimitPolicy, counts: Counts) -> tuple[str, int, int] | None:
+    """The first limit that ``counts`` exceed, as (name, count, limit), or None."""
+    for name, count, limit in (
+        ("external-per-hour", counts.external_this_hour, policy.external_per_hour),
+        ("internal-per-hour", counts.internal_this_hour, policy.internal_per_hour),
+        ("per-day", counts.today, policy.per_day),
+    ):
+        if limit and count > limit:
+            return name, count, limit
+    return None
+
+
+def end_of_day(now: float) -> float:
+    """Midnight UTC after ``now``: when a block-for-today ends."""
+    return (now // DAY + 1) * DAY
+
+
+class SendingLimits:
+    """Counts each sender's recipients and applies the policy, through a shared store."""
+
+    PREFIX = "limits:"
+
+    def __init__(
+        self, store: CounterStore, policy: LimitPolicy, *, clock: Clock | None = None
+    ) -> None:
+        self._store = store
+        self.policy = policy
+        self._clock: Clock = clock or SystemClock()
+
+    def check(self, sender: str, *, internal: int, external: int) -> LimitVerdict:
+        """Record a message from ``sender`` to so many recipients and judge it.
+
+        Raises:
+            StoreError: the store could not answer (temporary: defer the message).
+        """
+        now = self._clock.now()
+        who = sender.lower()
+        blocked = self._store.get(self._block_key(who), now=now)
+        if blocked is not None:
+            return LimitVerdict(
+                "refuse",
+                "sender-restricted",
+                detail=blocked,
+                blocked_until=None if blocked.startswith("block:") else end_of_day(now),
+            )
+        total = internal + external
+        if self.policy.per_message and total > self.policy.per_message:
+            return LimitVerdict(
+                "refuse",
+                "too-many-recipients",
+                "per-message",
+                f"{total} recipients, over the limit of {self.policy.per_message} per message",
+            )
+        hour, day = int(now // HOUR), int(now // DAY)
+        counts = Counts(
+            external_this_hour=self._store.add(
+                f"{self.PREFIX}ext:{hour}:{who}", external, ttl=HOUR, now=now
+            )
+            if external
+            else self._count(f"{self.PREFIX}ext:{hour}:{who}", now),
+            internal_this_hour=self._store.add(
+                f"{self.PREFIX}int:{hour}:{who}", internal, ttl=HOUR, now=now
+            )
+            if internal
+            else self._count(f"{self.PREFIX}int:{hour}:{who}", now),
+            today=self._store.add(f"{self.PREFIX}day:{day}:{who}", total, ttl=DAY, now=now),
+        )
+        exceeded = judge(self.policy, counts)
+        if exceeded is None:
+            return OK
+        name, count, limit = exceeded
+        detail = f"{count} recipients, over the {name} limit of {limit}"
+        if self.policy.action == "alert":
+            return LimitVerdict("alert", "limit-alert", name, detail)
+        if self.policy.action == "block":
+            self._store.put(self._block_key(who), f"block:{name}: {detail}", ttl=None, now=now)
+            return LimitVerdict("refuse", "limit-block", name, detail)
+        until = end_of_day(now)
+        self._store.put(
+            self._block_key(who), f"block-for-today:{name}: {detail}", ttl=int(until - now), now=now
+        )
+        return LimitVerdict("refuse", "limit-block", name, detail, blocked_until=until)
+
+    def _count(self, key: str, now: float) -> int:
+        value = self._store.get(key, now=now)
+        return int(value) if value else 0
+
+    def _block_key(self, who: str) -> str:
+        return f"{self.PREFIX}blocked:{who}"
+
+    def unblock(self, sender: str) -> bool:
+        """Lift a block on ``sender``; True if there was one."""
+        return self._store.delete(self._block_key(sender.lower()))
+
+    def status(self, sender: str) -> tuple[Counts, str | None]:
+        """The sender's counts in the current windows and its block, if any."""
+        now = self._clock.now()
+        who = sender.lower()
+        hour, day = int(now // HOUR), int(now // DAY)
+        counts = Counts(
+            self._count(f"{self.PREFIX}ext:{hour}:{who}", now),
+            self._count(f"{self.PREFIX}int:{hour}:{who}", now),
+            self._count(f"{self.PREFIX}day:{day}:{who}", now),
+        )
+        return counts, self._store.get(self._block_key(who), now=now)
+
+    def blocked(self) -> list[tuple[str, str]]:
+        """Every blocked sender with the reason."""
+        prefix = self._block_key("")
+        now = self._clock.now()
+        return sorted(
+            (key[len(prefix) :], value) for key, value in self._store.items(prefix, now=now)
+        )
+
+    def busiest(self, count: int = 20) -> list[tuple[str, int]]:
+        """The senders with the most recipients today, most first."""
+        now = self._clock.now()
+        prefix = f"{self.PREFIX}day:{int(now // DAY)}:"
+        found = [
+            (key[len(prefix) :], int(value)) for key, value in self._store.items(prefix, now=now)
+        ]
+        return sorted(found, key=lambda item: (-item[1], item[0]))[:count]

@@ -1,0 +1,511 @@
+"""The outbound pool decision: already-gathered facts in, a ``Decision`` out.
+
+Pure: no DNS, no message parsing, no clock. ``srsfwd.facts`` gathers the ``Facts`` (SPF,
+DKIM, the sender domain's A/AAAA/MX, the recipients); the sending limits and our spam
+filter's verdict arrive as facts too. First matching rule wins (issue 4, and the table in
+docs/postfix-and-pools-reference.md §1.6):
+
+    1. limits block the sender                      → reject, no pool
+    2. bounce (null sender, or a DSN/MDN report)    → high-risk, never SRS
+       (then: a DNS failure that matters            → tempfail, never a guessed pool)
+    3. sender domain has no A/AAAA and no MX        → high-risk
+    4. our spam filter said spam                    → high-risk
+    5. over a limit whose action is "alert"         → high-risk
+    6. forwarded, foreign sender, no SPF/DKIM pass  → relay, no SRS
+    7. forwarded, foreign sender, SPF or DKIM pass  → normal, SRS
+    8. accepted sender domain, or not forwarded     → normal, no SRS
+
+Rules 3 to 5 choose the pool only; SRS there follows rules 6 and 7.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from srsfwd.address import DomainSet
+from srsfwd.errors import ConfigError
+
+
+class Pool(StrEnum):
+    """The outbound pools."""
+
+    NORMAL = "normal"
+    RELAY = "relay"
+    HIGH_RISK = "high-risk"
+
+
+class Action(StrEnum):
+    """What the MTA does with the message."""
+
+    FORWARD = "forward"
+    REJECT = "reject"
+    TEMPFAIL = "tempfail"
+
+
+#: RFC 8601 / RFC 7208 result words for SPF.
+SPFResult = Literal["pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"]
+SPF_RESULTS: tuple[str, ...] = (
+    "pass", "fail", "softfail", "neutral", "none", "permerror", "temperror",
+)
+
+#: Per-signature DKIM result words (RFC 8601 §2.7.1).
+DKIMResultWord = Literal["pass", "fail", "neutral", "policy", "permerror", "temperror"]
+
+LimitVerdict = Literal["alert", "block"]
+
+
+class Reason(StrEnum):
+    """Reason codes, stable strings for logs and ``--json``."""
+
+    SENDER_RESTRICTED = "sender-restricted"
+    NDR = "ndr"
+    NO_A_NO_MX = "no-a-no-mx"
+    SPAM = "spam"
+    LIMIT_ALERT = "limit-alert"
+    RELAY_UNAUTHENTICATED = "relay-unauthenticated"
+    FORWARD_AUTHENTICATED = "forward-authenticated"
+    ACCEPTED_DOMAIN = "accepted-domain"
+    ACCEPTED_UNAUTHENTICATED = "accepted-domain-unauthenticated"
+    ORIGINATED = "originated"
+    SPF_OK = "spf-pass"
+    DKIM_OK_SENDER = "dkim-pass-mail-from"
+    DKIM_OK_FROM = "dkim-pass-header-from"
+    SENDER_ALREADY_SRS = "sender-already-srs"
+    DNS_TEMPERROR = "dns-temperror"
+
+
+@dataclass(frozen=True, slots=True)
+class DKIMCheck:
+    """One DKIM signature's outcome, as the verifier reported it."""
+
+    domain: str
+    selector: str
+    result: str
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        """Plain JSON form."""
+        return {
+            "domain": self.domain,
+            "selector": self.selector,
+            "result": self.result,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SenderDNS:
+    """What DNS says about the envelope sender's domain (rule 3).
+
+    ``temperror`` holds the failure text when a look-up failed; the booleans are then
+    meaningless. A null MX (RFC 7505 ``MX 0 .``) is ``null_mx`` with ``mx`` false.
+    """
+
+    a: bool = False
+    aaaa: bool = False
+    mx: bool = False
+    null_mx: bool = False
+    temperror: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything the decision depends on, already gathered.
+
+    ``mail_from`` is the envelope sender without brackets ("" for the null sender);
+    ``sender_domain`` its domain (None for the null sender or an address without one);
+    ``from_domain`` the header From's domain. ``forwarded`` is true when at least one
+    recipient is outside the accepted domains. ``spf`` is the SPF result at the first
+    untrusted hop and ``spf_source`` where it came from (``checked``, ``gateway``).
+    ``limit_verdict`` comes from the sending limits (issue 5) with ``limit_name``, and
+    optionally their own reason code (``too-many-recipients``, ``limit-block``...) and
+    detail; ``srsfwd.facts.with_limits`` fills them from a ``LimitVerdict``.
+    """
+
+    mail_from: str
+    sender_domain: str | None
+    from_domain: str | None = None
+    is_report: bool = False
+    forwarded: bool = True
+    sender_dns: SenderDNS = field(default_factory=SenderDNS)
+    spam: bool = False
+    limit_verdict: LimitVerdict | None = None
+    limit_name: str | None = None
+    limit_reason: str | None = None
+    limit_detail: str = ""
+    spf: str = "none"
+    spf_domain: str | None = None
+    spf_source: str = "checked"
+    spf_reason: str = ""
+    dkim: tuple[DKIMCheck, ...] = ()
+    sender_is_srs: bool = False
+    rcpts: tuple[str, ...] = ()
+    client_ip: str | None = None
+    helo: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON form."""
+        return {
+            "mail_from": self.mail_from,
+            "sender_domain": self.sender_domain,
+            "from_domain": self.from_domain,
+            "is_report": self.is_report,
+            "forwarded": self.forwarded,
+            "sender_dns": {
+                "a": self.sender_dns.a,
+                "aaaa": self.sender_dns.aaaa,
+                "mx": self.sender_dns.mx,
+                "null_mx": self.sender_dns.null_mx,
+                "temperror": self.sender_dns.temperror,
+            },
+            "spam": self.spam,
+            "limit_verdict": self.limit_verdict,
+            "limit_name": self.limit_name,
+            "limit_reason": self.limit_reason,
+            "limit_detail": self.limit_detail,
+            "spf": {
+                "result": self.spf,
+                "domain": self.spf_domain,
+                "source": self.spf_source,
+                "reason": self.spf_reason,
+            },
+            "dkim": [d.as_dict() for d in self.dkim],
+            "sender_is_srs": self.sender_is_srs,
+            "rcpts": list(self.rcpts),
+            "client_ip": self.client_ip,
+            "helo": self.helo,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The decision's settings (``[decide]`` in the configuration).
+
+    ``aaaa_counts_as_a``: an AAAA-only domain has an address (RFC 5321 implicit MX);
+    ``accepted_requires_auth``: an accepted sender must still pass SPF or DKIM to stay
+    off the relay pool (off by default, as in Microsoft's design).
+    """
+
+    accepted: DomainSet = field(default_factory=DomainSet)
+    aaaa_counts_as_a: bool = True
+    accepted_requires_auth: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DKIMMatch:
+    """The passing signature that authenticated the sender, and which identity it covers."""
+
+    check: DKIMCheck
+    identity: Literal["mail-from", "header-from"]
+    domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The pool, whether to rewrite with SRS, and why."""
+
+    action: Action
+    pool: Pool | None
+    srs: bool
+    reasons: tuple[str, ...]
+    facts: Facts
+    dkim_match: DKIMMatch | None = None
+    smtp_reply: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON form (the ``--json`` output's core)."""
+        match = self.dkim_match
+        return {
+            "action": str(self.action),
+            "pool": None if self.pool is None else str(self.pool),
+            "srs": self.srs,
+            "reasons": list(self.reasons),
+            "smtp_reply": self.smtp_reply,
+            "spf": self.facts.spf,
+            "dkim": [d.as_dict() for d in self.facts.dkim],
+            "dkim_match": None
+            if match is None
+            else {
+                "domain": match.check.domain,
+                "selector": match.check.selector,
+                "identity": match.identity,
+                "identity_domain": match.domain,
+            },
+            "checked": {
+                "spf": self.facts.spf_domain,
+                "dkim_identities": [
+                    d for d in (self.facts.sender_domain, self.facts.from_domain) if d
+                ],
+                "a_aaaa_mx": self.facts.sender_domain,
+            },
+            "facts": self.facts.as_dict(),
+        }
+
+
+def covers(signing_domain: str, domain: str) -> bool:
+    """True when ``signing_domain`` equals ``domain`` or is one of its parents."""
+    d = signing_domain.lower().rstrip(".")
+    dom = domain.lower().rstrip(".")
+    return bool(d) and (dom == d or dom.endswith("." + d))
+
+
+def dkim_match(facts: Facts) -> DKIMMatch | None:
+    """The first passing signature whose ``d=`` covers the envelope or header From domain.
+
+    The envelope sender's domain is preferred when both are covered.
+    """
+    identities: list[tuple[Literal["mail-from", "header-from"], str]] = []
+    if facts.sender_domain:
+        identities.append(("mail-from", facts.sender_domain))
+    if facts.from_domain:
+        identities.append(("header-from", facts.from_domain))
+    for identity, domain in identities:
+        for check in facts.dkim:
+            if check.result == "pass" and covers(check.domain, domain):
+                return DKIMMatch(check, identity, domain)
+    return None
+
+
+def _dkim_temperror(facts: Facts) -> DKIMCheck | None:
+    """A signature that could have authenticated the sender but could not be checked now."""
+    domains = [d for d in (facts.sender_domain, facts.from_domain) if d]
+    for check in facts.dkim:
+        if check.result == "temperror" and any(covers(check.domain, d) for d in domains):
+            return check
+    return None
+
+
+def _tempfail(facts: Facts, why: str) -> Decision:
+    return Decision(
+        action=Action.TEMPFAIL,
+        pool=None,
+        srs=False,
+        reasons=(Reason.DNS_TEMPERROR.value,),
+        facts=facts,
+        smtp_reply=f"451 4.4.3 {why}; try again later",
+    )
+
+
+def decide(facts: Facts, policy: Policy) -> Decision:
+    """Apply the rules to ``facts``: the first matching one wins (see the module doc)."""
+    # 1. Blocked by the sending limits.
+    if facts.limit_verdict == "block":
+        name = f" ({facts.limit_name})" if facts.limit_name else ""
+        reason = facts.limit_reason or Reason.SENDER_RESTRICTED.value
+        code = "5.5.3" if reason == "too-many-recipients" else "5.7.1"
+        return Decision(
+            action=Action.REJECT,
+            pool=None,
+            srs=False,
+            reasons=(reason,),
+            facts=facts,
+            smtp_reply=f"550 {code} sender is over a sending limit{name}",
+        )
+    # 2. Bounces: high-risk, never SRS, whatever DNS says.
+    if not facts.mail_from or facts.is_report:
+        return Decision(Action.FORWARD, Pool.HIGH_RISK, False, (Reason.NDR.value,), facts)
+
+    accepted = facts.sender_domain is not None and facts.sender_domain in policy.accepted
+    match = dkim_match(facts)
+    authenticated = facts.spf == "pass" or match is not None
+    foreign_forward = facts.forwarded and not accepted
+    needs_auth = foreign_forward or (
+        accepted and facts.forwarded and policy.accepted_requires_auth
+    )
+
+    # A DNS failure that could change the outcome never picks a pool.
+    if facts.sender_dns.temperror is not None:
+        return _tempfail(facts, f"DNS failure for the sender domain: {facts.sender_dns.temperror}")
+    if needs_auth and not authenticated:
+        if facts.spf == "temperror":
+            return _tempfail(facts, f"SPF temporary error: {facts.spf_reason or 'DNS'}")
+        pending = _dkim_temperror(facts)
+        if pending is not None:
+            return _tempfail(facts, f"DKIM key for {pending.domain} could not be fetched")
+
+    auth_reasons: list[str] = []
+    if facts.spf == "pass":
+        auth_reasons.append(Reason.SPF_OK.value)
+    if match is not None:
+        auth_reasons.append(
+            Reason.DKIM_OK_SENDER.value
+            if match.identity == "mail-from"
+            else Reason.DKIM_OK_FROM.value
+        )
+
+    # Rules 6-8 give the pool when no high-risk rule matches, and the SRS flag always.
+    if foreign_forward and not authenticated:
+        base_pool, srs, base_reason = Pool.RELAY, False, Reason.RELAY_UNAUTHENTICATED
+    elif foreign_forward:
+        base_pool, srs, base_reason = Pool.NORMAL, True, Reason.FORWARD_AUTHENTICATED
+    elif accepted and facts.forwarded and not authenticated:
+        if policy.accepted_requires_auth:
+            base_pool, srs, base_reason = Pool.RELAY, False, Reason.RELAY_UNAUTHENTICATED
+        else:
+            base_pool, srs, base_reason = Pool.NORMAL, False, Reason.ACCEPTED_UNAUTHENTICATED
+    elif accepted:
+        base_pool, srs, base_reason = Pool.NORMAL, False, Reason.ACCEPTED_DOMAIN
+    else:
+        base_pool, srs, base_reason = Pool.NORMAL, False, Reason.ORIGINATED
+
+    high_risk: list[str] = []
+    dns = facts.sender_dns
+    has_address = dns.a or (dns.aaaa and policy.aaaa_counts_as_a)
+    if not has_address and not dns.mx:
+        high_risk.append(Reason.NO_A_NO_MX.value)  # 3
+    if facts.spam:
+        high_risk.append(Reason.SPAM.value)  # 4
+    if facts.limit_verdict == "alert":
+        high_risk.append(Reason.LIMIT_ALERT.value)  # 5
+
+    reasons: list[str] = [high_risk[0]] if high_risk else []
+    reasons.append(base_reason.value)
+    reasons += auth_reasons
+    if srs and facts.sender_is_srs:
+        reasons.append(Reason.SENDER_ALREADY_SRS.value)
+    pool = Pool.HIGH_RISK if high_risk else base_pool
+    return Decision(Action.FORWARD, pool, srs, tuple(reasons), facts, dkim_match=match)
+
+
+def policy_from_config(sections: Mapping[str, Any], extra_accepted: Iterable[str] = ()) -> Policy:
+    """A ``Policy`` from the ``[decide]`` table, plus accepted domains given on the command line.
+
+    Raises:
+        ConfigError: a wrong type or an unknown key in ``[decide]``.
+    """
+    table = sections.get("decide", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[decide] must be a table")
+    known = {"accepted_domains", "aaaa_counts_as_a", "accepted_requires_auth",
+             "trusted_relays", "trusted_authserv_ids", "authserv_id", "dns_timeout"}
+    for key in table:
+        if key.replace("-", "_") not in known:
+            raise ConfigError(f"[decide] has no setting {key!r}")
+    table = {k.replace("-", "_"): v for k, v in table.items()}
+    domains = table.get("accepted_domains", [])
+    if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+        raise ConfigError("[decide] accepted_domains must be a list of domains")
+    flags: dict[str, bool] = {}
+    for key in ("aaaa_counts_as_a", "accepted_requires_auth"):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, bool):
+                raise ConfigError(f"[decide] {key} must be true or false")
+            flags[key] = value
+    try:
+        accepted = DomainSet([*domains, *extra_accepted])
+    except ValueError as exc:
+        raise ConfigError(f"accepted domain: {exc}") from None
+    return Policy(accepted=accepted, **flags)
+
+
+@dataclass(frozen=True, slots=True)
+class DecideSettings:
+    """The whole ``[decide]`` table: the ``Policy`` and what fact gathering needs."""
+
+    policy: Policy
+    trusted_relays: tuple[str, ...] = ()
+    trusted_authserv_ids: tuple[str, ...] = ()
+    authserv_id: str | None = None
+    dns_timeout: float | None = None
+
+
+def decide_settings(
+    sections: Mapping[str, Any], extra_accepted: Iterable[str] = ()
+) -> DecideSettings:
+    """``[decide]`` read and checked, with more accepted domains (``[srs] local_domains``,
+    ``--accepted-domain``).
+
+    Raises:
+        ConfigError: an unknown key, a value of the wrong type, a bad domain or network.
+    """
+    policy = policy_from_config(sections, extra_accepted)
+    table = {k.replace("-", "_"): v for k, v in sections.get("decide", {}).items()}
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("trusted_relays", "trusted_authserv_ids"):
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"[decide] {key} must be a list of strings")
+        lists[key] = tuple(value)
+    for entry in lists["trusted_relays"]:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(f"[decide] trusted_relays: {entry!r} is not a network") from None
+    authserv = table.get("authserv_id")
+    if authserv is not None and (
+        not isinstance(authserv, str) or not authserv.isascii()
+        or not authserv or any(c in authserv for c in " ;\t\r\n")
+    ):
+        raise ConfigError(f"[decide] authserv_id {authserv!r} cannot go in a header")
+    timeout = table.get("dns_timeout")
+    if timeout is not None and (
+        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
+    ):
+        raise ConfigError("[decide] dns_timeout must be a positive number of seconds")
+    return DecideSettings(
+        policy=policy,
+        trusted_relays=lists["trusted_relays"],
+        trusted_authserv_ids=lists["trusted_authserv_ids"],
+        authserv_id=authserv,
+        dns_timeout=None if timeout is None else float(timeout),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """One outbound pool (``[pools.<name>]``): the MTA transport that carries it, its source
+    addresses and its HELO name (by convention the relay pool's contains ``rly``)."""
+
+    name: Pool
+    transport: str
+    source_addresses: tuple[str, ...] = ()
+    helo: str = ""
+
+
+def pools_from_config(sections: Mapping[str, Any]) -> dict[Pool, PoolSettings]:
+    """The ``[pools.normal]``, ``[pools.relay]`` and ``[pools.high-risk]`` tables.
+
+    A pool that is not configured gets the transport named after it and no address.
+
+    Raises:
+        ConfigError: an unknown pool or setting, a value of the wrong type, an address
+            that is not an IP address.
+    """
+    table = sections.get("pools", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[pools] must be a table")
+    names = {p.value: p for p in Pool} | {"high_risk": Pool.HIGH_RISK, "highrisk": Pool.HIGH_RISK}
+    found: dict[Pool, PoolSettings] = {}
+    for raw, body in table.items():
+        if raw not in names:
+            raise ConfigError(f"[pools.{raw}]: pools are normal, relay and high-risk")
+        if not isinstance(body, dict):
+            raise ConfigError(f"[pools.{raw}] must be a table")
+        unknown = set(body) - {"transport", "source_addresses", "helo"}
+        if unknown:
+            raise ConfigError(f"[pools.{raw}] has no setting {sorted(unknown)[0]!r}")
+        addresses = body.get("source_addresses", [])
+        if isinstance(addresses, str):
+            addresses = [addresses]
+        if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+            raise ConfigError(f"[pools.{raw}] source_addresses must be a list of IP addresses")
+        for address in addresses:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ConfigError(f"[pools.{raw}] {address!r} is not an IP address") from None
+        transport, helo = body.get("transport", names[raw].value), body.get("helo", "")
+        if not isinstance(transport, str) or not isinstance(helo, str):
+            raise ConfigError(f"[pools.{raw}] transport and helo must be strings")
+        pool = names[raw]
+        found[pool] = PoolSettings(pool, transport, tuple(addresses), helo)
+    for pool in Pool:
+        found.setdefault(pool, PoolSettings(pool, pool.value))
+    return found

@@ -1,0 +1,401 @@
+"""What the filter sends: one frozen value per reply or action, each with ``encode()``.
+
+Values are checked when they are made (``ValueError``), so a reply that Postfix would
+refuse or misread never reaches the wire. The checks follow Postfix's reader,
+``milter8_event()`` in ``src/milter/milter8.c``, which is stricter than libmilter.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from srsfwd.protocols.milter.wire import (
+    VERSION,
+    Action,
+    MacroStage,
+    ProtocolFlag,
+    ReplyCode,
+    encode_packet,
+)
+
+_U32 = struct.Struct("!I")
+_OPTNEG = struct.Struct("!III")
+#: RFC 5322 §2.2 field name: printable ASCII except colon.
+_HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
+#: RFC 3463 enhanced status code; Postfix insists that its class matches the reply code.
+_STATUS = re.compile(r"[45]\.[0-9]{1,3}\.[0-9]{1,3}")
+#: Macro names as Postfix lists them: a letter, or ``{name}``.
+_MACRO_NAME = re.compile(r"[A-Za-z_]|\{[A-Za-z0-9_]+\}")
+
+
+def _header_name(name: str) -> bytes:
+    if not _HEADER_NAME.fullmatch(name):
+        raise ValueError(f"not a header field name: {name!r}")
+    return name.encode("ascii")
+
+
+def _header_value(value: str | bytes) -> bytes:
+    # Postfix writes the value as is; a line break must be a fold ("\n" then SP or TAB),
+    # as OpenDKIM sends its signatures, or the header would end early (RFC 5322 §2.2.3).
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    if b"\0" in raw or b"\r" in raw:
+        raise ValueError("header value with NUL or CR")
+    if re.search(rb"\n(?![ \t])", raw):
+        raise ValueError("header value with a line break that is not a fold")
+    return raw
+
+
+def _cstring(value: str, what: str) -> bytes:
+    raw = value.encode("utf-8")
+    if b"\0" in raw or b"\r" in raw or b"\n" in raw:
+        raise ValueError(f"{what} with NUL, CR or LF: {value!r}")
+    return raw + b"\0"
+
+
+def _bare(address: str) -> str:
+    if address.startswith("<") and address.endswith(">") and len(address) >= 2:
+        return address[1:-1]
+    return address
+
+
+def _address(address: str, what: str) -> bytes:
+    # Postfix parses the RFC 822 external form and strips the angle brackets
+    # (cleanup_chg_from, cleanup_add_rcpt): send "<local@domain>", quoted if needed.
+    address = _bare(address)
+    if any(c in address for c in "<>"):
+        raise ValueError(f"{what} with angle brackets inside: {address!r}")
+    return _cstring(f"<{address}>", what)
+
+
+def _args(args: tuple[str, ...], what: str) -> bytes:
+    if not args:
+        return b""
+    if any(not arg or " " in arg for arg in args):
+        raise ValueError(f"{what}: empty ESMTP parameter or one with a space")
+    return _cstring(" ".join(args), what)
+
+
+@dataclass(frozen=True, slots=True)
+class Continue:
+    """SMFIR_CONTINUE: go on with the next event."""
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(ReplyCode.CONTINUE)
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """SMFIR_ACCEPT: accept the message (or at CONNECT/HELO, the whole connection) unchanged;
+    Postfix sends no more events for it."""
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(ReplyCode.ACCEPT)
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """SMFIR_REJECT: Postfix answers ``550 5.7.1 Command rejected``; at RCPT only that
+    recipient is refused."""
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(ReplyCode.REJECT)
+
+
+@dataclass(frozen=True, slots=True)
+class Tempfail:
+    """SMFIR_TEMPFAIL: Postfix answers ``451 4.7.1 Service unavailable - try again later``."""
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(ReplyCode.TEMPFAIL)
+
+
+@dataclass(frozen=True, slots=True)
+class Discard:
+    """SMFIR_DISCARD: accept and drop the message (Postfix ignores it at CONNECT/HELO)."""
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(ReplyCode.DISCARD)
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """SMFIR_SKIP: send no more events of this kind (e.g. body chunks); needs SMFIP_SKIP."""
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(ReplyCode.SKIP)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """SMFIR_PROGRESS: still working; resets the MTA's timeout. Not a final reply."""
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(ReplyCode.PROGRESS)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpReply:
+    """SMFIR_REPLYCODE: refuse or defer with our own SMTP reply, ``550 5.7.1 text``.
+
+    ``code`` is 4xx or 5xx; ``status`` is the RFC 3463 enhanced code, whose class must
+    match the code (Postfix calls the reply malformed otherwise and applies
+    ``milter_default_action``); ``text`` is one line. ``%`` is doubled on the wire,
+    because libmilter treats the text as a format string and Postfix undoes the doubling.
+    """
+
+    code: int
+    status: str
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.code <= 599:
+            raise ValueError(f"SMTP reply code must be 4xx or 5xx, not {self.code}")
+        if not _STATUS.fullmatch(self.status) or self.status[0] != str(self.code)[0]:
+            raise ValueError(f"enhanced status {self.status!r} does not fit code {self.code}")
+        if any(c in self.text for c in "\0\r\n"):
+            raise ValueError("SMTP reply text with NUL, CR or LF")
+        if not (self.text.isascii() and self.text.isprintable()):
+            raise ValueError("SMTP reply text must be printable ASCII")
+
+    @property
+    def line(self) -> str:
+        """The reply as the SMTP client will see it."""
+        return f"{self.code} {self.status} {self.text}".rstrip(" ")
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(
+            ReplyCode.REPLYCODE, _cstring(self.line.replace("%", "%%"), "SMTP reply")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AddHeader:
+    """SMFIR_ADDHEADER: append a header at the end of the header block (needs ADDHDRS)."""
+
+    name: str
+    value: str | bytes
+
+    def __post_init__(self) -> None:
+        _header_name(self.name)
+        _header_value(self.value)
+
+    def encode(self) -> bytes:
+        """The packet."""
+        payload = _header_name(self.name) + b"\0" + _header_value(self.value) + b"\0"
+        return encode_packet(ReplyCode.ADDHEADER, payload)
+
+
+@dataclass(frozen=True, slots=True)
+class InsertHeader:
+    """SMFIR_INSHEADER: insert a header before header number ``index`` (0 = the very top,
+    which is where Authentication-Results, ARC and DKIM-Signature go). Needs ADDHDRS.
+
+    Postfix counts insert positions in the message as delivered, including its own
+    Received: header, which the filter never sees; index 0 goes above it.
+    """
+
+    index: int
+    name: str
+    value: str | bytes
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < 2**31:
+            raise ValueError(f"header index out of range: {self.index}")
+        _header_name(self.name)
+        _header_value(self.value)
+
+    def encode(self) -> bytes:
+        """The packet."""
+        payload = (
+            _U32.pack(self.index)
+            + _header_name(self.name)
+            + b"\0"
+            + _header_value(self.value)
+            + b"\0"
+        )
+        return encode_packet(ReplyCode.INSHEADER, payload)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeHeader:
+    """SMFIR_CHGHEADER: replace the ``index``-th (1-based) header called ``name``; an empty
+    value deletes it. Needs CHGHDRS. Postfix counts in the message as received."""
+
+    index: int
+    name: str
+    value: str | bytes
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index < 2**31:
+            raise ValueError(f"header index must be 1 or more: {self.index}")
+        _header_name(self.name)
+        _header_value(self.value)
+
+    def encode(self) -> bytes:
+        """The packet."""
+        payload = (
+            _U32.pack(self.index)
+            + _header_name(self.name)
+            + b"\0"
+            + _header_value(self.value)
+            + b"\0"
+        )
+        return encode_packet(ReplyCode.CHGHEADER, payload)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeFrom:
+    """SMFIR_CHGFROM: replace the envelope sender (needs CHGFROM). ``sender`` is an address
+    in external form, angle brackets optional; Postfix ignores ``args`` (it logs a warning)."""
+
+    sender: str
+    args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sender", _bare(self.sender))
+        _address(self.sender, "sender")
+        _args(self.args, "CHGFROM")
+
+    def encode(self) -> bytes:
+        """The packet."""
+        payload = _address(self.sender, "sender") + _args(self.args, "CHGFROM")
+        return encode_packet(ReplyCode.CHGFROM, payload)
+
+
+@dataclass(frozen=True, slots=True)
+class AddRecipient:
+    """SMFIR_ADDRCPT (or SMFIR_ADDRCPT_PAR with ``args``): add an envelope recipient."""
+
+    recipient: str
+    args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "recipient", _bare(self.recipient))
+        _address(self.recipient, "recipient")
+        _args(self.args, "ADDRCPT")
+        if not self.recipient:
+            raise ValueError("empty recipient")
+
+    def encode(self) -> bytes:
+        """The packet."""
+        code = ReplyCode.ADDRCPT_PAR if self.args else ReplyCode.ADDRCPT
+        payload = _address(self.recipient, "recipient") + _args(self.args, "ADDRCPT")
+        return encode_packet(code, payload)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRecipient:
+    """SMFIR_DELRCPT: remove a recipient as the MTA reported it at RCPT (needs DELRCPT)."""
+
+    recipient: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "recipient", _bare(self.recipient))
+        _address(self.recipient, "recipient")
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(ReplyCode.DELRCPT, _address(self.recipient, "recipient"))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceBody:
+    """SMFIR_REPLBODY: one chunk of a new body (needs CHGBODY); send them in order, and
+    no other action between them (Postfix refuses interleaving)."""
+
+    chunk: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.chunk) > 65_535:
+            raise ValueError("body replacement chunk over 65,535 bytes")
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(ReplyCode.REPLBODY, self.chunk)
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """SMFIR_QUARANTINE: put the message on hold (needs QUARANTINE); Postfix ignores the
+    reason and uses its HOLD queue."""
+
+    reason: str
+
+    def __post_init__(self) -> None:
+        _cstring(self.reason, "quarantine reason")
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(ReplyCode.QUARANTINE, _cstring(self.reason, "quarantine reason"))
+
+
+@dataclass(frozen=True, slots=True)
+class OptionsReply:
+    """The filter's SMFIC_OPTNEG answer: version, the actions and protocol flags it chose,
+    and the macros it wants per stage (the SETSYMLIST part of the packet)."""
+
+    actions: Action
+    protocol: ProtocolFlag
+    macros: Mapping[MacroStage, tuple[str, ...]] = field(default_factory=dict)
+    version: int = VERSION
+
+    def __post_init__(self) -> None:
+        for names in self.macros.values():
+            for name in names:
+                if not _MACRO_NAME.fullmatch(name):
+                    raise ValueError(f"not a macro name: {name!r}")
+
+    def encode(self) -> bytes:
+        """The packet."""
+        actions = self.actions | (Action.SETSYMLIST if self.macros else Action.NONE)
+        payload = bytearray(_OPTNEG.pack(self.version, actions, self.protocol))
+        for stage in sorted(self.macros):
+            payload += _U32.pack(stage) + " ".join(self.macros[stage]).encode("ascii") + b"\0"
+        return encode_packet(ReplyCode.OPTNEG, bytes(payload))
+
+
+Reply = (
+    Continue
+    | Accept
+    | Reject
+    | Tempfail
+    | Discard
+    | Skip
+    | Progress
+    | SmtpReply
+    | AddHeader
+    | InsertHeader
+    | ChangeHeader
+    | ChangeFrom
+    | AddRecipient
+    | DeleteRecipient
+    | ReplaceBody
+    | Quarantine
+    | OptionsReply
+)
+
+#: Replies that end the MTA's wait for an answer to one event.
+FINAL_REPLIES = (Continue, Accept, Reject, Tempfail, Discard, Skip, SmtpReply)
+
+#: End-of-message actions and the negotiated action each one needs.
+MODIFICATIONS: dict[type[Reply], Action] = {
+    AddHeader: Action.ADDHDRS,
+    InsertHeader: Action.ADDHDRS,
+    ChangeHeader: Action.CHGHDRS,
+    ChangeFrom: Action.CHGFROM,
+    AddRecipient: Action.ADDRCPT,
+    DeleteRecipient: Action.DELRCPT,
+    ReplaceBody: Action.CHGBODY,
+    Quarantine: Action.QUARANTINE,
+}

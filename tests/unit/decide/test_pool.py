@@ -1,0 +1,353 @@
+"""The pure decision engine: one row per rule and per edge case, then properties."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from srsfwd.address import DomainSet
+from srsfwd.errors import ConfigError
+from srsfwd.pool import (
+    SPF_RESULTS,
+    Action,
+    DKIMCheck,
+    Facts,
+    Policy,
+    Pool,
+    PoolSettings,
+    SenderDNS,
+    covers,
+    decide,
+    policy_from_config,
+    pools_from_config,
+)
+
+POLICY = Policy(accepted=DomainSet(["fwd.example", "*.corp.example"]))
+HAS_A = SenderDNS(a=True, mx=True)
+
+
+def facts(**changes: Any) -> Facts:
+    """A forwarded message from a foreign sender with A and MX, nothing passed."""
+    base = Facts(
+        mail_from="alice@sender.example",
+        sender_domain="sender.example",
+        from_domain="sender.example",
+        sender_dns=HAS_A,
+        spf="none",
+        rcpts=("bob@gmail.example",),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def sig(domain: str, result: str = "pass") -> DKIMCheck:
+    return DKIMCheck(domain=domain, selector="s1", result=result)
+
+
+# (id, facts, expected action, pool, srs, first reason)
+TABLE: list[tuple[str, Facts, Action, Pool | None, bool, str]] = [
+    ("1 limit block", facts(limit_verdict="block", limit_name="per-hour", spf="pass"),
+     Action.REJECT, None, False, "sender-restricted"),
+    ("1 block beats bounce", facts(mail_from="", sender_domain=None, limit_verdict="block"),
+     Action.REJECT, None, False, "sender-restricted"),
+    ("2 null sender", facts(mail_from="", sender_domain=None, spf="pass"),
+     Action.FORWARD, Pool.HIGH_RISK, False, "ndr"),
+    ("2 DSN with a sender", facts(is_report=True, spf="pass"),
+     Action.FORWARD, Pool.HIGH_RISK, False, "ndr"),
+    ("2 bounce ignores DNS failure",
+     facts(mail_from="", sender_domain=None, sender_dns=SenderDNS(temperror="timeout")),
+     Action.FORWARD, Pool.HIGH_RISK, False, "ndr"),
+    ("3 no A no MX, authenticated", facts(sender_dns=SenderDNS(), spf="pass"),
+     Action.FORWARD, Pool.HIGH_RISK, True, "no-a-no-mx"),
+    ("3 no A no MX, unauthenticated", facts(sender_dns=SenderDNS()),
+     Action.FORWARD, Pool.HIGH_RISK, False, "no-a-no-mx"),
+    ("3 null MX and no A", facts(sender_dns=SenderDNS(null_mx=True), spf="pass"),
+     Action.FORWARD, Pool.HIGH_RISK, True, "no-a-no-mx"),
+    ("3 null MX but an A", facts(sender_dns=SenderDNS(a=True, null_mx=True), spf="pass"),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
+    ("3 AAAA only counts", facts(sender_dns=SenderDNS(aaaa=True), spf="pass"),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
+    ("3 MX only", facts(sender_dns=SenderDNS(mx=True), spf="pass"),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
+    ("3 accepted sender without DNS", facts(
+        mail_from="a@fwd.example", sender_domain="fwd.example", sender_dns=SenderDNS()),
+     Action.FORWARD, Pool.HIGH_RISK, False, "no-a-no-mx"),
+    ("4 spam, authenticated", facts(spam=True, spf="pass"),
+     Action.FORWARD, Pool.HIGH_RISK, True, "spam"),
+    ("4 spam, unauthenticated", facts(spam=True),
+     Action.FORWARD, Pool.HIGH_RISK, False, "spam"),
+    ("5 limit alert", facts(limit_verdict="alert", spf="pass"),
+     Action.FORWARD, Pool.HIGH_RISK, True, "limit-alert"),
+    ("6 spf none", facts(spf="none"), Action.FORWARD, Pool.RELAY, False,
+     "relay-unauthenticated"),
+    ("6 spf softfail", facts(spf="softfail"), Action.FORWARD, Pool.RELAY, False,
+     "relay-unauthenticated"),
+    ("6 spf neutral", facts(spf="neutral"), Action.FORWARD, Pool.RELAY, False,
+     "relay-unauthenticated"),
+    ("6 spf fail", facts(spf="fail"), Action.FORWARD, Pool.RELAY, False,
+     "relay-unauthenticated"),
+    ("6 spf permerror", facts(spf="permerror"), Action.FORWARD, Pool.RELAY, False,
+     "relay-unauthenticated"),
+    ("6 unrelated DKIM", facts(dkim=(sig("other.example"),)), Action.FORWARD, Pool.RELAY,
+     False, "relay-unauthenticated"),
+    ("6 child-domain DKIM does not cover parent",
+     facts(dkim=(sig("mail.sender.example"),)), Action.FORWARD, Pool.RELAY, False,
+     "relay-unauthenticated"),
+    ("6 failed DKIM of sender", facts(dkim=(sig("sender.example", "fail"),)),
+     Action.FORWARD, Pool.RELAY, False, "relay-unauthenticated"),
+    ("6 look-alike domain", facts(dkim=(sig("er.example"),)), Action.FORWARD, Pool.RELAY,
+     False, "relay-unauthenticated"),
+    ("6 unrelated DKIM temperror does not defer",
+     facts(dkim=(sig("other.example", "temperror"),)), Action.FORWARD, Pool.RELAY, False,
+     "relay-unauthenticated"),
+    ("7 spf pass", facts(spf="pass"), Action.FORWARD, Pool.NORMAL, True,
+     "forward-authenticated"),
+    ("7 DKIM of sender domain", facts(dkim=(sig("sender.example"),)), Action.FORWARD,
+     Pool.NORMAL, True, "forward-authenticated"),
+    ("7 DKIM of parent domain", facts(
+        mail_from="a@mail.sender.example", sender_domain="mail.sender.example",
+        from_domain="x.example", dkim=(sig("sender.example"),)),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
+    ("7 DKIM of header From only", facts(
+        from_domain="brand.example", dkim=(sig("brand.example"),)),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
+    ("7 spf pass beats SPF-irrelevant DKIM temperror",
+     facts(spf="pass", dkim=(sig("sender.example", "temperror"),)),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
+    ("7 DKIM pass beats spf temperror", facts(spf="temperror", dkim=(sig("sender.example"),)),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
+    ("8 accepted sender", facts(mail_from="a@fwd.example", sender_domain="fwd.example"),
+     Action.FORWARD, Pool.NORMAL, False, "accepted-domain-unauthenticated"),
+    ("8 accepted sender authenticated",
+     facts(mail_from="a@fwd.example", sender_domain="fwd.example", spf="pass"),
+     Action.FORWARD, Pool.NORMAL, False, "accepted-domain"),
+    ("8 accepted subdomain", facts(
+        mail_from="a@x.corp.example", sender_domain="x.corp.example", spf="pass"),
+     Action.FORWARD, Pool.NORMAL, False, "accepted-domain"),
+    ("8 *.corp.example does not accept corp.example itself", facts(
+        mail_from="a@corp.example", sender_domain="corp.example"),
+     Action.FORWARD, Pool.RELAY, False, "relay-unauthenticated"),
+    ("8 not forwarded", facts(forwarded=False), Action.FORWARD, Pool.NORMAL, False,
+     "originated"),
+    ("8 accepted ignores spf temperror", facts(
+        mail_from="a@fwd.example", sender_domain="fwd.example", spf="temperror"),
+     Action.FORWARD, Pool.NORMAL, False, "accepted-domain-unauthenticated"),
+    ("temp: sender domain DNS", facts(sender_dns=SenderDNS(temperror="SERVFAIL"), spf="pass"),
+     Action.TEMPFAIL, None, False, "dns-temperror"),
+    ("temp: spf temperror", facts(spf="temperror"), Action.TEMPFAIL, None, False,
+     "dns-temperror"),
+    ("temp: spf temperror even when spam", facts(spf="temperror", spam=True),
+     Action.TEMPFAIL, None, False, "dns-temperror"),
+    ("temp: sender DKIM key timeout", facts(dkim=(sig("sender.example", "temperror"),)),
+     Action.TEMPFAIL, None, False, "dns-temperror"),
+]
+
+
+@pytest.mark.parametrize(
+    ("facts_in", "action", "pool", "srs", "reason"),
+    [pytest.param(*row[1:], id=row[0]) for row in TABLE],
+)
+def test_decision_table(
+    facts_in: Facts, action: Action, pool: Pool | None, srs: bool, reason: str
+) -> None:
+    decision = decide(facts_in, POLICY)
+    assert (decision.action, decision.pool, decision.srs) == (action, pool, srs)
+    assert decision.reasons[0] == reason
+    if action is Action.FORWARD:
+        assert decision.smtp_reply is None
+    else:
+        assert decision.smtp_reply is not None
+        assert decision.smtp_reply[0] == ("5" if action is Action.REJECT else "4")
+
+
+def test_high_risk_keeps_the_authentication_reasons() -> None:
+    decision = decide(facts(spam=True, dkim=(sig("sender.example"),)), POLICY)
+    assert decision.reasons == ("spam", "forward-authenticated", "dkim-pass-mail-from")
+    assert decision.dkim_match is not None
+    assert decision.dkim_match.identity == "mail-from"
+
+
+def test_says_which_identity_dkim_matched() -> None:
+    decision = decide(facts(from_domain="brand.example", dkim=(sig("brand.example"),)), POLICY)
+    assert "dkim-pass-header-from" in decision.reasons
+    assert decision.as_dict()["dkim_match"]["identity"] == "header-from"
+
+
+def test_already_srs_sender_is_noted() -> None:
+    decision = decide(facts(sender_is_srs=True, spf="pass"), POLICY)
+    assert decision.srs
+    assert "sender-already-srs" in decision.reasons
+
+
+def test_accepted_requires_auth_sends_unauthenticated_own_mail_to_relay() -> None:
+    strict = dataclasses.replace(POLICY, accepted_requires_auth=True)
+    own = facts(mail_from="a@fwd.example", sender_domain="fwd.example")
+    assert decide(own, strict).pool is Pool.RELAY
+    assert decide(dataclasses.replace(own, spf="pass"), strict).pool is Pool.NORMAL
+    assert not decide(dataclasses.replace(own, spf="pass"), strict).srs
+
+
+def test_aaaa_literal_reading() -> None:
+    literal = dataclasses.replace(POLICY, aaaa_counts_as_a=False)
+    decision = decide(facts(sender_dns=SenderDNS(aaaa=True), spf="pass"), literal)
+    assert decision.pool is Pool.HIGH_RISK
+
+
+def test_json_form_has_the_required_keys() -> None:
+    data = decide(facts(spf="pass", dkim=(sig("sender.example"),)), POLICY).as_dict()
+    assert {"pool", "srs", "action", "reasons", "spf", "dkim", "checked"} <= data.keys()
+    assert data["checked"]["dkim_identities"] == ["sender.example", "sender.example"]
+    assert data["dkim"] == [
+        {"domain": "sender.example", "selector": "s1", "result": "pass", "reason": ""}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("signing", "domain", "expected"),
+    [
+        ("example.com", "example.com", True),
+        ("EXAMPLE.com.", "a.b.example.com", True),
+        ("b.example.com", "example.com", False),
+        ("ample.com", "example.com", False),
+        ("", "example.com", False),
+    ],
+)
+def test_covers(signing: str, domain: str, expected: bool) -> None:
+    assert covers(signing, domain) is expected
+
+
+def test_policy_from_config() -> None:
+    policy = policy_from_config(
+        {"decide": {"accepted-domains": ["a.example"], "aaaa_counts_as_a": False}},
+        ["*.b.example"],
+    )
+    assert "a.example" in policy.accepted
+    assert "x.b.example" in policy.accepted
+    assert not policy.aaaa_counts_as_a
+    bad: dict[str, Any]
+    for bad in (
+        {"decide": []},
+        {"decide": {"nope": 1}},
+        {"decide": {"accepted_domains": "a.example"}},
+        {"decide": {"aaaa_counts_as_a": "yes"}},
+        {"decide": {"accepted_domains": ["not a domain"]}},
+    ):
+        with pytest.raises(ConfigError):
+            policy_from_config(bad)
+
+
+_domains = st.sampled_from(["sender.example", "fwd.example", "x.corp.example", "other.example"])
+_facts = st.builds(
+    Facts,
+    mail_from=st.sampled_from(["", "a@sender.example", "b@fwd.example"]),
+    sender_domain=st.one_of(st.none(), _domains),
+    from_domain=st.one_of(st.none(), _domains),
+    is_report=st.booleans(),
+    forwarded=st.booleans(),
+    sender_dns=st.builds(
+        SenderDNS,
+        a=st.booleans(),
+        aaaa=st.booleans(),
+        mx=st.booleans(),
+        null_mx=st.booleans(),
+        temperror=st.one_of(st.none(), st.just("timeout")),
+    ),
+    spam=st.booleans(),
+    limit_verdict=st.sampled_from([None, "alert", "block"]),
+    spf=st.sampled_from(SPF_RESULTS),
+    dkim=st.lists(
+        st.builds(
+            DKIMCheck,
+            domain=_domains,
+            selector=st.just("s"),
+            result=st.sampled_from(["pass", "fail", "temperror", "permerror"]),
+        ),
+        max_size=3,
+    ).map(tuple),
+    sender_is_srs=st.booleans(),
+)
+
+
+@given(_facts)
+def test_invariants(f: Facts) -> None:
+    d = decide(f, POLICY)
+    assert d.reasons
+    if d.action is not Action.FORWARD:
+        assert d.pool is None
+        assert not d.srs
+    else:
+        assert d.pool is not None
+    if d.pool is Pool.RELAY or not f.mail_from or f.is_report:
+        assert not d.srs
+    if d.srs:
+        assert f.spf == "pass" or d.dkim_match is not None
+    if f.limit_verdict == "block":
+        assert d.action is Action.REJECT
+    elif f.spam and d.action is Action.FORWARD:
+        assert d.pool is Pool.HIGH_RISK
+
+
+def test_pools_from_config() -> None:
+    pools = pools_from_config({"pools": {
+        "relay": {"transport": "relaypool", "source_addresses": "192.0.2.9", "helo": "rly1.x"},
+    }})
+    assert pools[Pool.RELAY] == PoolSettings(Pool.RELAY, "relaypool", ("192.0.2.9",), "rly1.x")
+    assert pools[Pool.NORMAL].transport == "normal"
+    assert pools[Pool.HIGH_RISK].source_addresses == ()
+    bad: dict[str, Any]
+    for bad in (
+        {"pools": []},
+        {"pools": {"fast": {}}},
+        {"pools": {"normal": []}},
+        {"pools": {"normal": {"bind": "1.2.3.4"}}},
+        {"pools": {"normal": {"source_addresses": ["host.example"]}}},
+        {"pools": {"normal": {"transport": 1}}},
+    ):
+        with pytest.raises(ConfigError):
+            pools_from_config(bad)
+
+
+def test_limits_verdicts_wire_in() -> None:
+    from srsfwd.facts import with_limits
+    from srsfwd.limits import OK, LimitVerdict
+
+    base = facts(spf="pass")
+    assert with_limits(base, OK) is base
+    alert = with_limits(base, LimitVerdict("alert", "limit-alert", "per-day", "1001 > 1000"))
+    decision = decide(alert, POLICY)
+    assert (decision.pool, decision.srs, decision.reasons[0]) == (Pool.HIGH_RISK, True,
+                                                                  "limit-alert")
+    many = with_limits(base, LimitVerdict("refuse", "too-many-recipients", "per-message"))
+    decision = decide(many, POLICY)
+    assert decision.action is Action.REJECT
+    assert decision.reasons == ("too-many-recipients",)
+    assert decision.smtp_reply is not None and decision.smtp_reply.startswith("550 5.5.3")
+    assert decide(with_limits(base, LimitVerdict("refuse", "limit-block", "per-day")),
+                  POLICY).reasons == ("limit-block",)
+
+
+def test_decide_settings() -> None:
+    from srsfwd.pool import decide_settings
+
+    settings = decide_settings({"decide": {
+        "trusted_relays": ["10.0.0.0/8"], "trusted-authserv-ids": ["gw.example"],
+        "authserv_id": "fwd.example", "dns_timeout": 2, "accepted_domains": ["a.example"],
+    }}, ["b.example"])
+    assert settings.trusted_relays == ("10.0.0.0/8",)
+    assert settings.trusted_authserv_ids == ("gw.example",)
+    assert (settings.authserv_id, settings.dns_timeout) == ("fwd.example", 2.0)
+    assert "b.example" in settings.policy.accepted
+    assert decide_settings({}).authserv_id is None
+    bad: dict[str, Any]
+    for bad in (
+        {"trusted_relays": "10.0.0.0/8"},
+        {"trusted_relays": ["gateway"]},
+        {"authserv_id": "two words"},
+        {"dns_timeout": 0},
+        {"dns_timeout": "5"},
+    ):
+        with pytest.raises(ConfigError):
+            decide_settings({"decide": bad})

@@ -1,0 +1,103 @@
+"""Canonicalisation: the same bytes as dkimpy's regexes, for any input."""
+
+from __future__ import annotations
+
+import pytest
+from dkim.canonicalization import Relaxed, Simple
+from hypothesis import given
+from hypothesis import strategies as st
+
+from srsfwd.dkim.canon import (
+    Header,
+    parse_message,
+    relaxed_body,
+    relaxed_header,
+    select_headers,
+    simple_body,
+    to_crlf,
+)
+from srsfwd.errors import SignatureError
+
+# Bodies made of the pieces that matter: spaces, tabs, CRLF, bare CR, text.
+pieces = st.sampled_from([b" ", b"\t", b"\r\n", b"a", b"xyz", b"\r", b"  \t ", b"\xc3\xa9"])
+bodies = st.lists(pieces, max_size=60).map(b"".join)
+
+
+@given(bodies)
+def test_relaxed_body_matches_dkimpy(body: bytes) -> None:
+    assert relaxed_body(body) == Relaxed.canonicalize_body(body)
+
+
+@given(bodies)
+def test_simple_body_matches_dkimpy(body: bytes) -> None:
+    assert simple_body(body) == Simple.canonicalize_body(body)
+
+
+@given(st.lists(st.sampled_from([b" ", b"\t", b"\r\n ", b"\r\n\t", b"v", b"a b"]), max_size=30))
+def test_relaxed_header_matches_dkimpy(parts: list[bytes]) -> None:
+    value = b"".join(parts)
+    ((name, expected),) = Relaxed.canonicalize_headers([(b"Subject", value)])
+    assert relaxed_header(b"Subject", value) + b"\r\n" == name + b":" + expected
+
+
+def test_empty_body_hashes_as_the_rfc_says() -> None:
+    import base64
+    import hashlib
+
+    def bh(body: bytes) -> str:
+        return base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+    assert bh(relaxed_body(b"")) == "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+    assert bh(simple_body(b"")) == "frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY="
+
+
+def test_fold_right_after_the_colon_is_removed() -> None:
+    assert relaxed_header(b"List-Unsubscribe", b"\r\n   <mailto:x@y>") == (
+        b"list-unsubscribe:<mailto:x@y>"
+    )
+
+
+def test_lf_lines_become_crlf_and_bare_cr_stays() -> None:
+    assert to_crlf(b"a\nb\r\nc\rd\n") == b"a\r\nb\r\nc\rd\r\n"
+
+
+def test_parse_keeps_folded_values_and_body() -> None:
+    msg = parse_message(b"Subject: a\n b\nFrom: x\n\nbody\n")
+    assert msg.headers == (Header(b"Subject", b" a\r\n b"), Header(b"From", b" x"))
+    assert msg.body == b"body\r\n"
+
+
+def test_message_without_blank_line_is_all_header() -> None:
+    assert parse_message(b"From: x\r\n").body == b""
+
+
+def test_mbox_from_line_is_dropped() -> None:
+    assert parse_message(b"From x@y Thu Nov 26\nFrom: x\n\nb\n").headers[0].name == b"From"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\r\nbody",
+        b"not a header\r\n\r\n",
+        b" continued: x\r\n\r\n",
+        b"Bad Name: x\r\n\r\n",
+        b"\x00\x01\x02",
+    ],
+)
+def test_garbage_is_a_signature_error(data: bytes) -> None:
+    with pytest.raises(SignatureError, match="not a mail message"):
+        parse_message(data)
+
+
+def test_huge_header_section_is_refused() -> None:
+    huge = b"X-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+    with pytest.raises(SignatureError, match="larger than"):
+        parse_message(b"From: x\r\n" + huge)
+
+
+def test_select_headers_takes_from_the_bottom_and_oversigns() -> None:
+    headers = (Header(b"From", b"1"), Header(b"To", b"2"), Header(b"From", b"3"))
+    chosen = select_headers(headers, [b"from", b"from", b"from", b"to"])
+    assert [h.value for h in chosen] == [b"3", b"1", b"2"]

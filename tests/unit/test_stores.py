@@ -1,0 +1,175 @@
+"""The key-value stores: the same behaviour from SQLite and from a real Redis server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from srsfwd import ConfigError, StoreError
+from srsfwd.stores import KeyValueStore, open_store
+from srsfwd.stores.sqlite import SQLiteStore
+from tests.redis_server import RedisServer, redis_server
+
+BACKENDS = ["sqlite", pytest.param("redis", marks=pytest.mark.integration)]
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis")
+        return f"{server.url.rsplit('/', 1)[0]}/{abs(hash(tmp_path)) % 16}"
+    return str(tmp_path / "store.sqlite")
+
+
+@pytest.fixture
+def store(where: str) -> Iterator[KeyValueStore]:
+    opened = open_store(where, prefix="test:")
+    for key, _ in list(opened.items("", now=0)):
+        opened.delete(key)
+    yield opened
+    opened.close()
+
+
+def test_put_then_get(store: KeyValueStore) -> None:
+    store.put("k", "v", ttl=100, now=1000)
+    assert store.get("k", now=1001) == "v"
+
+
+def test_missing_key_is_none(store: KeyValueStore) -> None:
+    assert store.get("nothing", now=0) is None
+
+
+def test_put_replaces(store: KeyValueStore) -> None:
+    store.put("k", "one", ttl=100, now=0)
+    store.put("k", "two", ttl=100, now=0)
+    assert store.get("k", now=1) == "two"
+
+
+def test_add_counts_from_zero(store: KeyValueStore) -> None:
+    assert store.add("c", 3, ttl=100, now=0) == 3
+    assert store.add("c", 4, ttl=100, now=0) == 7
+    assert store.get("c", now=0) == "7"
+
+
+def test_delete_says_whether_it_was_there(store: KeyValueStore) -> None:
+    store.put("k", "v", ttl=None, now=0)
+    assert store.delete("k") is True
+    assert store.delete("k") is False
+    assert store.get("k", now=0) is None
+
+
+def test_items_lists_by_prefix(store: KeyValueStore) -> None:
+    store.put("a:1", "x", ttl=100, now=0)
+    store.put("a:2", "y", ttl=100, now=0)
+    store.put("b:1", "z", ttl=100, now=0)
+    store.put("a_%:3", "w", ttl=100, now=0)
+    assert sorted(store.items("a:", now=1)) == [("a:1", "x"), ("a:2", "y")]
+    assert sorted(store.items("a_%", now=1)) == [("a_%:3", "w")]
+
+
+def test_concurrent_adds_lose_no_count(where: str) -> None:
+    def work() -> None:
+        mine = open_store(where, prefix="test:")
+        for _ in range(50):
+            mine.add("shared", 1, ttl=100, now=0)
+        mine.close()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reader = open_store(where, prefix="test:")
+    assert reader.get("shared", now=0) == "200"
+    reader.delete("shared")
+
+
+# Expiry: SQLite is told the time, Redis keeps its own clock, so each is tested its way.
+
+
+def test_sqlite_entries_expire(tmp_path: Path) -> None:
+    store = SQLiteStore.open(tmp_path / "s.sqlite")
+    store.put("k", "v", ttl=10, now=1000)
+    assert store.get("k", now=1009) == "v"
+    assert store.get("k", now=1010) is None
+
+
+def test_sqlite_counter_starts_again_after_expiry(tmp_path: Path) -> None:
+    store = SQLiteStore.open(tmp_path / "s.sqlite")
+    store.add("c", 5, ttl=10, now=0)
+    assert store.add("c", 1, ttl=10, now=20) == 1
+
+
+def test_sqlite_adding_does_not_extend_a_counter(tmp_path: Path) -> None:
+    store = SQLiteStore.open(tmp_path / "s.sqlite")
+    store.add("c", 1, ttl=10, now=0)
+    store.add("c", 1, ttl=10, now=9)
+    assert store.get("c", now=10) is None
+
+
+@pytest.mark.integration
+def test_redis_keys_expire_by_themselves(redis: RedisServer) -> None:
+    import redis as redis_client
+
+    store = open_store(redis.url, prefix="exp:")
+    store.put("k", "v", ttl=100, now=0)
+    store.add("c", 1, ttl=50, now=0)
+    store.add("c", 1, ttl=999, now=0)
+    raw = redis_client.Redis.from_url(redis.url)
+    assert 0 < raw.ttl("exp:k") <= 100
+    assert 0 < raw.ttl("exp:c") <= 50
+    raw.close()
+
+
+@pytest.mark.integration
+def test_redis_srs_aliases_use_postsrsd_keys(redis: RedisServer) -> None:
+    import redis as redis_client
+
+    raw = redis_client.Redis.from_url(redis.url, decode_responses=True)
+    raw.set("PostSRSd/DCJGDE6N24LCRT41A4T0G1UIF0DTKKQJ@1", "test@otherdomain.com", ex=100)
+    store = open_store(f"redis:127.0.0.1:{redis.port}", prefix="PostSRSd/")
+    assert store.get("DCJGDE6N24LCRT41A4T0G1UIF0DTKKQJ@1", now=0) == "test@otherdomain.com"
+    raw.close()
+
+
+@pytest.mark.integration
+def test_redis_stopped_mid_run_is_a_temporary_error(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as server:
+        store = open_store(server.url, prefix="t:")
+        store.put("k", "v", ttl=100, now=0)
+        server.stop()
+        with pytest.raises(StoreError) as caught:
+            store.add("c", 1, ttl=10, now=0)
+        assert caught.value.temporary
+        server.start()
+        assert store.add("c", 1, ttl=10, now=0) == 1
+
+
+def test_unreachable_redis_is_a_temporary_error() -> None:
+    with pytest.raises(StoreError):
+        open_store("redis://127.0.0.1:1/0").get("k", now=0)
+
+
+def test_redis_url_without_redis_package_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "srsfwd.stores.redis", None)
+    with pytest.raises(ConfigError, match=r"srsfwd\[redis\]"):
+        open_store("redis://127.0.0.1:6379/0")
+
+
+def test_sqlite_prefix_spelling_opens_a_file(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:{tmp_path / 'x.sqlite'}")
+    store.put("k", "v", ttl=1, now=0)
+    assert (tmp_path / "x.sqlite").exists()
