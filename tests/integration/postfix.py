@@ -120,6 +120,17 @@ class Postfix:
         with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as smtp:
             smtp.sendmail(sender, recipients, message)
 
+    def tables(self) -> dict[str, str]:
+        """The canonical maps main.cf names: ``forward`` (sender), ``reverse`` (recipient)."""
+        found: dict[str, str] = {}
+        for line in (self.root / "etc" / "main.cf").read_text().splitlines():
+            key, _, value = line.partition(" = ")
+            if key == "sender_canonical_maps":
+                found["forward"] = value
+            elif key == "recipient_canonical_maps":
+                found["reverse"] = value
+        return found
+
     def log(self) -> str:
         path = self.root / "log" / "maillog"
         return path.read_text(errors="replace") if path.exists() else ""

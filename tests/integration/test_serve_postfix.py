@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,9 +114,7 @@ def test_a_bounce_sent_by_another_server_is_reversed(forwarder: Forwarder) -> No
     assert got.mail_from in ("", "<>")
 
 
-def test_an_address_made_by_postsrsd_1_10_is_reversed(
-    forwarder: Forwarder, tmp_path: Path
-) -> None:
+def test_an_address_made_by_postsrsd_1_10_is_reversed(forwarder: Forwarder, tmp_path: Path) -> None:
     now = int(SystemClock().now())
     with postsrsd(tmp_path, domain=SRS_DOMAIN, secrets=[SECRET], now=now) as old_daemon:
         made_by_postsrsd = old_daemon.forward("frank@orig.example")
@@ -143,8 +142,34 @@ def test_postfixs_double_bounce_sender_is_left_alone(forwarder: Forwarder) -> No
     # double-bounce@$myhostname, and that sender must stay as it is.
     forwarder.postfix.send("reject-lena@orig.example", ["reject@dest.example"])
     notice = forwarder.sink.wait_for(
-        lambda e: e.mail_from.startswith("double-bounce@") and "reject-lena" in e.content.decode(
-            errors="replace"
+        lambda e: (
+            e.mail_from.startswith("double-bounce@")
+            and "reject-lena" in e.content.decode(errors="replace")
         )
     )
     assert notice.mail_from == "double-bounce@mx.fwd.example"
+
+
+def test_postmap_queries_as_docs_postfix_md_shows(forwarder: Forwarder) -> None:
+    table = forwarder.postfix.tables()
+    postmap = ["postmap", "-c", str(forwarder.postfix.root / "etc"), "-q"]
+    found = subprocess.run(
+        [*postmap, "nina@orig.example", table["forward"]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.strip()
+    assert found.startswith("SRS0=") and found.endswith(f"=orig.example=nina@{SRS_DOMAIN}")
+    back = subprocess.run(
+        [*postmap, found, table["reverse"]], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert back.stdout.strip() == "nina@orig.example"
+    local = subprocess.run(
+        [*postmap, f"oscar@{SRS_DOMAIN}", table["forward"]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert local.returncode == 1  # not found: left alone

@@ -149,3 +149,24 @@ def test_stops_cleanly_with_clients_connected(tmp_path: Path, signum: int) -> No
         assert time.monotonic() - started < 5
         for conn in clients:
             conn.close()
+
+
+def test_sighup_rereads_the_domains_file(tmp_path: Path) -> None:
+    domains = tmp_path / "domains"
+    domains.write_text("# local domains\nexample.net\n")
+    config = write_setup(tmp_path)
+    config.write_text(config.read_text().replace("[serve]", 'domains-file = "domains"\n[serve]'))
+    with serving("--config", str(config), tmp=tmp_path) as (process, notes):
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(str(tmp_path / "srs.sock"))
+            conn.settimeout(5)
+            assert ask(conn, "forward bob@example.org").status is socketmap.Status.OK
+            domains.write_text("example.net\nexample.org\n")
+            process.send_signal(signal.SIGHUP)
+            notes.expect("RELOADING=1")
+            notes.expect("READY=1")
+            assert ask(conn, "forward bob@example.org") == socketmap.Reply(
+                socketmap.Status.NOTFOUND, "Need not rewrite local domain."
+            )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
