@@ -88,7 +88,7 @@ def parse_confuse(text: str) -> dict[str, Any]:
     while position < len(text):
         match = _TOKEN.match(text, position)
         if match is None:
-            raise ConfigError(f"postsrsd config: cannot read {text[position:position + 20]!r}")
+            raise ConfigError(f"postsrsd config: cannot read {text[position : position + 20]!r}")
         position = match.end()
         kind = match.lastgroup or ""
         if kind in ("space", "comment"):

@@ -167,9 +167,7 @@ class Notifications:
 
 
 @contextmanager
-def serve_process(
-    *args: str, tmp: Path
-) -> Iterator[tuple[subprocess.Popen[bytes], Notifications]]:
+def serve_process(*args: str, tmp: Path) -> Iterator[tuple[subprocess.Popen[bytes], Notifications]]:
     """``srsfwd serve ARGS`` as systemd runs it, once it has said READY=1."""
     notes = Notifications(tmp / "notify.sock")
     env = {**os.environ, "NOTIFY_SOCKET": str(notes.path)}

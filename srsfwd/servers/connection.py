@@ -28,6 +28,8 @@ WRITE_HIGH_WATER = 64 * 1024
 READ_SIZE = 16 * 1024
 #: Requests answered in one go before other connections get their turn.
 BATCH = 64
+#: Lines a second about clients closed for protocol errors; the rest are counted.
+CLIENT_LOGS_PER_SECOND = 10
 INTERNAL_ERROR = socketmap.Reply(socketmap.Status.TEMP, "Internal error.")
 
 
@@ -42,6 +44,28 @@ class ServerContext:
     connections: set[Connection] = field(default_factory=set)
     refused: int = 0
     _last_refusal_log: float = 0.0
+    _log_window: float = 0.0
+    _logged_in_window: int = 0
+    _suppressed: int = 0
+
+    def note_client_error(self, service: str, reason: object) -> None:
+        """Log a misbehaving client, at most ``CLIENT_LOGS_PER_SECOND`` lines a second.
+
+        A flood of bad clients must not flood the log too; what is left out is counted
+        in the next line.
+        """
+        if self.metrics is not None:
+            self.metrics.errors.labels("protocol").inc()
+        now = time.monotonic()
+        if now - self._log_window >= 1.0:
+            if self._suppressed:
+                log.info("... and %d more connections closed for protocol errors", self._suppressed)
+            self._log_window, self._logged_in_window, self._suppressed = now, 0, 0
+        if self._logged_in_window < CLIENT_LOGS_PER_SECOND:
+            self._logged_in_window += 1
+            log.info("%s: closing connection: %s", service, reason)
+        else:
+            self._suppressed += 1
 
     def refuse(self, service: str) -> None:
         """Count a connection over the limit; log it at most once a second."""
@@ -176,9 +200,7 @@ class Connection(asyncio.BufferedProtocol):
         raise NotImplementedError
 
     def _protocol_error(self, reason: object) -> None:
-        log.info("%s: closing connection: %s", self.service, reason)
-        if self.context.metrics is not None:
-            self.context.metrics.errors.labels("protocol").inc()
+        self.context.note_client_error(self.service, reason)
         if self.transport is not None:
             self.transport.write(self._invalid())
             self.transport.close()

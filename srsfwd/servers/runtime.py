@@ -3,6 +3,11 @@
 One asyncio process serves every enabled endpoint. SIGHUP re-reads the configuration
 and secrets through the injected loader and swaps them in under open connections;
 SIGTERM (or SIGINT) stops listening, lets answered replies drain and exits.
+
+Server kinds are ``connection.PROTOCOLS`` entries named by ``ServeSettings.endpoints``;
+another kind (the milter) joins by adding its ``Connection`` subclass there and its
+endpoints to ``[serve]``: listening, limits, idle sweeps, reload and shutdown then apply
+to it unchanged.
 """
 
 from __future__ import annotations
@@ -113,9 +118,7 @@ class Daemon:
             ):
                 loop.add_signal_handler(signum, handler)
             sweeper = asyncio.create_task(self._sweep_idle())
-            log.info(
-                "serving %s", ", ".join(f"{s} on {e}" for s, e in settings.endpoints())
-            )
+            log.info("serving %s", ", ".join(f"{s} on {e}" for s, e in settings.endpoints()))
             self._notify(f"READY=1\nSTATUS=serving {len(self._listeners)} endpoints")
             await self._stop.wait()
             self._notify("STOPPING=1")

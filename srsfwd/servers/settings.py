@@ -151,7 +151,7 @@ def _convert(config: Config, key: str, value: Any) -> Any:
             try:
                 mode = int(value, 8)
             except ValueError:
-                raise ConfigError(f"{where} must be octal, like \"0660\"") from None
+                raise ConfigError(f'{where} must be octal, like "0660"') from None
         if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777:
             raise ConfigError(f"{where} must be a mode 0..0777")
         return mode

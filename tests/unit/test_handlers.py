@@ -92,8 +92,11 @@ STATELESS = [
     ("reverse SRS0=-3_5=2W=somedomain.com=hash234@example.com", OK, "hash234@somedomain.com"),
     ("forward hash234@somedomain.com", OK, "SRS0=-3_5=2W=somedomain.com=hash234@example.com"),
     ("reverse SRS0=XjO9=2V=otherdomain.com=test@foreign.example", OK, "test@otherdomain.com"),
-    ("reverse SRS0=FAKE=2V=otherdomain.com=test@foreign.example", NOTFOUND,
-     "Hash invalid in SRS address."),
+    (
+        "reverse SRS0=FAKE=2V=otherdomain.com=test@foreign.example",
+        NOTFOUND,
+        "Hash invalid in SRS address.",
+    ),
     ("forward SRS1=X@otherdomain.com", PERM, "No host in SRS1 address."),
     ("forward test@EXAMPLE.COM", NOTFOUND, "Need not rewrite local domain."),
     ("Forward test@otherdomain.com", PERM, "Invalid map."),

@@ -30,8 +30,8 @@ def abuse(kind: str, sock_path: str, tcp_port: int, stop: threading.Event) -> No
     rng = random.Random(kind)
     while not stop.wait(0.005):
         family = socket.AF_INET if kind.startswith("tcp") else socket.AF_UNIX
-        address: str | tuple[str, int] = ("127.0.0.1", tcp_port) if kind.startswith("tcp") else (
-            sock_path
+        address: str | tuple[str, int] = (
+            ("127.0.0.1", tcp_port) if kind.startswith("tcp") else (sock_path)
         )
         try:
             with socket.socket(family) as conn:

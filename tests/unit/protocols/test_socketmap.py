@@ -20,9 +20,7 @@ from srsfwd.protocols.socketmap import (
 )
 
 names = st.sampled_from(["forward", "reverse", "other"])
-keys = st.text(
-    st.characters(codec="utf-8", exclude_characters=" "), max_size=60
-)
+keys = st.text(st.characters(codec="utf-8", exclude_characters=" "), max_size=60)
 requests = st.builds(Request, names, keys)
 
 

@@ -24,9 +24,7 @@ keys = st.text(st.characters(codec="utf-8"), min_size=1, max_size=60)
 
 
 @given(st.lists(st.builds(Request, keys), max_size=8), st.data())
-def test_any_chunking_yields_the_same_requests(
-    reqs: list[Request], data: st.DataObject
-) -> None:
+def test_any_chunking_yields_the_same_requests(reqs: list[Request], data: st.DataObject) -> None:
     wire = b"".join(encode_request(r) for r in reqs)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=10)))
     decoder, got, last = RequestDecoder(), [], 0

@@ -430,3 +430,13 @@ def test_an_endpoint_that_cannot_be_bound_is_a_config_error(tmp_path: Path) -> N
                 pass
 
     run(scenario)
+
+
+def test_a_flood_of_bad_clients_does_not_flood_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    from srsfwd.servers.connection import CLIENT_LOGS_PER_SECOND, ServerContext
+
+    context = ServerContext(maps=postsrsd_maps())
+    with caplog.at_level("INFO", logger="srsfwd.servers.connection"):
+        for n in range(500):
+            context.note_client_error("socketmap", f"bad client {n}")
+    assert len(caplog.records) == CLIENT_LOGS_PER_SECOND
