@@ -474,3 +474,36 @@ def test_cli_deliver_leaves_from_the_pool_address_and_helo(
     (got,) = sink.messages
     assert (got.peer_ip, got.helo) == (source, helo)
     assert got.rcpts == ["bob@receiver.example"]
+
+
+def test_forward_script_embeds_the_api(example: Path, sink: Sink) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(
+        os.environ,
+        SENDER="alice@example.org",
+        CLIENT_ADDRESS="198.51.100.25",
+        CLIENT_HELO="mail.example.org",
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(example / "forward_script.py"),
+            "--config",
+            str(example / "srsfwd.toml"),
+            "--to",
+            "bob@receiver.example",
+            "--relay",
+            f"{sink.host}:{sink.port}",
+        ],
+        input=(example / "messages" / "normal.eml").read_bytes(),
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    (got,) = sink.messages
+    assert got.mail_from.startswith("SRS0=") and got.peer_ip == "127.0.0.2"
