@@ -87,14 +87,14 @@ def build_resolver(
 ) -> Resolver:
     """The one ``Resolver`` from ``[dns]``, with command-line values winning.
 
-    Zone files (given or configured) mean no network at all; otherwise the configured
-    nameservers, or those of /etc/resolv.conf.
+    Zone files (given, or configured when no nameserver is given) mean no network at
+    all; otherwise the given or configured nameservers, or those of /etc/resolv.conf.
 
     Raises:
         ConfigError: a bad ``[dns]`` table, an unreadable zone file, no resolv.conf.
     """
     dns = dns_settings(config)
-    zones = tuple(zone_files) or dns.zone_files
+    zones = tuple(zone_files) or (() if nameservers else dns.zone_files)
     if zones:
         return Resolver.from_zone_file(*zones, clock=clock)
     servers = tuple(nameservers) or dns.nameservers

@@ -14,9 +14,7 @@ import authres
 from srsfwd.pool import DKIMCheck
 
 #: RFC 8601 §2.7.2 SPF result words we accept from a gateway.
-_SPF_WORDS = frozenset(
-    {"pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"}
-)
+_SPF_WORDS = frozenset({"pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"})
 _OLD_WORDS = {"hardfail": "fail", "error": "temperror", "unknown": "permerror"}
 
 
@@ -75,11 +73,13 @@ def build_header(
     helo: str,
     spf_reason: str = "",
     dkim: Iterable[DKIMCheck] = (),
+    arc: str | None = None,
     folded: bool = False,
 ) -> str:
     """The ``Authentication-Results:`` field (name included, no line end) for this hop.
 
-    ``folded`` puts each result on its own continuation line, as it should go on the wire.
+    ``arc`` adds the ARC chain's state (none, pass, fail) when we seal. ``folded`` puts
+    each result on its own continuation line, as it should go on the wire.
     """
     results: list[object] = []
     spf_kwargs: dict[str, str] = {"result": spf}
@@ -102,6 +102,8 @@ def build_header(
         results.append(authres.DKIMAuthenticationResult(**kwargs))
     if not checks:
         results.append(authres.DKIMAuthenticationResult(result="none"))
+    if arc is not None:
+        results.append(authres.AuthenticationResult(method="arc", result=arc))
     header = authres.AuthenticationResultsHeader(authserv_id=authserv_id, results=results)
     text = str(header)
     # Reasons hold no ";" (see _printable), so "; " only ever separates results here.

@@ -10,6 +10,7 @@ from srsfwd import __version__
 from srsfwd.cli.decide import decide
 from srsfwd.cli.dkim import keygen, keys, seal, sign, verify
 from srsfwd.cli.doctor import doctor
+from srsfwd.cli.forward import forward
 from srsfwd.cli.limits import limits
 from srsfwd.cli.serve import serve
 from srsfwd.cli.srs import bounce, reverse, rewrite, secret
@@ -39,6 +40,7 @@ cli.add_command(seal)
 cli.add_command(decide)
 cli.add_command(doctor)
 cli.add_command(limits)
+cli.add_command(forward)
 cli.add_command(serve)
 
 

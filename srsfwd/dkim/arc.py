@@ -88,8 +88,14 @@ class ArcSealer:
         self._clock = clock or SystemClock()
         self._dkim = DkimVerifier(resolver, clock=self._clock)
 
-    def seal(self, message: bytes) -> SealResult:
+    def seal(self, message: bytes, *, results: Callable[[str], str] | None = None) -> SealResult:
         """Verify, add Authentication-Results and an ARC set on top of ``message``.
+
+        Args:
+            results: this hop's Authentication-Results field for a chain state (none,
+                pass, fail), when the caller has already checked what arrived (SPF, DKIM
+                before our own signature). Without it the sealer verifies the DKIM
+                signatures it finds and writes the field itself.
 
         Raises:
             SignatureError: not a message, no From, or more than 50 sets.
@@ -111,8 +117,12 @@ class ArcSealer:
         cv, why = self._chain(data, latest)
         if cv == "terminated":
             return SealResult(data, False, "fail", 0, f"chain already failed: {why}")
-        results = tuple(self._dkim.verify_parsed(parsed))
-        header = self._authentication_results(results, cv)
+        checked: tuple[SignatureResult, ...] = ()
+        if results is None:
+            checked = tuple(self._dkim.verify_parsed(parsed))
+            header = self._authentication_results(checked, cv)
+        else:
+            header = results(cv).encode("utf-8").rstrip(b"\r\n") + b"\r\n"
         names = default_header_list(parsed.headers)
         names += [b"dkim-signature"] * len(parsed.find("dkim-signature"))
         try:
@@ -132,7 +142,7 @@ class ArcSealer:
         if not arc_set:
             raise SignatureError("cannot seal: dkimpy found no usable Authentication-Results")
         sealed = b"".join(arc_set) + header + data
-        return SealResult(sealed, True, cv, latest + 1, why, results)
+        return SealResult(sealed, True, cv, latest + 1, why, checked)
 
     def _chain(self, data: bytes, latest: int) -> tuple[str, str]:
         """The chain's state: none / pass / fail, or terminated."""

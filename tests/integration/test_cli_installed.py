@@ -67,5 +67,7 @@ def test_shipped_example_runs(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "deliver to alice@example.org" in done.stdout
-    assert "forged (Hash invalid in SRS address.)" in done.stdout
+    for pool in ("normal", "relay", "high-risk"):
+        assert f"pool:      {pool}" in done.stderr
+    assert "rcpt to:   <alice@example.org>" in done.stderr  # the bounce went home
+    assert "not a valid bounce address here (Hash invalid" in done.stderr

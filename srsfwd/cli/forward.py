@@ -1,0 +1,218 @@
+"""``srsfwd forward``: one forward of one message, from what arrived to what leaves."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from srsfwd.app import build_resolver
+from srsfwd.cli.common import config_option, open_config
+from srsfwd.cli.decide import EXIT_FORWARD, EXIT_REJECT, EXIT_TEMPFAIL, parse_dns_server
+from srsfwd.delivery import deliver_sendmail, deliver_smtp, parse_host_port
+from srsfwd.errors import SrsfwdError
+from srsfwd.forward import MAX_MESSAGE, Forwarder, ForwardResult
+from srsfwd.pool import Action, decide_settings
+
+_STATUS = {Action.FORWARD: EXIT_FORWARD, Action.REJECT: EXIT_REJECT, Action.TEMPFAIL: EXIT_TEMPFAIL}
+
+
+def _read(stream: BinaryIO, name: str) -> bytes:
+    data = stream.read(MAX_MESSAGE + 1)
+    if len(data) > MAX_MESSAGE:
+        raise click.ClickException(f"{name}: message larger than {MAX_MESSAGE >> 20} MiB")
+    return data
+
+
+def _build(
+    config_path: Path | None, zone_files: tuple[Path, ...], dns_server: str | None
+) -> Forwarder:
+    config = open_config(config_path)
+    servers: tuple[str, ...] = ()
+    port: int | None = None
+    if dns_server:
+        try:
+            host, port = parse_dns_server(dns_server)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--dns-server") from None
+        servers = (host,)
+    try:
+        timeout = decide_settings(config.sections).dns_timeout
+        resolver = build_resolver(
+            config, zone_files=zone_files, nameservers=servers, port=port, timeout=timeout
+        )
+        return Forwarder.from_config(config, resolver=resolver)
+    except SrsfwdError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _describe(result: ForwardResult) -> None:
+    def say(text: str) -> None:
+        click.echo(text.rstrip(), err=True)
+
+    say(f"action:    {result.action}")
+    if result.forwarded:
+        say(f"pool:      {result.pool}  (SRS: {'yes' if result.srs else 'no'})")
+        where = result.source_address or "default address"
+        say(f"transport: {result.transport} (from {where}, HELO {result.helo or '-'})")
+    else:
+        say(f"reply:     {result.smtp_reply}")
+    say(f"mail from: <{result.mail_from}>")
+    say(f"rcpt to:   {', '.join(f'<{r}>' for r in result.rcpts)}")
+    say(f"reasons:   {', '.join(result.reasons)}")
+    if result.decision is not None:
+        facts = result.decision.facts
+        say(f"spf:       {facts.spf} {facts.spf_reason}")
+        for check in facts.dkim:
+            say(f"dkim:      {check.result} d={check.domain} s={check.selector} {check.reason}")
+    for note in result.notes:
+        say(f"note:      {note}")
+
+
+@click.command()
+@config_option
+@click.option(
+    "--zone",
+    "zone_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Answer DNS from this master file only, no network. Repeatable.",
+)
+@click.option("--dns-server", metavar="HOST[:PORT]", help="Ask this DNS server (an IP).")
+@click.option("--client-ip", required=True, metavar="IP", help="The connecting client.")
+@click.option("--helo", required=True, metavar="NAME", help="The client's HELO/EHLO name.")
+@click.option(
+    "--mail-from", required=True, metavar="ADDR", help="Envelope sender ('' or '<>' for a bounce)."
+)
+@click.option(
+    "--rcpt",
+    "rcpts",
+    multiple=True,
+    required=True,
+    metavar="ADDR",
+    help="Envelope recipient after forwarding. Repeatable.",
+)
+@click.option("--spam", is_flag=True, help="Our own spam filter judged the message spam.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the message to send here [standard output].",
+)
+@click.option("--json", "as_json", is_flag=True, help="The decision as one JSON object.")
+@click.option(
+    "--deliver",
+    metavar="HOST[:PORT]",
+    help="Hand the message over by SMTP, from the pool's address and HELO name.",
+)
+@click.option(
+    "--sendmail",
+    "use_sendmail",
+    is_flag=True,
+    help="Pipe the message to sendmail -f SENDER -- RCPTS.",
+)
+@click.argument("message", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def forward(
+    config_path: Path | None,
+    zone_files: tuple[Path, ...],
+    dns_server: str | None,
+    client_ip: str,
+    helo: str,
+    mail_from: str,
+    rcpts: tuple[str, ...],
+    spam: bool,
+    output: Path | None,
+    as_json: bool,
+    deliver: str | None,
+    use_sendmail: bool,
+    message: Path | None,
+) -> None:
+    """Forward MESSAGE (standard input when absent): pool, envelope, headers, signature.
+
+    Writes the message to send to OUTPUT (standard output by default) and the decision
+    with the new envelope to standard error, in words or with --json as one JSON object.
+    A bounce to one of our SRS addresses is verified, reversed and sent to the original
+    sender; a forged one is refused.
+
+    Exit status: 0 forwarded, 1 refused, 75 try again later, 2 usage error.
+
+    \b
+    Example:
+      srsfwd forward --config examples/srsfwd.toml --zone examples/example.zone \\
+          --client-ip 192.0.2.25 --helo mail.example.org \\
+          --mail-from alice@example.org --rcpt bob@receiver.example \\
+          examples/messages/normal.eml > out.eml
+    """
+    if deliver and use_sendmail:
+        raise click.UsageError("--deliver and --sendmail exclude each other")
+    try:
+        ipaddress.ip_address(client_ip.strip().strip("[]"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{client_ip!r} is not an IP address", param_hint="--client-ip"
+        ) from None
+    target = None
+    if deliver:
+        try:
+            target = parse_host_port(deliver)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--deliver") from None
+    forwarder = _build(config_path, zone_files, dns_server)
+    try:
+        if message is None:
+            data = _read(sys.stdin.buffer, "standard input")
+        else:
+            with message.open("rb") as handle:
+                data = _read(handle, str(message))
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {message}: {exc.strerror}") from None
+    result = forwarder.forward(
+        data,
+        client_ip=client_ip.strip().strip("[]"),
+        helo=helo,
+        mail_from=mail_from,
+        rcpts=rcpts,
+        spam=spam,
+    )
+    status = _STATUS[result.action]
+    delivery_note = None
+    if result.message is not None:
+        try:
+            if target is not None:
+                deliver_smtp(
+                    result.message,
+                    mail_from=result.mail_from,
+                    rcpts=result.rcpts,
+                    host=target[0],
+                    port=target[1],
+                    source_address=result.source_address,
+                    helo=result.helo,
+                )
+                delivery_note = f"delivered to {deliver}"
+            elif use_sendmail:
+                deliver_sendmail(result.message, mail_from=result.mail_from, rcpts=result.rcpts)
+                delivery_note = "handed to sendmail"
+            elif output is not None:
+                output.write_bytes(result.message)
+            else:
+                sys.stdout.buffer.write(result.message)
+                sys.stdout.buffer.flush()
+        except SrsfwdError as exc:
+            delivery_note = f"not delivered: {exc}"
+            status = EXIT_TEMPFAIL if exc.temporary else EXIT_REJECT
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+    if as_json:
+        out = result.as_dict()
+        if delivery_note:
+            out["delivery"] = delivery_note
+        click.echo(json.dumps(out, sort_keys=True), err=True)
+    else:
+        _describe(result)
+        if delivery_note:
+            click.echo(f"delivery:  {delivery_note}", err=True)
+    sys.exit(status)

@@ -1,0 +1,470 @@
+"""One forward of one message: from what arrived to what leaves.
+
+``Forwarder`` is built once from the configuration (secrets, keys, resolver, limits
+store) and then called per message. It verifies and reverses bounces that come back to
+our SRS addresses, counts the sender against its sending limits, gathers the facts and
+takes the pool decision, rewrites the envelope sender when the decision says so, and
+prepares the message: this hop's Authentication-Results, our DKIM signature, and an ARC
+set last of all. Whatever cannot be done now is a deferral with an SMTP reply; nothing
+is waved through and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from srsfwd.address import DomainSet, split_address, strip_brackets
+from srsfwd.app import build_key_table, build_limits, build_resolver, build_rewriter
+from srsfwd.authresults import build_header
+from srsfwd.clock import Clock, SystemClock
+from srsfwd.config import Config
+from srsfwd.dkim.arc import ArcSealer
+from srsfwd.dkim.settings import dkim_settings
+from srsfwd.dkim.sign import DkimSigner
+from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.errors import (
+    AddressError,
+    ConfigError,
+    DKIMError,
+    KeyNotFoundError,
+    SRSError,
+    SrsfwdError,
+    SRSLengthError,
+    TemporaryError,
+)
+from srsfwd.facts import Envelope, FactGatherer, build_gatherer, with_limits
+from srsfwd.keystore import KeyTable
+from srsfwd.limits import SendingLimits
+from srsfwd.pool import (
+    Action,
+    Decision,
+    Policy,
+    Pool,
+    PoolSettings,
+    decide,
+    decide_settings,
+    pools_from_config,
+)
+from srsfwd.srs import SRSRewriter
+
+log = logging.getLogger(__name__)
+
+#: Largest message taken: bigger ones are refused with 552 before any work is done.
+MAX_MESSAGE = 64 * 1024 * 1024
+#: Most recipients one call takes; the limits' per-message rule usually refuses sooner.
+MAX_RCPTS = 10_000
+
+SignWith = Literal["auto", "srs-domain", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardResult:
+    """What to do with one message, and the message to send.
+
+    ``action`` is ``forward``, ``reject`` or ``tempfail``; when not forwarded,
+    ``smtp_reply`` is the reply to give and ``message`` is None.
+    """
+
+    action: Action
+    pool: Pool | None
+    srs: bool
+    mail_from: str
+    rcpts: tuple[str, ...]
+    reasons: tuple[str, ...]
+    transport: str | None = None
+    source_address: str | None = None
+    helo: str | None = None
+    smtp_reply: str | None = None
+    message: bytes | None = None
+    decision: Decision | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def forwarded(self) -> bool:
+        return self.action is Action.FORWARD
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON form: the ``--json`` output of ``srsfwd forward``."""
+        out: dict[str, Any] = {
+            "action": str(self.action),
+            "pool": None if self.pool is None else str(self.pool),
+            "srs": self.srs,
+            "mail_from": self.mail_from,
+            "rcpts": list(self.rcpts),
+            "transport": self.transport,
+            "source_address": self.source_address,
+            "helo": self.helo,
+            "reasons": list(self.reasons),
+            "notes": list(self.notes),
+        }
+        if self.smtp_reply is not None:
+            out["smtp_reply"] = self.smtp_reply
+        if self.decision is not None:
+            facts = self.decision.facts
+            out["spf"] = facts.spf
+            out["dkim"] = [check.as_dict() for check in facts.dkim]
+        return out
+
+
+def _refused(
+    action: Action,
+    reply: str,
+    reason: str,
+    *,
+    mail_from: str = "",
+    rcpts: Sequence[str] = (),
+    decision: Decision | None = None,
+) -> ForwardResult:
+    return ForwardResult(
+        action, None, False, mail_from, tuple(rcpts), (reason,), smtp_reply=reply, decision=decision
+    )
+
+
+def _temporary(reply_text: str, reason: str, **kwargs: Any) -> ForwardResult:
+    return _refused(Action.TEMPFAIL, f"451 4.3.0 {reply_text}", reason, **kwargs)
+
+
+class Forwarder:
+    """The forwarding pipeline, built once and called once per message."""
+
+    def __init__(
+        self,
+        *,
+        rewriter: SRSRewriter,
+        gatherer: FactGatherer,
+        policy: Policy,
+        pools: dict[Pool, PoolSettings],
+        authserv_id: str,
+        key_table: KeyTable | None = None,
+        sign_with: SignWith = "auto",
+        sealer: ArcSealer | None = None,
+        limits: SendingLimits | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.rewriter = rewriter
+        self.gatherer = gatherer
+        self.policy = policy
+        self.pools = pools
+        self.authserv_id = authserv_id
+        self.key_table = key_table
+        self.sign_with: SignWith = sign_with
+        self.sealer = sealer
+        self.limits = limits
+        self._clock: Clock = clock or SystemClock()
+        self._signers: dict[str, DkimSigner | None] = {}
+        self._our_domains = DomainSet([rewriter.domain, *rewriter.local_domains.entries()])
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        resolver: Resolver | None = None,
+        clock: Clock | None = None,
+        spam_header: str | None = None,
+    ) -> Forwarder:
+        """Everything the pipeline needs, read once from ``config``.
+
+        Raises:
+            ConfigError: a missing or wrong setting, key or secret.
+            StoreError: the limits store cannot be opened.
+        """
+        table = config.sections.get("forward", {})
+        if not isinstance(table, dict):
+            raise ConfigError("[forward] must be a table")
+        unknown = set(table) - {"dkim_sign", "arc"}
+        if unknown:
+            raise ConfigError(f"[forward] has no setting {sorted(unknown)[0]!r}")
+        sign_with = table.get("dkim_sign", "auto")
+        if sign_with not in ("auto", "srs-domain", "none"):
+            raise ConfigError("[forward] dkim_sign must be 'auto', 'srs-domain' or 'none'")
+        arc = table.get("arc", False)
+        if not isinstance(arc, bool):
+            raise ConfigError("[forward] arc must be true or false")
+        settings = decide_settings(config.sections, config.srs.local_domains)
+        resolver = resolver or build_resolver(config, timeout=settings.dns_timeout, clock=clock)
+        rewriter = build_rewriter(config, clock=clock)
+        authserv_id = (
+            settings.authserv_id or dkim_settings(config).authserv_id or socket.gethostname()
+        )
+        key_table = build_key_table(config) if sign_with != "none" or arc else None
+        sealer = None
+        if key_table is not None and arc:
+            now = (clock or SystemClock()).now()
+            try:
+                rsa = [
+                    k
+                    for k in key_table.signing_keys(rewriter.domain, now=now)
+                    if k.key.key_type == "rsa"
+                ]
+            except DKIMError as exc:
+                raise ConfigError(f"ARC needs an RSA key for {rewriter.domain}: {exc}") from None
+            if not rsa:
+                raise ConfigError(f"ARC needs an RSA key for {rewriter.domain}")
+            sealer = ArcSealer(rsa[0], authserv_id, resolver, clock=clock)
+        return cls(
+            rewriter=rewriter,
+            gatherer=build_gatherer(resolver, settings, clock=clock),
+            policy=settings.policy,
+            pools=pools_from_config(config.sections),
+            authserv_id=authserv_id,
+            key_table=key_table,
+            sign_with=sign_with,
+            sealer=sealer,
+            limits=build_limits(config, clock=clock),
+            clock=clock,
+        )
+
+    # -- one message --------------------------------------------------------------
+
+    def forward(
+        self,
+        message: bytes,
+        *,
+        client_ip: str,
+        helo: str,
+        mail_from: str,
+        rcpts: Sequence[str],
+        spam: bool = False,
+    ) -> ForwardResult:
+        """Decide and prepare the forward of ``message`` received with this envelope.
+
+        Never raises for a bad message or a failing dependency: those come back as a
+        ``reject`` or ``tempfail`` result with the SMTP reply to give.
+        """
+        sender = strip_brackets(mail_from.strip())
+        targets = tuple(strip_brackets(r.strip()) for r in rcpts)
+        if len(message) > MAX_MESSAGE:
+            return _refused(
+                Action.REJECT,
+                f"552 5.3.4 message larger than {MAX_MESSAGE} bytes",
+                "message-too-big",
+                mail_from=sender,
+                rcpts=targets,
+            )
+        if not targets:
+            return _refused(
+                Action.REJECT, "554 5.5.1 no recipients", "no-recipients", mail_from=sender
+            )
+        if len(targets) > MAX_RCPTS:
+            return _refused(
+                Action.REJECT,
+                "452 4.5.3 too many recipients",
+                "too-many-recipients",
+                mail_from=sender,
+                rcpts=targets[:10],
+            )
+        try:
+            for address in (sender, *targets) if sender else targets:
+                split_address(address)
+        except AddressError as exc:
+            return _refused(
+                Action.REJECT,
+                f"501 5.1.3 bad address: {exc}",
+                "bad-address",
+                mail_from=sender,
+                rcpts=targets,
+            )
+        try:
+            return self._forward(message, client_ip, helo, sender, targets, spam)
+        except TemporaryError as exc:
+            log.warning("deferring message from <%s>: %s", sender, exc)
+            return _temporary(
+                f"{exc}; try again later", "temporary-failure", mail_from=sender, rcpts=targets
+            )
+        except AddressError as exc:
+            return _refused(
+                Action.REJECT,
+                f"501 5.1.3 bad address: {exc}",
+                "bad-address",
+                mail_from=sender,
+                rcpts=targets,
+            )
+        except SrsfwdError as exc:
+            # A message we were meant to change but cannot: defer, never send it unchanged.
+            log.error("deferring message from <%s>: %s", sender, exc)
+            return _temporary(
+                f"cannot forward now: {exc}", "internal-error", mail_from=sender, rcpts=targets
+            )
+
+    def _forward(
+        self,
+        message: bytes,
+        client_ip: str,
+        helo: str,
+        sender: str,
+        targets: tuple[str, ...],
+        spam: bool,
+    ) -> ForwardResult:
+        notes: list[str] = []
+        bounced: list[str] = []
+        final: list[str] = []
+        for rcpt in targets:
+            if self._is_our_srs(rcpt):
+                try:
+                    original = self.rewriter.reverse(rcpt)
+                except SRSError as exc:
+                    return _refused(
+                        Action.REJECT,
+                        f"550 5.7.1 <{rcpt}>: not a valid bounce address here ({exc})",
+                        "srs-bounce-invalid",
+                        mail_from=sender,
+                        rcpts=targets,
+                    )
+                bounced.append(rcpt)
+                notes.append(f"{rcpt} reversed to {original}")
+                final.append(original)
+            else:
+                final.append(rcpt)
+        rcpts = tuple(final)
+
+        verdict = None
+        if self.limits is not None and sender and not bounced:
+            internal = sum(1 for r in rcpts if split_address(r)[1] in self.policy.accepted)
+            verdict = self.limits.check(sender, internal=internal, external=len(rcpts) - internal)
+
+        envelope = Envelope(client_ip=client_ip, helo=helo, mail_from=sender, rcpts=rcpts)
+        facts = self.gatherer.gather(message, envelope, spam=spam)
+        if verdict is not None:
+            facts = with_limits(facts, verdict)
+        decision = decide(facts, self.policy)
+        reasons = list(decision.reasons)
+        if bounced:
+            reasons.append("srs-bounce-verified")
+        if decision.action is not Action.FORWARD:
+            return ForwardResult(
+                decision.action,
+                None,
+                False,
+                sender,
+                rcpts,
+                tuple(reasons),
+                smtp_reply=decision.smtp_reply,
+                decision=decision,
+                notes=tuple(notes),
+            )
+
+        pool, srs, new_sender = decision.pool, decision.srs, sender
+        if srs:
+            try:
+                new_sender = self.rewriter.forward(sender)
+            except SRSLengthError as exc:
+                # The sender cannot be rewritten: it must not leave from the IPs in our
+                # SPF record as if we vouched for it, so it goes as the relay pool would.
+                pool, srs = (pool if pool is Pool.HIGH_RISK else Pool.RELAY), False
+                reasons.append("srs-not-possible")
+                notes.append(str(exc))
+        if pool is None:  # decide() always names a pool when it forwards
+            raise SrsfwdError("the decision forwards without a pool")
+        prepared = self._prepare(message, decision)
+        settings = self.pools[pool]
+        return ForwardResult(
+            Action.FORWARD,
+            pool,
+            srs,
+            new_sender,
+            rcpts,
+            tuple(reasons),
+            transport=settings.transport,
+            source_address=settings.source_addresses[0] if settings.source_addresses else None,
+            helo=settings.helo or None,
+            message=prepared,
+            decision=decision,
+            notes=tuple(notes),
+        )
+
+    def _is_our_srs(self, rcpt: str) -> bool:
+        if not self.rewriter.is_srs(rcpt):
+            return False
+        return split_address(rcpt)[1] in self._our_domains
+
+    # -- the message --------------------------------------------------------------
+
+    def _prepare(self, message: bytes, decision: Decision) -> bytes:
+        """Authentication-Results, DKIM signature, then the ARC set (RFC 8617 §5.1: last)."""
+        facts = decision.facts
+
+        def results(arc: str | None) -> str:
+            return build_header(
+                self.authserv_id,
+                spf=facts.spf,
+                mail_from=facts.mail_from,
+                helo=facts.helo or "",
+                spf_reason=facts.spf_reason,
+                dkim=facts.dkim,
+                arc=arc,
+                folded=True,
+            )
+
+        data = strip_our_results(to_crlf(message), self.authserv_id)
+        if self.sealer is None:
+            data = results(None).encode("utf-8") + b"\r\n" + data
+        signer = self._signer_for(facts.from_domain)
+        if signer is not None:
+            data = signer.sign(data)
+        if self.sealer is not None:
+            # The sealer writes this hop's Authentication-Results (they go into the ARC
+            # set too) from what arrived, not from our own fresh signature.
+            data = self.sealer.seal(data, results=results).message
+        return data
+
+    def _signer_for(self, from_domain: str | None) -> DkimSigner | None:
+        """Our signer for the From domain when we hold its key, else for the SRS domain.
+
+        Keys are read from the store once per domain, then kept.
+        """
+        if self.key_table is None or self.sign_with == "none":
+            return None
+        domains = [self.rewriter.domain]
+        if self.sign_with == "auto" and from_domain:
+            domains.insert(0, from_domain.lower())
+        for domain in domains:
+            if domain not in self._signers:
+                try:
+                    keys = self.key_table.signing_keys(domain, now=self._clock.now())
+                    self._signers[domain] = DkimSigner(keys, clock=self._clock)
+                except KeyNotFoundError:
+                    self._signers[domain] = None
+            signer = self._signers[domain]
+            if signer is not None:
+                return signer
+        return None
+
+
+def to_crlf(message: bytes) -> bytes:
+    """``message`` with bare LF line ends made CRLF, as it will go on the wire."""
+    if b"\n" not in message.replace(b"\r\n", b""):
+        return message
+    return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def strip_our_results(message: bytes, authserv_id: str) -> bytes:
+    """``message`` without Authentication-Results fields claiming our authserv-id.
+
+    RFC 8601 §5: a receiver must remove such fields that arrive from outside, or anyone
+    could forge our verdicts.
+    """
+    head, separator, body = message.partition(b"\r\n\r\n")
+    if b"authentication-results" not in head.lower():
+        return message
+    ours = authserv_id.lower().encode("ascii", "replace")
+    kept: list[bytes] = []
+    dropping = False
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        name, colon, value = line.partition(b":")
+        dropping = (
+            bool(colon)
+            and name.strip().lower() == b"authentication-results"
+            and (value.strip().lower().split(b";", 1)[0].split()[:1] == [ours])
+        )
+        if not dropping:
+            kept.append(line)
+    return b"\r\n".join(kept) + separator + body
