@@ -304,7 +304,7 @@ class Forwarder:
         bounced: list[str] = []
         final: list[str] = []
         for rcpt in targets:
-            if self._is_our_srs(rcpt):
+            if self.is_our_srs(rcpt):
                 try:
                     original = self.rewriter.reverse(rcpt)
                 except SRSError as exc:
@@ -377,7 +377,8 @@ class Forwarder:
             notes=tuple(notes),
         )
 
-    def _is_our_srs(self, rcpt: str) -> bool:
+    def is_our_srs(self, rcpt: str) -> bool:
+        """Whether ``rcpt`` is an SRS address in our SRS or local domains (a bounce home)."""
         if not self.rewriter.is_srs(rcpt):
             return False
         return split_address(rcpt)[1] in self._our_domains

@@ -18,8 +18,11 @@ from srsfwd.app import build_rewriter
 from srsfwd.cli.common import config_option
 from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
+from srsfwd.forward import Forwarder
 from srsfwd.handlers import SRSMaps
+from srsfwd.pool import decide_settings
 from srsfwd.postsrsdconf import read_postsrsd
+from srsfwd.servers.milter import MilterService
 from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import ServeSettings, serve_settings
 from srsfwd.srs import SRSRewriter
@@ -53,9 +56,11 @@ def serve(
     log_level: str | None,
     check: bool,
 ) -> None:
-    """Serve SRS to Postfix: socketmap (postsrsd 2.x) and tcp_table (postsrsd 1.x).
+    """Serve SRS to Postfix: socketmap (postsrsd 2.x), tcp_table (postsrsd 1.x), milter.
 
-    Maps "forward" (sender_canonical_maps) and "reverse" (recipient_canonical_maps).
+    Maps "forward" (sender_canonical_maps) and "reverse" (recipient_canonical_maps);
+    with [serve] milter, the whole forwarding pipeline (SRS, DKIM, ARC, pools) as a
+    milter for smtpd_milters (docs/postfix.md, part 2).
     SIGHUP re-reads the configuration, secrets and domains without dropping
     connections; SIGTERM stops. Under systemd use Type=notify.
 
@@ -104,7 +109,13 @@ def load(config_path: Path | None, postsrsd_path: Path | None, *, notes: Any) ->
     """
     config = read_config(config_path, postsrsd_path, notes=notes)
     settings = serve_settings(config)
-    return Loaded(settings, SRSMaps(_rewriter(config, settings)))
+    milter = None
+    if settings.milter:
+        accepted = decide_settings(config.sections, config.srs.local_domains).policy.accepted
+        milter = MilterService.from_settings(
+            settings, lambda: Forwarder.from_config(config), accepted=accepted
+        )
+    return Loaded(settings, SRSMaps(_rewriter(config, settings)), milter)
 
 
 def read_config(config_path: Path | None, postsrsd_path: Path | None, *, notes: Any) -> Config:

@@ -19,6 +19,7 @@ from srsfwd.protocols import socketmap, tcptable
 
 if TYPE_CHECKING:
     from srsfwd.servers.metrics import Metrics
+    from srsfwd.servers.milter import MilterService
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class ServerContext:
     keep_alive: float = 30.0
     connection_limit: int = 200
     metrics: Metrics | None = None
+    milter: MilterService | None = None
     connections: set[Connection] = field(default_factory=set)
     refused: int = 0
     _last_refusal_log: float = 0.0
@@ -126,6 +128,10 @@ class Connection(asyncio.BufferedProtocol):
         self.context.connections.discard(self)
         if self.context.metrics is not None:
             self.context.metrics.connections.dec()
+
+    def expired(self, now: float) -> bool:
+        """Whether the connection has been idle too long at loop time ``now``."""
+        return self.last_request < now - self.context.keep_alive
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._read_view
@@ -268,7 +274,8 @@ class TcpReverseConnection(TcpTableConnection):
     map_name = "reverse"
 
 
-#: Server kinds by the name ``ServeSettings.endpoints`` gives them. The milter joins here.
+#: Server kinds by the name ``ServeSettings.endpoints`` gives them; the runtime adds
+#: ``milter`` (``srsfwd.servers.milter``, which builds on this module).
 PROTOCOLS: dict[str, type[Connection]] = {
     "socketmap": SocketmapConnection,
     "tcp-forward": TcpForwardConnection,

@@ -1,4 +1,4 @@
-"""The optional Prometheus endpoint: lookups by map and result, errors, latency."""
+"""The optional Prometheus endpoint: lookups by map and result, milter decisions, errors."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 #: Lookup latency buckets: a lookup is tens of microseconds; a store may take longer.
 _BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1, 1.0)
+#: Milter latency buckets: DNS and signing take milliseconds to seconds.
+_MILTER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0)
 
 
 class Metrics:
@@ -50,6 +52,24 @@ class Metrics:
         )
         self.reloads = prom.Counter(
             "srsfwd_reloads", "Reloads, by outcome.", ["result"], registry=self.registry
+        )
+        self.milter_messages = prom.Counter(
+            "srsfwd_milter_messages",
+            "Messages the milter decided, by action, pool and first reason.",
+            ["action", "pool", "reason"],
+            registry=self.registry,
+        )
+        self.milter_signatures = prom.Counter(
+            "srsfwd_milter_signatures",
+            "Signatures the milter added, by kind (dkim, arc).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.milter_latency = prom.Histogram(
+            "srsfwd_milter_seconds",
+            "Time from end of message to the milter's reply.",
+            buckets=_MILTER_BUCKETS,
+            registry=self.registry,
         )
         self._server: Any = None
         self._thread: threading.Thread | None = None

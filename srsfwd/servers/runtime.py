@@ -30,6 +30,7 @@ from srsfwd.errors import ConfigError, SrsfwdError
 from srsfwd.handlers import SRSMaps
 from srsfwd.servers.connection import PROTOCOLS, Connection, ServerContext
 from srsfwd.servers.metrics import Metrics
+from srsfwd.servers.milter import MilterConnection, MilterService
 from srsfwd.servers.settings import Endpoint, ServeSettings
 from srsfwd.servers.systemd import sd_notify
 
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds SIGTERM waits for unsent replies before it drops the connections.
 DRAIN_SECONDS = 2.0
+#: Every server kind: the lookup tables and the milter.
+KINDS: dict[str, type[Connection]] = {**PROTOCOLS, "milter": MilterConnection}
 #: Pending connections the kernel queues: a burst of Postfix processes starting at once
 #: must not see "connection refused" (unix sockets do not retry as TCP does).
 LISTEN_BACKLOG = 1024
@@ -48,6 +51,7 @@ class Loaded:
 
     settings: ServeSettings
     maps: SRSMaps
+    milter: MilterService | None = None
 
 
 Loader = Callable[[], Loaded]
@@ -100,6 +104,7 @@ class Daemon:
             keep_alive=settings.keep_alive,
             connection_limit=settings.connection_limit,
             metrics=self._metrics,
+            milter=loaded.milter,
         )
         loop = asyncio.get_running_loop()
         try:
@@ -144,11 +149,14 @@ class Daemon:
 
     async def _reload(self) -> None:
         self._notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        loaded: Loaded | None = None
         try:
             loaded = self._loader()
             await self._listen(loaded.settings)
         except SrsfwdError as exc:
             log.error("reload failed, still serving the old configuration: %s", exc)
+            if loaded is not None and loaded.milter is not None:
+                loaded.milter.close()
             if self._metrics is not None:
                 self._metrics.reloads.labels("failed").inc()
         else:
@@ -156,6 +164,12 @@ class Daemon:
             context.maps = loaded.maps
             context.keep_alive = loaded.settings.keep_alive
             context.connection_limit = loaded.settings.connection_limit
+            old, context.milter = context.milter, loaded.milter
+            for connection in context.connections:
+                if isinstance(connection, MilterConnection) and loaded.milter is not None:
+                    connection.milter = loaded.milter
+            if old is not None:
+                old.close()
             log.info("reloaded; %d connections kept open", len(context.connections))
             if self._metrics is not None:
                 self._metrics.reloads.labels("done").inc()
@@ -189,7 +203,7 @@ class Daemon:
 
     async def _open(self, service: str, endpoint: Endpoint, settings: ServeSettings) -> _Listener:
         loop = asyncio.get_running_loop()
-        kind = PROTOCOLS[service]
+        kind = KINDS[service]
         context = self.context
 
         def factory() -> Connection:
@@ -224,8 +238,8 @@ class Daemon:
         while True:
             context = self.context
             await asyncio.sleep(min(1.0, context.keep_alive / 4))
-            deadline = loop.time() - context.keep_alive
-            for connection in [c for c in context.connections if c.last_request < deadline]:
+            now = loop.time()
+            for connection in [c for c in context.connections if c.expired(now)]:
                 connection.close("idle")
 
     async def _shutdown(self) -> None:
@@ -243,6 +257,8 @@ class Daemon:
                 connection.abort()
         if self._metrics is not None:
             self._metrics.stop()
+        if self._context is not None and self._context.milter is not None:
+            self._context.milter.close()
 
 
 async def _close_listener(listener: _Listener) -> None:

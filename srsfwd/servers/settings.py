@@ -6,6 +6,7 @@ Keys use postsrsd's names where postsrsd has one (``socketmap``, ``keep-alive``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -82,6 +83,17 @@ class ServeSettings:
             postsrsd: an SRS local part over 64 octets).
         log, log_level: ``stderr`` or ``syslog`` (facility mail).
         metrics: ``HOST:PORT`` for a Prometheus endpoint; none by default.
+        milter: endpoints serving the milter (the forwarding pipeline inside Postfix).
+        milter_default_action: what an internal error does to a message: ``tempfail``
+            (451, Postfix retries) or ``accept`` (passed on unchanged).
+        milter_local_domains: recipients here are delivered locally; a message for them
+            only is left as it is. None: ``[decide] accepted_domains``.
+        milter_spam_header: the header our own spam filter adds (``X-Spam-Flag``);
+            ``YES`` (any case) sends the message through the high-risk pool.
+        milter_pool_header: the header naming the pool, for ``milter_header_checks``.
+        milter_timeout: seconds a milter connection may be idle (Postfix keeps it for
+            the whole SMTP session, so longer than ``smtpd_timeout``).
+        milter_workers: messages run through the pipeline at once (threads).
     """
 
     socketmap: tuple[Endpoint, ...] = (parse_endpoint(DEFAULT_SOCKETMAP),)
@@ -96,6 +108,13 @@ class ServeSettings:
     log: Literal["stderr", "syslog"] = "stderr"
     log_level: str = "info"
     metrics: Endpoint | None = None
+    milter: tuple[Endpoint, ...] = ()
+    milter_default_action: Literal["tempfail", "accept"] = "tempfail"
+    milter_local_domains: tuple[str, ...] | None = None
+    milter_spam_header: str = ""
+    milter_pool_header: str = "X-Srsfwd-Pool"
+    milter_timeout: float = 600.0
+    milter_workers: int = 16
 
     def endpoints(self) -> list[tuple[str, Endpoint]]:
         """Every (service, endpoint) to listen on; service is a server kind name."""
@@ -103,6 +122,7 @@ class ServeSettings:
             *(("socketmap", e) for e in self.socketmap),
             *(("tcp-forward", e) for e in self.tcp_table_forward),
             *(("tcp-reverse", e) for e in self.tcp_table_reverse),
+            *(("milter", e) for e in self.milter),
         ]
 
 
@@ -123,7 +143,9 @@ def serve_settings(config: Config) -> ServeSettings:
         values[key] = _convert(config, key, value)
     settings = ServeSettings(**values)
     if not settings.endpoints():
-        raise ConfigError("[serve] listens nowhere: set socketmap or tcp-table-forward/-reverse")
+        raise ConfigError(
+            "[serve] listens nowhere: set socketmap, milter or tcp-table-forward/-reverse"
+        )
     paths = [str(e) for _, e in settings.endpoints()]
     if len(set(paths)) != len(paths):
         raise ConfigError("[serve] names the same endpoint twice")
@@ -132,7 +154,7 @@ def serve_settings(config: Config) -> ServeSettings:
 
 def _convert(config: Config, key: str, value: Any) -> Any:
     where = f"[serve] {key.replace('_', '-')}"
-    if key in ("socketmap", "tcp_table_forward", "tcp_table_reverse"):
+    if key in ("socketmap", "tcp_table_forward", "tcp_table_reverse", "milter"):
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise ConfigError(f"{where} must be an endpoint or a list of endpoints")
@@ -159,7 +181,21 @@ def _convert(config: Config, key: str, value: Any) -> Any:
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{where} must be a number of seconds above 0")
         return float(value)
-    if key == "connection_limit":
+    if key == "milter_timeout":
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{where} must be a number of seconds above 0")
+        return float(value)
+    if key == "milter_local_domains":
+        if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+            raise ConfigError(f"{where} must be a list of domains")
+        return tuple(value)
+    if key in ("milter_spam_header", "milter_pool_header"):
+        if not isinstance(value, str) or not re.fullmatch(r"[\x21-\x39\x3b-\x7e]*", value):
+            raise ConfigError(f"{where} must be a header field name")
+        if key == "milter_pool_header" and not value:
+            raise ConfigError(f"{where} must not be empty")
+        return value
+    if key in ("connection_limit", "milter_workers"):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{where} must be a whole number above 0")
         return value
@@ -176,6 +212,7 @@ def _convert(config: Config, key: str, value: Any) -> Any:
         "long_addresses": ("refuse", "rewrite"),
         "log": LOG_TARGETS,
         "log_level": LOG_LEVELS,
+        "milter_default_action": ("tempfail", "accept"),
     }[key]
     if value not in choices:
         raise ConfigError(f"{where} must be one of {', '.join(choices)}")

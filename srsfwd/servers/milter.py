@@ -1,0 +1,562 @@
+"""The milter of ``srsfwd serve``: the forwarding pipeline inside Postfix.
+
+A thin asyncio shell around the pure codec (``srsfwd.protocols.milter``). Per message it
+gathers the envelope and the message, runs ``Forwarder.forward`` in a worker thread (DNS
+and crypto never block the event loop), and turns the result into milter actions:
+
+* CHGFROM to the SRS sender when SRS applies; DELRCPT/ADDRCPT for bounces reversed home;
+* INSHEADER at the top for what the pipeline prepended (Authentication-Results, our
+  DKIM-Signature, the ARC set), CHGHEADER to delete forged Authentication-Results that
+  claim our name;
+* ADDHEADER ``X-Srsfwd-Pool: <pool>``, which ``milter_header_checks`` turns into
+  ``FILTER <pool transport>:``;
+* REPLYCODE with the pipeline's reply when it refuses or defers.
+
+Mail for local recipients only is left as it is. An internal error is a temporary
+failure (or, if configured, the message passes unchanged); a message larger than we keep
+is refused, never signed truncated. The pure part (``MilterService.decide``) is what the
+worker threads run; ``MilterConnection`` only moves bytes and waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from srsfwd.address import DomainSet, split_address, strip_brackets
+from srsfwd.errors import AddressError, ProtocolError, SRSError
+from srsfwd.forward import MAX_MESSAGE, Forwarder, ForwardResult
+from srsfwd.pool import Action as PoolAction
+from srsfwd.protocols.milter import (
+    Action,
+    AddHeader,
+    AddRecipient,
+    ChangeFrom,
+    ChangeHeader,
+    Continue,
+    DeleteRecipient,
+    EndOfMessage,
+    Event,
+    InsertHeader,
+    Message,
+    Negotiation,
+    OptionNegotiation,
+    Progress,
+    ProtocolFlag,
+    Quit,
+    Rcpt,
+    Reject,
+    Reply,
+    SmtpReply,
+    Tempfail,
+)
+from srsfwd.protocols.milter import (
+    MilterConnection as MilterCodec,
+)
+from srsfwd.servers.connection import Connection, ServerContext
+
+if TYPE_CHECKING:
+    from srsfwd.servers.metrics import Metrics
+    from srsfwd.servers.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+#: Seconds between PROGRESS replies while the pipeline runs: keeps Postfix's
+#: ``milter_content_timeout`` (300 s) and our idle sweep from ending the connection.
+PROGRESS_EVERY = 10.0
+_REPLY = re.compile(r"([45][0-9][0-9]) ([45]\.[0-9]{1,3}\.[0-9]{1,3}) ?(.*)", re.DOTALL)
+TEMPFAIL_REPLY = SmtpReply(451, "4.3.0", "srsfwd: internal error; try again later")
+TOO_BIG_REPLY = SmtpReply(552, "5.3.4", f"message larger than {MAX_MESSAGE} bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the milter answers for one message, and what it logs.
+
+    ``outcome`` is the pipeline's action (``forward``, ``reject``, ``tempfail``) or the
+    milter's own (``local``: left as it is; ``error``: internal error; ``too-big``).
+    """
+
+    outcome: str
+    final: Reply
+    actions: tuple[Reply, ...] = ()
+    pool: str | None = None
+    srs: bool = False
+    reasons: tuple[str, ...] = ()
+    mail_from: str = ""
+    rcpts: tuple[str, ...] = ()
+    signatures: tuple[str, ...] = ()  # "dkim", "arc" for each signature added
+
+    def log_line(self, message: Message, seconds: float) -> str:
+        """The one structured line logged per message."""
+        reply = self.final.line if isinstance(self.final, SmtpReply) else ""
+        client = message.macros.get("client_addr") or (
+            message.client.address if message.client else None
+        )
+        fields = {
+            "queue_id": message.queue_id or "-",
+            "action": self.outcome,
+            "pool": self.pool or "-",
+            "srs": "yes" if self.srs else "no",
+            "reasons": ",".join(self.reasons) or "-",
+            "from": f"<{message.sender or ''}>",
+            "new_from": f"<{self.mail_from}>" if self.srs else "-",
+            "rcpts": str(len(message.recipients)),
+            "client": client or "-",
+            "size": str(message.size),
+            "signed": ",".join(self.signatures) or "-",
+            "reply": f'"{reply}"' if reply else "-",
+            "ms": f"{seconds * 1000:.1f}",
+        }
+        return "milter: " + " ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def smtp_reply(line: str | None, *, temporary: bool) -> Reply:
+    """The REPLYCODE for the pipeline's reply ``550 5.7.1 text``; a plain reject or
+    tempfail if it does not fit what Postfix accepts."""
+    match = _REPLY.fullmatch(line or "")
+    if match is not None:
+        code, status, text = match.groups()
+        text = "".join(c if c.isascii() and c.isprintable() else "?" for c in text)
+        with contextlib.suppress(ValueError):
+            return SmtpReply(int(code), status, text)
+    return Tempfail() if temporary else Reject()
+
+
+def message_bytes(message: Message, *, leading_space: bool) -> bytes:
+    """The message as the pipeline sees it: headers and body, CRLF line ends."""
+    lines = []
+    for header in message.headers:
+        value = header.value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        separator = b":" if leading_space else b": "
+        lines.append(header.name.encode("ascii") + separator + value + b"\r\n")
+    return b"".join(lines) + b"\r\n" + message.body
+
+
+def _fields(head: bytes) -> list[bytes]:
+    """Header fields of ``head`` (no final blank line), folds kept, without their CRLF."""
+    fields: list[bytes] = []
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b"\r\n" + line
+        elif line:
+            fields.append(line)
+    return fields
+
+
+def _split(message: bytes) -> tuple[bytes, bytes]:
+    if message.startswith(b"\r\n"):
+        return b"", message[2:]
+    head, _, body = message.partition(b"\r\n\r\n")
+    return head, body
+
+
+def header_changes(
+    original: bytes, prepared: bytes, *, leading_space: bool
+) -> tuple[list[Reply], list[str]]:
+    """The milter actions that turn ``original`` into ``prepared``, and the new field names.
+
+    The pipeline only prepends fields and removes Authentication-Results that claim our
+    authserv-id; the body never changes. Anything else is an error, not a guess.
+
+    Raises:
+        ValueError: ``prepared`` is not ``original`` with fields prepended or removed.
+    """
+    old_head, old_body = _split(original)
+    new_head, new_body = _split(prepared)
+    if old_body != new_body:
+        raise ValueError("the pipeline changed the body")
+    old, new = _fields(old_head), _fields(new_head)
+    i, removed = len(new) - 1, []
+    for j in range(len(old) - 1, -1, -1):
+        if i >= 0 and new[i] == old[j]:
+            i -= 1
+        else:
+            removed.append(j)
+    added = new[: i + 1]
+    actions: list[Reply] = []
+    names: list[str] = []
+    for raw in reversed(added):  # each goes to the very top: last first
+        name, colon, value = raw.partition(b":")
+        if not colon:
+            raise ValueError(f"prepared a field without a colon: {raw[:40]!r}")
+        value = value.replace(b"\r\n", b"\n")
+        if not leading_space and value.startswith(b" "):
+            value = value[1:]
+        actions.append(InsertHeader(0, name.decode("ascii"), value))
+        names.append(name.decode("ascii"))
+    names.reverse()
+    for j in removed:  # highest index first, so earlier indexes stay valid
+        name = old[j].partition(b":")[0]
+        if name.strip().lower() != b"authentication-results":
+            raise ValueError(f"the pipeline removed a {name[:40]!r} field")
+        nth = sum(1 for f in old[: j + 1] if f.partition(b":")[0].strip().lower() == name.lower())
+        actions.append(ChangeHeader(nth, name.decode("ascii"), b""))
+    return actions, names
+
+
+def envelope_changes(message: Message, result: ForwardResult) -> list[Reply]:
+    """CHGFROM for the SRS sender, DELRCPT/ADDRCPT for recipients the pipeline changed."""
+    actions: list[Reply] = []
+    sender = strip_brackets(message.sender or "")
+    if result.mail_from != sender:
+        actions.append(ChangeFrom(f"<{result.mail_from}>"))
+    before = [strip_brackets(r.recipient) for r in message.recipients]
+    after = list(result.rcpts)
+    for rcpt in before:
+        if rcpt not in after:
+            actions.append(DeleteRecipient(f"<{rcpt}>"))
+    for rcpt in after:
+        if rcpt not in before:
+            actions.append(AddRecipient(f"<{rcpt}>"))
+    return actions
+
+
+class ForwarderPool:
+    """Forwarders for the worker threads: one per message at a time.
+
+    ``Forwarder`` keeps per-instance state (the limits store connection, signer cache)
+    that is not safe to share between threads; each message borrows one, and new ones
+    are built on demand, at most one per worker.
+    """
+
+    def __init__(self, factory: Callable[[], Forwarder], first: Forwarder | None = None) -> None:
+        self._factory = factory
+        self._idle: list[Forwarder] = [first] if first is not None else []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[Forwarder]:
+        with self._lock:
+            forwarder = self._idle.pop() if self._idle else None
+        if forwarder is None:
+            forwarder = self._factory()
+        try:
+            yield forwarder
+        finally:
+            with self._lock:
+                self._idle.append(forwarder)
+
+
+@dataclass(eq=False)
+class MilterService:
+    """What every milter connection shares: the pipeline, the settings, the workers.
+
+    Args:
+        forwarders: builds (and keeps) forwarders for the worker threads.
+        local_domains: recipients delivered here; a message for them only is untouched.
+        default_action: ``tempfail`` or ``accept`` on an internal error.
+        spam_header: our spam filter's header (``YES`` means spam); "" for none.
+        pool_header: the header naming the pool.
+        idle_timeout: seconds a milter connection may be idle.
+        workers: messages in the pipeline at once.
+    """
+
+    forwarders: ForwarderPool
+    local_domains: DomainSet
+    default_action: str = "tempfail"
+    spam_header: str = ""
+    pool_header: str = "X-Srsfwd-Pool"
+    idle_timeout: float = 600.0
+    workers: int = 16
+    max_message: int = MAX_MESSAGE
+    _executor: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="srsfwd-milter")
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ServeSettings,
+        factory: Callable[[], Forwarder],
+        *,
+        accepted: DomainSet,
+    ) -> MilterService:
+        """The service ``[serve]`` asks for; builds one forwarder now to check the config.
+
+        Raises:
+            ConfigError: the pipeline's configuration is wrong.
+        """
+        first = factory()
+        local = (
+            DomainSet(settings.milter_local_domains)
+            if settings.milter_local_domains is not None
+            else accepted
+        )
+        return cls(
+            ForwarderPool(factory, first),
+            local,
+            default_action=settings.milter_default_action,
+            spam_header=settings.milter_spam_header,
+            pool_header=settings.milter_pool_header,
+            idle_timeout=settings.milter_timeout,
+            workers=settings.milter_workers,
+        )
+
+    def close(self) -> None:
+        """Stop taking work; messages in the pipeline finish."""
+        self._executor.shutdown(wait=False)
+
+    async def run(self, function: Callable[[], Verdict | Reply]) -> Verdict | Reply:
+        """``function`` in a worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    # -- in the worker threads ------------------------------------------------------
+
+    def check_recipient(self, rcpt: Rcpt) -> Reply:
+        """RCPT: refuse an SRS address of ours that does not verify (a forged bounce)."""
+        address = strip_brackets(rcpt.recipient)
+        with self.forwarders.borrow() as forwarder:
+            try:
+                if not forwarder.is_our_srs(address):
+                    return Continue()
+                forwarder.rewriter.reverse(address)
+            except (SRSError, AddressError) as exc:
+                return smtp_reply(
+                    f"550 5.7.1 <{address}>: not a valid bounce address here ({exc})",
+                    temporary=False,
+                )
+        return Continue()
+
+    def decide(self, message: Message, *, leading_space: bool) -> Verdict:
+        """The verdict for one whole message. Never raises: errors become the default action."""
+        try:
+            return self._decide(message, leading_space)
+        except Exception:
+            log.exception("milter: internal error on message %s", message.queue_id or "-")
+            if self.default_action == "accept":
+                return Verdict("error", Continue(), reasons=("internal-error",))
+            return Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
+
+    def _decide(self, message: Message, leading_space: bool) -> Verdict:
+        rcpts = tuple(strip_brackets(r.recipient) for r in message.recipients)
+        sender = strip_brackets(message.sender or "")
+        if message.truncated:
+            return Verdict("too-big", TOO_BIG_REPLY, reasons=("message-too-big",))
+        with self.forwarders.borrow() as forwarder:
+            if rcpts and all(self._local(forwarder, r) for r in rcpts):
+                return Verdict("local", Continue(), reasons=("local-recipients",))
+            original = message_bytes(message, leading_space=leading_space)
+            client = message.client
+            result = forwarder.forward(
+                original,
+                client_ip=message.macros.get("client_addr")
+                or (client.address if client and client.address else None)
+                or "127.0.0.1",
+                helo=message.helo or (client.hostname if client else "") or "",
+                mail_from=sender,
+                rcpts=rcpts,
+                spam=self._spam(message),
+            )
+        pool = None if result.pool is None else str(result.pool)
+        if result.action is not PoolAction.FORWARD or result.message is None:
+            temporary = result.action is PoolAction.TEMPFAIL
+            final = smtp_reply(result.smtp_reply, temporary=temporary)
+            return Verdict(
+                str(result.action), final, (), pool, False, result.reasons, sender, rcpts
+            )
+        headers, names = header_changes(original, result.message, leading_space=leading_space)
+        actions = [*envelope_changes(message, result), *headers]
+        value = f" {result.pool}" if leading_space else str(result.pool)
+        actions.append(AddHeader(self.pool_header, value))
+        signatures = tuple(
+            "dkim" if n.lower() == "dkim-signature" else "arc"
+            for n in names
+            if n.lower() in ("dkim-signature", "arc-seal")
+        )
+        return Verdict(
+            "forward",
+            Continue(),
+            tuple(actions),
+            pool,
+            result.srs,
+            result.reasons,
+            result.mail_from,
+            result.rcpts,
+            signatures,
+        )
+
+    def _local(self, forwarder: Forwarder, rcpt: str) -> bool:
+        try:
+            domain = split_address(rcpt)[1].lower()
+        except AddressError:
+            return False
+        return domain in self.local_domains and not forwarder.is_our_srs(rcpt)
+
+    def _spam(self, message: Message) -> bool:
+        if not self.spam_header:
+            return False
+        wanted = self.spam_header.lower()
+        return any(
+            h.name.lower() == wanted and h.value.strip().lower().startswith(b"yes")
+            for h in message.headers
+        )
+
+
+class MilterConnection(Connection):
+    """One milter connection from Postfix (one per SMTP session).
+
+    Events are handled in order; while the pipeline works on a message (or a recipient
+    check runs) reading stops, and PROGRESS goes out every ``PROGRESS_EVERY`` seconds.
+    """
+
+    service = "milter"
+
+    def __init__(self, context: ServerContext) -> None:
+        super().__init__(context)
+        milter = context.milter
+        if milter is None:  # pragma: no cover - the daemon listens only when configured
+            raise RuntimeError("no milter service configured")
+        self.milter = milter
+        self._codec = MilterCodec(
+            Negotiation(required=Action.CHGFROM | Action.ADDHDRS),
+            max_message=milter.max_message + 1,
+        )
+        self._events: deque[Event] = deque()
+        self._busy: asyncio.Task[None] | None = None
+
+    def expired(self, now: float) -> bool:
+        return self._busy is None and self.last_request < now - self.milter.idle_timeout
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.last_request = self._loop.time()
+        try:
+            self._events.extend(self._codec.feed(bytes(self._read_view[:nbytes])))
+        except ProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        self._pump()
+
+    def eof_received(self) -> bool:
+        return False  # Postfix never half-closes; a client that does is done
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.transport is not None and not self.transport.is_closing() and self._busy is None:
+            self.transport.resume_reading()
+
+    def _invalid(self) -> bytes:
+        return b""  # nothing to say to a peer that broke the protocol: just close
+
+    def _write(self, reply: Reply) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(self._codec.send(reply))
+
+    def _pump(self) -> None:
+        codec = self._codec
+        while self._events and self._busy is None and self.transport is not None:
+            event = self._events.popleft()
+            if isinstance(event, OptionNegotiation):
+                if codec.options_reply is not None:
+                    self._write(codec.options_reply)
+            elif isinstance(event, Quit):
+                self.close("quit")
+                return
+            elif isinstance(event, EndOfMessage):
+                self._start(self._end_of_message())
+            elif isinstance(event, Rcpt) and codec.needs_reply(event):
+                self._start(self._recipient(event))
+            elif codec.needs_reply(event):
+                self._write(Continue())
+        transport = self.transport
+        if (
+            self._busy is None
+            and transport is not None
+            and not transport.is_closing()
+            and not self._write_paused
+        ):
+            transport.resume_reading()
+
+    def _start(self, work: object) -> None:
+        assert asyncio.iscoroutine(work)  # noqa: S101 - our own call sites
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self._busy = self._loop.create_task(work)
+        self._busy.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._busy = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("milter: connection task failed", exc_info=task.exception())
+            self.abort()
+            return
+        self.last_request = self._loop.time()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self._pump()
+
+    async def _recipient(self, event: Rcpt) -> None:
+        try:
+            reply = await self._waiting(self.milter.run(lambda: self.milter.check_recipient(event)))
+        except Exception:
+            log.exception("milter: recipient check failed")
+            self._count_error()
+            reply = TEMPFAIL_REPLY
+        assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a Reply
+        self._write(reply)
+
+    async def _end_of_message(self) -> None:
+        message = self._codec.message
+        started = time.perf_counter()
+        negotiated = self._codec.negotiated
+        leading = bool(negotiated and negotiated.protocol & ProtocolFlag.HDR_LEADSPC)
+        if message is None:  # pragma: no cover - EOM always completes a message
+            self._write(TEMPFAIL_REPLY)
+            return
+        try:
+            verdict = await self._waiting(
+                self.milter.run(lambda: self.milter.decide(message, leading_space=leading))
+            )
+        except Exception:  # the executor is gone (reload, shutdown): defer
+            log.exception("milter: could not run the pipeline")
+            verdict = Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
+        assert isinstance(verdict, Verdict)  # noqa: S101 - decide gives a Verdict
+        try:
+            for action in verdict.actions:
+                self._write(action)
+            self._write(verdict.final)
+        except (RuntimeError, ValueError):
+            # An action Postfix did not allow (not negotiated): defer the message.
+            log.exception("milter: cannot send the actions")
+            verdict = Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
+            self._write(TEMPFAIL_REPLY)
+        seconds = time.perf_counter() - started
+        log.info("%s", verdict.log_line(message, seconds))
+        self._count(verdict, seconds)
+
+    async def _waiting(self, work: Coroutine[object, object, Verdict | Reply]) -> Verdict | Reply:
+        """``work``'s result, sending PROGRESS while it takes long."""
+        future = asyncio.ensure_future(work)
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=PROGRESS_EVERY)
+            if done:
+                return future.result()
+            self.last_request = self._loop.time()
+            self._write(Progress())
+
+    def _count(self, verdict: Verdict, seconds: float) -> None:
+        metrics: Metrics | None = self.context.metrics
+        if metrics is None:
+            return
+        reason = verdict.reasons[0] if verdict.reasons else "-"
+        metrics.milter_messages.labels(verdict.outcome, verdict.pool or "-", reason).inc()
+        for kind in verdict.signatures:
+            metrics.milter_signatures.labels(kind).inc()
+        metrics.milter_latency.observe(seconds)
+        if verdict.outcome == "error":
+            metrics.errors.labels("milter-internal").inc()
+
+    def _count_error(self) -> None:
+        if self.context.metrics is not None:
+            self.context.metrics.errors.labels("milter-internal").inc()
