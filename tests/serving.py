@@ -7,15 +7,32 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from srsfwd import FrozenClock, SRSRewriter
 from srsfwd.handlers import SRSMaps
 from srsfwd.protocols import socketmap, tcptable
+from srsfwd.protocols.milter import (
+    AddHeader,
+    Command,
+    Connect,
+    DefineMacros,
+    EndOfMessage,
+    Event,
+    Family,
+    Helo,
+    InsertHeader,
+    OptionsReply,
+    Progress,
+    Rcpt,
+    Reply,
+)
+from srsfwd.protocols.milter.mta import MtaClient
+from srsfwd.protocols.milter.replies import FINAL_REPLIES
 from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import Endpoint, ServeSettings
 
@@ -187,3 +204,112 @@ def serve_process(*args: str, tmp: Path) -> Iterator[tuple[subprocess.Popen[byte
         if process.stderr:
             process.stderr.close()
         notes.close()
+
+
+@dataclass
+class MilterOutcome:
+    """What a milter answered for one transaction: RCPT replies, actions, the final reply."""
+
+    rcpt_replies: list[Reply]
+    actions: list[Reply]
+    final: Reply | None
+
+
+def split_message(message: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
+    """Headers (name, value as Postfix sends it with HDR_LEADSPC) and the CRLF body."""
+    data = message.replace(b"\r\n", b"\n")
+    head, _, body = data.partition(b"\n\n")
+    headers: list[tuple[str, bytes]] = []
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t") and headers:
+            last, value = headers[-1]
+            headers[-1] = (last, value + b"\n" + line)
+        elif line:
+            raw, _, value = line.partition(b":")
+            headers.append((raw.decode("ascii"), value))
+    return headers, body.replace(b"\n", b"\r\n")
+
+
+class MilterClient:
+    """Speaks to a milter as Postfix does, over a real socket, with the pure MTA side."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.mta = MtaClient()
+        self._pending: list[Reply] = []
+
+    @classmethod
+    async def open(cls, endpoint: Endpoint) -> MilterClient:
+        if endpoint.path is not None:
+            return cls(*await asyncio.open_unix_connection(endpoint.path))
+        return cls(*await asyncio.open_connection(endpoint.host, endpoint.port))
+
+    async def reply(self, wait: float = 30) -> Reply:
+        while not self._pending:
+            data = await asyncio.wait_for(self.reader.read(65536), wait)
+            if not data:
+                raise ConnectionError("closed by the milter")
+            self._pending += self.mta.receive(data)
+        return self._pending.pop(0)
+
+    async def write(self, *events: Event) -> None:
+        self.writer.write(self.mta.encode(*events))
+        await self.writer.drain()
+
+    async def final(self, wait: float = 30) -> tuple[list[Reply], Reply]:
+        """Actions, then the final reply (PROGRESS skipped)."""
+        actions: list[Reply] = []
+        while True:
+            reply = await self.reply(wait)
+            if isinstance(reply, Progress):
+                continue
+            if isinstance(reply, FINAL_REPLIES):
+                return actions, reply
+            actions.append(reply)
+
+    async def start(self, client_ip: str = "198.51.100.25", helo: str = "mail.example.org") -> None:
+        """OPTNEG, CONNECT and HELO."""
+        await self.write(self.mta.offer)
+        assert isinstance(await self.reply(), OptionsReply)
+        await self.write(
+            DefineMacros(Command.CONNECT, (("{client_addr}", client_ip), ("j", "mx.test"))),
+            Connect("client.test", Family.INET, 25, client_ip),
+            Helo(helo),
+        )
+
+    async def transaction(
+        self, sender: str, rcpts: Sequence[str], message: bytes, wait: float = 30
+    ) -> MilterOutcome:
+        """One message, as Postfix sends it; stops at the first refused RCPT set."""
+        headers, body = split_message(message)
+        events = self.mta.message(
+            sender, rcpts, headers, body, macros={Command.RCPT: (("i", "QID1"),)}
+        )
+        outcome = MilterOutcome([], [], None)
+        for event in events:
+            await self.write(event)
+            if self.mta.sends(event) and self.mta.expects_reply(event):
+                actions, final = await self.final(wait)
+                if isinstance(event, Rcpt):
+                    outcome.rcpt_replies.append(final)
+                elif isinstance(event, EndOfMessage):
+                    outcome.actions, outcome.final = actions, final
+        return outcome
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def apply_actions(message: bytes, actions: Sequence[Reply]) -> bytes:
+    """``message`` as Postfix delivers it after the header actions (our Received aside)."""
+    headers, body = split_message(message)
+    fields = [name.encode() + b":" + value.replace(b"\n", b"\r\n") for name, value in headers]
+    for action in actions:
+        if isinstance(action, InsertHeader):
+            value = action.value.encode() if isinstance(action.value, str) else action.value
+            field = action.name.encode() + b":" + value.replace(b"\n", b"\r\n")
+            fields.insert(action.index, field)
+        elif isinstance(action, AddHeader):
+            value = action.value.encode() if isinstance(action.value, str) else action.value
+            fields.append(action.name.encode() + b":" + value.replace(b"\n", b"\r\n"))
+    return b"".join(f + b"\r\n" for f in fields) + b"\r\n" + body

@@ -1,0 +1,389 @@
+"""The milter of ``srsfwd serve`` over real unix sockets, driven by the pure MTA side.
+
+The daemon runs in this process on the shipped example (its DNS from example.zone);
+each test speaks the milter protocol as Postfix does and checks the actions: the SRS
+sender, the inserted headers (verified with dkimpy after applying them as Postfix
+does), the pool header, bounces reversed, refusals and deferrals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import dkim
+import pytest
+
+from srsfwd.cli.serve import load
+from srsfwd.dkim.arc import dkimpy_dnsfunc
+from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.forward import Forwarder
+from srsfwd.protocols.milter import (
+    Abort,
+    AddHeader,
+    AddRecipient,
+    Body,
+    ChangeFrom,
+    ChangeHeader,
+    Continue,
+    DeleteRecipient,
+    InsertHeader,
+    Mail,
+    Rcpt,
+    Reply,
+    SmtpReply,
+)
+from srsfwd.servers.milter import header_changes
+from srsfwd.servers.runtime import Loaded
+from srsfwd.servers.settings import Endpoint
+from tests.serving import MilterClient, apply_actions, free_port, running
+
+EXAMPLES = Path(__file__).parent.parent.parent.parent / "examples"
+ZONE = (EXAMPLES / "example.zone").read_text()
+OUTSIDE = "bob@receiver.example"
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+def example_copy(tmp_path: Path, serve: str) -> Path:
+    """A private copy of examples/ whose [serve] table is ``serve``."""
+    copy = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, copy)
+    for key in copy.glob("*keys/*/*.key"):
+        key.chmod(0o600)
+    (copy / "srs.secret").chmod(0o600)
+    config = copy / "srsfwd.toml"
+    text = config.read_text()
+    config.write_text(text[: text.index("[serve]")] + "[serve]\n" + serve)
+    return config
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return example_copy(
+        tmp_path,
+        f'socketmap = []\nmilter = ["unix:{tmp_path}/milter.sock"]\n'
+        'milter-spam-header = "X-Spam-Flag"\n'
+        f'metrics = "127.0.0.1:{free_port()}"\n',
+    )
+
+
+def loader(config: Path) -> Callable[[], Loaded]:
+    return lambda: load(config, None, notes=print)
+
+
+def endpoint(config: Path) -> Endpoint:
+    return Endpoint(path=str(config.parent.parent / "milter.sock"))
+
+
+def eml(config: Path, name: str) -> bytes:
+    return (config.parent / "messages" / f"{name}.eml").read_bytes()
+
+
+async def one_message(
+    config: Path,
+    name: str,
+    sender: str,
+    rcpts: list[str],
+    *,
+    client_ip: str = "198.51.100.25",
+    helo: str = "mail.example.org",
+    message: bytes | None = None,
+) -> tuple[list[Reply], list[Reply], Reply | None]:
+    client = await MilterClient.open(endpoint(config))
+    await client.start(client_ip, helo)
+    outcome = await client.transaction(sender, rcpts, message or eml(config, name))
+    client.close()
+    return outcome.rcpt_replies, outcome.actions, outcome.final
+
+
+def of(kind: type[Reply], actions: list[Reply]) -> list[Reply]:
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def test_authenticated_forward_gets_srs_signatures_and_the_normal_pool(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, actions, final = await one_message(config, "normal", "alice@example.org", [OUTSIDE])
+        assert final == Continue()
+        (change,) = of(ChangeFrom, actions)
+        assert isinstance(change, ChangeFrom)
+        assert change.sender.startswith("SRS0=") and change.sender.endswith("@fwd.example.net")
+        assert of(AddHeader, actions) == [AddHeader("X-Srsfwd-Pool", b" normal")]
+        names = [a.name for a in of(InsertHeader, actions) if isinstance(a, InsertHeader)]
+        assert set(names) == {
+            "ARC-Seal",
+            "ARC-Message-Signature",
+            "ARC-Authentication-Results",
+            "Authentication-Results",
+            "DKIM-Signature",
+        }
+        delivered = apply_actions(eml(config, "normal"), actions)
+        dnsfunc = dkimpy_dnsfunc(Resolver.from_zone_text(ZONE))
+        assert dkim.verify(delivered, dnsfunc=dnsfunc)
+        assert dkim.arc_verify(delivered, dnsfunc=dnsfunc)[0] == b"pass"
+
+    run(scenario)
+
+
+def test_unauthenticated_forward_goes_relay_unrewritten(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, actions, final = await one_message(
+                config,
+                "relay",
+                "carol@unsigned.example",
+                [OUTSIDE],
+                client_ip="192.0.2.99",
+                helo="mx.unsigned.example",
+            )
+        assert final == Continue()
+        assert of(ChangeFrom, actions) == []
+        assert of(AddHeader, actions) == [AddHeader("X-Srsfwd-Pool", b" relay")]
+
+    run(scenario)
+
+
+def test_spam_header_and_no_a_no_mx_go_high_risk(config: Path) -> None:
+    spam = b"X-Spam-Flag: YES\r\n" + eml(config, "normal")
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, actions, _ = await one_message(
+                config, "normal", "alice@example.org", [OUTSIDE], message=spam
+            )
+            assert of(AddHeader, actions) == [AddHeader("X-Srsfwd-Pool", b" high-risk")]
+            _, actions, _ = await one_message(
+                config,
+                "no-a-no-mx",
+                "dave@nowhere.example",
+                [OUTSIDE],
+                client_ip="192.0.2.98",
+                helo="mail.nowhere.example",
+            )
+            assert of(AddHeader, actions) == [AddHeader("X-Srsfwd-Pool", b" high-risk")]
+
+    run(scenario)
+
+
+def srs_address(config: Path) -> str:
+    from srsfwd.config import load_config
+
+    return Forwarder.from_config(load_config(config)).rewriter.forward("alice@example.org")
+
+
+def test_bounce_is_reversed_with_delrcpt_and_addrcpt(config: Path) -> None:
+    address = srs_address(config)
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            replies, actions, final = await one_message(
+                config,
+                "bounce",
+                "",
+                [address],
+                client_ip="203.0.113.201",
+                helo="mx.receiver.example",
+            )
+        assert replies == [Continue()] and final == Continue()
+        assert of(DeleteRecipient, actions) == [DeleteRecipient(address)]
+        assert of(AddRecipient, actions) == [AddRecipient("alice@example.org")]
+        assert of(ChangeFrom, actions) == []
+        assert of(AddHeader, actions) == [AddHeader("X-Srsfwd-Pool", b" high-risk")]
+
+    run(scenario)
+
+
+def test_forged_bounce_is_refused_at_rcpt(config: Path) -> None:
+    forged = "SRS0=AAAA=AA=example.org=alice@fwd.example.net"
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            client = await MilterClient.open(endpoint(config))
+            await client.start("203.0.113.201", "mx.receiver.example")
+            await client.write(Mail(""), Rcpt(forged))
+            assert await client.final() == ([], Continue())
+            _, reply = await client.final()
+            assert isinstance(reply, SmtpReply) and reply.line.startswith("550 5.7.1 <")
+            client.close()
+
+    run(scenario)
+
+
+def test_local_recipients_only_are_left_alone(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, actions, final = await one_message(
+                config, "normal", "alice@example.org", ["bob@example.net"]
+            )
+        assert (actions, final) == ([], Continue())
+
+    run(scenario)
+
+
+def test_sender_over_its_limit_is_refused_with_the_pipelines_reply(config: Path) -> None:
+    config.write_text(config.read_text().replace("per_day = 1000", "per_day = 2"))
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            rcpts = ["a@r.example", "b@r.example"]
+            _, _, final = await one_message(config, "normal", "alice@example.org", rcpts)
+            assert final == Continue()
+            _, actions, final = await one_message(config, "normal", "alice@example.org", rcpts)
+        assert actions == []
+        assert isinstance(final, SmtpReply) and final.line.startswith("550 5.7.1")
+
+    run(scenario)
+
+
+def test_several_messages_and_an_abort_on_one_connection(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            client = await MilterClient.open(endpoint(config))
+            await client.start()
+            await client.write(Mail("alice@example.org"))
+            await client.final()
+            await client.write(Rcpt(OUTSIDE))
+            await client.final()
+            await client.write(Body(b"half a message"), Abort())
+            for _ in range(3):
+                outcome = await client.transaction(
+                    "alice@example.org", [OUTSIDE], eml(config, "normal")
+                )
+                assert outcome.final == Continue()
+                assert of(AddHeader, outcome.actions) == [AddHeader("X-Srsfwd-Pool", b" normal")]
+            client.close()
+
+    run(scenario)
+
+
+def test_garbage_and_a_vanishing_client_do_not_disturb_others(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            reader, writer = await asyncio.open_unix_connection(endpoint(config).path)
+            writer.write(b"\x00\x00\x00\x05Xjunk")
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+            writer.close()
+            gone = await MilterClient.open(endpoint(config))
+            await gone.start()
+            await gone.write(*gone.mta.message("a@example.org", [OUTSIDE], [], b"x")[:3])
+            gone.writer.transport.abort()
+            _, _, final = await one_message(config, "normal", "alice@example.org", [OUTSIDE])
+            assert final == Continue()
+
+    run(scenario)
+
+
+def test_many_concurrent_connections_are_all_served(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            results = await asyncio.gather(
+                *(
+                    one_message(config, "normal", "alice@example.org", [f"u{n}@r.example"])
+                    for n in range(40)
+                )
+            )
+        assert all(final == Continue() for _, _, final in results)
+
+    run(scenario)
+
+
+def test_too_big_message_is_refused_not_signed(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)) as daemon:
+            milter = daemon.context.milter
+            assert milter is not None
+            milter.max_message = 10_000
+            huge = eml(config, "relay") + (b"y" * 998 + b"\r\n") * 100
+            _, actions, final = await one_message(
+                config, "relay", "carol@unsigned.example", [OUTSIDE], message=huge
+            )
+        assert actions == []
+        assert isinstance(final, SmtpReply) and final.line.startswith("552 5.3.4")
+
+    run(scenario)
+
+
+def test_internal_error_defers_or_accepts_as_configured(config: Path) -> None:
+    def broken() -> Forwarder:
+        raise RuntimeError("broken on purpose")
+
+    async def scenario(action: str) -> Reply | None:
+        async with running(loader(config)) as daemon:
+            milter = daemon.context.milter
+            assert milter is not None
+            milter.forwarders._idle.clear()
+            milter.forwarders._factory = broken
+            _, actions, final = await one_message(config, "normal", "alice@example.org", [OUTSIDE])
+            assert actions == []
+            return final
+
+    text = config.read_text()
+    config.write_text(text + 'milter-default-action = "tempfail"\n')
+    final = asyncio.run(scenario("tempfail"))
+    assert isinstance(final, SmtpReply) and final.line.startswith("451 4.3.0")
+    config.write_text(text + 'milter-default-action = "accept"\n')
+    assert asyncio.run(scenario("accept")) == Continue()
+
+
+def test_metrics_count_decisions_and_signatures(config: Path) -> None:
+    async def scenario() -> str:
+        async with running(loader(config)) as daemon:
+            await one_message(config, "normal", "alice@example.org", [OUTSIDE])
+            metrics = daemon.context.metrics
+            assert metrics is not None
+            port = load(config, None, notes=print).settings.metrics
+            assert port is not None
+            url = f"http://127.0.0.1:{port.port}/metrics"
+            return await asyncio.to_thread(
+                lambda: urllib.request.urlopen(url, timeout=5).read().decode()
+            )
+
+    text = asyncio.run(scenario())
+    decided = 'action="forward",pool="normal",reason="forward-authenticated"'
+    assert f"srsfwd_milter_messages_total{{{decided}}} 1.0" in text
+    assert 'srsfwd_milter_signatures_total{kind="dkim"} 1.0' in text
+    assert 'srsfwd_milter_signatures_total{kind="arc"} 1.0' in text
+
+
+def test_one_log_line_per_message(config: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            await one_message(config, "normal", "alice@example.org", [OUTSIDE])
+
+    with caplog.at_level("INFO", logger="srsfwd.servers.milter"):
+        run(scenario)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("milter:")]
+    assert "queue_id=QID1 action=forward pool=normal srs=yes" in line
+    assert "signed=arc,dkim" in line or "signed=dkim,arc" in line
+
+
+# -- the pure part -------------------------------------------------------------------
+
+
+def test_header_changes_delete_forged_results_and_insert_on_top() -> None:
+    original = b"Authentication-Results: us; spf=pass\r\nSubject: x\r\n\r\nbody\r\n"
+    prepared = b"DKIM-Signature: v=1;\r\n\tb=abc\r\nSubject: x\r\n\r\nbody\r\n"
+    actions, names = header_changes(original, prepared, leading_space=True)
+    assert actions == [
+        InsertHeader(0, "DKIM-Signature", b" v=1;\n\tb=abc"),
+        ChangeHeader(1, "Authentication-Results", b""),
+    ]
+    assert names == ["DKIM-Signature"]
+
+
+@pytest.mark.parametrize(
+    "prepared",
+    [
+        b"Subject: x\r\n\r\nchanged\r\n",  # the body changed
+        b"X-New: 1\r\n\r\nbody\r\n",  # a field other than A-R removed
+    ],
+)
+def test_header_changes_refuse_anything_else(prepared: bytes) -> None:
+    with pytest.raises(ValueError, match="the pipeline"):
+        header_changes(b"Subject: x\r\n\r\nbody\r\n", prepared, leading_space=True)
