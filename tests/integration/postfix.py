@@ -144,8 +144,18 @@ def world_readable_tempdir(prefix: str) -> Path:
 
 
 @contextmanager
-def private_postfix(*, relay_port: int, maps: dict[str, str]) -> Iterator[Postfix]:
-    """Postfix on a free loopback port relaying to ``relay_port``, with ``maps`` in main.cf."""
+def private_postfix(
+    *,
+    relay_port: int,
+    maps: dict[str, str],
+    services: list[str] | None = None,
+    files: dict[str, str] | None = None,
+) -> Iterator[Postfix]:
+    """Postfix on a free loopback port relaying to ``relay_port``, with ``maps`` in main.cf.
+
+    ``services`` are extra master.cf lines; ``files`` are written to its configuration
+    directory first (tables that main.cf names as ``$config_directory/NAME``).
+    """
     need("postfix")
     root = world_readable_tempdir("srsfwd-postfix-")
     for name in ("etc", "spool", "lib", "log"):
@@ -176,9 +186,12 @@ def private_postfix(*, relay_port: int, maps: dict[str, str]) -> Iterator[Postfi
         "maximal_queue_lifetime": "1h",
         **maps,
     }
+    for name, text in (files or {}).items():
+        (root / "etc" / name).write_text(text)
     (root / "etc" / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
     (root / "etc" / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\n" + "".join(s + "\n" for s in _SERVICES)
+        f"127.0.0.1:{port} inet n - n - - smtpd\n"
+        + "".join(s + "\n" for s in [*_SERVICES, *(services or [])])
     )
     postfix = ["postfix", "-c", str(root / "etc")]
     subprocess.run([*postfix, "check"], check=True, capture_output=True, timeout=60)
