@@ -1,0 +1,236 @@
+"""Messages per second through Postfix with the srsfwd milter, next to Postfix + OpenDKIM.
+
+One private Postfix (loopback, its own configuration directory) with one smtpd listener
+per milter, measured in the same run on the same 4 KB message (signed by example.org):
+
+* ``srsfwd``: ``srsfwd serve``'s milter doing the whole job: SPF, DKIM verification,
+  the pool decision, the sending limits (counted in SQLite, never refusing), SRS, our
+  DKIM signature and an ARC set (three RSA-2048 signatures);
+* ``srsfwd-no-arc``: the same without ARC (one RSA-2048 signature, as OpenDKIM);
+* ``opendkim``: Debian's ``opendkim`` as the milter, signing only (RSA-2048).
+
+Clients present themselves with XCLIENT as the example's outside host, so SPF passes as
+it would on the Internet; every message has its own sender. Postfix discards what it
+accepts (``default_transport = discard``), so the figure is what the SMTP server
+accepts per second with the milter in the loop; the queue is drained between phases.
+``--connections`` SMTP sessions send at once. Target (issue 7): srsfwd at least as fast
+as Postfix + OpenDKIM. The CPU is shared with the clients and Postfix.
+
+    python -m benchmarks.milter_bench [--messages N] [--connections C] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import dkim
+
+from srsfwd.dkim.keys import private_key_pem
+from srsfwd.keystore import KeyStore
+from tests.integration.postfix import Postfix, private_postfix, world_readable_tempdir
+from tests.serving import serve_process
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+CLIENT = "ADDR=198.51.100.25 NAME=mail.example.org HELO=mail.example.org"
+RCPT = "bob@receiver.example"
+
+
+def four_kb_message(work: Path) -> bytes:
+    """A 4 KB message from alice@example.org with a valid example.org signature."""
+    keys = work / "sender-keys"
+    shutil.copytree(EXAMPLES / "sender-keys", keys)
+    for key in keys.glob("*/*.key"):
+        key.chmod(0o600)
+    line = "The quick brown fox jumps over the lazy dog, again and again and again.\r\n"
+    head = (
+        "From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: report\r\n"
+        "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bench@example.org>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+    )
+    message = (head + line * (3300 // len(line))).encode()
+    pem = private_key_pem(KeyStore(keys).load("example.org", "mail2026"))
+    headers = [b"from", b"to", b"subject", b"date", b"message-id"]
+    signature = dkim.sign(message, b"mail2026", b"example.org", pem, include_headers=headers)
+    return bytes(signature) + message
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def srsfwd_config(work: Path, name: str, port: int, *, arc: bool) -> Path:
+    """A copy of the example configuration: milter on ``port``, limits counted only."""
+    copy = work / name
+    shutil.copytree(EXAMPLES, copy)
+    for key in copy.glob("*keys/*/*.key"):
+        key.chmod(0o600)
+    (copy / "srs.secret").chmod(0o600)
+    config = copy / "srsfwd.toml"
+    text = config.read_text().replace('state_dir = "../state"', 'state_dir = "state"')
+    if not arc:
+        text = text.replace("arc = true", "arc = false")
+    for limit in ("external_per_hour", "internal_per_hour", "per_day", "per_message"):
+        text = "\n".join(
+            f"{limit} = 0" if line.startswith(f"{limit} =") else line for line in text.splitlines()
+        )
+    serve = f'[serve]\nsocketmap = []\nmilter = ["inet:127.0.0.1:{port}"]\nlog-level = "warning"\n'
+    config.write_text(text[: text.index("[serve]")] + serve)
+    return config
+
+
+@contextmanager
+def opendkim(port: int) -> Iterator[None]:
+    """Debian's opendkim signing every message (d=example.org, RSA-2048) on ``port``.
+
+    Its files live outside /tmp: opendkim refuses files under a world-writable directory.
+    """
+    work = Path(tempfile.mkdtemp(prefix="srsfwd-opendkim-", dir=Path.home()))
+    key = work / "opendkim.key"
+    shutil.copy(EXAMPLES / "keys" / "fwd.example.net" / "s2026.key", key)
+    key.chmod(0o600)
+    conf = work / "opendkim.conf"
+    conf.write_text(
+        f"Syslog no\nMode s\nSocket inet:{port}@127.0.0.1\nDomain example.org\n"
+        f"Selector s2026\nKeyFile {key}\nCanonicalization relaxed/simple\n"
+        "SignatureAlgorithm rsa-sha256\nInternalHosts 0.0.0.0/0\nBackground no\n"
+        f"PidFile {work}/opendkim.pid\nUMask 002\n"
+    )
+    process = subprocess.Popen(["/usr/sbin/opendkim", "-f", "-x", str(conf)])
+    try:
+        wait_for_port(port)
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def send(port: int, message: bytes, senders: list[str]) -> int:
+    """One SMTP session sending ``message`` once per sender; the count accepted."""
+    accepted = 0
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
+        smtp.ehlo("bench.client")
+        code, text = smtp.docmd("XCLIENT", CLIENT)
+        if code != 220:
+            raise SystemExit(f"XCLIENT refused: {code} {text!r}")
+        smtp.ehlo("mail.example.org")
+        for sender in senders:
+            smtp.sendmail(sender, [RCPT], message)
+            accepted += 1
+    return accepted
+
+
+def drain(postfix: Postfix) -> None:
+    """Wait until Postfix's queue is empty."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        shown = subprocess.run(
+            ["postqueue", "-c", str(postfix.root / "etc"), "-p"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        if "empty" in shown:
+            return
+        time.sleep(0.2)
+
+
+def measure(port: int, message: bytes, count: int, connections: int, tag: str) -> float:
+    """Messages accepted per second on ``port`` (``count`` over ``connections`` sessions)."""
+    share = [
+        [f"{tag}-{c}-{n}@example.org" for n in range(count // connections)]
+        for c in range(connections)
+    ]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        done = sum(pool.map(lambda senders: send(port, message, senders), share))
+    return done / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=600)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    work = world_readable_tempdir("srsfwd-milter-bench-")
+    milters = {"srsfwd": free_port(), "srsfwd-no-arc": free_port(), "opendkim": free_port()}
+    listeners = {name: free_port() for name in milters}
+    services = [
+        f"127.0.0.1:{listeners[name]} inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:{port}"
+        for name, port in milters.items()
+    ]
+    main_cf = {
+        "default_transport": "discard:benchmark",
+        "relay_domains": "receiver.example",
+        "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
+        "milter_default_action": "tempfail",
+        "smtpd_client_connection_count_limit": "0",
+    }
+    message = four_kb_message(work)
+    try:
+        with ExitStack() as stack:
+            for name, arc in (("srsfwd", True), ("srsfwd-no-arc", False)):
+                config = srsfwd_config(work, name, milters[name], arc=arc)
+                stack.enter_context(serve_process("--config", str(config), tmp=work / name))
+            stack.enter_context(opendkim(milters["opendkim"]))
+            postfix = stack.enter_context(
+                private_postfix(relay_port=free_port(), maps=main_cf, services=services)
+            )
+            for name in milters:
+                wait_for_port(listeners[name])
+                measure(listeners[name], message, 40, 4, f"warm{name}")  # warm up
+            drain(postfix)
+            best = dict.fromkeys(milters, 0.0)
+            for round_ in range(args.rounds):
+                for name in milters:
+                    rate = measure(
+                        listeners[name],
+                        message,
+                        args.messages,
+                        args.connections,
+                        f"r{round_}{name}",
+                    )
+                    drain(postfix)
+                    best[name] = max(best[name], rate)
+                    print(f"round {round_ + 1}: {name:14} {rate:7.1f} messages/s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"\nbest of {args.rounds}, {args.messages} messages of {len(message)} bytes over"
+        f" {args.connections} connections:"
+    )
+    for name, rate in best.items():
+        print(f"  Postfix + {name:14} {rate:7.1f} messages/s")
+    for name in ("srsfwd", "srsfwd-no-arc"):
+        ratio = best[name] / best["opendkim"]
+        verdict = "meets" if ratio >= 1.0 else "misses"
+        print(f"  {name} / opendkim = {ratio:.2f} ({verdict} the target of 1.0)")
+
+
+if __name__ == "__main__":
+    main()
