@@ -32,6 +32,7 @@ from tests.dnsserver import ZoneServer
 from tests.integration.postfix import Postfix, private_postfix, world_readable_tempdir
 from tests.serving import serve_process
 from tests.smtp_sink import Received, Sink, smtp_sink
+from tests.spam_milter import spam_milter
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).parent.parent.parent / "examples"
@@ -52,6 +53,8 @@ MILTER_HEADER_CHECKS = (
 )
 #: smtp_header_checks: the pool header stays inside.
 SMTP_HEADER_CHECKS = "/^X-Srsfwd-Pool:/ IGNORE\n"
+#: header_checks: a spam verdict counts only from our filter, never from the client.
+HEADER_CHECKS = "/^X-Spam-Flag:/ IGNORE\n"
 #: Bounces Postfix makes itself never pass the milter: send them high-risk too.
 NULL_SENDER_TRANSPORT = '/^"?<>"?$/ high-risk-pool:{nexthop}\n'
 
@@ -125,7 +128,9 @@ def rig(_dns_server_process: ZoneServer) -> Iterator[Rig]:
         config = example_config(work, dns)
         etc = "$config_directory"
         main = {
-            "smtpd_milters": f"unix:{work}/milter.sock",
+            # Our spam filter first: srsfwd sees the header it adds.
+            "smtpd_milters": f"unix:{work}/spam.sock, unix:{work}/milter.sock",
+            "header_checks": f"regexp:{etc}/header_checks",
             "milter_default_action": "tempfail",
             "milter_header_checks": f"regexp:{etc}/milter_header_checks",
             "smtp_header_checks": f"regexp:{etc}/smtp_header_checks",
@@ -137,11 +142,16 @@ def rig(_dns_server_process: ZoneServer) -> Iterator[Rig]:
             "relay_domains": "receiver.example, fwd.example.net",
             "disable_mime_output_conversion": "yes",
         }
-        with serve_process("--config", str(config), tmp=work) as (daemon, _), smtp_sink() as sink:
+        with (
+            serve_process("--config", str(config), tmp=work) as (daemon, _),
+            spam_milter(work / "spam.sock"),
+            smtp_sink() as sink,
+        ):
             nexthop = f"[127.0.0.1]:{sink.port}"
             files = {
                 "milter_header_checks": MILTER_HEADER_CHECKS.format(nexthop=nexthop),
                 "smtp_header_checks": SMTP_HEADER_CHECKS,
+                "header_checks": HEADER_CHECKS,
                 "null_sender": NULL_SENDER_TRANSPORT.format(nexthop=nexthop),
             }
             with private_postfix(
@@ -187,9 +197,18 @@ def test_unauthenticated_forward_goes_through_the_relay_pool_unrewritten(rig: Ri
 
 
 def test_spam_goes_through_the_high_risk_pool(rig: Rig) -> None:
-    rig.send("normal", "alice@example.org", ["sam@receiver.example"], extra=b"X-Spam-Flag: YES\r\n")
+    rig.send("spam", "alice@example.org", ["sam@receiver.example"])
     got = rig.wait_for("sam@receiver.example")
     assert (got.peer_ip, got.helo) == ("127.0.0.4", "hr1.fwd.example.net")
+    assert got.mail_from.startswith("SRS0=")  # authenticated: SRS as in the normal pool
+    verify(got.data)
+
+
+def test_a_spam_verdict_from_the_client_does_not_count(rig: Rig) -> None:
+    rig.send("normal", "alice@example.org", ["sid@receiver.example"], extra=b"X-Spam-Flag: YES\r\n")
+    got = rig.wait_for("sid@receiver.example")
+    assert got.peer_ip == "127.0.0.2"
+    assert b"X-Spam-Flag" not in got.data
 
 
 def test_sender_domain_without_a_or_mx_goes_through_the_high_risk_pool(rig: Rig) -> None:
