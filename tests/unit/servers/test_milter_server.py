@@ -32,14 +32,17 @@ from srsfwd.protocols.milter import (
     DeleteRecipient,
     InsertHeader,
     Mail,
+    Progress,
     Rcpt,
     Reply,
     SmtpReply,
 )
+from srsfwd.servers import milter as milter_module
 from srsfwd.servers.milter import header_changes
 from srsfwd.servers.runtime import Loaded
 from srsfwd.servers.settings import Endpoint
-from tests.serving import MilterClient, apply_actions, free_port, running
+from tests.dnsserver import ZoneServer
+from tests.serving import MilterClient, apply_actions, free_port, running, split_message
 
 EXAMPLES = Path(__file__).parent.parent.parent.parent / "examples"
 ZONE = (EXAMPLES / "example.zone").read_text()
@@ -387,3 +390,57 @@ def test_header_changes_delete_forged_results_and_insert_on_top() -> None:
 def test_header_changes_refuse_anything_else(prepared: bytes) -> None:
     with pytest.raises(ValueError, match="the pipeline"):
         header_changes(b"Subject: x\r\n\r\nbody\r\n", prepared, leading_space=True)
+
+
+def test_silent_dns_gets_progress_then_a_deferral(
+    tmp_path: Path, dns_server: ZoneServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dns_server.load(ZONE)
+    dns_server.mode = "silent"
+    config = example_copy(tmp_path, f'socketmap = []\nmilter = ["unix:{tmp_path}/milter.sock"]\n')
+    text = config.read_text().replace(
+        'zone_files = ["example.zone"]', f'nameservers = ["127.0.0.1"]\nport = {dns_server.port}'
+    )
+    config.write_text(text.replace("timeout = 5.0", "timeout = 1.0"))
+    monkeypatch.setattr(milter_module, "PROGRESS_EVERY", 0.1)
+
+    async def scenario() -> list[Reply]:
+        async with running(loader(config)):
+            client = await MilterClient.open(endpoint(config))
+            await client.start()
+            headers, body = split_message(eml(config, "normal"))
+            events = client.mta.message("alice@example.org", [OUTSIDE], headers, body)
+            await client.write(*events[:-1])
+            for _ in range(2):  # MAIL and RCPT
+                assert await client.reply() == Continue()
+            await client.write(events[-1])
+            replies = [await client.reply()]
+            while isinstance(replies[-1], Progress):
+                replies.append(await client.reply())
+            client.close()
+            return replies
+
+    replies = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert replies.count(Progress()) >= 2
+    final = replies[-1]
+    assert isinstance(final, SmtpReply) and final.code // 100 == 4
+
+
+def test_reload_swaps_the_pipeline_under_open_connections(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)) as daemon:
+            client = await MilterClient.open(endpoint(config))
+            await client.start()
+            before = daemon.context.milter
+            daemon.reload()
+            while daemon.context.milter is before:  # noqa: ASYNC110 - polling the swap
+                await asyncio.sleep(0.02)
+            outcome = await client.transaction(
+                "alice@example.org", [OUTSIDE], eml(config, "normal")
+            )
+            assert outcome.final == Continue()
+            client.close()
+            _, _, final = await one_message(config, "normal", "alice@example.org", [OUTSIDE])
+            assert final == Continue()
+
+    run(scenario)

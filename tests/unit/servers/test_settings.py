@@ -99,3 +99,42 @@ def test_the_shipped_example_configuration_parses() -> None:
     found = serve_settings(load_config(example))
     assert found.socketmap == (Endpoint(path="/var/spool/postfix/srsfwd/srs"),)
     assert (found.socket_group, found.socket_mode) == ("postfix", 0o660)
+
+
+def test_milter_settings() -> None:
+    found = settings(
+        {
+            "socketmap": [],
+            "milter": ["unix:milter", "inet:127.0.0.1:8891"],
+            "milter-default-action": "accept",
+            "milter-local-domains": ["example.net"],
+            "milter-spam-header": "X-Spam-Flag",
+            "milter-timeout": 900,
+            "milter-workers": 4,
+        }
+    )
+    assert found.milter == (
+        Endpoint(path="/etc/srsfwd/milter"),
+        Endpoint(host="127.0.0.1", port=8891),
+    )
+    assert [s for s, _ in found.endpoints()] == ["milter", "milter"]
+    assert (found.milter_default_action, found.milter_local_domains) == ("accept", ("example.net",))
+    assert (found.milter_spam_header, found.milter_pool_header) == ("X-Spam-Flag", "X-Srsfwd-Pool")
+    assert (found.milter_timeout, found.milter_workers) == (900.0, 4)
+
+
+@pytest.mark.parametrize(
+    "serve",
+    [
+        {"milter": 8891},
+        {"milter-default-action": "discard"},
+        {"milter-local-domains": "example.net"},
+        {"milter-spam-header": "X Spam"},
+        {"milter-pool-header": ""},
+        {"milter-timeout": 0},
+        {"milter-workers": 0},
+    ],
+)
+def test_wrong_milter_values_are_refused(serve: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        settings(serve)
