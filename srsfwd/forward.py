@@ -259,17 +259,6 @@ class Forwarder:
                 rcpts=targets[:10],
             )
         try:
-            for address in (sender, *targets) if sender else targets:
-                split_address(address)
-        except AddressError as exc:
-            return _refused(
-                Action.REJECT,
-                f"501 5.1.3 bad address: {exc}",
-                "bad-address",
-                mail_from=sender,
-                rcpts=targets,
-            )
-        try:
             return self._forward(message, client_ip, helo, sender, targets, spam)
         except TemporaryError as exc:
             log.warning("deferring message from <%s>: %s", sender, exc)
@@ -300,6 +289,8 @@ class Forwarder:
         targets: tuple[str, ...],
         spam: bool,
     ) -> ForwardResult:
+        for address in (sender, *targets) if sender else targets:
+            split_address(address)  # AddressError: refused with the reason, see forward()
         notes: list[str] = []
         bounced: list[str] = []
         final: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from srsfwd.config import Config, SRSSettings, load_config
+from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import SrsfwdError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,3 +58,68 @@ def lines_or_stdin(arguments: Iterable[str]) -> Iterator[str]:
         line = line.rstrip("\r\n")
         if line.strip():
             yield line
+
+
+def resolver_from_options(
+    config: Config,
+    zone_files: tuple[Path, ...],
+    dns_server: str | None,
+    *,
+    timeout: float | None = None,
+) -> Resolver:
+    """The resolver that ``--zone`` and ``--dns-server`` ask for, else the configured one."""
+    from srsfwd.app import build_resolver  # the wiring imports the whole library
+
+    servers: tuple[str, ...] = ()
+    port: int | None = None
+    if dns_server:
+        try:
+            host, port = parse_dns_server(dns_server)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--dns-server") from None
+        servers = (host,)
+    try:
+        return build_resolver(
+            config, zone_files=zone_files, nameservers=servers, port=port, timeout=timeout
+        )
+    except SrsfwdError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def parse_dns_server(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (``[v6]:PORT`` for IPv6) → (IP, port); HOST must be an IP address.
+
+    Raises:
+        ValueError: with the reason.
+    """
+    host, port = text.strip(), 53
+    if host.startswith("["):
+        inside, _, rest = host[1:].partition("]")
+        host = inside
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r}: expected [IPv6]:PORT")
+            port = int(rest[1:])
+    elif host.count(":") == 1:
+        host, _, port_text = host.partition(":")
+        port = int(port_text)
+    ipaddress.ip_address(host)
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is out of range")
+    return host, port
+
+
+def read_message(path: Path | None, limit: int) -> bytes:
+    """The message in ``path`` (standard input when None), refused past ``limit`` bytes."""
+    name = "standard input" if path is None else str(path)
+    try:
+        if path is None:
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with path.open("rb") as handle:
+                data = handle.read(limit + 1)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {name}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise click.ClickException(f"{name}: message larger than {limit >> 20} MiB")
+    return data

@@ -8,13 +8,18 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import click
 
-from srsfwd.app import build_resolver, build_rewriter
+from srsfwd.app import build_rewriter
 from srsfwd.authresults import build_header
-from srsfwd.cli.common import config_option, open_config
+from srsfwd.cli.common import (
+    config_option,
+    open_config,
+    read_message,
+    resolver_from_options,
+)
 from srsfwd.config import Config
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.errors import AddressError, SrsfwdError
@@ -37,29 +42,6 @@ EXIT_FORWARD, EXIT_REJECT, EXIT_TEMPFAIL = 0, 1, 75
 MAX_MESSAGE = 64 << 20
 
 
-def parse_dns_server(text: str) -> tuple[str, int]:
-    """``HOST[:PORT]`` (``[v6]:PORT`` for IPv6) → (IP, port); HOST must be an IP address.
-
-    Raises:
-        ValueError: with the reason.
-    """
-    host, port = text.strip(), 53
-    if host.startswith("["):
-        inside, _, rest = host[1:].partition("]")
-        host = inside
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"{text!r}: expected [IPv6]:PORT")
-            port = int(rest[1:])
-    elif host.count(":") == 1:
-        host, _, port_text = host.partition(":")
-        port = int(port_text)
-    ipaddress.ip_address(host)
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} is out of range")
-    return host, port
-
-
 @dataclass(frozen=True, slots=True)
 class _Setup:
     gatherer: FactGatherer
@@ -72,19 +54,12 @@ class _Setup:
 def _setup(
     config: Config, zone: tuple[Path, ...], dns_server: str | None, accepted: tuple[str, ...]
 ) -> _Setup:
-    servers: tuple[str, ...] = ()
-    port: int | None = None
-    if dns_server:
-        try:
-            host, port = parse_dns_server(dns_server)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--dns-server") from None
-        servers = (host,)
     try:
         settings = decide_settings(config.sections, [*config.srs.local_domains, *accepted])
-        resolver = build_resolver(
-            config, zone_files=zone, nameservers=servers, port=port, timeout=settings.dns_timeout
-        )
+    except SrsfwdError as exc:
+        raise click.ClickException(str(exc)) from None
+    resolver = resolver_from_options(config, zone, dns_server, timeout=settings.dns_timeout)
+    try:
         authserv = settings.authserv_id or dkim_settings(config).authserv_id
         rewriter: SRSRewriter | None = None
         if config.srs.domain and config.srs.secrets_file:
@@ -96,19 +71,16 @@ def _setup(
     return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), rewriter, pools)
 
 
-def _read(stream: BinaryIO, name: str) -> bytes:
-    data = stream.read(MAX_MESSAGE + 1)
-    if len(data) > MAX_MESSAGE:
-        raise click.ClickException(f"{name}: message larger than {MAX_MESSAGE >> 20} MiB")
-    return data
-
-
 def _result(setup: _Setup, decision: Decision) -> dict[str, Any]:
     facts = decision.facts
     out = decision.as_dict()
     out["authentication_results"] = build_header(
-        setup.authserv_id, spf=facts.spf, mail_from=facts.mail_from, helo=facts.helo or "",
-        spf_reason=facts.spf_reason, dkim=facts.dkim,
+        setup.authserv_id,
+        spf=facts.spf,
+        mail_from=facts.mail_from,
+        helo=facts.helo or "",
+        spf_reason=facts.spf_reason,
+        dkim=facts.dkim,
     )
     out["mail_from"] = facts.mail_from
     chosen = setup.pools.get(decision.pool) if decision.pool is not None else None
@@ -163,22 +135,42 @@ def _status(decision: Decision) -> int:
 
 @click.command()
 @config_option
-@click.option("--zone", "zone_files", multiple=True,
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Answer DNS from this master file only, no network. Repeatable.")
-@click.option("--dns-server", metavar="HOST[:PORT]",
-              help="Ask this DNS server (an IP address) [config: dns.nameservers].")
-@click.option("--accepted-domain", "accepted", multiple=True, metavar="D",
-              help="An accepted domain (*.example.com for subdomains). Repeatable.")
+@click.option(
+    "--zone",
+    "zone_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Answer DNS from this master file only, no network. Repeatable.",
+)
+@click.option(
+    "--dns-server",
+    metavar="HOST[:PORT]",
+    help="Ask this DNS server (an IP address) [config: dns.nameservers].",
+)
+@click.option(
+    "--accepted-domain",
+    "accepted",
+    multiple=True,
+    metavar="D",
+    help="An accepted domain (*.example.com for subdomains). Repeatable.",
+)
 @click.option("--client-ip", metavar="IP", help="The connecting client's address.")
 @click.option("--helo", metavar="NAME", help="The client's HELO/EHLO name.")
 @click.option("--mail-from", metavar="ADDR", help="Envelope sender ('' or '<>' for a bounce).")
-@click.option("--rcpt", "rcpts", multiple=True, metavar="ADDR",
-              help="Envelope recipient after forwarding. Repeatable.")
+@click.option(
+    "--rcpt",
+    "rcpts",
+    multiple=True,
+    metavar="ADDR",
+    help="Envelope recipient after forwarding. Repeatable.",
+)
 @click.option("--spam", is_flag=True, help="Our own spam filter judged the message spam.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--mailbox", type=click.Path(exists=True, path_type=Path),
-              help="Decide every message of an mbox file or Maildir and print a summary.")
+@click.option(
+    "--mailbox",
+    type=click.Path(exists=True, path_type=Path),
+    help="Decide every message of an mbox file or Maildir and print a summary.",
+)
 @click.argument("message", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def decide(
     config_path: Path | None,
@@ -216,24 +208,24 @@ def decide(
 
         sys.exit(run_mailbox(mailbox, setup.gatherer, setup.policy, as_json=as_json))
     if client_ip is None or helo is None or mail_from is None or not rcpts:
-        missing = [name for name, value in (
-            ("--client-ip", client_ip), ("--helo", helo), ("--mail-from", mail_from),
-            ("--rcpt", rcpts or None),
-        ) if value is None]
+        missing = [
+            name
+            for name, value in (
+                ("--client-ip", client_ip),
+                ("--helo", helo),
+                ("--mail-from", mail_from),
+                ("--rcpt", rcpts or None),
+            )
+            if value is None
+        ]
         raise click.UsageError(f"missing {', '.join(missing)} (or use --mailbox)")
     try:
         ipaddress.ip_address(client_ip.strip().strip("[]"))
     except ValueError:
-        raise click.BadParameter(f"{client_ip!r} is not an IP address",
-                                 param_hint="--client-ip") from None
-    try:
-        if message is None:
-            data = _read(sys.stdin.buffer, "standard input")
-        else:
-            with message.open("rb") as handle:
-                data = _read(handle, str(message))
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {message}: {exc.strerror}") from None
+        raise click.BadParameter(
+            f"{client_ip!r} is not an IP address", param_hint="--client-ip"
+        ) from None
+    data = read_message(message, MAX_MESSAGE)
     envelope = Envelope(client_ip.strip().strip("[]"), helo, mail_from, rcpts)
     try:
         facts = setup.gatherer.gather(data, envelope, spam=spam)

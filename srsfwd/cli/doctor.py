@@ -8,9 +8,7 @@ from pathlib import Path
 
 import click
 
-from srsfwd.app import build_resolver
-from srsfwd.cli.common import config_option, open_config
-from srsfwd.cli.decide import parse_dns_server
+from srsfwd.cli.common import config_option, open_config, resolver_from_options
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.doctor import (
     Finding,
@@ -32,13 +30,19 @@ _MARK = {Severity.OK: "ok     ", Severity.WARNING: "WARNING", Severity.ERROR: "E
 
 @click.command()
 @config_option
-@click.option("--zone", "zone_files", multiple=True,
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Answer DNS from this master file only, no network. Repeatable.")
+@click.option(
+    "--zone",
+    "zone_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Answer DNS from this master file only, no network. Repeatable.",
+)
 @click.option("--dns-server", metavar="HOST[:PORT]", help="Ask this DNS server (an IP address).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
 def doctor(
-    config_path: Path | None, zone_files: tuple[Path, ...], dns_server: str | None,
+    config_path: Path | None,
+    zone_files: tuple[Path, ...],
+    dns_server: str | None,
     as_json: bool,
 ) -> None:
     """Check what a forwarder needs to be trusted and to get its bounces back.
@@ -56,29 +60,33 @@ def doctor(
     config = open_config(config_path)
     findings: list[Finding] = []
     try:
-        servers: tuple[str, ...] = ()
-        port = None
-        if dns_server:
-            try:
-                host, port = parse_dns_server(dns_server)
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint="--dns-server") from None
-            servers = (host,)
-        resolver = build_resolver(config, zone_files=zone_files, nameservers=servers, port=port)
+        resolver = resolver_from_options(config, zone_files, dns_server)
         pools = pools_from_config(config.sections)
         srs_domain = config.srs.domain
         if srs_domain:
             findings += check_spf(resolver, srs_domain, pools)
             findings += check_mx(resolver, srs_domain)
         else:
-            findings.append(Finding(Severity.ERROR, "srs", "no [srs] domain configured",
-                                    'set [srs] domain = "fwd.example.net"'))
+            findings.append(
+                Finding(
+                    Severity.ERROR,
+                    "srs",
+                    "no [srs] domain configured",
+                    'set [srs] domain = "fwd.example.net"',
+                )
+            )
         findings += check_relay_helo(pools)
         store = KeyStore(dkim_settings(config).keys_dir)
         stored = store.list_keys()
         if not stored:
-            findings.append(Finding(Severity.WARNING, "dkim", f"no DKIM keys in {store.root}",
-                                    "srsfwd keygen <domain>"))
+            findings.append(
+                Finding(
+                    Severity.WARNING,
+                    "dkim",
+                    f"no DKIM keys in {store.root}",
+                    "srsfwd keygen <domain>",
+                )
+            )
         for entry in stored:
             key = store.load(entry.domain, entry.selector)
             findings.append(check_dkim_key(resolver, entry.domain, entry.selector, key))

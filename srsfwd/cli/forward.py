@@ -6,13 +6,11 @@ import ipaddress
 import json
 import sys
 from pathlib import Path
-from typing import BinaryIO
 
 import click
 
-from srsfwd.app import build_resolver
-from srsfwd.cli.common import config_option, open_config
-from srsfwd.cli.decide import EXIT_FORWARD, EXIT_REJECT, EXIT_TEMPFAIL, parse_dns_server
+from srsfwd.cli.common import config_option, open_config, read_message, resolver_from_options
+from srsfwd.cli.decide import EXIT_FORWARD, EXIT_REJECT, EXIT_TEMPFAIL
 from srsfwd.delivery import deliver_sendmail, deliver_smtp, parse_host_port
 from srsfwd.errors import SrsfwdError
 from srsfwd.forward import MAX_MESSAGE, Forwarder, ForwardResult
@@ -21,30 +19,16 @@ from srsfwd.pool import Action, decide_settings
 _STATUS = {Action.FORWARD: EXIT_FORWARD, Action.REJECT: EXIT_REJECT, Action.TEMPFAIL: EXIT_TEMPFAIL}
 
 
-def _read(stream: BinaryIO, name: str) -> bytes:
-    data = stream.read(MAX_MESSAGE + 1)
-    if len(data) > MAX_MESSAGE:
-        raise click.ClickException(f"{name}: message larger than {MAX_MESSAGE >> 20} MiB")
-    return data
-
-
 def _build(
     config_path: Path | None, zone_files: tuple[Path, ...], dns_server: str | None
 ) -> Forwarder:
     config = open_config(config_path)
-    servers: tuple[str, ...] = ()
-    port: int | None = None
-    if dns_server:
-        try:
-            host, port = parse_dns_server(dns_server)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--dns-server") from None
-        servers = (host,)
     try:
         timeout = decide_settings(config.sections).dns_timeout
-        resolver = build_resolver(
-            config, zone_files=zone_files, nameservers=servers, port=port, timeout=timeout
-        )
+    except SrsfwdError as exc:
+        raise click.ClickException(str(exc)) from None
+    resolver = resolver_from_options(config, zone_files, dns_server, timeout=timeout)
+    try:
         return Forwarder.from_config(config, resolver=resolver)
     except SrsfwdError as exc:
         raise click.ClickException(str(exc)) from None
@@ -162,14 +146,7 @@ def forward(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--deliver") from None
     forwarder = _build(config_path, zone_files, dns_server)
-    try:
-        if message is None:
-            data = _read(sys.stdin.buffer, "standard input")
-        else:
-            with message.open("rb") as handle:
-                data = _read(handle, str(message))
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {message}: {exc.strerror}") from None
+    data = read_message(message, MAX_MESSAGE)
     result = forwarder.forward(
         data,
         client_ip=client_ip.strip().strip("[]"),

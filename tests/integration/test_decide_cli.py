@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from srsfwd.cli import cli
-from srsfwd.cli.decide import parse_dns_server
+from srsfwd.cli.common import parse_dns_server
 from srsfwd.dkim.keys import SigningKey, generate_key, key_record_text, zone_line
 from srsfwd.dkim.sign import DkimSigner
 from tests.dnsserver import ZoneServer

@@ -126,7 +126,7 @@ def test_mailbox_envelope_reader() -> None:
 def test_parse_dns_server_is_a_value_error_or_an_address(text: str) -> None:
     import ipaddress
 
-    from srsfwd.cli.decide import parse_dns_server
+    from srsfwd.cli.common import parse_dns_server
 
     try:
         host, port = parse_dns_server(text)
