@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from srsfwd.forward import Forwarder
 from tests.dnsserver import ZoneServer
 from tests.integration.postfix import Postfix, private_postfix, world_readable_tempdir
 from tests.serving import serve_process
-from tests.smtp_sink import Received, Sink, smtp_sink
+from tests.smtp_sink import Received, Sink, free_port, smtp_sink
 from tests.spam_milter import spam_milter
 
 pytestmark = pytest.mark.integration
@@ -55,6 +56,18 @@ MILTER_HEADER_CHECKS = (
 SMTP_HEADER_CHECKS = "/^X-Srsfwd-Pool:/ IGNORE\n"
 #: header_checks: a spam verdict counts only from our filter, never from the client.
 HEADER_CHECKS = "/^X-Spam-Flag:/ IGNORE\n"
+#: The after-queue set-up: the public smtpd expands aliases and queues; this loopback
+#: smtpd (no second expansion) runs the milters; XFORWARD names the original client.
+AFTER_QUEUE = [
+    "srsfwd-loop unix - - n - - smtp -o smtp_send_xforward_command=yes -o smtp_bind_address=",
+    "127.0.0.1:{port} inet n - n - - smtpd -o content_filter="
+    " -o receive_override_options=no_address_mappings -o smtpd_milters={milters}"
+    " -o smtpd_authorized_xforward_hosts=127.0.0.0/8",
+]
+#: ... and srsfwd takes SPF from the Received line of the first, untrusted, hop.
+ACCEPTED = 'accepted_domains = ["example.net", "*.example.net"]\n'
+TRUSTED_LOOPBACK = ACCEPTED + 'trusted_relays = ["127.0.0.1"]\n'
+RELAY_CLIENT = ("192.0.2.99", "mx.unsigned.example")
 #: Bounces Postfix makes itself never pass the milter: send them high-risk too.
 NULL_SENDER_TRANSPORT = '/^"?<>"?$/ high-risk-pool:{nexthop}\n'
 
@@ -87,11 +100,13 @@ class Rig:
             smtp.ehlo(client[1])
             smtp.sendmail(sender, rcpts, data)
 
-    def wait_for(self, rcpt: str, timeout: float = 30) -> Received:
+    def wait_for(self, rcpt: str, timeout: float = 30, sender: str | None = None) -> Received:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for received in list(self.sink.messages):
-                if rcpt in [r.lower() for r in received.rcpts]:
+                if rcpt in [r.lower() for r in received.rcpts] and (
+                    sender is None or received.mail_from == sender
+                ):
                     return received
             time.sleep(0.05)
         log = self.postfix.log()[-3000:]
@@ -118,18 +133,29 @@ def example_config(work: Path, dns: ZoneServer) -> Path:
     return config
 
 
-@pytest.fixture(scope="module")
-def rig(_dns_server_process: ZoneServer) -> Iterator[Rig]:
-    dns = _dns_server_process
+@contextmanager
+def running_rig(dns: ZoneServer, *, after_queue: bool = False) -> Iterator[Rig]:
+    """srsfwd serve, the spam filter, the sink and Postfix, as docs/postfix.md part 2 says.
+
+    ``after_queue``: the milter runs on a loopback smtpd after Postfix expanded
+    ``virtual_alias_maps`` (alias@example.net forwards to bob@receiver.example), the
+    original client passed on with XFORWARD and found in Received by ``trusted_relays``.
+    """
     dns.clear()
     dns.load(ZONE)
     work = world_readable_tempdir("srsfwd-milter-")
     try:
         config = example_config(work, dns)
+        if after_queue:
+            text = config.read_text()
+            assert ACCEPTED in text
+            config.write_text(text.replace(ACCEPTED, TRUSTED_LOOPBACK))
         etc = "$config_directory"
+        milters = f"unix:{work}/spam.sock,unix:{work}/milter.sock"  # one master.cf word
+        loop_port = free_port()
         main = {
             # Our spam filter first: srsfwd sees the header it adds.
-            "smtpd_milters": f"unix:{work}/spam.sock, unix:{work}/milter.sock",
+            "smtpd_milters": "" if after_queue else milters,
             "header_checks": f"regexp:{etc}/header_checks",
             "milter_default_action": "tempfail",
             "milter_header_checks": f"regexp:{etc}/milter_header_checks",
@@ -142,6 +168,14 @@ def rig(_dns_server_process: ZoneServer) -> Iterator[Rig]:
             "relay_domains": "receiver.example, fwd.example.net",
             "disable_mime_output_conversion": "yes",
         }
+        services = list(POOL_TRANSPORTS)
+        if after_queue:
+            main |= {
+                "virtual_alias_domains": "example.net",
+                "virtual_alias_maps": "inline:{ alias@example.net=bob@receiver.example }",
+                "content_filter": f"srsfwd-loop:[127.0.0.1]:{loop_port}",
+            }
+            services += [line.format(port=loop_port, milters=milters) for line in AFTER_QUEUE]
         with (
             serve_process("--config", str(config), tmp=work) as (daemon, _),
             spam_milter(work / "spam.sock"),
@@ -155,7 +189,7 @@ def rig(_dns_server_process: ZoneServer) -> Iterator[Rig]:
                 "null_sender": NULL_SENDER_TRANSPORT.format(nexthop=nexthop),
             }
             with private_postfix(
-                relay_port=sink.port, maps=main, services=POOL_TRANSPORTS, files=files
+                relay_port=sink.port, maps=main, services=services, files=files
             ) as postfix:
                 yield Rig(postfix, sink, config, dns)
             daemon.send_signal(signal.SIGTERM)
@@ -163,6 +197,12 @@ def rig(_dns_server_process: ZoneServer) -> Iterator[Rig]:
     finally:
         dns.mode = "answer"
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def rig(_dns_server_process: ZoneServer) -> Iterator[Rig]:
+    with running_rig(_dns_server_process) as running:
+        yield running
 
 
 def verify(data: bytes) -> None:
@@ -299,3 +339,24 @@ def test_client_gone_mid_message_and_many_at_once(rig: Rig) -> None:
     for n in range(20):
         assert rig.wait_for(f"many{n}@receiver.example").peer_ip == "127.0.0.2"
     assert all("gone@receiver.example" not in m.rcpts for m in rig.sink.messages)
+
+
+@pytest.fixture
+def after_queue_rig(_dns_server_process: ZoneServer) -> Iterator[Rig]:
+    with running_rig(_dns_server_process, after_queue=True) as running:
+        yield running
+
+
+def test_after_queue_milter_sees_aliases_expanded_and_the_original_client(
+    after_queue_rig: Rig,
+) -> None:
+    rig = after_queue_rig
+    # Authenticated by SPF alone (relay.eml has no signature): SPF was checked for
+    # 198.51.100.25, found in Received, not for the loopback hop.
+    rig.send("relay", "alice@example.org", ["alias@example.net"])
+    got = rig.wait_for("bob@receiver.example")
+    assert got.mail_from.startswith("SRS0=") and got.peer_ip == "127.0.0.2"
+    verify(got.data)
+    rig.send("relay", "carol@unsigned.example", ["alias@example.net"], client=RELAY_CLIENT)
+    got = rig.wait_for("bob@receiver.example", sender="carol@unsigned.example")
+    assert got.peer_ip == "127.0.0.3"
