@@ -424,6 +424,7 @@ class MilterConnection(Connection):
         )
         self._events: deque[Event] = deque()
         self._busy: asyncio.Task[None] | None = None
+        self._closing: str | None = None  # close once the message in the pipeline is answered
 
     def expired(self, now: float) -> bool:
         return self._busy is None and self.last_request < now - self.milter.idle_timeout
@@ -436,6 +437,13 @@ class MilterConnection(Connection):
             self._protocol_error(exc)
             return
         self._pump()
+
+    def close(self, reason: str) -> None:
+        """Close, but answer the message in the pipeline first (shutdown, reload)."""
+        if self._busy is not None:
+            self._closing = reason
+            return
+        super().close(reason)
 
     def eof_received(self) -> bool:
         return False  # Postfix never half-closes; a client that does is done
@@ -493,6 +501,9 @@ class MilterConnection(Connection):
         self.last_request = self._loop.time()
         transport = self.transport
         if transport is None or transport.is_closing():
+            return
+        if self._closing is not None:
+            super().close(self._closing)
             return
         self._pump()
 

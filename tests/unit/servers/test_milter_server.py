@@ -444,3 +444,33 @@ def test_reload_swaps_the_pipeline_under_open_connections(config: Path) -> None:
             assert final == Continue()
 
     run(scenario)
+
+
+def test_shutdown_answers_the_message_in_the_pipeline_first(
+    tmp_path: Path, dns_server: ZoneServer
+) -> None:
+    dns_server.load(ZONE)
+    dns_server.mode = "silent"  # the pipeline waits for DNS: the message is in flight
+    config = example_copy(tmp_path, f'socketmap = []\nmilter = ["unix:{tmp_path}/milter.sock"]\n')
+    text = config.read_text().replace(
+        'zone_files = ["example.zone"]', f'nameservers = ["127.0.0.1"]\nport = {dns_server.port}'
+    )
+    config.write_text(text.replace("timeout = 5.0", "timeout = 0.2"))
+
+    async def scenario() -> Reply:
+        async with running(loader(config)) as daemon:
+            client = await MilterClient.open(endpoint(config))
+            await client.start()
+            headers, body = split_message(eml(config, "relay"))
+            events = client.mta.message("carol@unsigned.example", [OUTSIDE], headers, body)
+            await client.write(*events)
+            for _ in range(2):  # MAIL and RCPT
+                assert await client.reply() == Continue()
+            await asyncio.sleep(0.05)
+            daemon.stop()
+            _, final = await client.final()
+            client.close()
+            return final
+
+    final = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert isinstance(final, SmtpReply) and final.code // 100 == 4
