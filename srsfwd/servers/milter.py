@@ -363,7 +363,12 @@ class MilterService:
             temporary = result.action is PoolAction.TEMPFAIL
             final = smtp_reply(result.smtp_reply, temporary=temporary)
             return Verdict(
-                str(result.action), final, (), pool, False, result.reasons, sender, rcpts
+                str(result.action),
+                final,
+                pool=pool,
+                reasons=result.reasons,
+                mail_from=sender,
+                rcpts=rcpts,
             )
         headers, names = header_changes(original, result.message, leading_space=leading_space)
         actions = [*envelope_changes(message, result), *headers]
@@ -378,12 +383,12 @@ class MilterService:
             "forward",
             Continue(),
             tuple(actions),
-            pool,
-            result.srs,
-            result.reasons,
-            result.mail_from,
-            result.rcpts,
-            signatures,
+            pool=pool,
+            srs=result.srs,
+            reasons=result.reasons,
+            mail_from=result.mail_from,
+            rcpts=result.rcpts,
+            signatures=signatures,
         )
 
     def _local(self, forwarder: Forwarder, rcpt: str) -> bool:
