@@ -11,7 +11,7 @@ The judging is pure (``judge``); ``SendingLimits`` adds the store and the clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -31,6 +31,8 @@ class CounterStore(Protocol):
     def get(self, key: str, *, now: float) -> str | None: ...
 
     def add(self, key: str, amount: int, *, ttl: int, now: float) -> int: ...
+
+    def add_many(self, counters: Sequence[tuple[str, int, int]], *, now: float) -> list[int]: ...
 
     def delete(self, key: str) -> bool: ...
 
@@ -141,19 +143,16 @@ class SendingLimits:
                 f"{total} recipients, over the limit of {self.policy.per_message} per message",
             )
         hour, day = int(now // HOUR), int(now // DAY)
-        counts = Counts(
-            external_this_hour=self._store.add(
-                f"{self.PREFIX}ext:{hour}:{who}", external, ttl=HOUR, now=now
-            )
-            if external
-            else self._count(f"{self.PREFIX}ext:{hour}:{who}", now),
-            internal_this_hour=self._store.add(
-                f"{self.PREFIX}int:{hour}:{who}", internal, ttl=HOUR, now=now
-            )
-            if internal
-            else self._count(f"{self.PREFIX}int:{hour}:{who}", now),
-            today=self._store.add(f"{self.PREFIX}day:{day}:{who}", total, ttl=DAY, now=now),
+        # One round trip (one transaction) for the three counters.
+        external_now, internal_now, today = self._store.add_many(
+            [
+                (f"{self.PREFIX}ext:{hour}:{who}", external, HOUR),
+                (f"{self.PREFIX}int:{hour}:{who}", internal, HOUR),
+                (f"{self.PREFIX}day:{day}:{who}", total, DAY),
+            ],
+            now=now,
         )
+        counts = Counts(external_now, internal_now, today)
         exceeded = judge(self.policy, counts)
         if exceeded is None:
             return OK

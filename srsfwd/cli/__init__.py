@@ -21,10 +21,15 @@ from srsfwd.cli.srs import bounce, reverse, rewrite, secret
 def cli() -> None:
     """SRS, DKIM/ARC and outbound pool decisions for mail forwarders.
 
+    Settings come from --config (default /etc/srsfwd/srsfwd.toml when present); flags win.
+
     \b
     Example:
       srsfwd secret new /etc/srsfwd/srs.secret
       srsfwd rewrite --domain fwd.example.net --secret-file /etc/srsfwd/srs.secret alice@example.org
+      srsfwd keygen --keys-dir /etc/srsfwd/keys fwd.example.net
+      srsfwd forward --config /etc/srsfwd/srsfwd.toml --client-ip 192.0.2.25 \\
+          --helo mx.example.org --mail-from alice@example.org --rcpt bob@example.com msg.eml
     """
 
 

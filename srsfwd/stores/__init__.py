@@ -6,7 +6,7 @@ one file) and Redis (``srsfwd.stores.redis``, for several forwarders sharing the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -28,6 +28,9 @@ class KeyValueStore(Protocol):
         A counter that does not exist (or has expired) starts at 0 and lives ``ttl``
         seconds from now; adding does not extend it.
         """
+
+    def add_many(self, counters: Sequence[tuple[str, int, int]], *, now: float) -> list[int]:
+        """``add`` for several ``(key, amount, ttl)`` at once, atomically, in one round trip."""
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if it was there."""

@@ -7,7 +7,7 @@ a count and keys expire by themselves. SRS aliases use postsrsd's key prefix
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
@@ -42,14 +42,19 @@ class RedisStore:
         return None if value is None else str(value)
 
     def add(self, key: str, amount: int, *, ttl: int, now: float) -> int:
-        def increment() -> int:
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.incrby(self._prefix + key, amount)
-            pipe.expire(self._prefix + key, ttl, nx=True)
-            value, _ = pipe.execute()
-            return int(value)
+        return self.add_many([(key, amount, ttl)], now=now)[0]
 
-        return int(self._call("update", increment))
+    def add_many(self, counters: Sequence[tuple[str, int, int]], *, now: float) -> list[int]:
+        def increment() -> list[int]:
+            pipe = self._redis.pipeline(transaction=True)
+            for key, amount, ttl in counters:
+                pipe.incrby(self._prefix + key, amount)
+                pipe.expire(self._prefix + key, ttl, nx=True)
+            answers = pipe.execute()
+            return [int(value) for value in answers[::2]]
+
+        values: list[int] = self._call("update", increment)
+        return values
 
     def delete(self, key: str) -> bool:
         return int(self._call("delete", self._redis.delete, self._prefix + key)) > 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from srsfwd.errors import StoreError
@@ -88,18 +88,24 @@ class SQLiteStore:
         return None if row is None else str(row[0])
 
     def add(self, key: str, amount: int, *, ttl: int, now: float) -> int:
+        return self.add_many([(key, amount, ttl)], now=now)[0]
+
+    def add_many(self, counters: Sequence[tuple[str, int, int]], *, now: float) -> list[int]:
+        values: list[int] = []
         with self._transaction("update"):
-            row = self._db.execute(
-                "SELECT v, lt FROM kv WHERE k = ? AND lt > ?", (key, int(now))
-            ).fetchone()
-            value, expires = (int(row[0]) + amount, row[1]) if row else (amount, int(now) + ttl)
-            self._db.execute(
-                "INSERT INTO kv (k, v, lt) VALUES (?, ?, ?)", (key, str(value), expires)
-            )
+            for key, amount, ttl in counters:
+                row = self._db.execute(
+                    "SELECT v, lt FROM kv WHERE k = ? AND lt > ?", (key, int(now))
+                ).fetchone()
+                value, expires = (int(row[0]) + amount, row[1]) if row else (amount, int(now) + ttl)
+                self._db.execute(
+                    "INSERT INTO kv (k, v, lt) VALUES (?, ?, ?)", (key, str(value), expires)
+                )
+                values.append(value)
             self._additions += 1
             if self._additions % _SWEEP_EVERY == 0:
                 self._db.execute("DELETE FROM kv WHERE lt <= ?", (int(now),))
-        return value
+        return values
 
     def delete(self, key: str) -> bool:
         with self._transaction("delete"):

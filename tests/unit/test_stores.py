@@ -173,3 +173,8 @@ def test_sqlite_prefix_spelling_opens_a_file(tmp_path: Path) -> None:
     store = open_store(f"sqlite:{tmp_path / 'x.sqlite'}")
     store.put("k", "v", ttl=1, now=0)
     assert (tmp_path / "x.sqlite").exists()
+
+
+def test_add_many_counts_each_key(store: KeyValueStore) -> None:
+    assert store.add_many([("a", 1, 100), ("b", 2, 100)], now=0) == [1, 2]
+    assert store.add_many([("a", 5, 100), ("b", 0, 100), ("c", 3, 100)], now=0) == [6, 2, 3]

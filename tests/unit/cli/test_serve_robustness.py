@@ -64,7 +64,7 @@ def test_the_daemon_keeps_serving_and_memory_stays_bounded(tmp_path: Path) -> No
     config.write_text(
         '[srs]\nsrs-domain = "fwd.example"\nsecrets-file = "srs.secret"\n'
         f'[serve]\nsocketmap = "unix:{sock_path}"\n'
-        f'tcp-table-forward = "inet:127.0.0.1:{port}"\nkeep-alive = 2\n'
+        f'tcp-table-forward = "inet:127.0.0.1:{port}"\nkeep-alive = 10\n'
         'connection-limit = 100\nlog-level = "warning"\n'
     )
     with serve_process("--config", str(config), tmp=tmp_path) as (process, _):
@@ -104,7 +104,7 @@ def test_the_daemon_keeps_serving_and_memory_stays_bounded(tmp_path: Path) -> No
             for thread in threads:
                 thread.join(10)
         after = rss_kib(process.pid)
-        assert worst < 1.0, f"a lookup took {worst:.2f}s under abuse"
+        assert worst < 2.0, f"a lookup took {worst:.2f}s under abuse"
         assert after - before < 40_000, f"RSS grew from {before} to {after} KiB"
         with socket.create_connection(("127.0.0.1", port), timeout=5) as tcp:
             tcp.sendall(b"get a@b.example\n")
