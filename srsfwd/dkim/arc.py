@@ -1,11 +1,20 @@
 """ARC sealing (RFC 8617) for forwarded mail: verify the chain, write this hop's
 Authentication-Results, add an ARC set (AAR, AMS, AS) with the right ``i=`` and ``cv=``.
 
-An adapter over dkimpy's ``ARC`` class, which implements the set construction correctly;
-its habits stay in here: DNS goes through our ``Resolver`` (its ``dnsfunc`` hook), the seal's
-``t=`` comes from our ``Clock``, its exceptions become ``SignatureError``. Two things dkimpy
-cannot be told, and which hold for the chain verification only: it reads ``time.time()``
-itself and signs RSA in pure Python (a seal is two RSA signatures, a few milliseconds).
+The set is built here and signed with ``cryptography`` (``srsfwd.dkim.sign.sign_digest``,
+canonicalisation from ``srsfwd.dkim.canon``): a seal is two RSA signatures, a fraction of a
+millisecond each through OpenSSL instead of about 6 ms each in dkimpy's pure-Python ``pow``
+(which also held the GIL). The bytes are the ones dkimpy's ``ARC.sign`` builds, step for
+step: the same consolidation of this authserv-id's Authentication-Results into the AAR, the
+same ``i=`` (one above the highest ``i=`` on any ARC field), the same tag order and folding,
+the same ``h=`` list, and an AS over the ARC fields of every set (relaxed header
+canonicalisation, in dkimpy's order), or only over the new set when ``cv=fail``. RSA
+PKCS#1 v1.5 is deterministic, so tests/unit/dkim/test_arc_identity.py checks byte identity
+with ``dkim.ARC.sign`` for the same key, message and ``t=``.
+
+Verification of the chain that arrived still goes through dkimpy's ``arc_verify`` (RSA
+verification with e=65537 is cheap even in pure Python): DNS through our ``Resolver`` (its
+``dnsfunc`` hook), its exceptions become ``SignatureError``; it reads ``time.time()`` itself.
 
 Order (RFC 8617 §5.1): seal last, after every other change, DKIM signing included; a chain
 whose latest seal already says ``cv=fail`` is not continued (§5.1.2 step 2); a chain found
@@ -14,17 +23,28 @@ broken here gets one more set with ``cv=fail`` covering only that set.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import authres
 import dkim
 
 from srsfwd.clock import Clock, SystemClock
-from srsfwd.dkim.canon import Header, parse_message, to_crlf
-from srsfwd.dkim.keys import SigningKey, private_key_pem
-from srsfwd.dkim.sign import default_header_list
+from srsfwd.dkim.canon import (
+    Header,
+    Message,
+    parse_crlf,
+    parse_message,
+    relaxed_header,
+    select_headers,
+    to_crlf,
+)
+from srsfwd.dkim.keys import SigningKey
+from srsfwd.dkim.sign import body_hash, default_header_list, fold, sign_digest
 from srsfwd.dkim.tags import TagListError, parse_tag_list
 from srsfwd.dkim.verify import DkimVerifier, SignatureResult
 from srsfwd.dnscheck.resolver import DNSResolver
@@ -34,6 +54,18 @@ log = logging.getLogger(__name__)
 
 #: RFC 8617 §4.2.1: instances run from 1 to 50.
 MAX_INSTANCE = 50
+
+#: The ARC header fields (lower case), whose ``i=`` counts for the next instance.
+_ARC_FIELDS = frozenset((b"arc-seal", b"arc-message-signature", b"arc-authentication-results"))
+#: dkimpy's ``ARC.INSTANCE_RE``: the first ``i=`` of a field's relaxed value is its instance.
+_INSTANCE_RE = re.compile(rb"[\s;]?i\s*=\s*(\d+)", re.MULTILINE | re.IGNORECASE)
+#: dkimpy consolidates only fields spelled exactly so (its comparison is case-sensitive).
+_AR_NAME = b"Authentication-Results"
+_AAR_NAME = b"ARC-Authentication-Results"
+_AMS_NAME = b"ARC-Message-Signature"
+_AS_NAME = b"ARC-Seal"
+#: dkimpy's placeholder for b= while a field is folded for hashing (forces b= onto its own line).
+_B_PLACEHOLDER = b"0" * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +114,6 @@ class ArcSealer:
         if not authserv_id or not authserv_id.isascii() or any(c in authserv_id for c in " ;\r\n"):
             raise SignatureError(f"{authserv_id!r} is not an authserv-id")
         self._signing = signing
-        self._pem = private_key_pem(signing.key)
         self._authserv_id = authserv_id
         self._resolver = resolver
         self._clock = clock or SystemClock()
@@ -125,24 +156,142 @@ class ArcSealer:
             header = results(cv).encode("utf-8").rstrip(b"\r\n") + b"\r\n"
         names = default_header_list(parsed.headers)
         names += [b"dkim-signature"] * len(parsed.find("dkim-signature"))
-        try:
-            sealer = dkim.ARC(header + data, signature_algorithm=b"rsa-sha256")
-            # RFC 8617 §4.1.2: the AMS SHOULD cover the DKIM-Signature fields present.
-            sealer.should_not_sign.discard(b"dkim-signature")
-            arc_set = sealer.sign(
-                self._signing.selector.encode("ascii"),
-                self._signing.domain.encode("ascii"),
-                self._pem,
-                self._authserv_id.encode("ascii"),
-                include_headers=names,
-                timestamp=int(self._clock.now()),
-            )
-        except dkim.DKIMException as exc:
-            raise SignatureError(f"cannot seal: {exc}") from None
-        if not arc_set:
-            raise SignatureError("cannot seal: dkimpy found no usable Authentication-Results")
+        # What dkimpy parsed: this hop's field on top of the message's header fields.
+        fields = parse_crlf(to_crlf(header)).headers + parsed.headers
+        arc_set, instance = self._arc_set(fields, parsed, names, int(self._clock.now()))
         sealed = b"".join(arc_set) + header + data
-        return SealResult(sealed, True, cv, latest + 1, why, checked)
+        return SealResult(sealed, True, cv, instance, why, checked)
+
+    def _arc_set(
+        self, fields: tuple[Header, ...], message: Message, names: Sequence[bytes], now: int
+    ) -> tuple[list[bytes], int]:
+        """The new set's lines (AS, AMS, AAR, in the order to prepend them) and its ``i=``.
+
+        Built as dkimpy's ``ARC.sign`` builds it, so the bytes are the same.
+
+        Raises:
+            SignatureError: no usable Authentication-Results for our authserv-id, an ``arc=``
+                result that does not fit the chain, or ``i=`` over 50.
+        """
+        srv_id = self._authserv_id
+        found_ar = False
+        results: list[authres.BaseAuthenticationResult] = []
+        for ar in fields:
+            if ar.name != _AR_NAME:
+                continue
+            try:
+                text = ar.value.strip().decode("utf-8")
+            except UnicodeDecodeError:
+                continue  # not UTF-8: dkimpy raised UnicodeDecodeError; skipped as unparsable
+            if srv_id not in text.lower():
+                # authres returns the authserv-id token lower-cased, so this field cannot
+                # be ours: skip parsing it (authres is slow, about 0.4 ms a field).
+                continue
+            try:
+                parsed_ar = authres.AuthenticationResultsHeader.parse(
+                    "Authentication-Results: " + text
+                )
+            except authres.AuthResError:
+                continue  # dkimpy skips fields authres cannot parse
+            if parsed_ar.authserv_id == srv_id:
+                found_ar = True
+                results.extend(parsed_ar.results)
+        if not found_ar:
+            raise SignatureError("cannot seal: no usable Authentication-Results")
+        arc_results = [r for r in results if r.method == "arc"]
+        if not arc_results:
+            cv = b"none"
+        elif len(arc_results) > 1:
+            cv = b"fail"  # several arc= results for us: dkimpy fails the chain
+        else:
+            cv = str(arc_results[0].result).lower().encode("utf-8")
+
+        present: list[tuple[int, bytes]] = []
+        for arc in fields:
+            if arc.key in _ARC_FIELDS:
+                value = relaxed_header(arc.name, arc.value)[len(arc.name) + 1 :]
+                match = _INSTANCE_RE.search(value)
+                if match is not None:
+                    present.append((int(match.group(1)), arc.key))
+        present.sort()
+        instance = present[-1][0] + 1 if present else 1
+        if instance > MAX_INSTANCE:
+            raise SignatureError(f"cannot seal: i={instance} is over the limit of 50")
+        if instance == 1 and cv != b"none":
+            raise SignatureError("cannot seal: no chain on the message, but arc= is not none")
+        if instance != 1 and cv == b"none":
+            raise SignatureError("cannot seal: no usable Authentication-Results (no arc= result)")
+
+        auth_results = srv_id.encode("ascii") + b"".join(
+            b";\r\n " + str(r).encode("utf-8") for r in results
+        )
+        aar_value = b"i=%d; " % instance + auth_results.rstrip() + b"\r\n"
+        aar = Header(_AAR_NAME, b" " + aar_value[:-2])
+        i_tag = str(instance).encode("ascii")
+        domain = self._signing.domain.encode("ascii")
+        selector = self._signing.selector.encode("ascii")
+        t_tag = str(now).encode("ascii")
+        ams_value = self._signed_value(
+            _AMS_NAME,
+            [
+                (b"i", i_tag),
+                (b"a", b"rsa-sha256"),
+                (b"c", b"relaxed/relaxed"),
+                (b"d", domain),
+                (b"s", selector),
+                (b"t", t_tag),
+                (b"h", b" : ".join(names)),
+                (b"bh", body_hash(message)),
+            ],
+            select_headers((aar, *fields), list(names)),
+        )
+        ams = Header(_AMS_NAME, b" " + ams_value[:-2])
+        # The AS covers the ARC fields from i=1 up, AAR/AMS/AS each, then the new AAR and
+        # AMS; each name is taken from the bottom up among the fields (RFC 8617 §5.1.1).
+        # A failed chain: only the new set, taken from the top (dkimpy reverses the list).
+        pool: tuple[Header, ...] = (ams, aar, *fields)
+        if cv == b"fail":
+            seal_names = [b"arc-authentication-results", b"arc-message-signature"]
+            pool = pool[::-1]
+        else:
+            seal_names = [name for _, name in present]
+            seal_names += [b"arc-authentication-results", b"arc-message-signature"]
+        as_value = self._signed_value(
+            _AS_NAME,
+            [
+                (b"i", i_tag),
+                (b"cv", cv),
+                (b"a", b"rsa-sha256"),
+                (b"d", domain),
+                (b"s", selector),
+                (b"t", t_tag),
+            ],
+            select_headers(pool, seal_names),
+        )
+        lines = [
+            _AS_NAME + b": " + as_value,
+            _AMS_NAME + b": " + ams_value,
+            _AAR_NAME + b": " + aar_value,
+        ]
+        return lines, instance
+
+    def _signed_value(
+        self, name: bytes, tags: list[tuple[bytes, bytes]], signed: list[Header]
+    ) -> bytes:
+        """The value (folded, with its CRLF) of an AMS or AS: ``tags`` then ``b=``.
+
+        The hash covers ``signed`` in relaxed form, then the field itself as dkimpy folds it
+        with a placeholder ``b=``, emptied (RFC 6376 §3.7, RFC 8617 §4.1.2 and §4.1.3).
+        """
+        prefix = b"; ".join(tag + b"=" + value for tag, value in tags) + b"; b="
+        width = 72 - len(name)
+        hashed_form = fold(prefix + _B_PLACEHOLDER, width)[: -len(_B_PLACEHOLDER)]
+        digest = hashlib.sha256()
+        for covered in signed:
+            digest.update(relaxed_header(covered.name, covered.value) + b"\r\n")
+        digest.update(relaxed_header(name, b" " + hashed_form))
+        signature = sign_digest(self._signing.key, digest.digest())
+        return fold(prefix + base64.b64encode(signature) + b"\r\n", width)
 
     def _chain(self, data: bytes, latest: int) -> tuple[str, str]:
         """The chain's state: none / pass / fail, or terminated."""

@@ -148,12 +148,17 @@ def signature_header(
     for header in select_headers(message.headers, list(header_names)):
         digest.update(relaxed_header(header.name, header.value) + b"\r\n")
     digest.update(relaxed_header(_HEADER_NAME, b" " + hashed_form))
-    signature = _sign_digest(signing.key, digest.digest())
+    signature = sign_digest(signing.key, digest.digest())
     value = fold(prefix + base64.b64encode(signature) + b"\r\n", width)
     return _HEADER_NAME + b": " + value
 
 
-def _sign_digest(key: DkimKey, digest: bytes) -> bytes:
+def sign_digest(key: DkimKey, digest: bytes) -> bytes:
+    """``b=`` before base64: RSASSA-PKCS1-v1_5 (deterministic) or Ed25519 over a SHA-256 digest.
+
+    Raises:
+        SignatureError: a key of another kind.
+    """
     private = key.private
     if isinstance(private, ed25519.Ed25519PrivateKey):
         # RFC 8463 §3: PureEdDSA over the SHA-256 hash of the canonical header data.

@@ -1,0 +1,174 @@
+"""ARC sets signed through ``cryptography`` are byte-identical to dkimpy's ``ARC.sign``.
+
+For the same key, message (this hop's Authentication-Results on top), header list and
+``t=``, dkimpy builds the same set; RSA PKCS#1 v1.5 is deterministic, so every byte,
+``b=`` included, must match. First hop (cv=none), second and third hops (cv=pass), a broken
+chain (cv=fail, the AS covering only the new set), results given by the caller, fields
+spelled or folded oddly, and keys of 2048, 3072 and 4096 bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dkim
+import pytest
+
+from srsfwd.clock import FrozenClock
+from srsfwd.dkim.arc import ArcSealer, SealResult, dkimpy_dnsfunc
+from srsfwd.dkim.canon import parse_message
+from srsfwd.dkim.keys import DkimKey, SigningKey, private_key_pem
+from srsfwd.dkim.sign import DkimSigner, default_header_list
+from srsfwd.dkim.tags import parse_tag_list
+from tests.dkimhelp import MESSAGE, zone_for
+from tests.dnsserver import ZoneServer
+
+NOW = 1_795_000_000
+
+ODD_MESSAGE = (
+    b'From: "Alice\tExample"  <alice@example.com> \r\n'
+    b"To: Bob <bob@example.org>,\r\n"
+    b"\tCarol <carol@example.org>\r\n"
+    b"subject:   Lunch   at   noon\r\n"
+    b"Date: Thu, 26 Nov 2026 12:00:00 +0000\r\n"
+    b"Message-ID: <lunch-2@example.com>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain;\r\n  charset=utf-8\r\n"
+    b"Received: from mx.example.com by fwd.example.net; Thu, 26 Nov 2026 12:00:01 +0000\r\n"
+    b"Authentication-Results: elsewhere.example; spf=pass smtp.mailfrom=example.com\r\n"
+    b"\r\n"
+    b"Shall we meet   at noon? \t\r\n"
+    b"\r\n"
+    b"Alice\r\n\r\n\r\n"
+)
+
+
+@pytest.fixture
+def hops(dns_server: ZoneServer, dkim_keys: dict[str, DkimKey]) -> list[SigningKey]:
+    keys = [
+        SigningKey("example.com", "author", dkim_keys["ed25519"]),
+        SigningKey("fwd1.example", "arc", dkim_keys["rsa-2048"]),
+        SigningKey("fwd2.example", "arc", dkim_keys["rsa-3072"]),
+        SigningKey("fwd3.example", "arc", dkim_keys["rsa-4096"]),
+    ]
+    dns_server.load(zone_for(keys))
+    return keys
+
+
+def split_set(sealed: bytes) -> tuple[bytes, bytes]:
+    """The new ARC set (AS, AMS, AAR on top) and the message it was added to."""
+    fields = parse_message(sealed).headers[:3]
+    assert [f.key for f in fields] == [
+        b"arc-seal",
+        b"arc-message-signature",
+        b"arc-authentication-results",
+    ]
+    size = sum(len(f.raw) + 2 for f in fields)
+    return sealed[:size], sealed[size:]
+
+
+def dkimpy_set(below: bytes, signing: SigningKey, authserv_id: str) -> bytes:
+    """What ``dkim.ARC.sign`` adds to ``below`` (which carries this hop's results on top)."""
+    parsed = parse_message(below)
+    names = default_header_list(parsed.headers)
+    names += [b"dkim-signature"] * len(parsed.find("dkim-signature"))
+    arc = dkim.ARC(below, signature_algorithm=b"rsa-sha256")
+    arc.should_not_sign.discard(b"dkim-signature")
+    lines = arc.sign(
+        signing.selector.encode(),
+        signing.domain.encode(),
+        private_key_pem(signing.key),
+        authserv_id.encode(),
+        include_headers=names,
+        timestamp=NOW,
+    )
+    return b"".join(lines)
+
+
+def seal(message: bytes, signing: SigningKey, server: ZoneServer, **kwargs: object) -> SealResult:
+    sealer = ArcSealer(signing, signing.domain, server.resolver(), clock=FrozenClock(NOW))
+    return sealer.seal(message, **kwargs)  # type: ignore[arg-type]
+
+
+def assert_identical(result: SealResult, signing: SigningKey) -> None:
+    assert result.sealed
+    ours, below = split_set(result.message)
+    assert ours == dkimpy_set(below, signing, signing.domain)
+
+
+def seal_tags(message: bytes) -> dict[str, bytes]:
+    return parse_tag_list(parse_message(message).find("arc-seal")[0].value)
+
+
+@pytest.mark.parametrize("message", [MESSAGE, ODD_MESSAGE], ids=["plain", "odd"])
+def test_three_hops_are_identical_to_dkimpy(
+    dns_server: ZoneServer, hops: list[SigningKey], message: bytes
+) -> None:
+    current = DkimSigner([hops[0]], clock=FrozenClock(NOW)).sign(message)
+    for number, signing in enumerate(hops[1:], start=1):
+        result = seal(current, signing, dns_server)
+        assert (result.instance, result.cv) == (number, "none" if number == 1 else "pass")
+        assert seal_tags(result.message)["cv"] == result.cv.encode()
+        assert_identical(result, signing)
+        current = result.message
+    cv, _, reason = dkim.arc_verify(current, dnsfunc=dkimpy_dnsfunc(dns_server.resolver()))
+    assert cv == b"pass", reason
+
+
+def test_unsigned_lf_message_is_identical(dns_server: ZoneServer, hops: list[SigningKey]) -> None:
+    result = seal(MESSAGE.replace(b"\r\n", b"\n"), hops[1], dns_server)
+    assert (result.instance, result.cv) == (1, "none")
+    assert_identical(result, hops[1])
+
+
+def test_failed_chain_is_identical(dns_server: ZoneServer, hops: list[SigningKey]) -> None:
+    one = seal(MESSAGE, hops[1], dns_server)
+    two = seal(one.message, hops[2], dns_server)
+    broken = two.message.replace(b"noon", b"nine")
+    three = seal(broken, hops[3], dns_server)
+    assert (three.sealed, three.cv, three.instance) == (True, "fail", 3)
+    assert seal_tags(three.message)["cv"] == b"fail"
+    assert_identical(three, hops[3])
+
+
+def test_results_from_the_caller_are_identical(
+    dns_server: ZoneServer, hops: list[SigningKey]
+) -> None:
+    def results_for(authserv_id: str) -> Callable[[str], str]:
+        def results(cv: str) -> str:
+            return (
+                f"Authentication-Results: {authserv_id};\r\n"
+                "\tspf=pass smtp.mailfrom=example.com;\r\n"
+                f"\tdkim=none; arc={cv}"
+            )
+
+        return results
+
+    one = seal(MESSAGE, hops[1], dns_server, results=results_for("fwd1.example"))
+    assert_identical(one, hops[1])
+    two = seal(one.message, hops[2], dns_server, results=results_for("fwd2.example"))
+    assert (two.instance, two.cv) == (2, "pass")
+    assert seal_tags(two.message)["cv"] == b"pass"
+    assert_identical(two, hops[2])
+
+
+def test_same_forwarder_twice_seals_cv_fail_as_dkimpy_does(
+    dns_server: ZoneServer, hops: list[SigningKey]
+) -> None:
+    # dkimpy takes cv= from the arc= results in *all* Authentication-Results of our
+    # authserv-id; coming back through the same forwarder there are two, so cv=fail.
+    one = seal(MESSAGE, hops[1], dns_server)
+    two = seal(one.message, hops[1], dns_server)
+    assert (two.sealed, two.instance, two.cv) == (True, 2, "pass")
+    assert seal_tags(two.message)["cv"] == b"fail"
+    assert_identical(two, hops[1])
+
+
+def test_earlier_results_for_our_id_are_consolidated_as_dkimpy_does(
+    dns_server: ZoneServer, hops: list[SigningKey]
+) -> None:
+    earlier = b"Authentication-Results: fwd1.example; spf=pass smtp.mailfrom=example.com\r\n"
+    result = seal(earlier + MESSAGE, hops[1], dns_server)
+    aar = parse_message(result.message).find("arc-authentication-results")[0]
+    assert b"spf=pass" in aar.value
+    assert_identical(result, hops[1])
