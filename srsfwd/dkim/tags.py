@@ -12,6 +12,10 @@ _NAME_CHARS = _ALPHA | frozenset(b"0123456789_")
 # tag-value characters: VALCHAR = %x21-3A / %x3C-7E (everything visible except ';'),
 # plus whitespace between them.
 _VALUE_CHARS = frozenset(range(0x21, 0x7F)) - {0x3B} | frozenset(_FWS)
+# The same sets as deletion tables: bytes.translate(None, table) removes every allowed
+# byte, so what is left is what is not allowed (C speed: this runs per signature, per key).
+_NAME_DELETE = bytes(_NAME_CHARS)
+_VALUE_DELETE = bytes(_VALUE_CHARS)
 
 
 class TagListError(ValueError):
@@ -33,9 +37,9 @@ def parse_tag_list(data: bytes) -> dict[str, bytes]:
         name = name.strip(_FWS)
         if not eq:
             raise TagListError(f"tag {_show(part)} has no '='")
-        if not name or name[0] not in _ALPHA or not all(c in _NAME_CHARS for c in name):
+        if not name or name[0] not in _ALPHA or name.translate(None, _NAME_DELETE):
             raise TagListError(f"bad tag name {_show(name)}")
-        if not all(c in _VALUE_CHARS for c in value):
+        if value.translate(None, _VALUE_DELETE):
             raise TagListError(f"tag {name.decode()}= has a character not allowed in tags")
         key = name.decode("ascii")
         if key in tags:

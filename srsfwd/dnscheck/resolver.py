@@ -198,19 +198,32 @@ class Resolver:
         with self._lock:
             self._cache.clear()
 
+    def records(self, name: str, rdtype: RecordType) -> list[object]:
+        """The records of one type, decoded: bytes (TXT), ``MXRecord``, address strings
+        (A, AAAA) or names (PTR, CNAME). Empty for NXDOMAIN and no data.
+
+        Raises:
+            DNSTempError: SERVFAIL, REFUSED or no answer in time.
+        """
+        return list(self._lookup(name, rdtype).records)
+
     def _lookup(self, name: str, rdtype: RecordType) -> _Answer:
+        now = self._clock.now()
+        # A cache hit costs no name parsing: the key is only lower-cased and made absolute,
+        # and only names that passed _normalise are ever stored under such a key.
+        quick = name.strip().lower()
+        quick = quick if quick.endswith(".") else quick + "."
+        with self._lock:
+            hit = self._cache.get((quick, rdtype))
+            if hit is not None:
+                if hit[0] > now:
+                    self._cache.move_to_end((quick, rdtype))
+                    return hit[1]
+                del self._cache[(quick, rdtype)]
         qname = _normalise(name)
         if qname is None:
             return _Answer((), 0)  # not a DNS name, so no such name
         key = (qname, rdtype)
-        now = self._clock.now()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                if hit[0] > now:
-                    self._cache.move_to_end(key)
-                    return hit[1]
-                del self._cache[key]
         # The query runs outside the lock: a slow server must not hold up cached answers.
         answer = self._backend.query(key[0], rdtype)
         if self._cache_size > 0:

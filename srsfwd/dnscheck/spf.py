@@ -71,8 +71,7 @@ def _records(resolver: Resolver, name: str, qtype: str) -> list[tuple[tuple[str,
     if qtype not in ("A", "AAAA", "MX", "TXT", "PTR"):
         return []  # RR type 99 (SPF) is obsolete (RFC 7208 §3.1)
     try:
-        # The Resolver's public methods merge A with AAAA; pyspf needs them apart.
-        found = resolver._lookup(_presentation(name), qtype).records
+        found = resolver.records(_presentation(name), qtype)
     except DNSTempError as exc:
         raise spf.TempError(str(exc)) from None
     key = (name, qtype)
