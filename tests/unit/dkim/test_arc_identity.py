@@ -4,7 +4,8 @@ For the same key, message (this hop's Authentication-Results on top), header lis
 ``t=``, dkimpy builds the same set; RSA PKCS#1 v1.5 is deterministic, so every byte,
 ``b=`` included, must match. First hop (cv=none), second and third hops (cv=pass), a broken
 chain (cv=fail, the AS covering only the new set), results given by the caller, fields
-spelled or folded oddly, and keys of 2048, 3072 and 4096 bits.
+spelled or folded oddly, keys of 2048, 3072 and 4096 bits, and generated messages
+(hypothesis) with stray ARC fields: where srsfwd refuses to seal, dkimpy refuses too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable
 
 import dkim
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from srsfwd.clock import FrozenClock
 from srsfwd.dkim.arc import ArcSealer, SealResult, dkimpy_dnsfunc
@@ -20,6 +23,8 @@ from srsfwd.dkim.canon import parse_message
 from srsfwd.dkim.keys import DkimKey, SigningKey, private_key_pem
 from srsfwd.dkim.sign import DkimSigner, default_header_list
 from srsfwd.dkim.tags import parse_tag_list
+from srsfwd.dnscheck.resolver import MXRecord
+from srsfwd.errors import SignatureError
 from tests.dkimhelp import MESSAGE, zone_for
 from tests.dnsserver import ZoneServer
 
@@ -172,3 +177,78 @@ def test_earlier_results_for_our_id_are_consolidated_as_dkimpy_does(
     aar = parse_message(result.message).find("arc-authentication-results")[0]
     assert b"spf=pass" in aar.value
     assert_identical(result, hops[1])
+
+
+class _NoDns:
+    """A resolver with no records: any chain that arrived fails to verify."""
+
+    def txt(self, name: str) -> list[bytes]:
+        return []
+
+    def mx(self, name: str) -> list[MXRecord]:
+        return []
+
+    def addresses(self, name: str) -> list[str]:
+        return []
+
+
+_VALUE = st.lists(
+    st.sampled_from([b"a", b"Bc d", b" ", b"\t", b"  ", b"\r\n ", b"\r\n\t", b";", b"i=2", b"x"]),
+    min_size=1,
+    max_size=12,
+).map(lambda parts: b" " + b"".join(parts) + b"v")
+_NAMES = [
+    b"To",
+    b"cc",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"Received",
+    b"Reply-To",
+    b"X-Other",
+    b"DKIM-Signature",
+    b"Authentication-Results",
+    b"ARC-Authentication-Results",
+    b"ARC-Message-Signature",
+    b"arc-seal",
+]
+_FIELDS = st.lists(st.tuples(st.sampled_from(_NAMES), _VALUE), max_size=10)
+_BODY = st.lists(st.sampled_from([b"x", b" ", b"\t", b"\r\n", b"yz"]), max_size=20).map(b"".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(fields=_FIELDS, body=_BODY, ours_too=st.booleans())
+def test_generated_messages_are_identical_or_refused_alike(
+    dkim_keys: dict[str, DkimKey],
+    fields: list[tuple[bytes, bytes]],
+    body: bytes,
+    ours_too: bool,
+) -> None:
+    signing = SigningKey("fwd1.example", "arc", dkim_keys["rsa-2048"])
+    head = b"From: Alice <alice@example.com>\r\n"
+    head += b"".join(name + b":" + value + b"\r\n" for name, value in fields)
+    if ours_too:  # an earlier field for our authserv-id, which dkimpy folds into the AAR
+        head += b"Authentication-Results: fwd1.example; spf=pass smtp.mailfrom=a.example\r\n"
+    message = head + b"\r\n" + body
+    written: list[bytes] = []
+
+    def results(cv: str) -> str:
+        text = f"Authentication-Results: fwd1.example; dkim=none; arc={cv}"
+        written.append(text.encode() + b"\r\n")
+        return text
+
+    sealer = ArcSealer(signing, "fwd1.example", _NoDns(), clock=FrozenClock(NOW))
+    try:
+        result = sealer.seal(message, results=results)
+    except SignatureError:
+        if not written:
+            return  # refused before building a set (e.g. an ARC-Seal i= over 50)
+        below = written[0] + message + (b"" if message.endswith(b"\r\n") else b"\r\n")
+        try:
+            assert dkimpy_set(below, signing, "fwd1.example") == b""
+        except dkim.DKIMException:
+            pass
+        return
+    if not result.sealed:
+        return  # the latest seal says cv=fail: nothing is added, as before
+    assert_identical(result, signing)
