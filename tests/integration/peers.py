@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -146,6 +149,9 @@ def postsrsd(
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        # postsrsd 1.x forks a child per connection: its own process group lets the
+        # teardown stop them all, not only the parent.
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 10
@@ -160,7 +166,8 @@ def postsrsd(
                 time.sleep(0.05)
         yield peer
     finally:
-        process.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=10)
         if process.stderr:
             process.stderr.close()
