@@ -12,7 +12,6 @@ machine. Targets (issue 3): RSA-2048 4 KB at least 8x dkimpy, 200 KB at least 5x
 from __future__ import annotations
 
 import argparse
-import base64
 import random
 import time
 from collections.abc import Callable
@@ -20,8 +19,6 @@ from importlib.metadata import version
 from unittest import mock
 
 import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from srsfwd.clock import FrozenClock
 from srsfwd.dkim.canon import parse_message
@@ -30,11 +27,11 @@ from srsfwd.dkim.keys import (
     SigningKey,
     generate_key,
     key_record_text,
-    private_key_pem,
 )
 from srsfwd.dkim.sign import DkimSigner, default_header_list
 from srsfwd.dkim.verify import DkimVerifier
 from srsfwd.dnscheck.resolver import MXRecord
+from tests.dkimhelp import dkimpy_private
 
 NOW = 1_795_000_000
 DOMAIN = "example.com"
@@ -57,18 +54,6 @@ class MemoryResolver:
 
     def addresses(self, name: str) -> list[str]:
         return []
-
-
-def dkimpy_private(key: DkimKey) -> bytes:
-    """The key as dkimpy's ``sign`` takes it: PEM, or the base64 Ed25519 seed."""
-    if isinstance(key.private, ed25519.Ed25519PrivateKey):
-        raw = key.private.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        return base64.b64encode(raw)
-    return private_key_pem(key)
 
 
 def make_message(size: int) -> bytes:

@@ -41,6 +41,7 @@ import dkim
 from srsfwd.dkim.keys import private_key_pem
 from srsfwd.keystore import KeyStore
 from tests.integration.postfix import Postfix, private_postfix, world_readable_tempdir
+from tests.ports import free_port
 from tests.serving import serve_process
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -65,12 +66,6 @@ def four_kb_message(work: Path) -> bytes:
     headers = [b"from", b"to", b"subject", b"date", b"message-id"]
     signature = dkim.sign(message, b"mail2026", b"example.org", pem, include_headers=headers)
     return bytes(signature) + message
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 15) -> None:

@@ -30,16 +30,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.ports import free_port
+
 SECRET = "benchmark-secret-0123456789"
 DOMAIN = "fwd.example.net"
 POSTSRSD = "/usr/sbin/postsrsd"
 TARGET = 0.7
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:

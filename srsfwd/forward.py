@@ -23,6 +23,7 @@ from srsfwd.authresults import build_header
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
 from srsfwd.dkim.arc import ArcSealer
+from srsfwd.dkim.canon import to_crlf
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner
 from srsfwd.dnscheck.resolver import Resolver
@@ -425,13 +426,6 @@ class Forwarder:
             if signer is not None:
                 return signer
         return None
-
-
-def to_crlf(message: bytes) -> bytes:
-    """``message`` with bare LF line ends made CRLF, as it will go on the wire."""
-    if b"\n" not in message.replace(b"\r\n", b""):
-        return message
-    return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def strip_our_results(message: bytes, authserv_id: str) -> bytes:

@@ -12,11 +12,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.ports import free_port
 
 
 class RedisServer:
@@ -27,7 +23,7 @@ class RedisServer:
         if not Path(binary).exists():
             pytest.fail("redis-server is not installed: run .ci/run")
         self._binary, self._workdir = binary, workdir
-        self.port = _free_port()
+        self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -35,14 +35,9 @@ from srsfwd.protocols.milter.mta import MtaClient
 from srsfwd.protocols.milter.replies import FINAL_REPLIES
 from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import Endpoint, ServeSettings
+from tests.ports import free_port
 
 NEW_YEAR_2020 = 1577836860
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def postsrsd_maps(secret: str = "tops3cr3t", now: float = NEW_YEAR_2020) -> SRSMaps:  # noqa: S107

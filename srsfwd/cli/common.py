@@ -60,6 +60,23 @@ def lines_or_stdin(arguments: Iterable[str]) -> Iterator[str]:
             yield line
 
 
+def dns_options(function: F) -> F:
+    """Add ``--zone FILE`` (repeatable) and ``--dns-server HOST[:PORT]``; see
+    ``resolver_from_options`` for the resolver they ask for."""
+    function = click.option(
+        "--dns-server",
+        metavar="HOST[:PORT]",
+        help="Ask this DNS server (an IP address) [config: dns.nameservers].",
+    )(function)
+    return click.option(
+        "--zone",
+        "zone_files",
+        multiple=True,
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="Answer DNS from this master file only, no network. Repeatable.",
+    )(function)
+
+
 def resolver_from_options(
     config: Config,
     zone_files: tuple[Path, ...],

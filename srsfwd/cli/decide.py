@@ -16,6 +16,7 @@ from srsfwd.app import build_rewriter
 from srsfwd.authresults import build_header
 from srsfwd.cli.common import (
     config_option,
+    dns_options,
     open_config,
     read_message,
     resolver_from_options,
@@ -135,18 +136,7 @@ def _status(decision: Decision) -> int:
 
 @click.command()
 @config_option
-@click.option(
-    "--zone",
-    "zone_files",
-    multiple=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Answer DNS from this master file only, no network. Repeatable.",
-)
-@click.option(
-    "--dns-server",
-    metavar="HOST[:PORT]",
-    help="Ask this DNS server (an IP address) [config: dns.nameservers].",
-)
+@dns_options
 @click.option(
     "--accepted-domain",
     "accepted",

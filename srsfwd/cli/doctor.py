@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from srsfwd.cli.common import config_option, open_config, resolver_from_options
+from srsfwd.cli.common import config_option, dns_options, open_config, resolver_from_options
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.doctor import (
     Finding,
@@ -30,14 +30,7 @@ _MARK = {Severity.OK: "ok     ", Severity.WARNING: "WARNING", Severity.ERROR: "E
 
 @click.command()
 @config_option
-@click.option(
-    "--zone",
-    "zone_files",
-    multiple=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Answer DNS from this master file only, no network. Repeatable.",
-)
-@click.option("--dns-server", metavar="HOST[:PORT]", help="Ask this DNS server (an IP address).")
+@dns_options
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
 def doctor(
     config_path: Path | None,

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import click
 
-from srsfwd.cli.common import config_option, open_config, read_message, resolver_from_options
+from srsfwd.cli.common import (
+    config_option,
+    dns_options,
+    open_config,
+    read_message,
+    resolver_from_options,
+)
 from srsfwd.cli.decide import EXIT_FORWARD, EXIT_REJECT, EXIT_TEMPFAIL
 from srsfwd.delivery import deliver_sendmail, deliver_smtp, parse_host_port
 from srsfwd.errors import SrsfwdError
@@ -59,14 +65,7 @@ def _describe(result: ForwardResult) -> None:
 
 @click.command()
 @config_option
-@click.option(
-    "--zone",
-    "zone_files",
-    multiple=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Answer DNS from this master file only, no network. Repeatable.",
-)
-@click.option("--dns-server", metavar="HOST[:PORT]", help="Ask this DNS server (an IP).")
+@dns_options
 @click.option("--client-ip", required=True, metavar="IP", help="The connecting client.")
 @click.option("--helo", required=True, metavar="NAME", help="The client's HELO/EHLO name.")
 @click.option(

@@ -18,6 +18,8 @@ from urllib.parse import quote, unquote
 
 import pytest
 
+from tests.ports import free_port
+
 HERE = Path(__file__).parent
 POSTSRSD = Path("/usr/sbin/postsrsd")
 
@@ -77,12 +79,6 @@ class MailSRS:
 
 class PeerRefusedError(Exception):
     """The peer refused the request; the message is its reason."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.integration.peers import free_port, need
+from tests.integration.peers import need
+from tests.ports import free_port
 
 _SERVICES = [
     "pickup unix n - n 60 1 pickup",

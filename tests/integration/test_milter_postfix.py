@@ -31,8 +31,9 @@ from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.forward import Forwarder
 from tests.dnsserver import ZoneServer
 from tests.integration.postfix import Postfix, private_postfix, world_readable_tempdir
+from tests.ports import free_port
 from tests.serving import serve_process
-from tests.smtp_sink import Received, Sink, free_port, smtp_sink
+from tests.smtp_sink import Received, Sink, smtp_sink
 from tests.spam_milter import spam_milter
 
 pytestmark = pytest.mark.integration

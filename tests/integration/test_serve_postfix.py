@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from srsfwd import SystemClock
-from tests.integration.peers import free_port, postsrsd
+from tests.integration.peers import postsrsd
 from tests.integration.postfix import (
     Envelope,
     Postfix,
@@ -26,6 +26,7 @@ from tests.integration.postfix import (
     sink,
     world_readable_tempdir,
 )
+from tests.ports import free_port
 from tests.serving import serve_process
 
 pytestmark = pytest.mark.integration

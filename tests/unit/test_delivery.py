@@ -14,7 +14,8 @@ from srsfwd.delivery import (
     deliver_smtp,
     parse_host_port,
 )
-from tests.smtp_sink import Sink, free_port, smtp_sink
+from tests.ports import free_port
+from tests.smtp_sink import Sink, smtp_sink
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n\r\nhello\r\n"
 

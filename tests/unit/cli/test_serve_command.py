@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from srsfwd.cli import cli
 from srsfwd.protocols import socketmap, tcptable
-from tests.serving import free_port
+from tests.ports import free_port
 from tests.serving import serve_process as serving
 
 

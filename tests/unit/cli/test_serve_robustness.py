@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from srsfwd.protocols import socketmap, tcptable
-from tests.serving import free_port, serve_process
+from tests.ports import free_port
+from tests.serving import serve_process
 
 
 def rss_kib(pid: int) -> int:

@@ -21,10 +21,10 @@ from srsfwd.protocols.socketmap import Reply, Request, Status, netstring
 from srsfwd.protocols.tcptable import Code
 from srsfwd.servers.runtime import Loaded
 from srsfwd.servers.settings import Endpoint, ServeSettings
+from tests.ports import free_port
 from tests.serving import (
     SocketmapClient,
     TcpTableClient,
-    free_port,
     postsrsd_maps,
     running,
     settings_for,

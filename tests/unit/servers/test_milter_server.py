@@ -42,7 +42,8 @@ from srsfwd.servers.milter import header_changes
 from srsfwd.servers.runtime import Loaded
 from srsfwd.servers.settings import Endpoint
 from tests.dnsserver import ZoneServer
-from tests.serving import MilterClient, apply_actions, free_port, running, split_message
+from tests.ports import free_port
+from tests.serving import MilterClient, apply_actions, running, split_message
 
 EXAMPLES = Path(__file__).parent.parent.parent.parent / "examples"
 ZONE = (EXAMPLES / "example.zone").read_text()
