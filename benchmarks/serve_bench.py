@@ -13,7 +13,7 @@ postsrsd on the same core, checked on window 1 (how Postfix asks); a pipelined w
 measured too. The client ACKs at once (TCP_QUICKACK): postsrsd writes each reply on its
 own, and under Nagle a delayed ACK would stall it 40 ms per window.
 
-    python benchmarks/serve_bench.py [--lookups N] [--windows 1,64] [--rounds R]
+    python -m benchmarks.serve_bench [--lookups N] [--windows 1,64] [--rounds R]
 """
 
 from __future__ import annotations
