@@ -112,7 +112,8 @@ def run_clients(port: int, cpu: str, connections: int, lookups: int, window: int
                 "-c",
                 cpu,
                 sys.executable,
-                __file__,
+                "-m",
+                "benchmarks.serve_bench",
                 "client",
                 str(port),
                 str(lookups // connections),
@@ -120,6 +121,7 @@ def run_clients(port: int, cpu: str, connections: int, lookups: int, window: int
                 str(index),
             ],
             stdout=subprocess.PIPE,
+            cwd=Path(__file__).parent.parent,  # so that -m finds benchmarks and tests
         )
         for index in range(connections)
     ]
