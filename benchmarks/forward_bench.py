@@ -7,7 +7,7 @@ limits counted in SQLite. The baseline, measured in the same run, is the same ch
 signature done by calling pyspf and dkimpy directly (no decision, no SRS, no limits).
 The limit checks run against SQLite and a real redis-server on loopback, next to one bare
 store round trip of each (an SQLite write transaction, a Redis INCR+EXPIRE).
-Target (issue 5): at least 500 forwards per second on one core.
+Target: at least 500 forwards per second on one core.
 
     python -m benchmarks.forward_bench [--forwards N] [--rounds R]
 """

@@ -1,8 +1,7 @@
 """A private Postfix on loopback and an SMTP sink, for end-to-end tests.
 
 Postfix runs from its own configuration and queue directories (never /etc/postfix),
-listens on 127.0.0.1 only and relays everything to the sink. The recipe and its pitfalls
-are in /work/shared/docs/postfix-and-pools-reference.md §4.
+listens on 127.0.0.1 only and relays everything to the sink.
 """
 
 from __future__ import annotations
