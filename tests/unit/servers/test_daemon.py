@@ -45,7 +45,7 @@ class WatchedConnections(set[Connection]):
         super().__init__(connections)
         self.closed = asyncio.Event()
 
-    def discard(self, connection: Connection, /) -> None:
+    def discard(self, connection: object, /) -> None:
         super().discard(connection)
         self.closed.set()
 
