@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
@@ -67,3 +70,33 @@ def test_every_cited_docs_file_is_in_the_repository() -> None:
     cited = {match for _, text in repository_text() for match in DOCS_FILE.findall(text)}
     assert cited, "the pattern finds the docs the README cites"
     assert sorted(name for name in cited if not (ROOT / name).is_file()) == []
+
+
+def imported_top_level_modules(*folders: str) -> set[str]:
+    names: set[str] = set()
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"__future__", "srsfwd", "tests", "benchmarks"}
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_test_extra_installs_what_tests_and_benchmarks_import() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = {
+        requirement_name(r)
+        for r in [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    }
+    distributions = importlib.metadata.packages_distributions()
+    needed = {
+        module: {name.lower().replace("_", "-") for name in distributions.get(module, [module])}
+        for module in imported_top_level_modules("tests", "benchmarks")
+    }
+    assert sorted(module for module, names in needed.items() if not names & declared) == []
