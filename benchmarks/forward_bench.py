@@ -50,14 +50,15 @@ def rate(function: Callable[[], object], count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def four_kb_message() -> bytes:
+def four_kb_message(example: Path) -> bytes:
+    """A 4 KB message with a valid example.org signature, keyed from ``example``'s copy."""
     line = "The quick brown fox jumps over the lazy dog, again and again and again.\r\n"
     head = (
         "From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: report\r\n"
         "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bench@example.org>\r\n"
         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
     )
-    store = KeyStore(EXAMPLES / "sender-keys")
+    store = KeyStore(example / "sender-keys")
     pem = private_key_pem(store.load("example.org", "mail2026"))
     message = (head + line * (3300 // len(line))).encode()
     signature = dkim.sign(
@@ -81,6 +82,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="srsfwd-bench-"))
     example = work / "examples"
     shutil.copytree(EXAMPLES, example)
+    # git keeps no file modes; srsfwd refuses keys and secrets that others can read.
     for key in example.glob("*keys/*/*.key"):
         key.chmod(0o600)
     (example / "srs.secret").chmod(0o600)
@@ -97,7 +99,7 @@ def main() -> None:
     try:
         resolver = server.resolver()
         forwarder = Forwarder.from_config(load_config(config_path), resolver=resolver)
-        message = four_kb_message()
+        message = four_kb_message(example)
 
         def ours() -> None:
             result = forwarder.forward(
