@@ -174,7 +174,7 @@ def bounce(
     \b
     Example:
       srsfwd bounce --secret-file srs.secret dsn.eml
-      srsfwd bounce --secret-file srs.secret --json \
+      srsfwd bounce --secret-file srs.secret --json \\
           --rcpt SRS0=Hx3k=G3=example.org=alice@fwd.example.net < dsn.eml
     """
     rewriter = _rewriter(config_path, need_domain=require_domain, **flags)
