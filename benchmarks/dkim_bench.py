@@ -6,7 +6,7 @@ DNS answered from memory on both sides, so it measures the verifier, not the net
 Each side runs several interleaved rounds and keeps its best, which evens out a busy
 machine. Targets: RSA-2048 4 KB at least 8x dkimpy, 200 KB at least 5x.
 
-    python benchmarks/dkim_bench.py [--seconds S] [--rounds R]
+    python -m benchmarks.dkim_bench [--seconds S] [--rounds R]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every call gets a distinct sender, so no result cache can help either side. Each
 runs several interleaved rounds and keeps its best, which evens out a busy machine.
 Target: srsfwd at least 1.3x srslib on both forward and reverse.
 
-    python benchmarks/srs_bench.py [--senders N] [--rounds R]
+    python -m benchmarks.srs_bench [--senders N] [--rounds R]
 """
 
 from __future__ import annotations
