@@ -211,6 +211,7 @@ class FactGatherer:
             rcpts=rcpts,
             client_ip=envelope.client_ip,
             helo=envelope.helo,
+            trusted_client=self._trusted(envelope.client_ip),
             notes=tuple(notes),
         )
 
