@@ -426,7 +426,7 @@ class Forwarder:
             return None
         facts = decision.facts
         author = facts.from_domain
-        vouched = decision.from_authenticated or facts.trusted_client
+        vouched = decision.from_authenticated or facts.trusted_submission
         domains = [self.rewriter.domain]
         if mode == "auto" and author and vouched:
             domains.insert(0, author.lower())

@@ -134,7 +134,8 @@ class Facts:
     ``from_domain`` the header From's domain. ``forwarded`` is true when at least one
     recipient is outside the accepted domains. ``spf`` is the SPF result at the first
     untrusted hop and ``spf_source`` where it came from (``checked``, ``gateway``).
-    ``trusted_client``: the client is one of ``[decide] trusted_relays``.
+    ``trusted_submission``: the client is one of ``[decide] trusted_relays`` and so is every
+    hop in Received: the message was written on our own hosts, not relayed from outside.
     ``limit_verdict`` comes from the sending limits (issue 5) with ``limit_name``, and
     optionally their own reason code (``too-many-recipients``, ``limit-block``...) and
     detail; ``srsfwd.facts.with_limits`` fills them from a ``LimitVerdict``.
@@ -160,7 +161,7 @@ class Facts:
     rcpts: tuple[str, ...] = ()
     client_ip: str | None = None
     helo: str | None = None
-    trusted_client: bool = False
+    trusted_submission: bool = False
     notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
@@ -194,7 +195,7 @@ class Facts:
             "rcpts": list(self.rcpts),
             "client_ip": self.client_ip,
             "helo": self.helo,
-            "trusted_client": self.trusted_client,
+            "trusted_submission": self.trusted_submission,
             "notes": list(self.notes),
         }
 
