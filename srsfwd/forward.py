@@ -109,6 +109,7 @@ class ForwardResult:
             facts = self.decision.facts
             out["spf"] = facts.spf
             out["dkim"] = [check.as_dict() for check in facts.dkim]
+            out["from_authenticated"] = self.decision.from_authenticated
         return out
 
 

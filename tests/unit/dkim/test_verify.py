@@ -349,3 +349,19 @@ def test_any_signature_value_gives_a_result_never_a_crash(value: bytes) -> None:
     message = b"DKIM-Signature: " + value + b"\r\n" + MESSAGE
     (result,) = DkimVerifier(resolver, clock=FrozenClock(NOW)).verify(message)
     assert result.result in (Result.PERMERROR, Result.FAIL)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    appended=st.binary(min_size=1, max_size=200).filter(bytes.strip),
+    extra_froms=st.integers(min_value=0, max_value=2),
+)
+def test_content_outside_a_signature_never_passes(
+    dkim_keys: dict[str, DkimKey], appended: bytes, extra_froms: int
+) -> None:
+    key = SigningKey("example.com", "rsa", dkim_keys["rsa-2048"])
+    signed = _dkimpy_signed(key.key, [b"from", b"subject"], length=True)
+    message = b"From: x@y.example\r\n" * extra_froms + signed + b"\r\n" + appended + b"\r\n"
+    resolver = Resolver.from_zone_text(zone_for([key]))
+    (result,) = DkimVerifier(resolver, clock=FrozenClock(NOW)).verify(message)
+    assert not result.passed
