@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 64 * 1024 * 1024
 #: Most recipients one call takes; the limits' per-message rule usually refuses sooner.
 MAX_RCPTS = 10_000
+#: Domains whose signer (or lack of a key) is remembered.
+MAX_CACHED_DOMAINS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,8 +416,9 @@ class Forwarder:
         * The stricter of ``[forward] dkim_sign`` and the pool's ``dkim_sign`` applies
           (relay and high-risk mail is not signed unless its pool says "srs-domain").
         * "auto": the From domain's key when that domain arrived authenticated (aligned
-          SPF or DKIM pass) or the client is one of ``trusted_relays``; else, as with
-          "srs-domain", the SRS domain's key.
+          SPF or DKIM pass) or the message is a trusted submission (a client in
+          ``trusted_relays``, no hop from outside); else, as with "srs-domain", the SRS
+          domain's key.
         * Never a signature aligned with a From domain that is not authenticated: that
           would make mail anyone wrote pass DMARC for it.
 
@@ -445,7 +448,10 @@ class Forwarder:
             try:
                 keys = key_table.signing_keys(domain, now=self._clock.now())
             except KeyNotFoundError:
-                self._signers[domain] = None
+                # Remember a bounded number of domains without a key: senders choose them.
+                if len(self._signers) < MAX_CACHED_DOMAINS:
+                    self._signers[domain] = None
+                return None
             else:
                 domains = tuple(sorted({k.domain for k in keys}))
                 self._signers[domain] = _Signer(DkimSigner(keys, clock=self._clock), domains)
