@@ -301,6 +301,14 @@ def test_users_domain_from_sent_by_someone_else_on_the_relay_pool_is_not_signed(
     assert signing_domains(message, result.message) == []
 
 
+def test_users_domain_forged_in_envelope_and_from_is_not_signed(forwarder: Forwarder) -> None:
+    message = forged_from_users_domain()
+    result = forward(forwarder, message, ATTACKER, "ceo@example.net")
+    assert result.reasons[0] == "accepted-domain-unauthenticated"
+    assert result.message is not None
+    assert signing_domains(message, result.message) == []
+
+
 def test_unrelated_from_signature_gives_no_srs_for_a_failing_envelope(
     forwarder: Forwarder, keys: Keys
 ) -> None:
