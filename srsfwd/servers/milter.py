@@ -416,6 +416,7 @@ class MilterConnection(Connection):
     """
 
     service = "milter"
+    group = "milter"
 
     def __init__(self, context: ServerContext) -> None:
         super().__init__(context)
@@ -432,7 +433,12 @@ class MilterConnection(Connection):
         self._closing: str | None = None  # close once the message in the pipeline is answered
 
     def expired(self, now: float) -> bool:
-        return self._busy is None and self.last_request < now - self.milter.idle_timeout
+        if self._busy is not None:
+            return False
+        timeout = self.milter.idle_timeout
+        if not self.started:  # until the options are negotiated
+            return self.opened < now - min(self.context.first_request_timeout, timeout)
+        return self.last_request < now - timeout
 
     def buffer_updated(self, nbytes: int) -> None:
         self.last_request = self._loop.time()
@@ -441,6 +447,7 @@ class MilterConnection(Connection):
         except ProtocolError as exc:
             self._protocol_error(exc)
             return
+        self.started = self._codec.negotiated is not None
         self._pump()
 
     def close(self, reason: str) -> None:
