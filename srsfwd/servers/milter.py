@@ -527,6 +527,7 @@ class MilterConnection(Connection):
             self._count_error()
             reply = TEMPFAIL_REPLY
         assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a Reply
+        log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))
         self._write(reply)
 
     async def _end_of_message(self) -> None:
@@ -556,6 +557,9 @@ class MilterConnection(Connection):
             self._write(TEMPFAIL_REPLY)
         seconds = time.perf_counter() - started
         log.info("%s", verdict.log_line(message, seconds))
+        if log.isEnabledFor(logging.DEBUG):
+            done = [describe(a) for a in (*verdict.actions, verdict.final)]
+            log.debug("milter: queue_id=%s replied %s", message.queue_id or "-", "; ".join(done))
         self._count(verdict, seconds)
 
     async def _waiting(self, work: Coroutine[object, object, Verdict | Reply]) -> Verdict | Reply:
@@ -583,3 +587,23 @@ class MilterConnection(Connection):
     def _count_error(self) -> None:
         if self.context.metrics is not None:
             self.context.metrics.errors.labels("milter-internal").inc()
+
+
+def describe(reply: Reply) -> str:
+    """A milter reply in a debug line: what it does; of the headers it adds, only the
+    names (but for ours, the pool)."""
+    if isinstance(reply, ChangeFrom):
+        return f"CHGFROM {reply.sender}"
+    if isinstance(reply, AddRecipient | DeleteRecipient):
+        return f"{'ADDRCPT' if isinstance(reply, AddRecipient) else 'DELRCPT'} {reply.recipient}"
+    if isinstance(reply, InsertHeader):
+        return f"INSHEADER {reply.name}"
+    if isinstance(reply, ChangeHeader):
+        return f"CHGHEADER {reply.name} #{reply.index}"
+    if isinstance(reply, AddHeader):
+        value = reply.value
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+        return f"ADDHEADER {reply.name}:{text}"
+    if isinstance(reply, SmtpReply):
+        return f"REPLYCODE {reply.line}"
+    return type(reply).__name__.upper()

@@ -31,6 +31,7 @@ from tests.serving import (
     running,
     settings_for,
 )
+from tests.unit.servers.test_milter_server import OUTSIDE, example_copy, loader, one_message
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
@@ -376,3 +377,26 @@ def test_info_logs_no_lookup(tmp_path: Path, caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.INFO, logger="srsfwd"):
         run(scenario)
     assert not [r for r in caplog.records if " map=" in r.getMessage()]
+
+
+def test_debug_logs_each_milter_decision_without_secrets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = example_copy(tmp_path, f'socketmap = []\nmilter = ["unix:{tmp_path}/milter.sock"]\n')
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            await one_message(config, "normal", "alice@example.org", [OUTSIDE])
+
+    with caplog.at_level(logging.DEBUG, logger="srsfwd"):
+        run(scenario)
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert f"milter: RCPT <{OUTSIDE}>: CONTINUE" in lines
+    (replied,) = [line for line in lines if " replied " in line]
+    assert "CHGFROM SRS0=" in replied
+    assert "INSHEADER DKIM-Signature" in replied
+    assert "ADDHEADER X-Srsfwd-Pool: normal" in replied
+    assert replied.endswith("CONTINUE")
+    secret = (config.parent / "srs.secret").read_text().split()[0]
+    assert secret not in caplog.text
+    assert "PRIVATE KEY" not in caplog.text
