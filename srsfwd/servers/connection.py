@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
 from srsfwd.handlers import FORWARD, MAPS, TCP_TABLE_CODES, SRSMaps
 from srsfwd.protocols import socketmap, tcptable
@@ -47,6 +47,13 @@ _OUTCOMES = {
     socketmap.Status.TEMP: ("deferred", "deferred"),
     socketmap.Status.TIMEOUT: ("deferred", "deferred"),
 }
+
+
+class Refusal(NamedTuple):
+    """Why a new connection is closed at once: ``kind`` is its metrics label."""
+
+    kind: str
+    reason: str
 
 
 @dataclass(slots=True, eq=False)
@@ -106,13 +113,14 @@ class ServerContext:
         self.peer_limit = settings.peer_connection_limit
         self.first_request_timeout = settings.first_request_timeout
 
-    def admit(self, group: str, peer: str) -> str | None:
+    def admit(self, group: str, peer: str) -> Refusal | None:
         """Count a new connection of service ``group`` from ``peer`` in, or say why not."""
         limit = self.limits.get(group, 0)
         if self._open[group] >= limit:
-            return f"{limit} connections open, the limit"
+            return Refusal("connection-limit", f"{limit} connections open, the limit")
         if self._open_by_peer[group, peer] >= self.peer_limit:
-            return f"{self.peer_limit} connections from {peer}, the limit per peer"
+            reason = f"{self.peer_limit} connections from {peer}, the limit per peer"
+            return Refusal("peer-limit", reason)
         self._open[group] += 1
         self._open_by_peer[group, peer] += 1
         return None
@@ -125,16 +133,17 @@ class ServerContext:
         if self._open_by_peer[key] <= 0:
             del self._open_by_peer[key]  # one entry per peer connected now, no more
 
-    def refuse(self, service: str, reason: str) -> None:
+    def refuse(self, service: str, refusal: Refusal) -> None:
         """Count a connection over a limit; log it at most once a second."""
         self.refused += 1
         if self.metrics is not None:
-            kind = "peer-limit" if "per peer" in reason else "connection-limit"
-            self.metrics.errors.labels(kind).inc()
+            self.metrics.errors.labels(refusal.kind).inc()
         now = time.monotonic()
         if now - self._last_refusal_log >= 1.0:
             self._last_refusal_log = now
-            log.warning("%s: %s; closed new connections (%d so far)", service, reason, self.refused)
+            log.warning(
+                "%s: %s; closed new connections (%d so far)", service, refusal.reason, self.refused
+            )
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -391,10 +400,16 @@ def peer_of(transport: asyncio.BaseTransport) -> str:
     peername = transport.get_extra_info("peername")
     if not isinstance(peername, tuple) or not peername:
         return "unknown"
+    return address_peer(str(peername[0]))
+
+
+def address_peer(host: str) -> str:
+    """The peer a TCP client at ``host`` counts as: its address, an IPv4-mapped IPv6
+    address as IPv4, another IPv6 address as its /64."""
     try:
-        address = ipaddress.ip_address(str(peername[0]).partition("%")[0])
+        address = ipaddress.ip_address(host.partition("%")[0])
     except ValueError:
-        return str(peername[0])
+        return host
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)

@@ -19,6 +19,7 @@ from srsfwd.protocols.milter import Command, DefineMacros, Mail, OptionsReply, R
 from srsfwd.protocols.milter.mta import encode_command
 from srsfwd.protocols.socketmap import Status
 from srsfwd.protocols.tcptable import Code
+from srsfwd.servers.connection import address_peer
 from srsfwd.servers.milter import ForwarderPool, MilterService
 from srsfwd.servers.runtime import Loaded
 from srsfwd.servers.settings import Endpoint, ServeSettings
@@ -249,6 +250,20 @@ def test_unix_socket_peers_are_capped_by_user(tmp_path: Path) -> None:
                 client.close()
 
     run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("host", "peer"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+    ],
+)
+def test_a_tcp_peer_is_its_address_or_its_ipv6_64(host: str, peer: str) -> None:
+    assert address_peer(host) == peer
 
 
 # -- the milter's memory per connection is bounded ---------------------------------------
