@@ -62,6 +62,7 @@ from srsfwd.protocols.milter import (
 from srsfwd.protocols.milter import (
     MilterConnection as MilterCodec,
 )
+from srsfwd.protocols.milter.connection import MAX_HEADERS, MAX_RECIPIENTS
 from srsfwd.servers.connection import Connection, ServerContext
 
 if TYPE_CHECKING:
@@ -75,7 +76,12 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 10.0
 _REPLY = re.compile(r"([45][0-9][0-9]) ([45]\.[0-9]{1,3}\.[0-9]{1,3}) ?(.*)", re.DOTALL)
 TEMPFAIL_REPLY = SmtpReply(451, "4.3.0", "srsfwd: internal error; try again later")
-TOO_BIG_REPLY = SmtpReply(552, "5.3.4", f"message larger than {MAX_MESSAGE} bytes")
+TOO_BIG_REPLY = SmtpReply(
+    552,
+    "5.3.4",
+    f"message too big: over {MAX_MESSAGE} bytes, {MAX_HEADERS} header fields"
+    f" or {MAX_RECIPIENTS} recipients",
+)
 
 
 @dataclass(frozen=True, slots=True)

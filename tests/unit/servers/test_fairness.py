@@ -15,7 +15,8 @@ import pytest
 
 from srsfwd.address import DomainSet
 from srsfwd.forward import Forwarder
-from srsfwd.protocols.milter import Command, DefineMacros, Mail, OptionsReply, Rcpt
+from srsfwd.protocols.milter import Command, DefineMacros, Mail, OptionsReply, Rcpt, SmtpReply
+from srsfwd.protocols.milter.connection import MAX_HEADERS
 from srsfwd.protocols.milter.mta import encode_command
 from srsfwd.protocols.socketmap import Status
 from srsfwd.protocols.tcptable import Code
@@ -317,6 +318,24 @@ def test_a_huge_recipient_closes_the_milter_connection(tmp_path: Path) -> None:
             client.writer.write(encode_command(Rcpt("b" * (1024 * 1024 - 20) + "@x.example")))
             assert await closed_by_server(client.reader)
             client.close()
+
+    run(scenario)
+
+
+def test_a_message_with_more_header_fields_than_kept_is_refused_as_too_big(
+    tmp_path: Path,
+) -> None:
+    config = example_copy(tmp_path, f'socketmap = []\nmilter = ["unix:{tmp_path}/milter.sock"]\n')
+    many = b"".join(b"X-Filler: %d\r\n" % n for n in range(MAX_HEADERS + 1))
+    message = many + (config.parent / "messages" / "normal.eml").read_bytes()
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, actions, final = await one_message(
+                config, "normal", "alice@example.org", [OUTSIDE], message=message
+            )
+        assert actions == []
+        assert isinstance(final, SmtpReply) and final.line.startswith("552 5.3.4")
 
     run(scenario)
 
