@@ -6,6 +6,7 @@ Keys use postsrsd's names where postsrsd has one (``socketmap``, ``keep-alive``,
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -188,12 +189,13 @@ def _convert(config: Config, key: str, value: Any) -> Any:
         if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777:
             raise ConfigError(f"{where} must be a mode 0..0777")
         return mode
-    if key in ("keep_alive", "first_request_timeout"):
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{where} must be a number of seconds above 0")
-        return float(value)
-    if key == "milter_timeout":
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+    if key in ("keep_alive", "first_request_timeout", "milter_timeout"):
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
             raise ConfigError(f"{where} must be a number of seconds above 0")
         return float(value)
     if key == "milter_local_domains":

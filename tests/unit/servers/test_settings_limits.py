@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from srsfwd.config import config_from_data
 from srsfwd.errors import ConfigError
@@ -62,8 +64,43 @@ def test_limits_are_read_with_dashes() -> None:
         {"peer-connection-limit": 1.5},
         {"first-request-timeout": 0},
         {"first-request-timeout": "10"},
+        {"first-request-timeout": float("nan")},
+        {"keep-alive": float("inf")},
     ],
 )
 def test_wrong_limits_are_refused(serve: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match=next(iter(serve))):
         settings(serve)
+
+
+toml_values = st.one_of(
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.text(max_size=10),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@given(
+    st.sampled_from(
+        [
+            "tcp-table-connection-limit",
+            "milter-connection-limit",
+            "peer-connection-limit",
+            "first-request-timeout",
+        ]
+    ),
+    toml_values,
+)
+@example("first-request-timeout", float("nan"))
+@example("first-request-timeout", float("inf"))
+def test_any_value_gives_a_usable_limit_or_a_config_error(key: str, value: Any) -> None:
+    try:
+        read = settings({key: value})
+    except ConfigError:
+        return
+    assert read.tcp_table_connection_limit >= 1
+    assert read.milter_connection_limit >= 1
+    assert read.peer_connection_limit >= 1
+    assert read.first_request_timeout > 0
