@@ -9,6 +9,7 @@ import asyncio
 import logging
 import urllib.request
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,52 @@ def test_the_service_limit_refuses_what_is_over_it(tmp_path: Path) -> None:
             extra_writer.close()
             for client in kept:
                 client.close()
+
+    run(scenario)
+
+
+def test_a_reload_applies_new_limits(tmp_path: Path) -> None:
+    first = settings_for(tmp_path, connection_limit=1)
+    current = {"settings": first}
+
+    def loader() -> Loaded:
+        return Loaded(current["settings"], postsrsd_maps())
+
+    async def scenario() -> None:
+        async with running(loader) as daemon:
+            kept = await SocketmapClient.open(first.socketmap[0])
+            assert (await kept.ask("forward a@b.example")).status is Status.OK
+            current["settings"] = replace(first, connection_limit=2)
+            daemon.reload()
+            assert daemon._reloading is not None
+            await daemon._reloading
+            second = await SocketmapClient.open(first.socketmap[0])
+            assert (await second.ask("forward a@b.example")).status is Status.OK
+            for client in (kept, second):
+                client.close()
+
+    run(scenario)
+
+
+def test_refusals_are_counted_by_kind(tmp_path: Path) -> None:
+    port = free_port()
+    settings = settings_for(
+        tmp_path, metrics=Endpoint(host="127.0.0.1", port=port), peer_connection_limit=1
+    )
+
+    async def scenario() -> None:
+        async with running(lookups_only(settings)):
+            kept = await SocketmapClient.open(settings.socketmap[0])
+            assert (await kept.ask("forward a@b.example")).status is Status.OK
+            refused = await SocketmapClient.open(settings.socketmap[0])
+            assert await refused.closed()
+            url = f"http://127.0.0.1:{port}/metrics"
+            body = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(url, timeout=5).read().decode()
+            )
+            for client in (kept, refused):
+                client.close()
+        assert 'srsfwd_errors_total{kind="peer-limit"} 1.0' in body
 
     run(scenario)
 
