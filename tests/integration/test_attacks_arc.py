@@ -125,7 +125,7 @@ def our_results(message: bytes) -> bytes:
 
 def chain_verdict(zone: ZoneServer, message: bytes) -> bytes | None:
     """What dkimpy's ``arc_verify`` at the next hop says of ``message``'s chain."""
-    cv, _, _ = dkim.arc_verify(message, dnsfunc=dkimpy_dnsfunc(zone.resolver()))
+    cv: bytes | None = dkim.arc_verify(message, dnsfunc=dkimpy_dnsfunc(zone.resolver()))[0]
     return cv
 
 
