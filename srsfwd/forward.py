@@ -407,7 +407,10 @@ class Forwarder:
         if self.sealer is not None:
             # The sealer writes this hop's Authentication-Results (they go into the ARC
             # set too) from what arrived, not from our own fresh signature.
-            data = self.sealer.seal(data, results=results).message
+            sealed = self.sealer.seal(data, results=results)
+            data = sealed.message
+            if not sealed.sealed:  # a chain that ended before us: not continued, arc=fail
+                data = results(sealed.cv).encode("utf-8") + b"\r\n" + data
         return data
 
     def _signer_for(self, decision: Decision, pool: Pool) -> DkimSigner | None:
