@@ -15,8 +15,6 @@ from srsfwd.keystore import KeyStore
 from srsfwd.pool import pools_from_config
 from tests.dnsserver import ZoneServer
 
-pytestmark = pytest.mark.integration
-
 CONFIG = """
 [srs]
 domain = "fwd.example"
