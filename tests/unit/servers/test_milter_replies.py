@@ -1,0 +1,32 @@
+"""The milter gives the pipeline's replies: a message that can never be forwarded is 5xx."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from srsfwd.protocols.milter import SmtpReply
+from tests.serving import running
+from tests.unit.servers.test_milter_server import config, loader, one_message, run
+
+__all__ = ["config"]  # the fixture, shared with the milter's other tests
+
+NO_FROM = b"To: bob@receiver.example\r\nSubject: hi\r\n\r\nbody\r\n"
+TWO_FROM = b"From: a@example.org\r\nFrom: c@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+@pytest.mark.parametrize(("message", "reason"), [(NO_FROM, "no From"), (TWO_FROM, "2 From")])
+def test_a_message_without_exactly_one_from_is_refused_with_5xx(
+    config: Path, message: bytes, reason: str
+) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, actions, final = await one_message(
+                config, "normal", "alice@example.org", ["b@r.example"], message=message
+            )
+        assert actions == []
+        assert isinstance(final, SmtpReply)
+        assert final.line.startswith("550 5.6.0 ") and reason in final.line
+
+    run(scenario)
