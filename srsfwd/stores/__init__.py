@@ -70,7 +70,7 @@ def open_store(
         url = where
         if where.startswith("redis:") and not where.startswith("redis://"):
             url = "redis://" + where.removeprefix("redis:")  # postsrsd's redis:host:port
-        return RedisStore.from_url(url, prefix=prefix)
+        return RedisStore.from_url(url, prefix=prefix, max_entries=max_entries)
     from srsfwd.stores.sqlite import SQLiteStore  # keeps "import srsfwd" light
 
     path = Path(where.removeprefix("sqlite:")).expanduser()
