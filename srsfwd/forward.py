@@ -177,8 +177,12 @@ class Forwarder:
         resolver: Resolver | None = None,
         clock: Clock | None = None,
         spam_header: str | None = None,
+        dry_run: bool = False,
     ) -> Forwarder:
         """Everything the pipeline needs, read once from ``config``.
+
+        ``dry_run`` is for forwards with ``dry_run=True`` only (``srsfwd decide``): a
+        limits store that does not exist yet is not created.
 
         Raises:
             ConfigError: a missing or wrong setting, key or secret.
@@ -226,7 +230,7 @@ class Forwarder:
             key_table=key_table,
             sign_with=sign_with,
             sealer=sealer,
-            limits=build_limits(config, clock=clock),
+            limits=build_limits(config, clock=clock, create=not dry_run),
             clock=clock,
         )
 
