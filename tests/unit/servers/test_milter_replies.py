@@ -1,4 +1,5 @@
-"""The milter gives the pipeline's replies: a message that can never be forwarded is 5xx."""
+"""The milter gives the pipeline's replies (a message that can never be forwarded is 5xx)
+and counts a message against its sender's limits only when it lets it through."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from srsfwd.protocols.milter import SmtpReply
+from srsfwd.app import build_limits
+from srsfwd.config import load_config
+from srsfwd.protocols.milter import Continue, SmtpReply
 from tests.serving import running
 from tests.unit.servers.test_milter_server import config, loader, one_message, run
 
@@ -30,3 +33,30 @@ def test_a_message_without_exactly_one_from_is_refused_with_5xx(
         assert final.line.startswith("550 5.6.0 ") and reason in final.line
 
     run(scenario)
+
+
+def sent_today(config: Path) -> int:
+    return build_limits(load_config(config)).status("alice@example.org")[0].today
+
+
+def test_the_milter_counts_a_message_it_lets_through(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            rcpts = ["a@r.example", "b@r.example"]
+            _, _, final = await one_message(config, "normal", "alice@example.org", rcpts)
+        assert final == Continue()
+
+    run(scenario)
+    assert sent_today(config) == 2
+
+
+def test_the_milter_counts_nothing_for_a_message_it_refuses(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, _, final = await one_message(
+                config, "normal", "alice@example.org", ["b@r.example"], message=NO_FROM
+            )
+        assert isinstance(final, SmtpReply)
+
+    run(scenario)
+    assert sent_today(config) == 0
