@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from srsfwd.app import build_limits
 from srsfwd.cli import cli
 from srsfwd.config import load_config
-from srsfwd.forward import Forwarder, ForwardResult
+from srsfwd.forward import Forwarder, ForwardResult, message_problem
 from srsfwd.pool import Action
 from tests.dnsserver import ZoneServer
 from tests.ports import free_port
@@ -184,3 +186,30 @@ def test_a_failed_hand_off_counts_nothing(example: Path, dns: ZoneServer) -> Non
     )
     assert result.exit_code == 75, result.stderr
     assert build_limits(load_config(config)).status(SENDER)[0].today == 0
+
+
+PROBLEMS = {"not-a-message", "header-too-big", "no-from", "several-from"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_any_bytes_are_judged_never_crash(data: bytes) -> None:
+    problem = message_problem(data)
+    assert problem is None or (problem[0] in PROBLEMS and problem[1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"From: a@b.example", b"To: c@d.example", b" folded", b"junk", b""]),
+        max_size=8,
+    ),
+    st.sampled_from([b"\r\n", b"\n"]),
+)
+def test_header_lines_in_any_order_and_line_ending_are_judged(
+    lines: list[bytes], newline: bytes
+) -> None:
+    problem = message_problem(newline.join(lines) + newline + newline + b"body" + newline)
+    head = lines[: lines.index(b"")] if b"" in lines else lines  # an empty line ends it
+    if problem is None:
+        assert sum(line.startswith(b"From:") for line in head) == 1

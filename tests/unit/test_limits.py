@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,3 +230,27 @@ def test_limits_show_never_creates_a_store(tmp_path: Path) -> None:
         shown = CliRunner().invoke(cli, [*args, "--config", str(config)])
         assert shown.exit_code == 0, shown.output
     assert not (tmp_path / "state").exists()
+
+
+def test_concurrent_messages_cannot_all_pass_a_limit(where: str, clock: FrozenClock) -> None:
+    def opened() -> SendingLimits:  # one connection per thread, as in several processes
+        store = open_store(where, prefix="concurrent:")
+        return SendingLimits(store, LimitPolicy(per_day=10), clock=clock)
+
+    limits = [opened() for _ in range(4)]
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def send(mine: SendingLimits) -> None:
+        for _ in range(10):
+            outcome = mine.record("a@x.example", internal=0, external=1).outcome
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=send, args=(one,)) for one in limits]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("ok") == 10
+    assert opened().status("a@x.example")[0].today == 10
