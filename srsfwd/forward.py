@@ -351,7 +351,8 @@ class Forwarder:
         facts = self.gatherer.gather(message, envelope, spam=spam)
         extra = ("srs-bounce-verified",) if bounced else ()
         judged = facts if verdict is None else with_limits(facts, verdict)
-        result = self._outcome(message, decide(judged, self.policy), envelope, extra, notes)
+        decision = decide(judged, self.policy)
+        result = self._outcome(message, decision, envelope, extra, notes, dry_run=dry_run)
         if dry_run or counting is None or self.limits is None or not result.forwarded:
             return result
         # Counted only now that it leaves; the count may find a limit passed since the
@@ -381,6 +382,8 @@ class Forwarder:
         envelope: Envelope,
         extra: tuple[str, ...],
         notes_so_far: list[str],
+        *,
+        dry_run: bool = False,
     ) -> ForwardResult:
         """The result of ``decision``: the refusal, or the envelope and message to send."""
         sender, rcpts = envelope.mail_from, tuple(envelope.rcpts)
@@ -402,7 +405,7 @@ class Forwarder:
         pool, srs, new_sender = decision.pool, decision.srs, sender
         if srs:
             try:
-                new_sender = self.rewriter.forward(sender)
+                new_sender = self.rewriter.forward(sender, dry_run=dry_run)
             except SRSLengthError as exc:
                 # The sender cannot be rewritten: it must not leave from the IPs in our
                 # SPF record as if we vouched for it, so it goes as the relay pool would.
