@@ -107,7 +107,7 @@ def _result(setup: _Setup, decision: Decision) -> dict[str, Any]:
     out["srs_mail_from"] = None
     if decision.srs and setup.rewriter is not None:
         try:
-            out["srs_mail_from"] = setup.rewriter.forward(facts.mail_from)
+            out["srs_mail_from"] = setup.rewriter.forward(facts.mail_from, dry_run=True)
         except SrsfwdError as exc:
             out["notes"] = [f"SRS rewrite failed: {exc}"]
     return out

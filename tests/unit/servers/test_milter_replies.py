@@ -10,6 +10,7 @@ import pytest
 from srsfwd.app import build_limits
 from srsfwd.config import load_config
 from srsfwd.protocols.milter import Continue, SmtpReply
+from srsfwd.servers import milter as milter_module
 from tests.serving import running
 from tests.unit.servers.test_milter_server import config, loader, one_message, run
 
@@ -57,6 +58,23 @@ def test_the_milter_counts_nothing_for_a_message_it_refuses(config: Path) -> Non
                 config, "normal", "alice@example.org", ["b@r.example"], message=NO_FROM
             )
         assert isinstance(final, SmtpReply)
+
+    run(scenario)
+    assert sent_today(config) == 0
+
+
+def test_a_forward_the_milter_cannot_answer_is_uncounted(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(milter_module, "header_changes", broken)
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, _, final = await one_message(config, "normal", "alice@example.org", ["b@r.example"])
+        assert isinstance(final, SmtpReply) and final.line.startswith("451 4.3.0")
 
     run(scenario)
     assert sent_today(config) == 0
