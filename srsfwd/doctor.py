@@ -66,7 +66,10 @@ class Finding:
 def _dns_failed(check: str, where: str, error: object) -> Finding:
     """A check DNS did not let us make: unknown (temperror), never "no record"."""
     return Finding(
-        Severity.WARNING, check, f"{where}: DNS failed (temperror: {error})", "retry",
+        Severity.WARNING,
+        check,
+        f"{where}: DNS failed (temperror: {error})",
+        "retry",
         unknown=True,
     )
 
