@@ -165,10 +165,10 @@ def main() -> None:
 
         figures = {
             "sqlite": rate(
-                lambda: sqlite_limits.check(SENDER, internal=1, external=1), args.checks
+                lambda: sqlite_limits.record(SENDER, internal=1, external=1), args.checks
             ),
             "sqlite-bare": rate(bare_sqlite, args.checks),
-            "redis": rate(lambda: redis_limits.check(SENDER, internal=1, external=1), args.checks),
+            "redis": rate(lambda: redis_limits.record(SENDER, internal=1, external=1), args.checks),
             "redis-bare": rate(bare_redis, args.checks),
         }
         raw.close()

@@ -359,6 +359,7 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     # 1. Blocked by the sending limits.
     if facts.limit_verdict == "block":
         name = f" ({facts.limit_name})" if facts.limit_name else ""
+        detail = f": {facts.limit_detail}" if facts.limit_detail else ""
         reason = facts.limit_reason or Reason.SENDER_RESTRICTED.value
         code = "5.5.3" if reason == "too-many-recipients" else "5.7.1"
         return Decision(
@@ -367,7 +368,7 @@ def decide(facts: Facts, policy: Policy) -> Decision:
             srs=False,
             reasons=(reason,),
             facts=facts,
-            smtp_reply=f"550 {code} sender is over a sending limit{name}",
+            smtp_reply=f"550 {code} sender is over a sending limit{name}{detail}",
         )
     # 2. Bounces: high-risk, never SRS, whatever DNS says.
     if not facts.mail_from or facts.is_report:

@@ -195,6 +195,10 @@ def forward(
         except SrsfwdError as exc:
             delivery_note = f"not delivered: {exc}"
             status = EXIT_TEMPFAIL if exc.temporary else EXIT_REJECT
+            try:
+                forwarder.give_back(result)  # not sent: it counts nothing
+            except SrsfwdError as store:
+                delivery_note += f" (and its count stays: {store})"
         except OSError as exc:
             raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
     if as_json:
