@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
+from srsfwd.authservid import is_our_results_field
 from srsfwd.errors import AddressError, ProtocolError, SRSError
 from srsfwd.forward import MAX_MESSAGE, Forwarder, ForwardResult
 from srsfwd.pool import Action as PoolAction
@@ -161,15 +162,18 @@ def _split(message: bytes) -> tuple[bytes, bytes]:
 
 
 def header_changes(
-    original: bytes, prepared: bytes, *, leading_space: bool
+    original: bytes, prepared: bytes, *, leading_space: bool, authserv_id: str | None = None
 ) -> tuple[list[Reply], list[str]]:
     """The milter actions that turn ``original`` into ``prepared``, and the new field names.
 
     The pipeline only prepends fields and removes Authentication-Results that claim our
-    authserv-id; the body never changes. Anything else is an error, not a guess.
+    authserv-id; the body never changes. Anything else is an error, not a guess. With
+    ``authserv_id``, every arriving field that claims it must be among the removed ones
+    (each is deleted with CHGHEADER), and only such fields.
 
     Raises:
-        ValueError: ``prepared`` is not ``original`` with fields prepended or removed.
+        ValueError: ``prepared`` is not ``original`` with fields prepended or removed, or
+            (with ``authserv_id``) an arriving field claiming it would stay.
     """
     old_head, old_body = _split(original)
     new_head, new_body = _split(prepared)
@@ -183,6 +187,11 @@ def header_changes(
         else:
             removed.append(j)
     added = new[: i + 1]
+    if authserv_id is not None:
+        gone = set(removed)
+        for j, raw in enumerate(old):
+            if is_our_results_field(raw, authserv_id) != (j in gone):
+                raise ValueError(f"the pipeline kept or removed the wrong field: {raw[:40]!r}")
     actions: list[Reply] = []
     names: list[str] = []
     for raw in reversed(added):  # each goes to the very top: last first
@@ -347,6 +356,7 @@ class MilterService:
             if rcpts and all(self._local(forwarder, r) for r in rcpts):
                 return Verdict("local", Continue(), reasons=("local-recipients",))
             original = message_bytes(message, leading_space=leading_space)
+            authserv_id = forwarder.authserv_id
             client = message.client
             result = forwarder.forward(
                 original,
@@ -370,7 +380,12 @@ class MilterService:
                 mail_from=sender,
                 rcpts=rcpts,
             )
-        headers, names = header_changes(original, result.message, leading_space=leading_space)
+        headers, names = header_changes(
+            original,
+            result.message,
+            leading_space=leading_space,
+            authserv_id=authserv_id,
+        )
         actions = [*envelope_changes(message, result), *headers]
         value = f" {result.pool}" if leading_space else str(result.pool)
         actions.append(AddHeader(self.pool_header, value))
