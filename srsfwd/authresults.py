@@ -121,7 +121,9 @@ class ResultClause:
         return " ".join(parts)
 
 
-def spf_clause(result: str, *, mail_from: str = "", helo: str = "", reason: str = "") -> ResultClause:
+def spf_clause(
+    result: str, *, mail_from: str = "", helo: str = "", reason: str = ""
+) -> ResultClause:
     """``spf=``: ``smtp.mailfrom`` for a sender (or its domain), else ``smtp.helo``.
 
     Raises:

@@ -427,4 +427,3 @@ class Forwarder:
             if signer is not None:
                 return signer
         return None
-
