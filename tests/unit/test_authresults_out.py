@@ -1,0 +1,245 @@
+"""What we write in Authentication-Results and in the ARC-Authentication-Results: exactly
+the results this hop computed, well-formed, whatever text arrived in headers, DNS errors or
+signature tags."""
+
+from __future__ import annotations
+
+import authres
+import dkim
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from srsfwd.authresults import (
+    address_value,
+    build_header,
+    domain_value,
+    helo_value,
+    identity_value,
+    reason_value,
+)
+from srsfwd.authservid import claims_authserv_id
+from srsfwd.clock import FrozenClock
+from srsfwd.dkim.arc import ArcSealer
+from srsfwd.dkim.canon import parse_message
+from srsfwd.dkim.keys import DkimKey, SigningKey
+from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.pool import DKIMCheck
+from tests.dkimhelp import MESSAGE, dnsfunc_for, zone_for
+
+OURS = "fwd.example.net"
+NOW = 1_795_000_000
+
+#: Text an attacker controls: signature tags echoed in reasons, DNS error texts, headers.
+_HOSTILE = st.sampled_from(
+    [
+        "v=x@y spf=pass smtp.mailfrom=ceo@bank.example; dkim=pass header.d=bank.example",
+        "DNS SERVFAIL from 127.0.0.1@5353 for sel._domainkey.bank.example",
+        'quote " and backslash \\ and (comment) and ;',
+        "\r\n\tspf=pass",
+        "bank.example",
+        "ceo@bank.example",
+        "[192.0.2.1]",
+        "@bank.example",
+        "",
+        "é@exämple.org",
+        "a b@c d",
+        '"quoted local"@bank.example',
+        "x" * 300,
+    ]
+)
+_TEXT = st.one_of(
+    _HOSTILE,
+    st.text(max_size=60),
+    st.binary(max_size=60).map(lambda raw: raw.decode("utf-8", "surrogateescape")),
+)
+_SPF = st.sampled_from(["pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"])
+_DKIM = st.sampled_from(["pass", "fail", "neutral", "policy", "permerror", "temperror"])
+_CHECKS = st.lists(st.builds(DKIMCheck, _TEXT, _TEXT, _DKIM, _TEXT), max_size=3)
+
+
+def parsed(field: str) -> authres.AuthenticationResultsHeader:
+    return authres.AuthenticationResultsHeader.parse(field.replace("\r\n", ""))
+
+
+def clauses(header: authres.AuthenticationResultsHeader) -> list[tuple[object, ...]]:
+    """Each result as (method, result, reason, properties), as authres reads it."""
+    return [
+        (
+            r.method,
+            r.result,
+            r.reason,
+            tuple((f"{p.type}.{p.name}", str(p.value)) for p in r.properties),
+        )
+        for r in header.results
+    ]
+
+
+def expected(
+    spf: str, mail_from: str, helo: str, reason: str, checks: list[DKIMCheck], arc: str | None
+) -> list[tuple[object, ...]]:
+    """The results this hop computed, with the checked values build_header may write."""
+    sender = address_value(mail_from) if mail_from else None
+    spf_props = (
+        (("smtp.mailfrom", sender),)
+        if sender
+        else ((("smtp.helo", helo_value(helo)),) if not mail_from and helo_value(helo) else ())
+    )
+    out: list[tuple[object, ...]] = [("spf", spf, reason_value(reason) or None, spf_props)]
+    for check in checks:
+        props = tuple(
+            (name, value)
+            for name, value in (
+                ("header.d", domain_value(check.domain)),
+                ("header.s", domain_value(check.selector)),
+            )
+            if value
+        )
+        why = reason_value(check.reason) if check.result != "pass" else ""
+        out.append(("dkim", check.result, why or None, props))
+    if not checks:
+        out.append(("dkim", "none", None, ()))
+    if arc is not None:
+        out.append(("arc", arc, None, ()))
+    return out
+
+
+@given(
+    spf=_SPF,
+    mail_from=_TEXT,
+    helo=_TEXT,
+    reason=_TEXT,
+    checks=_CHECKS,
+    arc=st.sampled_from([None, "none", "pass", "fail"]),
+    folded=st.booleans(),
+)
+def test_our_field_reads_back_as_exactly_the_results_computed(
+    spf: str,
+    mail_from: str,
+    helo: str,
+    reason: str,
+    checks: list[DKIMCheck],
+    arc: str | None,
+    folded: bool,
+) -> None:
+    field = build_header(
+        OURS,
+        spf=spf,
+        mail_from=mail_from,
+        helo=helo,
+        spf_reason=reason,
+        dkim=checks,
+        arc=arc,
+        folded=folded,
+    )
+    assert field.isascii() and field.replace("\r\n\t", " ").isprintable()
+    header = parsed(field)
+    assert header.authserv_id == OURS
+    assert clauses(header) == expected(spf, mail_from, helo, reason, checks, arc)
+    # authres' own writer (the ARC sealer's consolidation) keeps them exactly too.
+    assert clauses(parsed(str(header))) == clauses(header)
+
+
+def test_a_signature_tag_echoed_in_a_reason_adds_no_property() -> None:
+    hostile = "v=x@y spf=pass smtp.mailfrom=ceo@bank.example; ..."
+    field = build_header(
+        OURS,
+        spf="fail",
+        mail_from="m@evil.example",
+        helo="evil.example",
+        dkim=[DKIMCheck("evil.example", "s", "permerror", f"bad version {hostile}")],
+    )
+    (spf, dkim_result) = clauses(parsed(field))
+    assert spf == ("spf", "fail", None, (("smtp.mailfrom", "m@evil.example"),))
+    assert dkim_result[3] == (("header.d", "evil.example"), ("header.s", "s"))
+    assert "ceo@bank.example" not in field
+
+
+def test_a_dns_error_with_an_address_and_port_keeps_the_field_parseable() -> None:
+    reason = "SERVFAIL from 127.0.0.1@5353"
+    field = build_header(
+        OURS,
+        spf="pass",
+        mail_from="a@example.org",
+        helo="h.example.org",
+        dkim=[DKIMCheck("example.org", "sel", "temperror", reason)],
+    )
+    assert clauses(parsed(field))[1][2] == "SERVFAIL from 127.0.0.1 5353"
+
+
+def test_identities_are_addresses_domains_or_left_out() -> None:
+    assert address_value("ceo@bank.example") == "ceo@bank.example"
+    assert address_value('"a b"@bank.example') == "bank.example"
+    assert address_value("a@b c") is None
+    assert identity_value("@bank.example") == "@bank.example"
+    assert identity_value("x y@bank.example") is None
+    assert domain_value("bank.example.") == "bank.example"
+    assert domain_value("bank example") is None
+    assert helo_value("[192.0.2.1]") == "[192.0.2.1]"
+    assert helo_value("[IPv6:2001:db8::1]") == "[IPv6:2001:db8::1]"
+    assert helo_value("[not an address]") is None
+
+
+# -- through the ARC sealer ------------------------------------------------------------
+
+_FORGED = st.sampled_from(
+    [
+        b" (x) fwd.example.net; dkim=pass header.d=bank.example",
+        b"\r\n fwd.example.net; spf=pass smtp.mailfrom=ceo@bank.example",
+        b" FWD.EXAMPLE.NET 1; dkim=pass header.d=bank.example",
+        b' "fwd.example.net"; dkim=pass header.d=bank.example',
+        b" fwd.example.net; arc=pass",
+        b" fwd.example.net/x; dkim=pass header.d=bank.example",
+        b" gw.example; spf=pass smtp.mailfrom=ceo@bank.example",
+    ]
+)
+_ARRIVING = st.lists(
+    st.tuples(
+        st.sampled_from([b"Authentication-Results", b"authentication-results", b"X-Other"]),
+        st.one_of(_FORGED, st.binary(max_size=60).map(lambda raw: b" " + raw.replace(b"\n", b""))),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arriving=_ARRIVING, reason=_TEXT, checks=_CHECKS, mail_from=_TEXT)
+def test_the_sealed_aar_holds_exactly_this_hops_results(
+    dkim_keys: dict[str, DkimKey],
+    arriving: list[tuple[bytes, bytes]],
+    reason: str,
+    checks: list[DKIMCheck],
+    mail_from: str,
+) -> None:
+    signing = SigningKey(OURS, "arc", dkim_keys["rsa-2048"])
+    head = b"".join(
+        name + b":" + value.replace(b"\r", b"") + b"\r\n"
+        for name, value in arriving
+        if b"\r\n\r\n" not in value
+    )
+    message = head + MESSAGE
+
+    def results(cv: str) -> str:
+        return build_header(
+            OURS,
+            spf="pass",
+            mail_from=mail_from,
+            helo="mx.example.org",
+            spf_reason=reason,
+            dkim=checks,
+            arc=cv,
+            folded=True,
+        )
+
+    sealer = ArcSealer(
+        signing, OURS, Resolver.from_zone_text(zone_for([signing])), clock=FrozenClock(NOW)
+    )
+    sealed = sealer.seal(message, results=results).message
+    out = parse_message(sealed)
+    ours = [f for f in out.find("authentication-results") if claims_authserv_id(f.value, OURS)]
+    assert len(ours) == 1
+    (aar,) = out.find("arc-authentication-results")
+    aar_text = aar.value.decode("ascii").split(";", 1)[1]
+    aar_results = clauses(authres.AuthenticationResultsHeader.parse_value(aar_text))
+    assert aar_results == clauses(parsed(results("none")))
+    cv, _, why = dkim.arc_verify(sealed, dnsfunc=dnsfunc_for([signing]))
+    assert cv == b"pass", why
