@@ -192,7 +192,16 @@ def header_changes(
         for j, raw in enumerate(old):
             if is_our_results_field(raw, authserv_id) != (j in gone):
                 raise ValueError(f"the pipeline kept or removed the wrong field: {raw[:40]!r}")
+    # Deletions first: the MTA applies edits in order, and CHGHEADER's index counts the
+    # fields of that name as they are then; once ours is inserted on top, index 1 would be
+    # this hop's own Authentication-Results.
     actions: list[Reply] = []
+    for j in removed:  # highest index first, so earlier indexes stay valid
+        name = old[j].partition(b":")[0].strip()
+        if name.lower() != b"authentication-results":
+            raise ValueError(f"the pipeline removed a {name[:40]!r} field")
+        nth = sum(1 for f in old[: j + 1] if f.partition(b":")[0].strip().lower() == name.lower())
+        actions.append(ChangeHeader(nth, name.decode("ascii"), b""))
     names: list[str] = []
     for raw in reversed(added):  # each goes to the very top: last first
         name, colon, value = raw.partition(b":")
@@ -204,12 +213,6 @@ def header_changes(
         actions.append(InsertHeader(0, name.decode("ascii"), value))
         names.append(name.decode("ascii"))
     names.reverse()
-    for j in removed:  # highest index first, so earlier indexes stay valid
-        name = old[j].partition(b":")[0]
-        if name.strip().lower() != b"authentication-results":
-            raise ValueError(f"the pipeline removed a {name[:40]!r} field")
-        nth = sum(1 for f in old[: j + 1] if f.partition(b":")[0].strip().lower() == name.lower())
-        actions.append(ChangeHeader(nth, name.decode("ascii"), b""))
     return actions, names
 
 

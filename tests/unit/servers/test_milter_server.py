@@ -375,10 +375,43 @@ def test_header_changes_delete_forged_results_and_insert_on_top() -> None:
     prepared = b"DKIM-Signature: v=1;\r\n\tb=abc\r\nSubject: x\r\n\r\nbody\r\n"
     actions, names = header_changes(original, prepared, leading_space=True)
     assert actions == [
-        InsertHeader(0, "DKIM-Signature", b" v=1;\n\tb=abc"),
         ChangeHeader(1, "Authentication-Results", b""),
+        InsertHeader(0, "DKIM-Signature", b" v=1;\n\tb=abc"),
     ]
     assert names == ["DKIM-Signature"]
+
+
+def test_header_changes_delete_before_inserting_our_own_results() -> None:
+    # Once this hop's field is inserted on top, CHGHEADER index 1 would name it instead.
+    original = b"Authentication-Results: (x) us; dkim=pass\r\nSubject: x\r\n\r\nbody\r\n"
+    prepared = b"Authentication-Results: us; spf=none\r\nSubject: x\r\n\r\nbody\r\n"
+    actions, _ = header_changes(original, prepared, leading_space=True, authserv_id="us")
+    assert actions == [
+        ChangeHeader(1, "Authentication-Results", b""),
+        InsertHeader(0, "Authentication-Results", b" us; spf=none"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("original", "prepared"),
+    [
+        # a field claiming our id (a comment before it) left in place
+        (
+            b"Authentication-Results: (x) us; dkim=pass\r\nSubject: x\r\n\r\nb\r\n",
+            b"Authentication-Results: (x) us; dkim=pass\r\nSubject: x\r\n\r\nb\r\n",
+        ),
+        # another ADMD's field removed
+        (
+            b"Authentication-Results: them; dkim=pass\r\nSubject: x\r\n\r\nb\r\n",
+            b"Subject: x\r\n\r\nb\r\n",
+        ),
+    ],
+)
+def test_header_changes_refuse_to_keep_ours_or_remove_theirs(
+    original: bytes, prepared: bytes
+) -> None:
+    with pytest.raises(ValueError, match="the pipeline"):
+        header_changes(original, prepared, leading_space=True, authserv_id="us")
 
 
 @pytest.mark.parametrize(
