@@ -61,8 +61,9 @@ TAG_IN_REASON = (
 )
 #: What arrives from another ADMD stays as it is.
 THEIRS = b"Authentication-Results: mx.sender.example; spf=pass smtp.mailfrom=example.org\r\n"
-RELAY = {"client_ip": "192.0.2.99", "helo": "mx.unsigned.example"}
-NORMAL = {"client_ip": "198.51.100.25", "helo": "mail.example.org"}
+#: (IP, HELO) of an unauthenticated client, and of example.org's outbound MTA (SPF pass).
+RELAY = ("192.0.2.99", "mx.unsigned.example")
+NORMAL = ("198.51.100.25", "mail.example.org")
 #: The example.org signature's key (normal.eml is signed with it).
 EXAMPLE_ORG_KEY = "mail2026._domainkey.example.org."
 
@@ -86,6 +87,12 @@ def forwarder(example: Path, dns_server: ZoneServer) -> Forwarder:
 
 def message(name: str, extra: bytes = b"") -> bytes:
     return extra + to_crlf((EXAMPLES / "messages" / f"{name}.eml").read_bytes())
+
+
+def send(forwarder: Forwarder, data: bytes, sender: str, client: tuple[str, str]) -> ForwardResult:
+    return forwarder.forward(
+        data, client_ip=client[0], helo=client[1], mail_from=sender, rcpts=["b@receiver.example"]
+    )
 
 
 def forwarded(result: ForwardResult) -> bytes:
@@ -138,12 +145,7 @@ def methods(results: list[tuple[str, str, tuple[tuple[str, str], ...]]]) -> list
 
 @pytest.mark.parametrize("forged", list(FORGED.values()), ids=list(FORGED))
 def test_forged_results_for_our_id_are_not_sealed(forwarder: Forwarder, forged: bytes) -> None:
-    result = forwarder.forward(
-        message("relay", forged),
-        mail_from="carol@unsigned.example",
-        rcpts=["bob@receiver.example"],
-        **RELAY,
-    )
+    result = send(forwarder, message("relay", forged), "carol@unsigned.example", RELAY)
     out = forwarded(result)
     assert (result.pool, result.srs) == (Pool.RELAY, False)
     assert b"bank.example" not in out
@@ -153,21 +155,14 @@ def test_forged_results_for_our_id_are_not_sealed(forwarder: Forwarder, forged: 
 
 
 def test_results_of_another_admd_are_kept_as_they_arrived(forwarder: Forwarder) -> None:
-    result = forwarder.forward(
-        message("normal", THEIRS), mail_from="alice@example.org", rcpts=["b@r.example"], **NORMAL
-    )
+    result = send(forwarder, message("normal", THEIRS), "alice@example.org", NORMAL)
     assert THEIRS in forwarded(result)
 
 
 def test_a_signature_tag_echoed_in_a_reason_adds_nothing_to_our_results(
     forwarder: Forwarder,
 ) -> None:
-    result = forwarder.forward(
-        message("relay", TAG_IN_REASON),
-        mail_from="carol@unsigned.example",
-        rcpts=["bob@receiver.example"],
-        **RELAY,
-    )
+    result = send(forwarder, message("relay", TAG_IN_REASON), "carol@unsigned.example", RELAY)
     out = forwarded(result)
     ours, _ = ours_and_aar(out)
     assert methods(ours) == ["spf", "dkim", "arc"]
@@ -184,9 +179,7 @@ def test_a_dns_failure_on_a_dkim_key_still_forwards_spf_pass_mail(
     forwarder: Forwarder, dns_server: ZoneServer
 ) -> None:
     dns_server.failing = {EXAMPLE_ORG_KEY}
-    result = forwarder.forward(
-        message("normal"), mail_from="alice@example.org", rcpts=["bob@receiver.example"], **NORMAL
-    )
+    result = send(forwarder, message("normal"), "alice@example.org", NORMAL)
     out = forwarded(result)
     assert (result.pool, result.srs) == (Pool.NORMAL, True)
     ours, _ = ours_and_aar(out)
@@ -199,9 +192,7 @@ def test_a_dns_failure_on_a_dkim_key_still_forwards_spf_pass_mail(
 def test_control_an_spf_pass_forward_gets_srs_the_normal_pool_and_valid_signatures(
     forwarder: Forwarder,
 ) -> None:
-    result = forwarder.forward(
-        message("normal"), mail_from="alice@example.org", rcpts=["bob@receiver.example"], **NORMAL
-    )
+    result = send(forwarder, message("normal"), "alice@example.org", NORMAL)
     out = forwarded(result)
     assert (result.pool, result.srs) == (Pool.NORMAL, True)
     assert forwarder.rewriter.reverse(result.mail_from) == "alice@example.org"
@@ -230,7 +221,7 @@ def test_milter_deletes_forged_results_and_seals_only_ours(rig: Rig, name: str) 
         "relay",
         "carol@unsigned.example",
         [rcpt],
-        client=(RELAY["client_ip"], RELAY["helo"]),
+        client=RELAY,
         extra=FORGED[name],
     )
     got = rig.wait_for(rcpt)
@@ -247,7 +238,7 @@ def test_milter_keeps_a_signature_tag_out_of_our_results(rig: Rig) -> None:
         "relay",
         "carol@unsigned.example",
         [rcpt],
-        client=(RELAY["client_ip"], RELAY["helo"]),
+        client=RELAY,
         extra=TAG_IN_REASON,
     )
     data = to_crlf(rig.wait_for(rcpt).data)
@@ -261,9 +252,7 @@ def test_milter_forwards_spf_pass_mail_when_a_dkim_key_lookup_fails(rig: Rig) ->
     rcpt = "servfail@receiver.example"
     rig.dns.failing = {EXAMPLE_ORG_KEY}
     try:
-        rig.send(
-            "normal", "sally@example.org", [rcpt], client=(NORMAL["client_ip"], NORMAL["helo"])
-        )
+        rig.send("normal", "sally@example.org", [rcpt], client=NORMAL)
         got = rig.wait_for(rcpt)
     finally:
         rig.dns.failing = set()
