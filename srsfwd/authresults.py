@@ -77,7 +77,9 @@ def gateway_spf(values: Iterable[bytes], trusted_ids: Iterable[str]) -> GatewayS
         if stated.value is None or stated.value not in trusted:
             continue
         try:
-            header = authres.AuthenticationResultsHeader.parse_value(_text(raw))
+            # The id as read above (authres reads no quoted-string id), then the results.
+            text = "gateway" + _text(raw[stated.results_at :])
+            header = authres.AuthenticationResultsHeader.parse_value(text)
         except Exception:  # noqa: BLE001, S112 (authres raises assorted errors on junk)
             continue
         for result in header.results:

@@ -29,9 +29,13 @@ class _Broken(Exception):  # noqa: N818 (control flow inside the reader)
 
 @dataclass(frozen=True, slots=True)
 class AuthservId:
-    """The authserv-id a field states (lower case, without a final dot), or None if broken."""
+    """The authserv-id a field states (lower case, without a final dot), or None if broken.
+
+    ``results_at`` is where the results (``;`` on) begin in the field value.
+    """
 
     value: str | None
+    results_at: int = 0
 
     @property
     def broken(self) -> bool:
@@ -62,7 +66,7 @@ def find_authserv_id(field_value: bytes) -> AuthservId:
             raise _Broken
     except _Broken:
         return AuthservId(None)
-    return AuthservId(_normal(raw))
+    return AuthservId(_normal(raw), position)
 
 
 def claims_authserv_id(field_value: bytes, authserv_id: str) -> bool:

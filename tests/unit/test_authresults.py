@@ -1,11 +1,12 @@
-"""What we write in Authentication-Results and in the ARC-Authentication-Results: exactly
-the results this hop computed, well-formed, whatever text arrived in headers, DNS errors or
-signature tags."""
+"""Authentication-Results in: only our gateways' results are read. Out: what we write in
+Authentication-Results and in the ARC-Authentication-Results is exactly the results this
+hop computed, well-formed, whatever text arrived in headers, DNS errors or signature tags."""
 
 from __future__ import annotations
 
 import authres
 import dkim
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from srsfwd.authresults import (
     address_value,
     build_header,
     domain_value,
+    gateway_spf,
     helo_value,
     identity_value,
     reason_value,
@@ -101,6 +103,49 @@ def expected(
     if arc is not None:
         out.append(("arc", arc, None, ()))
     return out
+
+
+# -- in: our gateways' results -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b" (checked here) gw.example; spf=pass smtp.mailfrom=a@b.example",
+        b"\r\n gw.example; spf=pass smtp.mailfrom=a@b.example",
+        b' "GW.example" 1; spf=pass smtp.mailfrom=a@b.example',
+    ],
+)
+def test_a_trusted_gateways_result_is_read_however_its_id_is_spelled(value: bytes) -> None:
+    stated = gateway_spf([value], ["gw.example"])
+    assert stated is not None
+    assert (stated.result, stated.authserv_id, stated.mail_from) == (
+        "pass",
+        "gw.example",
+        "a@b.example",
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b" gw.example.evil.example; spf=pass",
+        b" evil.example (gw.example); spf=pass",
+        b" gw.example/x; spf=pass",
+        b" (gw.example never closed; spf=pass",
+    ],
+)
+def test_results_of_other_or_broken_ids_are_not_read(value: bytes) -> None:
+    assert gateway_spf([value], ["gw.example"]) is None
+
+
+def test_a_gateways_identities_are_kept_only_when_well_formed() -> None:
+    stated = gateway_spf([b' gw.example; spf=pass smtp.mailfrom="a b"'], ["gw.example"])
+    assert stated is not None
+    assert stated.mail_from is None
+
+
+# -- out: what we write ---------------------------------------------------------------------
 
 
 @given(
