@@ -5,9 +5,9 @@ gathers the envelope and the message, runs ``Forwarder.forward`` in a worker thr
 and crypto never block the event loop), and turns the result into milter actions:
 
 * CHGFROM to the SRS sender when SRS applies; DELRCPT/ADDRCPT for bounces reversed home;
-* INSHEADER at the top for what the pipeline prepended (Authentication-Results, our
-  DKIM-Signature, the ARC set), CHGHEADER to delete forged Authentication-Results that
-  claim our name;
+* CHGHEADER to delete every arriving Authentication-Results that claims our authserv-id
+  (``srsfwd.authservid``), then INSHEADER at the top for what the pipeline prepended
+  (Authentication-Results, our DKIM-Signature, the ARC set);
 * ADDHEADER ``X-Srsfwd-Pool: <pool>``, which ``milter_header_checks`` turns into
   ``FILTER <pool transport>:``;
 * REPLYCODE with the pipeline's reply when it refuses or defers.
