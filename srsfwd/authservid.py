@@ -16,8 +16,13 @@ appears anywhere in the field, it is treated as ours too: when in doubt, it goes
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+#: The field name, as found in the lower-cased head.
+_NAME = b"authentication-results"
+#: The line break that ends a field: one not followed by a continuation line.
+_FIELD_END = re.compile(rb"\r\n(?![ \t])")
 #: RFC 2045 tspecials: what a token cannot hold (besides space and controls).
 _TSPECIALS = frozenset(b'()<>@,;:\\"/[]?=')
 _WSP = frozenset(b" \t\r\n")
@@ -87,28 +92,34 @@ def strip_our_results(message: bytes, authserv_id: str) -> bytes:
     the colon; the rest of the message is left byte for byte.
     """
     head, separator, body = message.partition(b"\r\n\r\n")
-    if b"authentication-results" not in head.lower():
-        return message
+    lowered = head.lower()
     kept: list[bytes] = []
-    field: list[bytes] = []
-
-    def flush() -> None:
-        if field and not is_our_results_field(b"\r\n".join(field), authserv_id):
-            kept.extend(field)
-        field.clear()
-
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and field:
-            field.append(line)
-            continue
-        flush()
-        field.append(line)
-    flush()
-    return b"\r\n".join(kept) + separator + body
+    position = 0
+    start = lowered.find(_NAME)
+    while start != -1:
+        colon = start + len(_NAME)
+        while lowered[colon : colon + 1] in (b" ", b"\t"):
+            colon += 1
+        at_line_start = start == 0 or lowered[start - 2 : start] == b"\r\n"
+        if at_line_start and lowered[colon : colon + 1] == b":":
+            end_of_field = _FIELD_END.search(head, colon)
+            end = end_of_field.start() if end_of_field else len(head)
+            if claims_authserv_id(head[colon + 1 : end], authserv_id):
+                kept.append(head[position:start])
+                position = end + 2 if end_of_field else len(head)  # with its line break
+        start = lowered.find(_NAME, colon)
+    if not kept:
+        return message
+    kept.append(head[position:])
+    new_head = b"".join(kept)
+    # The head never ends with a line break: one left means its last field went.
+    return new_head.removesuffix(b"\r\n") + separator + body
 
 
 def is_our_results_field(raw: bytes, authserv_id: str) -> bool:
     """Whether a whole field (name, colon, value; folds kept) is A-R claiming ``authserv_id``."""
+    if raw[:22].lower() != b"authentication-results":
+        return False
     name, colon, value = raw.partition(b":")
     return (
         bool(colon)

@@ -109,6 +109,20 @@ def test_strip_removes_every_field_claiming_ours_and_keeps_the_rest_byte_for_byt
     )
 
 
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"A: 1\r\nAuthentication-Results: us; x=y\r\nauthentication-results: us; x=z", b"A: 1"),
+        (b"Authentication-Results: us; x=y\r\nA: 1\r\nAuthentication-Results: us", b"A: 1"),
+        (b"Authentication-Results: us; x=y", b""),
+    ],
+)
+def test_strip_removes_first_and_last_fields_with_their_line_breaks(
+    head: bytes, expected: bytes
+) -> None:
+    assert strip_our_results(head + b"\r\n\r\nbody", "us") == expected + b"\r\n\r\nbody"
+
+
 def test_strip_leaves_a_message_without_results_as_it_is() -> None:
     message = b"Subject: x\r\n\r\nbody\r\n"
     assert strip_our_results(message, OURS) is message
@@ -160,9 +174,21 @@ def test_nothing_authres_reads_as_ours_is_left_as_not_ours(value: bytes) -> None
         assert claims_authserv_id(value, OURS)
 
 
-@given(_VALUES.map(lambda value: value.replace(b"\r\n", b"\r\n ")))
-def test_a_stripped_message_keeps_exactly_the_fields_not_claiming_ours(value: bytes) -> None:
-    rest = b"Subject: x\r\n\r\nbody\r\n"
-    message = b"Authentication-Results:" + value + b"\r\n" + rest
-    expected = rest if claims_authserv_id(value, OURS) else message
-    assert strip_our_results(message, OURS) == expected
+_FOLDED_VALUES = _VALUES.map(lambda value: value.replace(b"\r\n", b"\r\n "))
+
+
+@given(st.lists(st.tuples(st.booleans(), _FOLDED_VALUES), min_size=1, max_size=4))
+def test_a_stripped_message_keeps_exactly_the_fields_not_claiming_ours(
+    fields: list[tuple[bool, bytes]],
+) -> None:
+    lines = [
+        (b"Authentication-Results:" if results else b"X-Other:") + value
+        for results, value in fields
+    ]
+    kept = [
+        line
+        for line, (results, value) in zip(lines, fields, strict=True)
+        if not (results and claims_authserv_id(value, OURS))
+    ]
+    message = b"\r\n".join(lines) + b"\r\n\r\nbody\r\n"
+    assert strip_our_results(message, OURS) == b"\r\n".join(kept) + b"\r\n\r\nbody\r\n"
