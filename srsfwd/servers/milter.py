@@ -12,7 +12,8 @@ and crypto never block the event loop), and turns the result into milter actions
   ``FILTER <pool transport>:``;
 * REPLYCODE with the pipeline's reply when it refuses or defers.
 
-Mail for local recipients only is left as it is. An internal error is a temporary
+Mail for local recipients only is left as it is, but for the deletion of
+Authentication-Results that claim our authserv-id. An internal error is a temporary
 failure (or, if configured, the message passes unchanged); a message larger than we keep
 is refused, never signed truncated. The pure part (``MilterService.decide``) is what the
 worker threads run; ``MilterConnection`` only moves bytes and waits.
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
-from srsfwd.authservid import is_our_results_field
+from srsfwd.authservid import claims_authserv_id, is_our_results_field
 from srsfwd.errors import AddressError, ProtocolError, SRSError
 from srsfwd.forward import MAX_MESSAGE, Forwarder, ForwardResult
 from srsfwd.pool import Action as PoolAction
@@ -216,6 +217,23 @@ def header_changes(
     return actions, names
 
 
+def forged_results_deletions(message: Message, authserv_id: str) -> tuple[Reply, ...]:
+    """CHGHEADER deletions of the arriving Authentication-Results claiming ``authserv_id``.
+
+    For mail that is not forwarded (local recipients only): nothing else changes, but
+    nobody may write our verdicts into a local mailbox either (RFC 8601 §5).
+    """
+    deletions: list[Reply] = []
+    nth = 0
+    for header in message.headers:
+        if header.name.strip().lower() != "authentication-results":
+            continue
+        nth += 1
+        if claims_authserv_id(header.value, authserv_id):
+            deletions.append(ChangeHeader(nth, header.name.strip(), b""))
+    return tuple(reversed(deletions))  # highest index first, so earlier indexes stay valid
+
+
 def envelope_changes(message: Message, result: ForwardResult) -> list[Reply]:
     """CHGFROM for the SRS sender, DELRCPT/ADDRCPT for recipients the pipeline changed."""
     actions: list[Reply] = []
@@ -357,7 +375,8 @@ class MilterService:
             return Verdict("too-big", TOO_BIG_REPLY, reasons=("message-too-big",))
         with self.forwarders.borrow() as forwarder:
             if rcpts and all(self._local(forwarder, r) for r in rcpts):
-                return Verdict("local", Continue(), reasons=("local-recipients",))
+                deletions = forged_results_deletions(message, forwarder.authserv_id)
+                return Verdict("local", Continue(), deletions, reasons=("local-recipients",))
             original = message_bytes(message, leading_space=leading_space)
             authserv_id = forwarder.authserv_id
             client = message.client

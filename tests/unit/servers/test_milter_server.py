@@ -230,6 +230,41 @@ def test_local_recipients_only_are_left_alone(config: Path) -> None:
     run(scenario)
 
 
+FORGED = b"Authentication-Results: (x) fwd.example.net; dkim=pass header.d=bank.example\r\n"
+
+
+def test_forged_results_are_deleted_and_ours_stay_on_a_forward(config: Path) -> None:
+    message = FORGED + eml(config, "normal")
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, actions, final = await one_message(
+                config, "normal", "alice@example.org", [OUTSIDE], message=message
+            )
+        assert final == Continue()
+        delivered = apply_actions(message, actions)
+        assert b"bank.example" not in delivered
+        assert delivered.count(b"Authentication-Results: fwd.example.net;") == 1
+        dnsfunc = dkimpy_dnsfunc(Resolver.from_zone_text(ZONE))
+        assert dkim.arc_verify(delivered, dnsfunc=dnsfunc)[0] == b"pass"
+
+    run(scenario)
+
+
+def test_forged_results_are_deleted_for_local_recipients_too(config: Path) -> None:
+    message = FORGED + eml(config, "normal")
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, actions, final = await one_message(
+                config, "normal", "alice@example.org", ["bob@example.net"], message=message
+            )
+        assert (actions, final) == ([ChangeHeader(1, "Authentication-Results", b"")], Continue())
+        assert apply_actions(message, actions) == apply_actions(eml(config, "normal"), [])
+
+    run(scenario)
+
+
 def test_sender_over_its_limit_is_refused_with_the_pipelines_reply(config: Path) -> None:
     config.write_text(config.read_text().replace("per_day = 1000", "per_day = 2"))
 
