@@ -47,6 +47,8 @@ FORGED = {
     "nested-comment-and-fold": b"Authentication-Results: (a (b)\r\n\tc)\r\n\tfwd.example.net;"
     b"\r\n\tdkim=pass header.d=bank.example\r\n",
     "upper-case": b"Authentication-Results: FWD.EXAMPLE.NET; dkim=pass header.d=bank.example\r\n",
+    "lower-case-name": b"authentication-results: (x) fwd.example.net; dkim=pass"
+    b" header.d=bank.example\r\n",
     "quoted-id": b'Authentication-Results: "fwd.example.net"; dkim=pass header.d=bank.example\r\n',
     "with-version": b"Authentication-Results: fwd.example.net 1; dkim=pass"
     b" header.d=bank.example\r\n",
@@ -213,7 +215,14 @@ def rig(_dns_server_process: ZoneServer) -> Iterator[Rig]:
 
 
 @pytest.mark.parametrize(
-    "name", ["comment-before-id", "id-on-a-folded-line", "nested-comment-and-fold", "quoted-id"]
+    "name",
+    [
+        "comment-before-id",
+        "id-on-a-folded-line",
+        "nested-comment-and-fold",
+        "quoted-id",
+        "lower-case-name",
+    ],
 )
 def test_milter_deletes_forged_results_and_seals_only_ours(rig: Rig, name: str) -> None:
     rcpt = f"forged-{name}@receiver.example"
