@@ -20,11 +20,15 @@ EXIT_INTERRUPTED = 130
 
 
 class CommandError(click.ClickException):
-    """A ``SrsfwdError`` as click prints it (``Error: ...``), with its exit status."""
+    """A ``SrsfwdError`` as click prints it (``Error: ...``): exit status 1."""
 
-    def __init__(self, error: SrsfwdError) -> None:
-        super().__init__(str(error))
-        self.exit_code = EXIT_TEMPFAIL if error.temporary else EXIT_FAILED
+    exit_code = EXIT_FAILED
+
+
+class TemporaryCommandError(CommandError):
+    """A temporary ``SrsfwdError``: exit status 75, try again later."""
+
+    exit_code = EXIT_TEMPFAIL
 
 
 class LazyGroup(click.Group):
@@ -82,7 +86,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SrsfwdError as exc:
-            raise CommandError(exc) from None
+            raise (TemporaryCommandError if exc.temporary else CommandError)(str(exc)) from None
         except KeyboardInterrupt:
             click.echo("", err=True)
             ctx.exit(EXIT_INTERRUPTED)

@@ -79,10 +79,7 @@ def serve(
     def loader() -> Loaded:
         return load(config_path, postsrsd_path, notes=log.warning)
 
-    try:
-        first = load(config_path, postsrsd_path, notes=_echo_note)
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+    first = load(config_path, postsrsd_path, notes=_echo_note)
     if check:
         for service, endpoint in first.settings.endpoints():
             click.echo(f"{service} on {endpoint}")

@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 
 from srsfwd.cli import cli
-from srsfwd.cli.common import parse_dns_server
 from srsfwd.dkim.keys import SigningKey, generate_key, key_record_text, zone_line
 from srsfwd.dkim.sign import DkimSigner
 from tests.dnsserver import ZoneServer
@@ -223,16 +222,6 @@ def test_mailbox_summary(zone_file: Path, tmp_path: Path, kind: str) -> None:
     assert summary["skipped"] == {"no Received hop with a client address": 1}
     table = CliRunner().invoke(cli, args)
     assert "relay-pool sender" in table.output and "a@soft.example" in table.output
-
-
-def test_parse_dns_server() -> None:
-    assert parse_dns_server("127.0.0.1") == ("127.0.0.1", 53)
-    assert parse_dns_server("127.0.0.1:5353") == ("127.0.0.1", 5353)
-    assert parse_dns_server("[::1]:5353") == ("::1", 5353)
-    assert parse_dns_server("::1") == ("::1", 53)
-    for bad in ("host.example", "1.2.3.4:0", "1.2.3.4:x", "[::1]x"):
-        with pytest.raises(ValueError):  # noqa: PT011 (the message varies by cause)
-            parse_dns_server(bad)
 
 
 def test_help_shows_an_example() -> None:
