@@ -13,8 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
-from email.utils import format_datetime, make_msgid, parseaddr
-from datetime import UTC, datetime
+from email.utils import formatdate, make_msgid, parseaddr
 
 import authres
 
@@ -88,7 +87,7 @@ def message_text(sender: str, to: list[str], subject: str, from_header: str | No
         f"From: {from_header or f'{name} <{sender}>'}\r\n"
         f"To: {', '.join(to)}\r\n"
         f"Subject: {subject}\r\n"
-        f"Date: {format_datetime(datetime.now(UTC))}\r\n"
+        f"Date: {formatdate()}\r\n"
         f"Message-ID: {make_msgid(domain=sender.split('@')[1])}\r\n"
         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n"
         "\r\nHello from the mail lab.\r\n"
@@ -161,3 +160,45 @@ def forged_bounce() -> tuple[int, str]:
         smtp.mail("<>")
         code, text = smtp.rcpt(forged)
         return code, text.decode(errors="replace")
+
+
+def _row(outcome: Outcome) -> list[str]:
+    dkim = ",".join(outcome.passing("dkim")) or "-"
+    return [
+        outcome.mailbox,
+        outcome.client,
+        outcome.return_path or "<>",
+        outcome.result("spf"),
+        dkim,
+        outcome.result("dmarc"),
+        outcome.result("arc"),
+    ]
+
+
+def report(world: World) -> str:
+    """Every scenario run once, as a table of what the final mailbox shows."""
+    rows = [
+        ["SPF+DKIM sender, forwarded", *_row(forward(world, "", "alice@sender.example"))],
+        ["unauthenticated sender (relay)", *_row(forward(world, "", "alice@nospf.example"))],
+    ]
+    local, remote = local_and_forwarded(
+        world, "", [f"carol@{at.USERS_DOMAIN}", f"alias@{at.USERS_DOMAIN}"]
+    )
+    rows.append(["local mailbox + alias: local", *_row(local)])
+    rows.append(["local mailbox + alias: alias", *_row(remote)])
+    for name, alias in (
+        ("refused at RCPT: bounce", "to-refuser"),
+        ("refused at DATA: bounce", "to-data-refuser"),
+        ("accepted, bounced later", "to-late-bouncer"),
+    ):
+        rows.append([name, *_row(bounce(world, "", f"{alias}@{at.USERS_DOMAIN}"))])
+    code, _ = forged_bounce()
+    rows.append(["forged bounce to SRS0=…", f"refused at RCPT: {code}", *[""] * 6])
+    header = ["scenario", "delivered to", "from", "Return-Path", "SPF", "DKIM pass", "DMARC", "ARC"]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)

@@ -539,14 +539,15 @@ def _receiver_postfix(root: Path) -> PostfixInstance:
             # A mailbox that refuses at DATA; one that accepts and bounces later.
             "smtpd_data_restrictions": "check_recipient_access texthash:$config_directory/data",
             "transport_maps": "texthash:$config_directory/transport",
+            "virtual_alias_maps": "texthash:$config_directory/virtual",
         },
         master=[f"{at.RECEIVER}:25 inet n - y - - smtpd", "smtp unix - - y - - smtp"],
         files={
-            "mailboxes": "".join(
-                f"{name}@{domain} {name}/\n" for name in ("bob", "data-refuser", "later")
-            ),
+            "mailboxes": "".join(f"{name}@{domain} {name}/\n" for name in ("bob", "data-refuser")),
             "data": f"data-refuser@{domain} REJECT 5.7.1 refused after DATA\n",
-            "transport": f"later@{domain} error:5.2.2 mailbox full\n",
+            # later@ is accepted at RCPT (an alias), then its target fails: a later bounce.
+            "virtual": f"later@{domain} later@gone.{domain}\n",
+            "transport": f"gone.{domain} error:5.2.1 mailbox disabled\n",
         },
     )
 
@@ -571,7 +572,8 @@ def lab_world(root: Path, *, arc: bool = True, extra_forward: str = "") -> Itera
     srsfwd, config = _srsfwd(root, arc=arc, extra_forward=extra_forward)
     daemons = [knot, opendkim, rspamd, srsfwd]
     postfixes = [_sender_postfix(root), _forwarder_postfix(root), _receiver_postfix(root)]
-    world = World(root, *postfixes, daemons=daemons, srsfwd_config=config)
+    sender, forwarder, receiver = postfixes
+    world = World(root, sender, forwarder, receiver, daemons=daemons, srsfwd_config=config)
     with ExitStack() as stack:
         try:
             for daemon in daemons:
