@@ -58,8 +58,9 @@ _SERVICES = [
 
 
 def missing_programs() -> list[str]:
-    """The lab's programs that are not installed."""
-    return [name for name in NEEDED if shutil.which(name) is None]
+    """What the lab lacks: programs not installed, or root (Postfix and port 53 need it)."""
+    missing = [name for name in NEEDED if shutil.which(name) is None]
+    return missing if os.geteuid() == 0 else [*missing, "root"]
 
 
 def wait_for_port(host: str, port: int, what: str, timeout: float = START_TIMEOUT) -> None:
