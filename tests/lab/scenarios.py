@@ -180,6 +180,8 @@ def report(world: World) -> str:
     rows = [
         ["SPF+DKIM sender, forwarded", *_row(forward(world, "", "alice@sender.example"))],
         ["unauthenticated sender (relay)", *_row(forward(world, "", "alice@nospf.example"))],
+        ["SPF-only sender, DMARC reject", *_row(forward(world, "", "alice@spfonly.example"))],
+        ["SPF-only sender, DMARC none", *_row(forward(world, "", "alice@relaxed.example"))],
     ]
     local, remote = local_and_forwarded(
         world, "", [f"carol@{at.USERS_DOMAIN}", f"alias@{at.USERS_DOMAIN}"]

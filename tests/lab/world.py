@@ -366,7 +366,8 @@ def _rspamd(root: Path) -> Daemon:
     return Daemon("rspamd", command, base / "rspamd.log")
 
 
-def _srsfwd(root: Path, *, arc: bool, extra_forward: str) -> tuple[Daemon, Path]:
+def srsfwd_config(root: Path, *, arc: bool, extra_forward: str) -> Path:
+    """The forwarder's srsfwd.toml, key store and secret under ``root/srsfwd``."""
     base = root / "srsfwd"
     keys = base / "keys" / at.SRS_DOMAIN
     keys.mkdir(parents=True)
@@ -429,8 +430,13 @@ milter = ["inet:{at.SRSFWD}:{at.MILTER_PORT}"]
 log-level = "debug"
 """
     )
+    return config
+
+
+def _srsfwd(root: Path, *, arc: bool, extra_forward: str) -> tuple[Daemon, Path]:
+    config = srsfwd_config(root, arc=arc, extra_forward=extra_forward)
     command = [sys.executable, "-m", "srsfwd", "serve", "--config", str(config)]
-    return Daemon("srsfwd", command, base / "srsfwd.log"), config
+    return Daemon("srsfwd", command, config.parent / "srsfwd.log"), config
 
 
 def _sender_postfix(root: Path) -> PostfixInstance:
@@ -620,11 +626,6 @@ def _record_text(zone_text: str) -> str:
     return "".join(zone_text.split('"')[1::2])
 
 
-def tree_is_ours(root: Path) -> bool:
-    """Whether ``root`` holds a lab (a guard before removing it)."""
-    return (root / "knot" / "knot.conf").exists() or not any(root.iterdir())
-
-
 def remove(root: Path) -> None:
-    if root.exists() and tree_is_ours(root):
-        shutil.rmtree(root, ignore_errors=True)
+    """Delete a lab's files (after it stopped)."""
+    shutil.rmtree(root, ignore_errors=True)
