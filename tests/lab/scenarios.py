@@ -163,16 +163,13 @@ def forged_bounce() -> tuple[int, str]:
 
 
 def _row(outcome: Outcome) -> list[str]:
-    dkim = ",".join(outcome.passing("dkim")) or "-"
-    return [
-        outcome.mailbox,
-        outcome.client,
-        outcome.return_path or "<>",
-        outcome.result("spf"),
-        dkim,
-        outcome.result("dmarc"),
-        outcome.result("arc"),
-    ]
+    """Mailbox, client, Return-Path, then rspamd's verdicts ("-" where no rspamd saw it)."""
+    where = [outcome.mailbox, outcome.client, outcome.return_path or "<>"]
+    if not outcome.results:
+        return [*where, "-", "-", "-", "-"]
+    dkim = ",".join(outcome.passing("dkim")) or "none"
+    verdicts = [outcome.result(method) for method in ("spf", "dmarc", "arc")]
+    return [*where, verdicts[0], dkim, *verdicts[1:]]
 
 
 def report(world: World) -> str:

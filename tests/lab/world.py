@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 NEEDED = ("postfix", "knotd", "opendkim", "rspamd")
 START_TIMEOUT = 60.0
+RSPAMD_FIRST_START = 300.0
 
 #: master.cf services every instance needs (smtpd and smtp are added per instance).
 _SERVICES = [
@@ -306,11 +307,14 @@ def _opendkim(root: Path, key_pem: bytes) -> Daemon:
     return Daemon("opendkim", ["opendkim", "-f", "-x", str(base / "opendkim.conf")], base / "log")
 
 
-def _rspamd_cache() -> Path:
-    """Where rspamd keeps compiled regular expressions across lab runs."""
+def _rspamd_cache(root: Path) -> Path:
+    """Where rspamd keeps compiled regular expressions across lab runs (else in ``root``)."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     cache = base / "srsfwd-lab" / "rspamd-hyperscan"
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        cache = root / "rspamd" / "db"
     return cache
 
 
@@ -324,7 +328,7 @@ def _rspamd(root: Path) -> Daemon:
         # Resolve through the lab; keep compiled Hyperscan databases between runs (the
         # first start compiles the public suffix list for most of a minute).
         "options.inc": f'dns {{ nameserver = ["{at.DNS}:53"]; timeout = 2s; retransmits = 2; }}\n'
-        f'hs_cache_dir = "{_rspamd_cache()}";\nlocal_addrs = [];\n',
+        f'hs_cache_dir = "{_rspamd_cache(root)}";\nlocal_addrs = [];\n',
         "spf.conf": check_local,
         "dkim.conf": check_local,
         "dmarc.conf": check_local,
@@ -587,12 +591,10 @@ def lab_world(root: Path, *, arc: bool = True, extra_forward: str = "") -> Itera
                 stack.callback(daemon.stop)
                 daemon.start()
             _wait_for_dns(zones, knot)
-            for daemon, host, port in (
-                (opendkim, at.OPENDKIM, at.OPENDKIM_PORT),
-                (srsfwd, at.SRSFWD, at.MILTER_PORT),
-                (rspamd, at.RSPAMD, at.RSPAMD_PORT),
-            ):
-                _wait_for_daemon(daemon, host, port)
+            _wait_for_daemon(opendkim, at.OPENDKIM, at.OPENDKIM_PORT)
+            _wait_for_daemon(srsfwd, at.SRSFWD, at.MILTER_PORT)
+            # A first start compiles the public suffix list: give it minutes on a busy CI.
+            _wait_for_daemon(rspamd, at.RSPAMD, at.RSPAMD_PORT, timeout=RSPAMD_FIRST_START)
             for postfix in postfixes:
                 postfix.write(at.DNS)
                 stack.callback(postfix.stop)
@@ -609,8 +611,8 @@ def lab_world(root: Path, *, arc: bool = True, extra_forward: str = "") -> Itera
         yield world
 
 
-def _wait_for_daemon(daemon: Daemon, host: str, port: int) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def _wait_for_daemon(daemon: Daemon, host: str, port: int, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
     while True:
         daemon.check_running()
         try:
