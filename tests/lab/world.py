@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,28 @@ __all__ = [
 ]
 
 
+#: Where the lab's servers listen; none may be taken when a lab starts.
+LISTENERS = [
+    (at.DNS, 53),
+    (at.SENDER, 25),
+    (at.OPENDKIM, at.OPENDKIM_PORT),
+    (at.FORWARDER, 25),
+    (at.FORWARDER_LOOP, at.LOOP_PORT),
+    (at.SRSFWD, at.MILTER_PORT),
+    (at.SRSFWD, at.SOCKETMAP_PORT),
+    (at.RECEIVER, 25),
+    (at.RSPAMD, at.RSPAMD_PORT),
+]
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def missing_programs() -> list[str]:
     """What the lab lacks: programs not installed, or root (Postfix and port 53 need it)."""
     missing = [name for name in NEEDED if shutil.which(name) is None]
@@ -87,6 +110,9 @@ def lab_world(root: Path, *, arc: bool = True, extra_forward: str = "") -> Itera
     missing = missing_programs()
     if missing:
         raise LabError(f"not installed: {', '.join(missing)}")
+    busy = [f"{host}:{port}" for host, port in LISTENERS if _listening(host, port)]
+    if busy:
+        raise LabError(f"{', '.join(busy)} already in use: is another lab running?")
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     sender_key = generate_key("rsa-2048")
