@@ -101,6 +101,14 @@ def test_local_copy_keeps_the_original_return_path(split: tuple[Outcome, Outcome
     assert local.return_path == "alice@sender.example"
 
 
+def test_local_copy_keeps_the_headers_as_sent(split: tuple[Outcome, Outcome]) -> None:
+    local, _ = split
+    delivery = {"return-path", "x-original-to", "delivered-to", "received"}
+    sent = {"from", "to", "subject", "date", "message-id", "mime-version", "content-type"}
+    assert {name.lower() for name in local.message} - delivery == sent | {"dkim-signature"}
+    assert local.original_signature_verifies()
+
+
 def test_local_copy_gets_no_header_from_srsfwd(split: tuple[Outcome, Outcome]) -> None:
     local, _ = split
     added = {"arc-seal", "arc-message-signature", "arc-authentication-results"}

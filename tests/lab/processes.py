@@ -75,10 +75,14 @@ class Mailbox:
 
     path: Path
 
-    def messages(self) -> list[Message]:
+    def raw_messages(self) -> list[bytes]:
+        """Every delivered message as its bytes, oldest first."""
         new = self.path / "new"
         files = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime) if new.exists() else []
-        return [message_from_bytes(f.read_bytes()) for f in files]
+        return [f.read_bytes() for f in files]
+
+    def messages(self) -> list[Message]:
+        return [message_from_bytes(raw) for raw in self.raw_messages()]
 
 
 @dataclass

@@ -12,10 +12,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email import message_from_bytes
 from email.message import Message
 from email.utils import formatdate, make_msgid, parseaddr
 
 import authres
+import dkim
+import dns.exception
+import dns.resolver
 
 from tests.lab import addresses as at
 from tests.lab.world import LabError, Mailbox, World
@@ -31,6 +35,7 @@ class Outcome:
     scenario: str
     mailbox: str
     message: Message
+    raw: bytes
     results: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     symbols: set[str] = field(default_factory=set)
 
@@ -53,6 +58,20 @@ class Outcome:
         """The identities (``header.d``, ``smtp.mailfrom``) for which ``method`` passed."""
         return [identity for verdict, identity in self.results.get(method, []) if verdict == "pass"]
 
+    def original_signature_verifies(self) -> bool:
+        """Whether the top DKIM-Signature verifies against the lab's DNS (dkimpy)."""
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [at.DNS]
+
+        def txt(name: bytes, timeout: int = 5) -> bytes | None:
+            try:
+                answer = resolver.resolve(name.decode(), "TXT", lifetime=timeout)
+            except dns.exception.DNSException:
+                return None
+            return b"".join(next(iter(answer)).strings)
+
+        return bool(dkim.verify(self.raw, dnsfunc=txt))
+
     def signers(self) -> list[str]:
         """The d= of every DKIM-Signature in the copy."""
         return [
@@ -62,9 +81,10 @@ class Outcome:
         ]
 
 
-def read_outcome(scenario: str, mailbox: str, message: Message) -> Outcome:
+def read_outcome(scenario: str, mailbox: str, raw: bytes) -> Outcome:
     """The copy with rspamd's verdicts parsed from its Authentication-Results and symbols."""
-    outcome = Outcome(scenario, mailbox, message)
+    message = message_from_bytes(raw)
+    outcome = Outcome(scenario, mailbox, message, raw)
     for value in message.get_all("Authentication-Results", []):
         text = re.sub(r"\s+", " ", str(value))
         if not text.startswith(f"mx.{at.RECEIVER_DOMAIN}"):
@@ -102,13 +122,13 @@ def submit(sender: str, rcpts: list[str], *, to: list[str] | None = None) -> str
     return subject
 
 
-def wait_for(world: World, mailbox: Mailbox, match: Callable[[Message], bool]) -> Message:
-    """The first message in ``mailbox`` that ``match`` accepts; waits for it."""
+def wait_for(world: World, mailbox: Mailbox, match: Callable[[Message], bool]) -> bytes:
+    """The first message in ``mailbox`` that ``match`` accepts, as delivered; waits for it."""
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
-        for message in mailbox.messages():
-            if match(message):
-                return message
+        for raw in mailbox.raw_messages():
+            if match(message_from_bytes(raw)):
+                return raw
         time.sleep(0.2)
     raise LabError(f"nothing arrived in {mailbox.path} within {WAIT}s\n{world.logs()}")
 
