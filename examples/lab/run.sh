@@ -3,7 +3,7 @@
 # srsfwd serve, set up as docs/postfix.md says), a receiving Postfix with rspamd, each on
 # its own 127.12.0.x address. Builds it, runs every scenario, prints what the receiver
 # decided, stops everything. Needs root (Postfix, port 53) and the packages .ci/run installs.
-#   bash examples/lab/run.sh [--keep] [--no-arc]
+#   bash examples/lab/run.sh [--keep] [--no-arc] [--dmarc rewrite-from|keep|reject]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 python=${PYTHON:-python3}

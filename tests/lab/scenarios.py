@@ -184,7 +184,8 @@ def forged_bounce() -> tuple[int, str]:
 
 def _row(outcome: Outcome) -> list[str]:
     """Mailbox, client, Return-Path, then rspamd's verdicts ("-" where no rspamd saw it)."""
-    where = [outcome.mailbox, outcome.client, outcome.return_path or "<>"]
+    author = parseaddr(str(outcome.message.get("From", "")))[1]
+    where = [outcome.mailbox, outcome.client, outcome.return_path or "<>", author]
     if not outcome.results:
         return [*where, "-", "-", "-", "-"]
     dkim = ",".join(outcome.passing("dkim")) or "none"
@@ -212,8 +213,9 @@ def report(world: World) -> str:
     ):
         rows.append([name, *_row(bounce(world, "", f"{alias}@{at.USERS_DOMAIN}"))])
     code, _ = forged_bounce()
-    rows.append(["forged bounce to SRS0=…", f"refused at RCPT: {code}", *[""] * 6])
-    header = ["scenario", "delivered to", "from", "Return-Path", "SPF", "DKIM pass", "DMARC", "ARC"]
+    rows.append(["forged bounce to SRS0=…", f"refused at RCPT: {code}", *[""] * 7])
+    header = ["scenario", "delivered to", "client", "Return-Path", "From"]
+    header += ["SPF", "DKIM pass", "DMARC", "ARC"]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
         " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
