@@ -129,14 +129,17 @@ def read_config(config_path: Path | None, postsrsd_path: Path | None, *, notes: 
     data, found_notes = read_postsrsd(text, postsrsd_path.absolute(), mydomain=_postfix_mydomain)
     for note in found_notes:
         notes(f"{postsrsd_path}: {note}")
-    if config_path is not None:
-        toml = load_config(config_path)
-        for name, table in toml.sections.items():
-            if isinstance(table, dict) and isinstance(data.get(name), dict):
-                data[name] = {**data[name], **table}
-            else:
-                data[name] = table
-    return config_from_data(data, postsrsd_path.absolute())
+    if config_path is None:
+        return config_from_data(data, postsrsd_path.absolute())
+    # postsrsd's paths came out absolute, so the merged data takes its relative paths
+    # from the TOML file's folder, as the TOML file alone would.
+    toml = load_config(config_path)
+    for name, table in toml.sections.items():
+        if isinstance(table, dict) and isinstance(data.get(name), dict):
+            data[name] = {**data[name], **table}
+        else:
+            data[name] = table
+    return config_from_data(data, config_path.absolute())
 
 
 def _rewriter(config: Config, settings: ServeSettings) -> SRSRewriter:

@@ -61,6 +61,46 @@ def test_a_bad_configuration_is_refused_before_serving(tmp_path: Path) -> None:
     assert "connection-limit" in result.output
 
 
+def test_from_postsrsd_takes_postsrsds_own_test_configuration(tmp_path: Path) -> None:
+    (tmp_path / "postsrsd.domains").write_text("example.com\n")
+    secret = tmp_path / "postsrsd.secret"
+    secret.write_text("tops3cr3t\n")
+    secret.chmod(0o600)
+    conf = tmp_path / "postsrsd.conf"
+    conf.write_text(
+        f'domains-file = "{tmp_path}/postsrsd.domains"\ndomains-file-watch = off\n'
+        'keep-alive = 1\nchroot-dir = ""\nunprivileged-user = ""\n'
+        'original-envelope = embedded\nenvelope-database = ""\n'
+        f'secrets-file = "{secret}"\nsocketmap = "unix:{tmp_path}/postsrsd.sock"\nmilter = ""\n'
+    )
+    result = CliRunner().invoke(cli, ["serve", "--from-postsrsd", str(conf), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "SRS domain example.com;" in result.output
+
+
+def test_with_both_files_the_tomls_relative_paths_are_taken_from_its_folder(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "srsfwd").mkdir()
+    (tmp_path / "postsrsd").mkdir()
+    config = write_setup(tmp_path / "srsfwd")  # secrets-file = "srs.secret", next to it
+    conf = tmp_path / "postsrsd" / "postsrsd.conf"
+    conf.write_text('srs-domain = "postsrsd.example"\nsocketmap = "unix:srs.sock"\n')
+    result = CliRunner().invoke(
+        cli, ["serve", "--from-postsrsd", str(conf), "--config", str(config), "--check"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "SRS domain fwd.example;" in result.output  # the TOML file wins
+
+
+def test_from_postsrsd_given_a_toml_file_says_so(tmp_path: Path) -> None:
+    config = write_setup(tmp_path)
+    result = CliRunner().invoke(cli, ["serve", "--from-postsrsd", str(config), "--check"])
+    assert result.exit_code == 1
+    assert "TOML" in result.output
+    assert "--config" in result.output
+
+
 def test_sighup_rotates_the_secret_under_an_open_connection_and_sigterm_stops(
     tmp_path: Path,
 ) -> None:
