@@ -23,6 +23,7 @@ from srsfwd.handlers import SRSMaps
 from srsfwd.pool import decide_settings
 from srsfwd.postsrsdconf import read_postsrsd
 from srsfwd.servers.milter import MilterService
+from srsfwd.servers.preflight import serving_problems
 from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import ServeSettings, serve_settings
 from srsfwd.srs import SRSRewriter
@@ -48,7 +49,12 @@ UNLIMITED_LOCAL_PART = 4096
     type=click.Choice(["debug", "info", "warning", "error"]),
     help="[serve] log-level.",
 )
-@click.option("--check", is_flag=True, help="Check the configuration, show what would be served.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Check the configuration and try each socket (bind, mode, owner, release);"
+    " show what would be served.",
+)
 def serve(
     config_path: Path | None,
     postsrsd_path: Path | None,
@@ -84,8 +90,15 @@ def serve(
     except SrsfwdError as exc:
         raise click.ClickException(str(exc)) from None
     if check:
+        if first.milter is not None:
+            first.milter.close()
+        problems = serving_problems(first.settings)
         for service, endpoint in first.settings.endpoints():
             click.echo(f"{service} on {endpoint}")
+        if problems:
+            for problem in problems:
+                click.echo(f"error: {problem}", err=True)
+            raise click.ClickException("serve would not start")
         click.echo(f"SRS domain {first.maps.rewriter.domain}; configuration is fine")
         return
     setup_logging(log_target or first.settings.log, log_level or first.settings.log_level)
