@@ -29,17 +29,24 @@ def build_rewriter(
     need_domain: bool = True,
     clock: Clock | None = None,
     max_local_part: int = MAX_LOCAL_PART,
+    srs_options: bool = False,
 ) -> SRSRewriter:
     """An ``SRSRewriter`` from ``settings`` (by default the configuration's ``[srs]``).
+
+    Args:
+        srs_options: the caller has ``--secret-file`` and ``--domain`` options, which
+            the errors then suggest.
 
     Raises:
         ConfigError: no domain or secrets file, an unreadable file, or a bad value.
     """
     srs = settings or config.srs
     if srs.secrets_file is None:
-        raise ConfigError("no secrets file: give --secret-file or set [srs] secrets_file")
+        give = "give --secret-file or " if srs_options else ""
+        raise ConfigError(f"no secrets file: {give}set [srs] secrets_file")
     if need_domain and not srs.domain:
-        raise ConfigError("no SRS domain: give --domain or set [srs] domain")
+        give = "give --domain or " if srs_options else ""
+        raise ConfigError(f"no SRS domain: {give}set [srs] domain")
     # Reverse needs no domain of its own unless told to check it.
     domain = srs.domain or "srs.invalid"
     local_domains = list(srs.local_domains)
