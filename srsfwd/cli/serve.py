@@ -15,7 +15,7 @@ import click
 
 from srsfwd.address import MAX_LOCAL_PART
 from srsfwd.app import build_rewriter
-from srsfwd.cli.common import config_option
+from srsfwd.cli.common import WarningsToStderr, config_option
 from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
 from srsfwd.forward import Forwarder
@@ -178,6 +178,8 @@ def _postfix_mydomain() -> str | None:
 
 def setup_logging(target: str, level: str) -> None:
     """Send srsfwd's log to standard error or to syslog (facility mail)."""
+    for shown in [h for h in log.handlers if isinstance(h, WarningsToStderr)]:
+        log.removeHandler(shown)  # the daemon's own handler shows warnings from now on
     handler: logging.Handler
     if target == "syslog":
         handler = logging.handlers.SysLogHandler(
