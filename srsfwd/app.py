@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from srsfwd.address import MAX_LOCAL_PART, read_domains_file
 from srsfwd.clock import Clock
-from srsfwd.config import Config, SRSSettings
+from srsfwd.config import Config, SRSSettings, StrPath
 from srsfwd.dkim.settings import dkim_settings, dns_settings
 from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import ConfigError
@@ -86,7 +85,7 @@ def build_rewriter(
 def build_resolver(
     config: Config,
     *,
-    zone_files: Sequence[Path] = (),
+    zone_files: Sequence[StrPath] = (),
     nameservers: Sequence[str] = (),
     port: int | None = None,
     timeout: float | None = None,
@@ -116,7 +115,7 @@ def build_resolver(
     )
 
 
-def build_key_table(config: Config, keys_dir: Path | None = None) -> KeyTable:
+def build_key_table(config: Config, keys_dir: StrPath | None = None) -> KeyTable:
     """The DKIM key table: the store at ``keys_dir`` (or ``[dkim] keys_dir``) and its rules.
 
     Raises:

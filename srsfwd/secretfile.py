@@ -15,6 +15,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from srsfwd.config import StrPath
 from srsfwd.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 MIN_SECRET_BYTES = 16
 
 
-def load_secrets(path: str | os.PathLike[str]) -> list[bytes]:
+def load_secrets(path: StrPath) -> list[bytes]:
     """The secrets in ``path``, signing secret first.
 
     Logs a warning (never the secret) when the group can read the file or a secret is
@@ -89,7 +90,7 @@ def new_secret() -> bytes:
     return random_secrets.token_urlsafe(32).encode("ascii")
 
 
-def write_new_secret(path: Path, *, rotate: bool = False) -> None:
+def write_new_secret(path: StrPath, *, rotate: bool = False) -> None:
     """Write a new secret to ``path`` with mode 0600.
 
     Args:
@@ -99,6 +100,7 @@ def write_new_secret(path: Path, *, rotate: bool = False) -> None:
     Raises:
         ConfigError: ``path`` exists and ``rotate`` is false, or it cannot be written.
     """
+    path = Path(path)
     lines = [new_secret()]
     if path.exists():
         if not rotate:
@@ -107,8 +109,9 @@ def write_new_secret(path: Path, *, rotate: bool = False) -> None:
     write_private(path, b"".join(line + b"\n" for line in lines))
 
 
-def write_private(path: Path, data: bytes) -> None:
+def write_private(path: StrPath, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, readable by its owner only (0600)."""
+    path = Path(path)
     try:
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     except OSError as exc:

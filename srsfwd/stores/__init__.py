@@ -6,6 +6,7 @@ one file) and Redis (``srsfwd.stores.redis``, for several forwarders sharing the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -43,7 +44,11 @@ class KeyValueStore(Protocol):
 
 
 def open_store(
-    where: str, *, base: Path | None = None, prefix: str = "", max_entries: int = 1_000_000
+    where: str | os.PathLike[str],
+    *,
+    base: str | os.PathLike[str] | None = None,
+    prefix: str = "",
+    max_entries: int = 1_000_000,
 ) -> KeyValueStore:
     """Open the store that ``where`` names.
 
@@ -56,6 +61,7 @@ def open_store(
         ConfigError: a Redis URL without the redis package installed.
         StoreError: the store cannot be opened.
     """
+    where = os.fspath(where)
     if where.startswith(("redis://", "rediss://", "unix://", "redis:")):
         try:
             from srsfwd.stores.redis import RedisStore  # optional dependency
@@ -69,5 +75,5 @@ def open_store(
 
     path = Path(where.removeprefix("sqlite:")).expanduser()
     if base is not None and not path.is_absolute():
-        path = base / path
+        path = Path(base) / path
     return SQLiteStore.open(path, max_entries=max_entries)
