@@ -6,7 +6,6 @@ one file) and Redis (``srsfwd.stores.redis``, for several forwarders sharing the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -44,11 +43,7 @@ class KeyValueStore(Protocol):
 
 
 def open_store(
-    where: str | os.PathLike[str],
-    *,
-    base: str | os.PathLike[str] | None = None,
-    prefix: str = "",
-    max_entries: int = 1_000_000,
+    where: str, *, base: Path | None = None, prefix: str = "", max_entries: int = 1_000_000
 ) -> KeyValueStore:
     """Open the store that ``where`` names.
 
@@ -61,7 +56,6 @@ def open_store(
         ConfigError: a Redis URL without the redis package installed.
         StoreError: the store cannot be opened.
     """
-    where = os.fspath(where)
     if where.startswith(("redis://", "rediss://", "unix://", "redis:")):
         try:
             from srsfwd.stores.redis import RedisStore  # optional dependency
@@ -75,5 +69,5 @@ def open_store(
 
     path = Path(where.removeprefix("sqlite:")).expanduser()
     if base is not None and not path.is_absolute():
-        path = Path(base) / path
+        path = base / path
     return SQLiteStore.open(path, max_entries=max_entries)

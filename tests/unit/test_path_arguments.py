@@ -10,7 +10,6 @@ from srsfwd.dkim.keys import DkimKey, private_key_pem
 from srsfwd.doctor import Severity, check_secret
 from srsfwd.keystore import KeyStore, read_key_file
 from srsfwd.secretfile import load_secrets, write_new_secret, write_private
-from srsfwd.stores import open_store
 from srsfwd.stores.sqlite import SQLiteStore
 
 
@@ -51,9 +50,3 @@ def test_sqlite_store_takes_a_str(tmp_path: Path) -> None:
 def test_doctor_secret_check_takes_a_str(tmp_path: Path) -> None:
     write_new_secret(tmp_path / "s")
     assert check_secret(str(tmp_path / "s")).severity is Severity.OK
-
-
-def test_open_store_takes_a_path_and_a_str_base(tmp_path: Path) -> None:
-    open_store(tmp_path / "a.sqlite").close()
-    open_store("b.sqlite", base=str(tmp_path)).close()
-    assert (tmp_path / "a.sqlite").exists() and (tmp_path / "b.sqlite").exists()
