@@ -29,7 +29,7 @@ forward() {  # forward NAME CLIENT-IP HELO MAIL-FROM RCPT [more srsfwd forward o
 
 step "normal pool: SPF and DKIM of example.org pass, so SRS, our DKIM signature and ARC"
 forward normal 198.51.100.25 mail.example.org alice@example.org bob@receiver.example
-step "relay pool: unsigned.example's SPF does not list the client, no DKIM: no SRS"
+step "relay pool: unsigned.example's SPF does not list the client, no DKIM: no SRS, not signed by us"
 forward relay 192.0.2.99 mx.unsigned.example carol@unsigned.example bob@receiver.example
 step "high-risk pool: nowhere.example has no A and no MX record"
 forward no-a-no-mx 192.0.2.98 mail.nowhere.example dave@nowhere.example bob@receiver.example

@@ -211,6 +211,7 @@ class FactGatherer:
             rcpts=rcpts,
             client_ip=envelope.client_ip,
             helo=envelope.helo,
+            trusted_submission=parsed is not None and self._submitted_inside(parsed, envelope),
             notes=tuple(notes),
         )
 
@@ -259,6 +260,24 @@ class FactGatherer:
             timeout=self.spf_timeout,
         )
         return _SPF(outcome.result, outcome.domain, source, outcome.reason)
+
+    def _submitted_inside(self, message: Message, envelope: Envelope) -> bool:
+        """The client is trusted and so is every Received hop: no hop from outside.
+
+        A Received field without a "from" clause is a local injection (pickup) and
+        counts as inside; one with a "from" clause whose client cannot be read counts
+        as outside. Fields below the first outside hop are never reached, so what an
+        outside sender wrote into its own message does not count.
+        """
+        if not self._trusted(envelope.client_ip):
+            return False
+        for field in message.find("received"):
+            if not field.value.lstrip().lower().startswith(b"from"):
+                continue
+            hop = parse_received(field.value)
+            if hop is None or not self._trusted(hop.ip):
+                return False
+        return True
 
     def _first_untrusted_hop(self, message: Message) -> Hop | None:
         for field in message.find("received"):

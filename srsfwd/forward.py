@@ -15,7 +15,7 @@ import logging
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.app import build_key_table, build_limits, build_resolver, build_rewriter
@@ -40,12 +40,15 @@ from srsfwd.errors import (
 from srsfwd.facts import Envelope, FactGatherer, build_gatherer, with_limits
 from srsfwd.keystore import KeyTable
 from srsfwd.limits import SendingLimits
+from srsfwd.orgdomain import aligned, preload
 from srsfwd.pool import (
+    SIGN_MODES,
     Action,
     Decision,
     Policy,
     Pool,
     PoolSettings,
+    SignWith,
     decide,
     decide_settings,
     pools_from_config,
@@ -58,8 +61,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 64 * 1024 * 1024
 #: Most recipients one call takes; the limits' per-message rule usually refuses sooner.
 MAX_RCPTS = 10_000
-
-SignWith = Literal["auto", "srs-domain", "none"]
+#: Domains whose signer (or lack of a key) is remembered.
+MAX_CACHED_DOMAINS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ class ForwardResult:
             facts = self.decision.facts
             out["spf"] = facts.spf
             out["dkim"] = [check.as_dict() for check in facts.dkim]
+            out["from_authenticated"] = self.decision.from_authenticated
         return out
 
 
@@ -156,7 +160,8 @@ class Forwarder:
         self.sealer = sealer
         self.limits = limits
         self._clock: Clock = clock or SystemClock()
-        self._signers: dict[str, DkimSigner | None] = {}
+        self._signers: dict[str, _Signer | None] = {}
+        preload()  # the Public Suffix List, read once now rather than for the first message
         self._our_domains = DomainSet([rewriter.domain, *rewriter.local_domains.entries()])
 
     @classmethod
@@ -352,7 +357,7 @@ class Forwarder:
                 notes.append(str(exc))
         if pool is None:  # decide() always names a pool when it forwards
             raise SrsfwdError("the decision forwards without a pool")
-        prepared = self._prepare(message, decision)
+        prepared = self._prepare(message, decision, pool)
         settings = self.pools[pool]
         return ForwardResult(
             Action.FORWARD,
@@ -377,7 +382,7 @@ class Forwarder:
 
     # -- the message --------------------------------------------------------------
 
-    def _prepare(self, message: bytes, decision: Decision) -> bytes:
+    def _prepare(self, message: bytes, decision: Decision, pool: Pool) -> bytes:
         """Authentication-Results, DKIM signature, then the ARC set (RFC 8617 §5.1: last)."""
         facts = decision.facts
 
@@ -396,36 +401,72 @@ class Forwarder:
         data = strip_our_results(to_crlf(message), self.authserv_id)
         if self.sealer is None:
             data = results(None).encode("utf-8") + b"\r\n" + data
-        signer = self._signer_for(facts.from_domain)
+        signer = self._signer_for(decision, pool)
         if signer is not None:
             data = signer.sign(data)
         if self.sealer is not None:
             # The sealer writes this hop's Authentication-Results (they go into the ARC
             # set too) from what arrived, not from our own fresh signature.
-            data = self.sealer.seal(data, results=results).message
+            sealed = self.sealer.seal(data, results=results)
+            data = sealed.message
+            if not sealed.sealed:  # a chain that ended before us: not continued, arc=fail
+                data = results(sealed.cv).encode("utf-8") + b"\r\n" + data
         return data
 
-    def _signer_for(self, from_domain: str | None) -> DkimSigner | None:
-        """Our signer for the From domain when we hold its key, else for the SRS domain.
+    def _signer_for(self, decision: Decision, pool: Pool) -> DkimSigner | None:
+        """Our signer for a message leaving from ``pool``, within the signing policy.
+
+        * The stricter of ``[forward] dkim_sign`` and the pool's ``dkim_sign`` applies
+          (relay and high-risk mail is not signed unless its pool says "srs-domain").
+        * "auto": the From domain's key when that domain arrived authenticated (aligned
+          SPF or DKIM pass) or the message is a trusted submission (a client in
+          ``trusted_relays``, no hop from outside); else, as with "srs-domain", the SRS
+          domain's key.
+        * Never a signature aligned with a From domain that is not authenticated: that
+          would make mail anyone wrote pass DMARC for it.
 
         Keys are read from the store once per domain, then kept.
         """
-        if self.key_table is None or self.sign_with == "none":
+        mode = min(self.sign_with, self.pools[pool].signs_with, key=SIGN_MODES.index)
+        key_table = self.key_table
+        if key_table is None or mode == "none":
             return None
+        facts = decision.facts
+        author = facts.from_domain
+        vouched = decision.from_authenticated or facts.trusted_submission
         domains = [self.rewriter.domain]
-        if self.sign_with == "auto" and from_domain:
-            domains.insert(0, from_domain.lower())
+        if mode == "auto" and author and vouched:
+            domains.insert(0, author.lower())
         for domain in domains:
-            if domain not in self._signers:
-                try:
-                    keys = self.key_table.signing_keys(domain, now=self._clock.now())
-                    self._signers[domain] = DkimSigner(keys, clock=self._clock)
-                except KeyNotFoundError:
-                    self._signers[domain] = None
-            signer = self._signers[domain]
-            if signer is not None:
-                return signer
+            found = self._signer(key_table, domain)
+            if found is None:
+                continue
+            if not vouched and any(aligned(d, author) for d in found.domains):
+                return None
+            return found.signer
         return None
+
+    def _signer(self, key_table: KeyTable, domain: str) -> _Signer | None:
+        if domain not in self._signers:
+            try:
+                keys = key_table.signing_keys(domain, now=self._clock.now())
+            except KeyNotFoundError:
+                # Remember a bounded number of domains without a key: senders choose them.
+                if len(self._signers) < MAX_CACHED_DOMAINS:
+                    self._signers[domain] = None
+                return None
+            else:
+                domains = tuple(sorted({k.domain for k in keys}))
+                self._signers[domain] = _Signer(DkimSigner(keys, clock=self._clock), domains)
+        return self._signers[domain]
+
+
+@dataclass(frozen=True, slots=True)
+class _Signer:
+    """A signer and the ``d=`` domains of its keys."""
+
+    signer: DkimSigner
+    domains: tuple[str, ...]
 
 
 def strip_our_results(message: bytes, authserv_id: str) -> bytes:

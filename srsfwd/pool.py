@@ -11,11 +11,16 @@ docs/postfix-and-pools-reference.md §1.6):
     3. sender domain has no A/AAAA and no MX        → high-risk
     4. our spam filter said spam                    → high-risk
     5. over a limit whose action is "alert"         → high-risk
-    6. forwarded, foreign sender, no SPF/DKIM pass  → relay, no SRS
-    7. forwarded, foreign sender, SPF or DKIM pass  → normal, SRS
-    8. accepted sender domain, or not forwarded     → normal, no SRS
+    6. forwarded, foreign sender, envelope not authenticated → relay, no SRS
+    7. forwarded, foreign sender, envelope authenticated     → normal, SRS
+    8. accepted sender domain, or not forwarded               → normal, no SRS
 
 Rules 3 to 5 choose the pool only; SRS there follows rules 6 and 7.
+
+The envelope (MAIL FROM domain) is authenticated when SPF passes for it, or a passing
+DKIM signature's ``d=`` has the same organizational domain (relaxed alignment, RFC 7489
+§3.1). A signature that only authenticates an unrelated header From domain says nothing
+about the envelope: relay, no SRS (``envelope-not-authenticated``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any, Literal
 
 from srsfwd.address import DomainSet
 from srsfwd.errors import ConfigError
+from srsfwd.orgdomain import aligned
 
 
 class Pool(StrEnum):
@@ -57,6 +63,11 @@ DKIMResultWord = Literal["pass", "fail", "neutral", "policy", "permerror", "temp
 
 LimitVerdict = Literal["alert", "block"]
 
+#: Whose key signs a forwarded message: the From domain's when allowed, else the SRS
+#: domain's ("auto"); the SRS domain's only ("srs-domain"); nobody's ("none").
+SignWith = Literal["auto", "srs-domain", "none"]
+SIGN_MODES: tuple[SignWith, ...] = ("none", "srs-domain", "auto")  # least to most
+
 
 class Reason(StrEnum):
     """Reason codes, stable strings for logs and ``--json``."""
@@ -67,6 +78,7 @@ class Reason(StrEnum):
     SPAM = "spam"
     LIMIT_ALERT = "limit-alert"
     RELAY_UNAUTHENTICATED = "relay-unauthenticated"
+    ENVELOPE_NOT_AUTHENTICATED = "envelope-not-authenticated"
     FORWARD_AUTHENTICATED = "forward-authenticated"
     ACCEPTED_DOMAIN = "accepted-domain"
     ACCEPTED_UNAUTHENTICATED = "accepted-domain-unauthenticated"
@@ -74,6 +86,7 @@ class Reason(StrEnum):
     SPF_OK = "spf-pass"
     DKIM_OK_SENDER = "dkim-pass-mail-from"
     DKIM_OK_FROM = "dkim-pass-header-from"
+    DKIM_POLICY = "dkim-policy"
     SENDER_ALREADY_SRS = "sender-already-srs"
     DNS_TEMPERROR = "dns-temperror"
 
@@ -121,6 +134,8 @@ class Facts:
     ``from_domain`` the header From's domain. ``forwarded`` is true when at least one
     recipient is outside the accepted domains. ``spf`` is the SPF result at the first
     untrusted hop and ``spf_source`` where it came from (``checked``, ``gateway``).
+    ``trusted_submission``: the client is one of ``[decide] trusted_relays`` and so is every
+    hop in Received: the message was written on our own hosts, not relayed from outside.
     ``limit_verdict`` comes from the sending limits (issue 5) with ``limit_name``, and
     optionally their own reason code (``too-many-recipients``, ``limit-block``...) and
     detail; ``srsfwd.facts.with_limits`` fills them from a ``LimitVerdict``.
@@ -146,6 +161,7 @@ class Facts:
     rcpts: tuple[str, ...] = ()
     client_ip: str | None = None
     helo: str | None = None
+    trusted_submission: bool = False
     notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
@@ -179,6 +195,7 @@ class Facts:
             "rcpts": list(self.rcpts),
             "client_ip": self.client_ip,
             "helo": self.helo,
+            "trusted_submission": self.trusted_submission,
             "notes": list(self.notes),
         }
 
@@ -199,7 +216,7 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class DKIMMatch:
-    """The passing signature that authenticated the sender, and which identity it covers."""
+    """A passing signature aligned with the envelope sender's or the From domain, and which."""
 
     check: DKIMCheck
     identity: Literal["mail-from", "header-from"]
@@ -217,6 +234,7 @@ class Decision:
     facts: Facts
     dkim_match: DKIMMatch | None = None
     smtp_reply: str | None = None
+    from_authenticated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON form (the ``--json`` output's core)."""
@@ -226,6 +244,7 @@ class Decision:
             "pool": None if self.pool is None else str(self.pool),
             "srs": self.srs,
             "reasons": list(self.reasons),
+            "from_authenticated": self.from_authenticated,
             "smtp_reply": self.smtp_reply,
             "spf": self.facts.spf,
             "dkim": [d.as_dict() for d in self.facts.dkim],
@@ -248,35 +267,78 @@ class Decision:
         }
 
 
-def covers(signing_domain: str, domain: str) -> bool:
-    """True when ``signing_domain`` equals ``domain`` or is one of its parents."""
-    d = signing_domain.lower().rstrip(".")
-    dom = domain.lower().rstrip(".")
-    return bool(d) and (dom == d or dom.endswith("." + d))
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """What arrived authenticated: the envelope sender's domain and the header From domain.
+
+    ``spf``: SPF passed for the MAIL FROM domain. ``mail_from``: a passing signature
+    aligned with the MAIL FROM domain. ``header_from``: a passing signature aligned with
+    the From domain. ``from_spf``: SPF passed for a MAIL FROM domain aligned with the
+    From domain. ``policy``: signatures of either domain refused by our policy.
+    """
+
+    spf: bool = False
+    mail_from: DKIMMatch | None = None
+    header_from: DKIMMatch | None = None
+    from_spf: bool = False
+    policy: tuple[DKIMCheck, ...] = ()
+
+    @property
+    def envelope(self) -> bool:
+        """The MAIL FROM domain is authenticated: SRS and the normal pool may vouch for it.
+
+        An authenticated From domain aligned with the MAIL FROM domain would do too, but
+        alignment is transitive, so its signature is then aligned with MAIL FROM already.
+        """
+        return self.spf or self.mail_from is not None
+
+    @property
+    def from_domain(self) -> bool:
+        """The header From domain is authenticated (aligned SPF or DKIM pass)."""
+        return self.from_spf or self.header_from is not None
+
+
+def authentication(facts: Facts) -> Authentication:
+    """Which of the envelope sender's domain and the From domain arrived authenticated."""
+    sender, author = facts.sender_domain, facts.from_domain
+    spf = (
+        facts.spf == "pass"
+        and bool(sender)
+        and (facts.spf_domain is None or facts.spf_domain.lower().rstrip(".") == sender)
+    )
+    mail_from = header_from = None
+    policy: list[DKIMCheck] = []
+    for check in facts.dkim:
+        if check.result == "policy" and (
+            aligned(check.domain, sender) or aligned(check.domain, author)
+        ):
+            policy.append(check)
+        if check.result != "pass":
+            continue
+        if mail_from is None and sender and aligned(check.domain, sender):
+            mail_from = DKIMMatch(check, "mail-from", sender)
+        if header_from is None and author and aligned(check.domain, author):
+            header_from = DKIMMatch(check, "header-from", author)
+    return Authentication(
+        spf=spf,
+        mail_from=mail_from,
+        header_from=header_from,
+        from_spf=spf and aligned(sender, author),
+        policy=tuple(policy),
+    )
 
 
 def dkim_match(facts: Facts) -> DKIMMatch | None:
-    """The first passing signature whose ``d=`` covers the envelope or header From domain.
-
-    The envelope sender's domain is preferred when both are covered.
-    """
-    identities: list[tuple[Literal["mail-from", "header-from"], str]] = []
-    if facts.sender_domain:
-        identities.append(("mail-from", facts.sender_domain))
-    if facts.from_domain:
-        identities.append(("header-from", facts.from_domain))
-    for identity, domain in identities:
-        for check in facts.dkim:
-            if check.result == "pass" and covers(check.domain, domain):
-                return DKIMMatch(check, identity, domain)
-    return None
+    """The first passing signature aligned with the envelope sender's domain, else with
+    the header From domain's."""
+    auth = authentication(facts)
+    return auth.mail_from or auth.header_from
 
 
 def _dkim_temperror(facts: Facts) -> DKIMCheck | None:
-    """A signature that could have authenticated the sender but could not be checked now."""
-    domains = [d for d in (facts.sender_domain, facts.from_domain) if d]
+    """A signature that could have authenticated the envelope but could not be checked now."""
     for check in facts.dkim:
-        if check.result == "temperror" and any(covers(check.domain, d) for d in domains):
+        if check.result == "temperror" and aligned(check.domain, facts.sender_domain):
             return check
     return None
 
@@ -312,8 +374,8 @@ def decide(facts: Facts, policy: Policy) -> Decision:
         return Decision(Action.FORWARD, Pool.HIGH_RISK, False, (Reason.NDR.value,), facts)
 
     accepted = facts.sender_domain is not None and facts.sender_domain in policy.accepted
-    match = dkim_match(facts)
-    authenticated = facts.spf == "pass" or match is not None
+    auth = authentication(facts)
+    authenticated = auth.envelope
     foreign_forward = facts.forwarded and not accepted
     needs_auth = foreign_forward or (
         accepted and facts.forwarded and policy.accepted_requires_auth
@@ -330,23 +392,26 @@ def decide(facts: Facts, policy: Policy) -> Decision:
             return _tempfail(facts, f"DKIM key for {pending.domain} could not be fetched")
 
     auth_reasons: list[str] = []
-    if facts.spf == "pass":
+    if auth.spf:
         auth_reasons.append(Reason.SPF_OK.value)
-    if match is not None:
-        auth_reasons.append(
-            Reason.DKIM_OK_SENDER.value
-            if match.identity == "mail-from"
-            else Reason.DKIM_OK_FROM.value
-        )
+    if auth.mail_from is not None:
+        auth_reasons.append(Reason.DKIM_OK_SENDER.value)
+    elif auth.header_from is not None:
+        auth_reasons.append(Reason.DKIM_OK_FROM.value)
+    if auth.policy:
+        auth_reasons.append(Reason.DKIM_POLICY.value)
 
     # Rules 6-8 give the pool when no high-risk rule matches, and the SRS flag always.
+    unauthenticated = (
+        Reason.ENVELOPE_NOT_AUTHENTICATED if auth.from_domain else Reason.RELAY_UNAUTHENTICATED
+    )
     if foreign_forward and not authenticated:
-        base_pool, srs, base_reason = Pool.RELAY, False, Reason.RELAY_UNAUTHENTICATED
+        base_pool, srs, base_reason = Pool.RELAY, False, unauthenticated
     elif foreign_forward:
         base_pool, srs, base_reason = Pool.NORMAL, True, Reason.FORWARD_AUTHENTICATED
     elif accepted and facts.forwarded and not authenticated:
         if policy.accepted_requires_auth:
-            base_pool, srs, base_reason = Pool.RELAY, False, Reason.RELAY_UNAUTHENTICATED
+            base_pool, srs, base_reason = Pool.RELAY, False, unauthenticated
         else:
             base_pool, srs, base_reason = Pool.NORMAL, False, Reason.ACCEPTED_UNAUTHENTICATED
     elif accepted:
@@ -370,7 +435,15 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     if srs and facts.sender_is_srs:
         reasons.append(Reason.SENDER_ALREADY_SRS.value)
     pool = Pool.HIGH_RISK if high_risk else base_pool
-    return Decision(Action.FORWARD, pool, srs, tuple(reasons), facts, dkim_match=match)
+    return Decision(
+        Action.FORWARD,
+        pool,
+        srs,
+        tuple(reasons),
+        facts,
+        dkim_match=auth.mail_from or auth.header_from,
+        from_authenticated=auth.from_domain,
+    )
 
 
 def policy_from_config(sections: Mapping[str, Any], extra_accepted: Iterable[str] = ()) -> Policy:
@@ -461,18 +534,32 @@ def decide_settings(
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
     """One outbound pool (``[pools.<name>]``): the MTA transport that carries it, its source
-    addresses and its HELO name (by convention the relay pool's contains ``rly``)."""
+    addresses, its HELO name (by convention the relay pool's contains ``rly``) and whose
+    DKIM key may sign its mail (``dkim_sign``; see ``default_dkim_sign``)."""
 
     name: Pool
     transport: str
     source_addresses: tuple[str, ...] = ()
     helo: str = ""
+    dkim_sign: SignWith | None = None
+
+    @property
+    def signs_with(self) -> SignWith:
+        """``dkim_sign``, or the pool's default when it is not set."""
+        return self.dkim_sign if self.dkim_sign is not None else default_dkim_sign(self.name)
+
+
+def default_dkim_sign(pool: Pool) -> SignWith:
+    """Normal-pool mail may be signed ("auto"); relay and high-risk mail is not ("none")."""
+    return "auto" if pool is Pool.NORMAL else "none"
 
 
 def pools_from_config(sections: Mapping[str, Any]) -> dict[Pool, PoolSettings]:
     """The ``[pools.normal]``, ``[pools.relay]`` and ``[pools.high-risk]`` tables.
 
     A pool that is not configured gets the transport named after it and no address.
+    ``dkim_sign`` is "auto", "srs-domain" or "none"; the relay and high-risk pools never
+    sign with the From domain's key, so "auto" is refused there.
 
     Raises:
         ConfigError: an unknown pool or setting, a value of the wrong type, an address
@@ -488,7 +575,7 @@ def pools_from_config(sections: Mapping[str, Any]) -> dict[Pool, PoolSettings]:
             raise ConfigError(f"[pools.{raw}]: pools are normal, relay and high-risk")
         if not isinstance(body, dict):
             raise ConfigError(f"[pools.{raw}] must be a table")
-        unknown = set(body) - {"transport", "source_addresses", "helo"}
+        unknown = set(body) - {"transport", "source_addresses", "helo", "dkim_sign"}
         if unknown:
             raise ConfigError(f"[pools.{raw}] has no setting {sorted(unknown)[0]!r}")
         addresses = body.get("source_addresses", [])
@@ -505,7 +592,20 @@ def pools_from_config(sections: Mapping[str, Any]) -> dict[Pool, PoolSettings]:
         if not isinstance(transport, str) or not isinstance(helo, str):
             raise ConfigError(f"[pools.{raw}] transport and helo must be strings")
         pool = names[raw]
-        found[pool] = PoolSettings(pool, transport, tuple(addresses), helo)
+        found[pool] = PoolSettings(
+            pool, transport, tuple(addresses), helo, _pool_dkim_sign(raw, pool, body)
+        )
     for pool in Pool:
         found.setdefault(pool, PoolSettings(pool, pool.value))
     return found
+
+
+def _pool_dkim_sign(raw: str, pool: Pool, body: Mapping[str, Any]) -> SignWith | None:
+    value = body.get("dkim_sign")
+    if value is None:
+        return None
+    allowed = SIGN_MODES if pool is Pool.NORMAL else ("none", "srs-domain")
+    for mode in allowed:
+        if value == mode:
+            return mode
+    raise ConfigError(f"[pools.{raw}] dkim_sign must be {' or '.join(repr(m) for m in allowed)}")

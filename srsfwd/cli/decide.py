@@ -117,6 +117,9 @@ def _show(out: dict[str, Any]) -> None:
         click.echo(f"dkim:   {sig['result']} d={sig['domain']} s={sig['selector']} {sig['reason']}")
     if not out["dkim"]:
         click.echo("dkim:   none (no signature)")
+    if facts["from_domain"]:
+        state = "authenticated" if out["from_authenticated"] else "not authenticated"
+        click.echo(f"from:   {facts['from_domain']} {state}")
     dns = facts["sender_dns"]
     if facts["sender_domain"]:
         found = [k.upper() for k in ("a", "aaaa", "mx") if dns[k]] + (

@@ -59,6 +59,9 @@ def _describe(result: ForwardResult) -> None:
         say(f"spf:       {facts.spf} {facts.spf_reason}")
         for check in facts.dkim:
             say(f"dkim:      {check.result} d={check.domain} s={check.selector} {check.reason}")
+        if facts.from_domain:
+            state = "authenticated" if result.decision.from_authenticated else "not authenticated"
+            say(f"from:      {facts.from_domain} {state}")
     for note in result.notes:
         say(f"note:      {note}")
 

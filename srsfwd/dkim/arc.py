@@ -18,7 +18,9 @@ verification with e=65537 is cheap even in pure Python): DNS through our ``Resol
 
 Order (RFC 8617 §5.1): seal last, after every other change, DKIM signing included; a chain
 whose latest seal already says ``cv=fail`` is not continued (§5.1.2 step 2); a chain found
-broken here gets one more set with ``cv=fail`` covering only that set.
+broken here gets one more set with ``cv=fail`` covering only that set. A chain is present as
+soon as any ARC field is (§5.2): a missing, unparseable or duplicated ARC-Seal, or an ARC
+field without a usable ``i=``, makes it broken (``cv=fail``), never "no chain".
 """
 
 from __future__ import annotations
@@ -143,9 +145,14 @@ class ArcSealer:
             return SealResult(
                 data, False, "fail", 0, f"ARC-Seal i={latest} says cv=fail: not sealed"
             )
-        if latest >= MAX_INSTANCE:
-            raise SignatureError(f"the chain already has {latest} sets (RFC 8617 limit: 50)")
-        cv, why = self._chain(data, latest)
+        arc_fields = [f for f in parsed.headers if f.key in _ARC_FIELDS]
+        highest = max((i for i in map(_instance, arc_fields) if i is not None), default=0)
+        if highest >= MAX_INSTANCE:
+            # No room for another set (RFC 8617 §4.2.1): the chain ends here, failed.
+            return SealResult(
+                data, False, "fail", 0, f"an ARC field has i={highest}: no room for a new set"
+            )
+        cv, why = self._chain(data, arc_fields)
         if cv == "terminated":
             return SealResult(data, False, "fail", 0, f"chain already failed: {why}")
         checked: tuple[SignatureResult, ...] = ()
@@ -217,7 +224,9 @@ class ArcSealer:
         instance = present[-1][0] + 1 if present else 1
         if instance > MAX_INSTANCE:
             raise SignatureError(f"cannot seal: i={instance} is over the limit of 50")
-        if instance == 1 and cv != b"none":
+        if instance == 1 and cv not in (b"none", b"fail"):
+            # dkimpy refuses fail here too; we seal it: ARC fields none of which has a
+            # usable i= are a broken chain, not "no chain" (RFC 8617 §5.2).
             raise SignatureError("cannot seal: no chain on the message, but arc= is not none")
         if instance != 1 and cv == b"none":
             raise SignatureError("cannot seal: no usable Authentication-Results (no arc= result)")
@@ -293,13 +302,22 @@ class ArcSealer:
         signature = sign_digest(self._signing.key, digest.digest())
         return fold(prefix + base64.b64encode(signature) + b"\r\n", width)
 
-    def _chain(self, data: bytes, latest: int) -> tuple[str, str]:
-        """The chain's state: none / pass / fail, or terminated."""
-        if latest == 0:
+    def _chain(self, data: bytes, arc_fields: Sequence[Header]) -> tuple[str, str]:
+        """The chain's state: none / pass / fail, or terminated.
+
+        ``arc_fields`` are the message's ARC fields: none of them is "no chain"; any of them
+        is a chain for dkimpy's ``arc_verify`` to check, and fails where dkimpy passes over
+        a field it cannot number (it ignores fields without ``i=``).
+        """
+        if not arc_fields:
             return "none", "no ARC chain"
         cv, _, reason = dkim.arc_verify(data, dnsfunc=dkimpy_dnsfunc(self._resolver))
         if cv is None:
             return "terminated", str(reason)
+        unnumbered = next((f for f in arc_fields if not _instance(f)), None)
+        if unnumbered is not None and cv != b"fail":
+            name = unnumbered.name.decode("ascii", "replace")
+            return "fail", f"{name} without a usable i= (RFC 8617 §4.2.1)"
         return cv.decode("ascii"), str(reason)
 
     def _authentication_results(self, results: tuple[SignatureResult, ...], cv: str) -> bytes:
@@ -323,6 +341,16 @@ class ArcSealer:
         text = str(header).replace("Authentication-Results: ", "", 1)
         lines = text.split("; ")
         return ("Authentication-Results: " + ";\r\n\t".join(lines) + "\r\n").encode("utf-8")
+
+
+def _instance(arc_field: Header) -> int | None:
+    """An ARC field's ``i=`` as dkimpy reads it (the first ``i=`` of its relaxed value).
+
+    None when it has none; 0 and values over 50 are returned as they are (both unusable).
+    """
+    value = relaxed_header(arc_field.name, arc_field.value)[len(arc_field.name) + 1 :]
+    match = _INSTANCE_RE.search(value)
+    return None if match is None else int(match.group(1))
 
 
 def _latest_seal(seals: list[Header]) -> tuple[int, str]:

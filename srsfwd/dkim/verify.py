@@ -7,7 +7,10 @@ than dkimpy 1.1.8, as the RFCs ask:
 * a signature whose ``h=`` omits From fails (RFC 6376 §6.1.1);
 * the key record's ``h=`` (acceptable hashes) and ``t=s`` (no subdomain in ``i=``) are honoured
   (RFC 6376 §3.6.1);
-* an ``x=`` in the past fails, as does an ``x=`` before ``t=`` (RFC 6376 §3.5).
+* an ``x=`` in the past fails, as does an ``x=`` before ``t=`` (RFC 6376 §3.5);
+* a signature that verifies but whose ``l=`` leaves part of the body unsigned, or whose
+  ``h=`` covers fewer From fields than the message has (RFC 6376 §8.2, §8.15), does not
+  authenticate: its result is ``policy`` (RFC 8601 §2.7.1).
 
 Written on our own canonicalisation and ``cryptography`` rather than wrapping dkimpy:
 dkimpy returns a bool for the top signature only, reads ``time.time()`` itself, and hides
@@ -63,6 +66,7 @@ class Result(StrEnum):
     PASS = "pass"  # noqa: S105 (a result, not a password)
     FAIL = "fail"
     NEUTRAL = "neutral"
+    POLICY = "policy"
     TEMPERROR = "temperror"
     PERMERROR = "permerror"
 
@@ -149,7 +153,7 @@ class DkimVerifier:
         """``verify`` for a message parsed already."""
         fields = message.find("dkim-signature")
         now = int(self._clock.now())
-        bodies: dict[tuple[str, int | None], bytes] = {}
+        bodies: dict[str, bytes] = {}
         results = []
         for number, field in enumerate(fields):
             if number >= self._max_signatures:
@@ -185,7 +189,7 @@ class DkimVerifier:
         field: Header,
         now: int,
         facts: _Facts,
-        bodies: dict[tuple[str, int | None], bytes],
+        bodies: dict[str, bytes],
     ) -> None:
         try:
             tags = parse_tag_list(field.value)
@@ -255,16 +259,16 @@ class DkimVerifier:
         if key_type == "rsa" and bits < self._min_rsa_bits:
             raise _Verdict(Result.FAIL, f"{bits}-bit RSA key is too short (RFC 8301)")
 
-        cache_key = (body_canon, length)
-        body = bodies.get(cache_key)
+        body = bodies.get(body_canon)
         if body is None:
             body = (relaxed_body if body_canon == "relaxed" else simple_body)(message.body)
-            if length is not None:
-                if length > len(body):
-                    raise _Verdict(Result.PERMERROR, "l= is longer than the body")
-                body = body[:length]
-            bodies[cache_key] = body
-        if hashlib.sha256(body).digest() != claimed_bh:
+            bodies[body_canon] = body
+        signed_body = memoryview(body)
+        if length is not None:
+            if length > len(body):
+                raise _Verdict(Result.PERMERROR, "l= is longer than the body")
+            signed_body = signed_body[:length]
+        if hashlib.sha256(signed_body).digest() != claimed_bh:
             raise _Verdict(Result.FAIL, "body hash does not match (body changed)")
 
         canon: Callable[[bytes, bytes], bytes] = (
@@ -283,6 +287,7 @@ class DkimVerifier:
                 )
         except InvalidSignature:
             raise _Verdict(Result.FAIL, "signature does not verify (headers changed)") from None
+        _check_coverage(message, names, len(body) - len(signed_body))
 
     def _key_record(self, facts: _Facts) -> KeyRecord:
         name = f"{facts.selector}._domainkey.{facts.domain}"
@@ -299,6 +304,21 @@ class DkimVerifier:
             except KeyFormatError as exc:
                 errors.append(str(exc))
         raise _Verdict(Result.PERMERROR, f"{name}: {errors[0]}")
+
+
+def _check_coverage(message: Message, names: list[bytes], unsigned: int) -> None:
+    """Refuse (``policy``) a verified signature that leaves content outside it.
+
+    Anyone may append text after an ``l=`` length (RFC 6376 §8.2) or add a From field
+    above a signature that covers one (§8.15: the reader sees the new one); dkimpy fails
+    the latter, and neither can authenticate the message as it is.
+    """
+    if unsigned:
+        raise _Verdict(Result.POLICY, f"l= leaves {unsigned} bytes of the body unsigned")
+    froms = len(message.find("from"))
+    covered = names.count(b"from")
+    if froms > covered:
+        raise _Verdict(Result.POLICY, f"the message has {froms} From fields, h= covers {covered}")
 
 
 def _plain(value: str) -> str:

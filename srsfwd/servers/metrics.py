@@ -6,6 +6,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from srsfwd.errors import ConfigError
+from srsfwd.handlers import MAPS
 
 if TYPE_CHECKING:
     from srsfwd.servers.settings import Endpoint
@@ -92,6 +93,9 @@ class Metrics:
             self._thread = None
 
     def observe(self, map_name: str, result: str, seconds: float) -> None:
-        """Count one lookup."""
+        """Count one lookup; map names other than ``forward`` and ``reverse`` (a client
+        may send any) share the label ``other``, so they cannot create series."""
+        if map_name not in MAPS:
+            map_name = "other"
         self.lookups.labels(map_name, result).inc()
         self.latency.labels(map_name).observe(seconds)

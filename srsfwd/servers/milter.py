@@ -62,6 +62,7 @@ from srsfwd.protocols.milter import (
 from srsfwd.protocols.milter import (
     MilterConnection as MilterCodec,
 )
+from srsfwd.protocols.milter.connection import MAX_HEADERS, MAX_RECIPIENTS
 from srsfwd.servers.connection import Connection, ServerContext
 
 if TYPE_CHECKING:
@@ -75,7 +76,12 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 10.0
 _REPLY = re.compile(r"([45][0-9][0-9]) ([45]\.[0-9]{1,3}\.[0-9]{1,3}) ?(.*)", re.DOTALL)
 TEMPFAIL_REPLY = SmtpReply(451, "4.3.0", "srsfwd: internal error; try again later")
-TOO_BIG_REPLY = SmtpReply(552, "5.3.4", f"message larger than {MAX_MESSAGE} bytes")
+TOO_BIG_REPLY = SmtpReply(
+    552,
+    "5.3.4",
+    f"message too big: over {MAX_MESSAGE} bytes, {MAX_HEADERS} header fields"
+    f" or {MAX_RECIPIENTS} recipients",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +422,7 @@ class MilterConnection(Connection):
     """
 
     service = "milter"
+    group = "milter"
 
     def __init__(self, context: ServerContext) -> None:
         super().__init__(context)
@@ -432,7 +439,12 @@ class MilterConnection(Connection):
         self._closing: str | None = None  # close once the message in the pipeline is answered
 
     def expired(self, now: float) -> bool:
-        return self._busy is None and self.last_request < now - self.milter.idle_timeout
+        if self._busy is not None:
+            return False
+        timeout = self.milter.idle_timeout
+        if not self.started:  # until the options are negotiated
+            return self.opened < now - min(self.context.first_request_timeout, timeout)
+        return self.last_request < now - timeout
 
     def buffer_updated(self, nbytes: int) -> None:
         self.last_request = self._loop.time()
@@ -441,6 +453,7 @@ class MilterConnection(Connection):
         except ProtocolError as exc:
             self._protocol_error(exc)
             return
+        self.started = self._codec.negotiated is not None
         self._pump()
 
     def close(self, reason: str) -> None:
@@ -520,6 +533,7 @@ class MilterConnection(Connection):
             self._count_error()
             reply = TEMPFAIL_REPLY
         assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a Reply
+        log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))
         self._write(reply)
 
     async def _end_of_message(self) -> None:
@@ -549,6 +563,9 @@ class MilterConnection(Connection):
             self._write(TEMPFAIL_REPLY)
         seconds = time.perf_counter() - started
         log.info("%s", verdict.log_line(message, seconds))
+        if log.isEnabledFor(logging.DEBUG):
+            done = [describe(a) for a in (*verdict.actions, verdict.final)]
+            log.debug("milter: queue_id=%s replied %s", message.queue_id or "-", "; ".join(done))
         self._count(verdict, seconds)
 
     async def _waiting(self, work: Coroutine[object, object, Verdict | Reply]) -> Verdict | Reply:
@@ -576,3 +593,23 @@ class MilterConnection(Connection):
     def _count_error(self) -> None:
         if self.context.metrics is not None:
             self.context.metrics.errors.labels("milter-internal").inc()
+
+
+def describe(reply: Reply) -> str:
+    """A milter reply in a debug line: what it does; of the headers it adds, only the
+    names (but for ours, the pool)."""
+    if isinstance(reply, ChangeFrom):
+        return f"CHGFROM {reply.sender}"
+    if isinstance(reply, AddRecipient | DeleteRecipient):
+        return f"{'ADDRCPT' if isinstance(reply, AddRecipient) else 'DELRCPT'} {reply.recipient}"
+    if isinstance(reply, InsertHeader):
+        return f"INSHEADER {reply.name}"
+    if isinstance(reply, ChangeHeader):
+        return f"CHGHEADER {reply.name} #{reply.index}"
+    if isinstance(reply, AddHeader):
+        value = reply.value
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+        return f"ADDHEADER {reply.name}:{text}"
+    if isinstance(reply, SmtpReply):
+        return f"REPLYCODE {reply.line}"
+    return type(reply).__name__.upper()

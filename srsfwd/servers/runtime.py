@@ -99,13 +99,8 @@ class Daemon:
         settings = loaded.settings
         if settings.metrics is not None:
             self._metrics = Metrics()
-        self._context = ServerContext(
-            maps=loaded.maps,
-            keep_alive=settings.keep_alive,
-            connection_limit=settings.connection_limit,
-            metrics=self._metrics,
-            milter=loaded.milter,
-        )
+        self._context = ServerContext(maps=loaded.maps, metrics=self._metrics, milter=loaded.milter)
+        self._context.configure(settings)
         loop = asyncio.get_running_loop()
         try:
             await self._listen(settings)
@@ -162,8 +157,7 @@ class Daemon:
         else:
             context = self.context
             context.maps = loaded.maps
-            context.keep_alive = loaded.settings.keep_alive
-            context.connection_limit = loaded.settings.connection_limit
+            context.configure(loaded.settings)
             old, context.milter = context.milter, loaded.milter
             for connection in context.connections:
                 if isinstance(connection, MilterConnection) and loaded.milter is not None:
@@ -233,14 +227,20 @@ class Daemon:
         return _Listener(service, endpoint, server)
 
     async def _sweep_idle(self) -> None:
-        """Close connections that sent no complete request for keep-alive seconds."""
+        """Close connections that sent no complete request for keep-alive seconds, or
+        no first request for first-request-timeout seconds."""
         loop = asyncio.get_running_loop()
         while True:
             context = self.context
-            await asyncio.sleep(min(1.0, context.keep_alive / 4))
+            await asyncio.sleep(min(1.0, context.keep_alive / 4, context.first_request_timeout / 4))
             now = loop.time()
             for connection in [c for c in context.connections if c.expired(now)]:
-                connection.close("idle")
+                if connection.started:
+                    connection.close("idle")
+                else:
+                    connection.close("no complete first request in time")
+                    if context.metrics is not None:
+                        context.metrics.errors.labels("first-request-timeout").inc()
 
     async def _shutdown(self) -> None:
         for listener in self._listeners.values():

@@ -6,6 +6,7 @@ Keys use postsrsd's names where postsrsd has one (``socketmap``, ``keep-alive``,
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -78,7 +79,14 @@ class ServeSettings:
         socket_owner, socket_group, socket_mode: for the unix sockets we create (mode
             0666 by default, as postsrsd: Postfix's processes run as ``postfix``).
         keep_alive: seconds a connection may go without a complete request.
-        connection_limit: connections served at once; more are closed at once.
+        connection_limit: socketmap connections served at once; more are closed at once.
+        tcp_table_connection_limit, milter_connection_limit: the same for the tcp_table
+            endpoints (forward and reverse together) and for the milter: each service
+            has its own, so clients of one cannot lock the others out.
+        peer_connection_limit: connections one peer may hold to one service (a TCP
+            peer is its address, a unix socket peer its user id).
+        first_request_timeout: seconds a new connection has to complete its first
+            request (the milter: its option negotiation) before it is closed.
         long_addresses: ``refuse`` (NOTFOUND, the sender is kept) or ``rewrite`` (as
             postsrsd: an SRS local part over 64 octets).
         log, log_level: ``stderr`` or ``syslog`` (facility mail).
@@ -104,6 +112,10 @@ class ServeSettings:
     socket_mode: int = 0o666
     keep_alive: float = 30.0
     connection_limit: int = 200
+    tcp_table_connection_limit: int = 200
+    milter_connection_limit: int = 200
+    peer_connection_limit: int = 150
+    first_request_timeout: float = 10.0
     long_addresses: Literal["refuse", "rewrite"] = "refuse"
     log: Literal["stderr", "syslog"] = "stderr"
     log_level: str = "info"
@@ -177,12 +189,13 @@ def _convert(config: Config, key: str, value: Any) -> Any:
         if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777:
             raise ConfigError(f"{where} must be a mode 0..0777")
         return mode
-    if key == "keep_alive":
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{where} must be a number of seconds above 0")
-        return float(value)
-    if key == "milter_timeout":
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+    if key in ("keep_alive", "first_request_timeout", "milter_timeout"):
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
             raise ConfigError(f"{where} must be a number of seconds above 0")
         return float(value)
     if key == "milter_local_domains":
@@ -195,7 +208,13 @@ def _convert(config: Config, key: str, value: Any) -> Any:
         if key == "milter_pool_header" and not value:
             raise ConfigError(f"{where} must not be empty")
         return value
-    if key in ("connection_limit", "milter_workers"):
+    if key in (
+        "connection_limit",
+        "tcp_table_connection_limit",
+        "milter_connection_limit",
+        "peer_connection_limit",
+        "milter_workers",
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{where} must be a whole number above 0")
         return value

@@ -41,6 +41,7 @@ sender.example.            IN TXT   "v=spf1 include:_spf.sender.example -all"
 _spf.sender.example. IN TXT "v=spf1 a:nothere.sender.example include:_net.sender.example ~all"
 _net.sender.example.       IN TXT   "v=spf1 ip4:192.0.2.0/24 -all"
 mx.sender.example.         IN A     203.0.113.2
+lists.sender.example.      IN MX    10 mx.sender.example.
 soft.example.              IN A     203.0.113.3
 soft.example.              IN TXT   "v=spf1 ~all"
 neutral.example.           IN A     203.0.113.4
@@ -238,13 +239,27 @@ def test_local_delivery_is_not_forwarded(zone: ZoneServer) -> None:
         Pool.NORMAL, False, "originated")
 
 
-def test_dkim_of_the_header_from_domain(zone: ZoneServer, keys: dict[str, DkimKey]) -> None:
+def test_dkim_of_an_unrelated_header_from_domain_authenticates_no_envelope(
+    zone: ZoneServer, keys: dict[str, DkimKey]
+) -> None:
     data = signed(message("ceo@sender.example"), "sender.example", keys)
     gatherer = FactGatherer(zone.resolver(), accepted=ACCEPTED)
     envelope = Envelope(OTHER_IP, "mx", "bounces@soft.example", ("bob@gmail.example",))
     decision = decide(gatherer.gather(data, envelope), POLICY)
-    assert decision.pool is Pool.NORMAL and decision.srs
-    assert "dkim-pass-header-from" in decision.reasons
+    assert (decision.pool, decision.srs) == (Pool.RELAY, False)
+    assert decision.reasons == ("envelope-not-authenticated", "dkim-pass-header-from")
+    assert decision.from_authenticated
+
+
+def test_dkim_of_the_header_from_aligned_with_the_envelope(
+    zone: ZoneServer, keys: dict[str, DkimKey]
+) -> None:
+    data = signed(message("ceo@sender.example"), "sender.example", keys)
+    gatherer = FactGatherer(zone.resolver(), accepted=ACCEPTED)
+    envelope = Envelope(OTHER_IP, "mx", "bounces@lists.sender.example", ("bob@gmail.example",))
+    decision = decide(gatherer.gather(data, envelope), POLICY)
+    assert (decision.pool, decision.srs) == (Pool.NORMAL, True)
+    assert "dkim-pass-mail-from" in decision.reasons
 
 
 BEHIND_GATEWAY = "10.1.1.1"

@@ -32,6 +32,7 @@ from srsfwd.protocols.milter.commands import QuitNewConnection as QuitNewConnect
 from srsfwd.protocols.milter.commands import Rcpt as Rcpt
 from srsfwd.protocols.milter.commands import Unknown as Unknown
 from srsfwd.protocols.milter.commands import decode_command as decode_command
+from srsfwd.protocols.milter.connection import MAX_MACROS as MAX_MACROS
 from srsfwd.protocols.milter.connection import MAX_MESSAGE as MAX_MESSAGE
 from srsfwd.protocols.milter.connection import Message as Message
 from srsfwd.protocols.milter.connection import MilterConnection as MilterConnection
@@ -74,6 +75,7 @@ __all__ = [
     "DEFAULT_ACTIONS",
     "DEFAULT_MACROS",
     "DEFAULT_PROTOCOL",
+    "MAX_MACROS",
     "MAX_MESSAGE",
     "MAX_PACKET",
     "VERSION",

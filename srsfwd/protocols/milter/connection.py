@@ -57,9 +57,32 @@ from srsfwd.protocols.milter.wire import (
     ProtocolFlag,
 )
 
-#: Default cap on the header and body bytes kept per message; beyond it the message is
-#: still followed but no longer stored, and ``Message.truncated`` is set.
+#: Default cap on the header, body and recipient bytes kept per message; beyond it the
+#: message is still followed but no longer stored, and ``Message.truncated`` is set.
 MAX_MESSAGE = 64 * 1024 * 1024
+#: Header fields and recipients kept per message; more also set ``Message.truncated``.
+#: Postfix's ``smtpd_recipient_limit`` is 1,000 by default.
+MAX_HEADERS = 10_000
+MAX_RECIPIENTS = 10_000
+#: Bytes of one MAIL or RCPT payload: an address is at most 256 octets (RFC 5321), and
+#: Postfix's command lines at most 2,048 (``line_length_limit``); longer is an attack.
+MAX_ENVELOPE_FIELD = 4096
+#: Bytes of macro names and values held per connection; Postfix sends a few hundred.
+MAX_MACROS = 64 * 1024
+
+
+def _check_size(code: int, length: int) -> None:
+    """Refuse, before decoding it, a payload larger than any MTA sends.
+
+    Raises:
+        ProtocolError: a MACRO over ``MAX_MACROS``, a MAIL or RCPT over
+            ``MAX_ENVELOPE_FIELD`` bytes.
+    """
+    if code == Command.MACRO and length > MAX_MACROS:
+        raise ProtocolError(f"milter MACRO: {length} bytes, over {MAX_MACROS} bytes of macros")
+    if code in (Command.MAIL, Command.RCPT) and length > MAX_ENVELOPE_FIELD:
+        name = Command(code).name
+        raise ProtocolError(f"milter {name}: {length} bytes, over {MAX_ENVELOPE_FIELD}")
 
 
 class Stage(enum.IntEnum):
@@ -128,14 +151,25 @@ class Message:
 class _Transaction:
     """The message being received; mutable, private to the connection."""
 
-    __slots__ = ("body", "headers", "macros", "recipients", "seen", "sender", "size", "truncated")
+    __slots__ = (
+        "body",
+        "headers",
+        "held",
+        "macros",
+        "recipients",
+        "seen",
+        "sender",
+        "size",
+        "truncated",
+    )
 
     def __init__(self) -> None:
         self.sender: Mail | None = None
         self.recipients: list[Rcpt] = []
         self.headers: list[Header] = []
         self.body = bytearray()
-        self.size = 0
+        self.size = 0  # header and body bytes seen
+        self.held = 0  # header, body and recipient bytes kept
         self.truncated = False
         self.seen: set[Command] = set()
         self.macros: dict[Command, dict[str, str]] = {}
@@ -144,10 +178,16 @@ class _Transaction:
 class MilterConnection:
     """The filter side of one milter connection (one socket from Postfix).
 
+    What it holds is bounded (``held``): header, body and recipient bytes by
+    ``max_message``, header fields and recipients by ``MAX_HEADERS`` and
+    ``MAX_RECIPIENTS`` (beyond them the message is ``truncated``, which the server
+    refuses as too big), and what no MTA sends is a ``ProtocolError``: more than
+    ``MAX_MACROS`` bytes of macros, a MAIL or RCPT over ``MAX_ENVELOPE_FIELD`` bytes.
+
     Args:
         negotiation: what we ask the MTA for.
         max_packet: largest packet accepted (a bigger length is refused unbuffered).
-        max_message: header and body bytes kept per message.
+        max_message: header, body and recipient bytes kept per message.
     """
 
     def __init__(
@@ -194,6 +234,7 @@ class MilterConnection:
         events = []
         try:
             for code, payload in self._decoder.feed(data):
+                _check_size(code, len(payload))
                 event = decode_command(code, payload)
                 self._advance(event)
                 events.append(event)
@@ -214,6 +255,14 @@ class MilterConnection:
     def awaiting(self) -> Command | None:
         """The command whose reply is due, if any."""
         return self._awaiting[0] if self._awaiting else None
+
+    @property
+    def held(self) -> int:
+        """Bytes this connection holds: an incomplete packet, the macros, and the header,
+        body and recipient bytes of the open message."""
+        transaction = self._transaction
+        held = transaction.held if transaction is not None else 0
+        return self._decoder.pending + self._macro_bytes() + held
 
     @property
     def macros(self) -> Mapping[str, str]:
@@ -354,7 +403,7 @@ class MilterConnection:
                 raise ProtocolError(f"milter: {command.name} before {before.name}")
         transaction.seen.add(command)
         if isinstance(event, Rcpt):
-            transaction.recipients.append(event)
+            self._keep_recipient(transaction, event)
         elif isinstance(event, Header):
             self._store(transaction, len(event.name) + len(event.value) + 3, event, b"")
         elif isinstance(event, Body | EndOfMessage):
@@ -368,12 +417,29 @@ class MilterConnection:
         self, transaction: _Transaction, size: int, header: Header | None, chunk: bytes
     ) -> None:
         transaction.size += size
-        if transaction.truncated or transaction.size > self._max_message:
+        if (
+            transaction.truncated
+            or transaction.held + size > self._max_message
+            or (header is not None and len(transaction.headers) >= MAX_HEADERS)
+        ):
             transaction.truncated = True
             return
+        transaction.held += size
         if header is not None:
             transaction.headers.append(header)
         transaction.body += chunk
+
+    def _keep_recipient(self, transaction: _Transaction, rcpt: Rcpt) -> None:
+        size = len(rcpt.recipient) + sum(len(arg) + 1 for arg in rcpt.args)
+        if (
+            transaction.truncated
+            or transaction.held + size > self._max_message
+            or len(transaction.recipients) >= MAX_RECIPIENTS
+        ):
+            transaction.truncated = True
+            return
+        transaction.held += size
+        transaction.recipients.append(rcpt)
 
     def _start_transaction(self) -> _Transaction:
         self._transaction = _Transaction()
@@ -398,6 +464,15 @@ class MilterConnection:
             self._transaction.macros.setdefault(event.stage, {}).update(values)
         else:
             self._pending_macros[event.stage] = values
+        if self._macro_bytes() > MAX_MACROS:
+            raise ProtocolError(f"milter: over {MAX_MACROS} bytes of macros")
+
+    def _macro_bytes(self) -> int:
+        """Bytes of macro names and values held (at most ``MAX_MACROS``: cheap to count)."""
+        stages = [*self._connection_macros.values(), *self._pending_macros.values()]
+        if self._transaction is not None:
+            stages += self._transaction.macros.values()
+        return sum(len(name) + len(value) for macros in stages for name, value in macros.items())
 
     def _snapshot(self, transaction: _Transaction) -> Message:
         macros: dict[str, str] = {}

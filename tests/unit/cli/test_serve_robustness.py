@@ -66,7 +66,8 @@ def test_the_daemon_keeps_serving_and_memory_stays_bounded(tmp_path: Path) -> No
         '[srs]\nsrs-domain = "fwd.example"\nsecrets-file = "srs.secret"\n'
         f'[serve]\nsocketmap = "unix:{sock_path}"\n'
         f'tcp-table-forward = "inet:127.0.0.1:{port}"\nkeep-alive = 10\n'
-        'connection-limit = 100\nlog-level = "warning"\n'
+        # 100 connections in all: memory grows with the sum of the services' limits.
+        'connection-limit = 50\ntcp-table-connection-limit = 50\nlog-level = "warning"\n'
     )
     with serve_process("--config", str(config), tmp=tmp_path) as (process, _):
         good = socket.socket(socket.AF_UNIX)

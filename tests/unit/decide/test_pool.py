@@ -20,7 +20,6 @@ from srsfwd.pool import (
     Pool,
     PoolSettings,
     SenderDNS,
-    covers,
     decide,
     policy_from_config,
     pools_from_config,
@@ -93,9 +92,24 @@ TABLE: list[tuple[str, Facts, Action, Pool | None, bool, str]] = [
      "relay-unauthenticated"),
     ("6 unrelated DKIM", facts(dkim=(sig("other.example"),)), Action.FORWARD, Pool.RELAY,
      False, "relay-unauthenticated"),
-    ("6 child-domain DKIM does not cover parent",
-     facts(dkim=(sig("mail.sender.example"),)), Action.FORWARD, Pool.RELAY, False,
-     "relay-unauthenticated"),
+    ("6 DKIM of a public suffix does not authenticate its domains", facts(
+        mail_from="a@x.co.uk", sender_domain="x.co.uk", from_domain="x.co.uk",
+        dkim=(sig("co.uk"),)), Action.FORWARD, Pool.RELAY, False, "relay-unauthenticated"),
+    ("6 DKIM of another private-suffix site", facts(
+        mail_from="a@alice.github.io", sender_domain="alice.github.io",
+        from_domain="alice.github.io", dkim=(sig("mallory.github.io"),)),
+     Action.FORWARD, Pool.RELAY, False, "relay-unauthenticated"),
+    ("6 DKIM refused by policy (l=, extra From)", facts(dkim=(sig("sender.example", "policy"),)),
+     Action.FORWARD, Pool.RELAY, False, "relay-unauthenticated"),
+    ("6 SPF fail, DKIM of an unrelated From", facts(
+        spf="fail", from_domain="evil.example", dkim=(sig("evil.example"),)),
+     Action.FORWARD, Pool.RELAY, False, "envelope-not-authenticated"),
+    ("6 DKIM of header From only", facts(
+        from_domain="brand.example", dkim=(sig("brand.example"),)),
+     Action.FORWARD, Pool.RELAY, False, "envelope-not-authenticated"),
+    ("6 unrelated From DKIM does not cover the envelope's spf temperror",
+     facts(spf="temperror", from_domain="brand.example", dkim=(sig("brand.example"),)),
+     Action.TEMPFAIL, None, False, "dns-temperror"),
     ("6 failed DKIM of sender", facts(dkim=(sig("sender.example", "fail"),)),
      Action.FORWARD, Pool.RELAY, False, "relay-unauthenticated"),
     ("6 look-alike domain", facts(dkim=(sig("er.example"),)), Action.FORWARD, Pool.RELAY,
@@ -111,8 +125,19 @@ TABLE: list[tuple[str, Facts, Action, Pool | None, bool, str]] = [
         mail_from="a@mail.sender.example", sender_domain="mail.sender.example",
         from_domain="x.example", dkim=(sig("sender.example"),)),
      Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
-    ("7 DKIM of header From only", facts(
-        from_domain="brand.example", dkim=(sig("brand.example"),)),
+    ("7 DKIM of a sibling subdomain (relaxed alignment)",
+     facts(dkim=(sig("mail.sender.example"),)), Action.FORWARD, Pool.NORMAL, True,
+     "forward-authenticated"),
+    ("7 SPF fail, DKIM aligned with MAIL FROM", facts(
+        spf="fail", from_domain="sender.example", dkim=(sig("sender.example"),)),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
+    ("7 SPF fail, DKIM of the From aligned with MAIL FROM", facts(
+        spf="fail", mail_from="bounce@lists.sender.example",
+        sender_domain="lists.sender.example", from_domain="sender.example",
+        dkim=(sig("sender.example"),)),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
+    ("7 SPF pass, DKIM of an unrelated From", facts(
+        spf="pass", from_domain="brand.example", dkim=(sig("brand.example"),)),
      Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
     ("7 spf pass beats SPF-irrelevant DKIM temperror",
      facts(spf="pass", dkim=(sig("sender.example", "temperror"),)),
@@ -176,6 +201,52 @@ def test_says_which_identity_dkim_matched() -> None:
     assert decision.as_dict()["dkim_match"]["identity"] == "header-from"
 
 
+def test_unrelated_from_signature_is_reported_but_gives_no_srs() -> None:
+    decision = decide(
+        facts(spf="fail", from_domain="evil.example", dkim=(sig("evil.example"),)), POLICY
+    )
+    assert decision.reasons == ("envelope-not-authenticated", "dkim-pass-header-from")
+    assert decision.from_authenticated
+
+
+def test_policy_refused_signature_is_named_in_the_reasons() -> None:
+    decision = decide(facts(dkim=(sig("sender.example", "policy"),)), POLICY)
+    assert decision.reasons == ("relay-unauthenticated", "dkim-policy")
+
+
+def test_spf_pass_authenticates_an_aligned_from_domain() -> None:
+    decision = decide(facts(spf="pass", from_domain="news.sender.example"), POLICY)
+    assert decision.from_authenticated
+
+
+def test_spf_pass_does_not_authenticate_an_unaligned_from_domain() -> None:
+    decision = decide(facts(spf="pass", from_domain="bank.example"), POLICY)
+    assert decision.srs
+    assert not decision.from_authenticated
+
+
+def test_spf_pass_for_another_domain_than_mail_from_does_not_count() -> None:
+    decision = decide(facts(spf="pass", spf_domain="helo.example"), POLICY)
+    assert decision.pool is Pool.RELAY
+
+
+def test_dkim_aligned_with_from_authenticates_it() -> None:
+    decision = decide(facts(from_domain="sender.example", dkim=(sig("sender.example"),)), POLICY)
+    assert decision.from_authenticated
+
+
+def test_nothing_passed_authenticates_no_from_domain() -> None:
+    assert not decide(facts(spf="fail"), POLICY).from_authenticated
+
+
+def test_accepted_requires_auth_names_an_unrelated_from_signature() -> None:
+    strict = dataclasses.replace(POLICY, accepted_requires_auth=True)
+    own = facts(mail_from="a@fwd.example", sender_domain="fwd.example",
+                from_domain="evil.example", dkim=(sig("evil.example"),))
+    decision = decide(own, strict)
+    assert (decision.pool, decision.reasons[0]) == (Pool.RELAY, "envelope-not-authenticated")
+
+
 def test_already_srs_sender_is_noted() -> None:
     decision = decide(facts(sender_is_srs=True, spf="pass"), POLICY)
     assert decision.srs
@@ -203,20 +274,6 @@ def test_json_form_has_the_required_keys() -> None:
     assert data["dkim"] == [
         {"domain": "sender.example", "selector": "s1", "result": "pass", "reason": ""}
     ]
-
-
-@pytest.mark.parametrize(
-    ("signing", "domain", "expected"),
-    [
-        ("example.com", "example.com", True),
-        ("EXAMPLE.com.", "a.b.example.com", True),
-        ("b.example.com", "example.com", False),
-        ("ample.com", "example.com", False),
-        ("", "example.com", False),
-    ],
-)
-def test_covers(signing: str, domain: str, expected: bool) -> None:
-    assert covers(signing, domain) is expected
 
 
 def test_policy_from_config() -> None:
@@ -283,7 +340,9 @@ def test_invariants(f: Facts) -> None:
     if d.pool is Pool.RELAY or not f.mail_from or f.is_report:
         assert not d.srs
     if d.srs:
-        assert f.spf == "pass" or d.dkim_match is not None
+        assert f.spf == "pass" or (
+            d.dkim_match is not None and d.dkim_match.identity == "mail-from"
+        )
     if f.limit_verdict == "block":
         assert d.action is Action.REJECT
     elif f.spam and d.action is Action.FORWARD:
@@ -308,6 +367,32 @@ def test_pools_from_config() -> None:
     ):
         with pytest.raises(ConfigError):
             pools_from_config(bad)
+
+
+def test_pools_sign_normal_mail_only_by_default() -> None:
+    pools = pools_from_config({})
+    assert pools[Pool.NORMAL].signs_with == "auto"
+    assert pools[Pool.RELAY].signs_with == "none"
+    assert pools[Pool.HIGH_RISK].signs_with == "none"
+
+
+def test_a_pool_can_choose_whose_key_signs() -> None:
+    pools = pools_from_config({"pools": {
+        "relay": {"dkim_sign": "srs-domain"}, "normal": {"dkim_sign": "none"},
+    }})
+    assert pools[Pool.RELAY].signs_with == "srs-domain"
+    assert pools[Pool.NORMAL].signs_with == "none"
+
+
+@pytest.mark.parametrize("table", [
+    {"relay": {"dkim_sign": "auto"}},
+    {"high-risk": {"dkim_sign": "auto"}},
+    {"normal": {"dkim_sign": "yes"}},
+    {"normal": {"dkim_sign": True}},
+])
+def test_pool_dkim_sign_is_checked(table: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="dkim_sign"):
+        pools_from_config({"pools": table})
 
 
 def test_limits_verdicts_wire_in() -> None:

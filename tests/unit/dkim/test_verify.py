@@ -128,6 +128,7 @@ def _dkimpy_signed(
     names: list[bytes],
     algorithm: bytes = b"rsa-sha256",
     identity: bytes | None = None,
+    length: bool = False,
 ) -> bytes:
     with mock.patch("time.time", return_value=NOW):
         header: bytes = dkim.sign(
@@ -139,6 +140,7 @@ def _dkimpy_signed(
             canonicalize=(b"relaxed", b"relaxed"),
             include_headers=names,
             signature_algorithm=algorithm,
+            length=length,
         )
     return header + MESSAGE
 
@@ -182,6 +184,54 @@ def test_signature_without_from_in_h_fails_where_dkimpy_passes(
     (result,) = verifier(dns_server).verify(signed)
     assert result.result is Result.FAIL
     assert "From" in result.reason
+
+
+def test_text_appended_after_l_is_policy_where_dkimpy_passes(
+    dns_server: ZoneServer, rsa: SigningKey
+) -> None:
+    signed = _dkimpy_signed(rsa.key, [b"from", b"subject"], length=True)
+    appended = signed + b"\r\nClick https://phish.example/ now\r\n"
+    assert _dkimpy_verdict(appended, key_record_text(rsa.key).encode())
+    dns_server.load(zone_for([rsa]))
+    (result,) = verifier(dns_server).verify(appended)
+    assert result.result is Result.POLICY
+    assert "l= leaves" in result.reason
+
+
+def test_l_covering_the_whole_body_passes(dns_server: ZoneServer, rsa: SigningKey) -> None:
+    dns_server.load(zone_for([rsa]))
+    (result,) = verifier(dns_server).verify(_dkimpy_signed(rsa.key, [b"from"], length=True))
+    assert result.passed
+
+
+def test_changed_signed_part_under_l_is_still_fail(dns_server: ZoneServer, rsa: SigningKey) -> None:
+    signed = _dkimpy_signed(rsa.key, [b"from"], length=True).replace(b"noon", b"noom")
+    dns_server.load(zone_for([rsa]))
+    (result,) = verifier(dns_server).verify(signed + b"more\r\n")
+    assert result.result is Result.FAIL
+
+
+def test_second_from_above_a_signature_covering_one_is_policy(
+    dns_server: ZoneServer, rsa: SigningKey
+) -> None:
+    header = signature_header(
+        parse_message(MESSAGE), rsa, now=NOW, header_names=[b"from", b"subject"]
+    )
+    forged = b"From: CEO <ceo@bank.example>\r\n" + header + MESSAGE
+    assert not _dkimpy_verdict(forged, key_record_text(rsa.key).encode())
+    dns_server.load(zone_for([rsa]))
+    assert verifier(dns_server).verify(header + MESSAGE)[0].passed
+    (result,) = verifier(dns_server).verify(forged)
+    assert result.result is Result.POLICY
+    assert "2 From fields" in result.reason
+
+
+def test_oversigned_from_on_a_one_from_message_passes(
+    dns_server: ZoneServer, rsa: SigningKey
+) -> None:
+    dns_server.load(zone_for([rsa]))
+    (result,) = verifier(dns_server).verify(sign(rsa))
+    assert result.passed
 
 
 def test_key_record_h_tag_is_honoured(dns_server: ZoneServer, rsa: SigningKey) -> None:
@@ -308,3 +358,19 @@ def test_any_signature_value_gives_a_result_never_a_crash(value: bytes) -> None:
     message = b"DKIM-Signature: " + value + b"\r\n" + MESSAGE
     (result,) = DkimVerifier(resolver, clock=FrozenClock(NOW)).verify(message)
     assert result.result in (Result.PERMERROR, Result.FAIL)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    appended=st.binary(min_size=1, max_size=200).filter(bytes.strip),
+    extra_froms=st.integers(min_value=0, max_value=2),
+)
+def test_content_outside_a_signature_never_passes(
+    dkim_keys: dict[str, DkimKey], appended: bytes, extra_froms: int
+) -> None:
+    key = SigningKey("example.com", "rsa", dkim_keys["rsa-2048"])
+    signed = _dkimpy_signed(key.key, [b"from", b"subject"], length=True)
+    message = b"From: x@y.example\r\n" * extra_froms + signed + b"\r\n" + appended + b"\r\n"
+    resolver = Resolver.from_zone_text(zone_for([key]))
+    (result,) = DkimVerifier(resolver, clock=FrozenClock(NOW)).verify(message)
+    assert not result.passed

@@ -188,7 +188,12 @@ def test_a_thousand_connections_at_once(tmp_path: Path) -> None:
         if hard != resource.RLIM_INFINITY and hard < 2200:
             pytest.skip("needs 2200 open files")
         resource.setrlimit(resource.RLIMIT_NOFILE, (2200, hard))
-    settings = settings_for(tmp_path, connection_limit=1200)
+    settings = settings_for(
+        tmp_path,
+        connection_limit=1200,
+        tcp_table_connection_limit=1200,
+        peer_connection_limit=1200,
+    )
 
     async def one(index: int) -> Reply:
         endpoint = settings.socketmap[0] if index % 2 else settings.tcp_table_forward[0]
