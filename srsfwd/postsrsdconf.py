@@ -1,4 +1,6 @@
-"""postsrsd's own configuration, read as it stands, turned into srsfwd's. Pure.
+"""postsrsd's own configuration, read as it stands, turned into srsfwd's.
+
+Pure but for one injectable read: the 2.x ``domains-file`` when it must name the SRS domain.
 
 Two formats: postsrsd 2.x's ``postsrsd.conf`` (libconfuse: ``key = value``, ``{a, b}``
 lists, ``#``, ``//`` and ``/* */`` comments), and the environment file of postsrsd 1.x
