@@ -10,6 +10,7 @@ of a srsfwd TOML file, so it goes through the same checks.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Callable
@@ -84,7 +85,7 @@ def is_env_file(text: str) -> bool:
 
 def read_postsrsd(
     text: str,
-    path: Path,
+    path: str | os.PathLike[str],
     *,
     mydomain: Callable[[], str | None] = lambda: None,
     read_text: Callable[[Path], str] = lambda path: path.read_text(encoding="utf-8"),
@@ -108,6 +109,7 @@ def read_postsrsd(
             f"{path} is a TOML file (srsfwd's own configuration?), not postsrsd's:"
             " give it with --config"
         )
+    path = Path(path).absolute()
     if is_env_file(text):
         try:
             return _from_env_file(text, path, mydomain)

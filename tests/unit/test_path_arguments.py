@@ -9,6 +9,7 @@ from srsfwd.config import config_from_data, load_config
 from srsfwd.dkim.keys import DkimKey, private_key_pem
 from srsfwd.doctor import Severity, check_secret
 from srsfwd.keystore import KeyStore, read_key_file
+from srsfwd.postsrsdconf import read_postsrsd
 from srsfwd.secretfile import load_secrets, write_new_secret, write_private
 from srsfwd.stores.sqlite import SQLiteStore
 
@@ -45,6 +46,11 @@ def test_key_store_and_key_files_take_a_str(tmp_path: Path, dkim_keys: dict[str,
 def test_sqlite_store_takes_a_str(tmp_path: Path) -> None:
     SQLiteStore.open(str(tmp_path / "db" / "s.sqlite")).close()
     assert (tmp_path / "db" / "s.sqlite").exists()
+
+
+def test_postsrsd_reader_takes_a_str() -> None:
+    data, _ = read_postsrsd('srs-domain = "a.example"', "/etc/postsrsd/postsrsd.conf")
+    assert data["srs"]["secrets-file"] == "/etc/postsrsd/postsrsd.secret"
 
 
 def test_doctor_secret_check_takes_a_str(tmp_path: Path) -> None:
