@@ -542,3 +542,11 @@ def test_shutdown_answers_the_message_in_the_pipeline_first(
 
     final = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert isinstance(final, SmtpReply) and final.code // 100 == 4
+
+
+def test_header_changes_keep_a_large_folded_header_whole() -> None:
+    folded = b"X-Long: start\r\n" + b"".join(b" line %d\r\n" % i for i in range(60_000))
+    original = folded + b"Subject: x\r\n\r\nbody\r\n"
+    actions, names = header_changes(original, b"X-Sig: 1\r\n" + original, leading_space=True)
+    assert actions == [InsertHeader(0, "X-Sig", b" 1")]
+    assert names == ["X-Sig"]
