@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
@@ -152,7 +152,8 @@ class Forwarder:
     ) -> None:
         self.rewriter = rewriter
         self.gatherer = gatherer
-        self.policy = policy
+        # The decision needs our SRS domain (no SRS aligned with a forged From).
+        self.policy = policy if policy.srs_domain else replace(policy, srs_domain=rewriter.domain)
         self.pools = pools
         self.authserv_id = authserv_id
         self.key_table = key_table
@@ -191,7 +192,9 @@ class Forwarder:
         arc = table.get("arc", False)
         if not isinstance(arc, bool):
             raise ConfigError("[forward] arc must be true or false")
-        settings = decide_settings(config.sections, config.srs.local_domains)
+        settings = decide_settings(
+            config.sections, config.srs.local_domains, srs_domain=config.srs.domain
+        )
         resolver = resolver or build_resolver(config, timeout=settings.dns_timeout, clock=clock)
         rewriter = build_rewriter(config, clock=clock)
         authserv_id = (
@@ -236,11 +239,14 @@ class Forwarder:
         mail_from: str,
         rcpts: Sequence[str],
         spam: bool = False,
+        sasl_user: str | None = None,
     ) -> ForwardResult:
         """Decide and prepare the forward of ``message`` received with this envelope.
 
-        Never raises for a bad message or a failing dependency: those come back as a
-        ``reject`` or ``tempfail`` result with the SMTP reply to give.
+        ``sasl_user`` is the session's SMTP AUTH login (Postfix's ``{auth_authen}``), if
+        any: it vouches for a sender in our accepted domains. Never raises for a bad
+        message or a failing dependency: those come back as a ``reject`` or ``tempfail``
+        result with the SMTP reply to give.
         """
         sender = strip_brackets(mail_from.strip())
         targets = tuple(strip_brackets(r.strip()) for r in rcpts)
@@ -265,7 +271,7 @@ class Forwarder:
                 rcpts=targets[:10],
             )
         try:
-            return self._forward(message, client_ip, helo, sender, targets, spam)
+            return self._forward(message, client_ip, helo, sender, targets, spam, sasl_user)
         except TemporaryError as exc:
             log.warning("deferring message from <%s>: %s", sender, exc)
             return _temporary(
@@ -294,6 +300,7 @@ class Forwarder:
         sender: str,
         targets: tuple[str, ...],
         spam: bool,
+        sasl_user: str | None = None,
     ) -> ForwardResult:
         for address in (sender, *targets) if sender else targets:
             split_address(address)  # AddressError: refused with the reason, see forward()
@@ -325,7 +332,7 @@ class Forwarder:
             verdict = self.limits.check(sender, internal=internal, external=len(rcpts) - internal)
 
         envelope = Envelope(client_ip=client_ip, helo=helo, mail_from=sender, rcpts=rcpts)
-        facts = self.gatherer.gather(message, envelope, spam=spam)
+        facts = self.gatherer.gather(message, envelope, spam=spam, sasl_user=sasl_user)
         if verdict is not None:
             facts = with_limits(facts, verdict)
         decision = decide(facts, self.policy)

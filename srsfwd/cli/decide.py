@@ -56,7 +56,11 @@ def _setup(
     config: Config, zone: tuple[Path, ...], dns_server: str | None, accepted: tuple[str, ...]
 ) -> _Setup:
     try:
-        settings = decide_settings(config.sections, [*config.srs.local_domains, *accepted])
+        settings = decide_settings(
+            config.sections,
+            [*config.srs.local_domains, *accepted],
+            srs_domain=config.srs.domain,
+        )
     except SrsfwdError as exc:
         raise click.ClickException(str(exc)) from None
     resolver = resolver_from_options(config, zone, dns_server, timeout=settings.dns_timeout)
@@ -158,6 +162,7 @@ def _status(decision: Decision) -> int:
     help="Envelope recipient after forwarding. Repeatable.",
 )
 @click.option("--spam", is_flag=True, help="Our own spam filter judged the message spam.")
+@click.option("--sasl-user", metavar="LOGIN", help="The session logged in with SMTP AUTH as LOGIN.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--mailbox",
@@ -175,6 +180,7 @@ def decide(
     mail_from: str | None,
     rcpts: tuple[str, ...],
     spam: bool,
+    sasl_user: str | None,
     as_json: bool,
     mailbox: Path | None,
     message: Path | None,
@@ -221,7 +227,7 @@ def decide(
     data = read_message(message, MAX_MESSAGE)
     envelope = Envelope(client_ip.strip().strip("[]"), helo, mail_from, rcpts)
     try:
-        facts = setup.gatherer.gather(data, envelope, spam=spam)
+        facts = setup.gatherer.gather(data, envelope, spam=spam, sasl_user=sasl_user)
     except AddressError as exc:
         raise click.UsageError(f"bad address: {exc}") from None
     decision = decide_pool(facts, setup.policy)
