@@ -4,9 +4,9 @@ Both sides sign the same message with the same key, header list and time (relaxe
 and the bench first checks that the outputs are byte-identical. Verification is timed with
 DNS answered from memory on both sides, so it measures the verifier, not the network.
 Each side runs several interleaved rounds and keeps its best, which evens out a busy
-machine. Targets (issue 3): RSA-2048 4 KB at least 8x dkimpy, 200 KB at least 5x.
+machine. Targets: RSA-2048 4 KB at least 8x dkimpy, 200 KB at least 5x.
 
-    python benchmarks/dkim_bench.py [--seconds S] [--rounds R]
+    python -m benchmarks.dkim_bench [--seconds S] [--rounds R]
 """
 
 from __future__ import annotations

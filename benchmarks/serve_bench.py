@@ -8,7 +8,7 @@ pattern). Every lookup is a distinct sender. Placements, with ``taskset``:
 * same core: server(s) and client(s) on CPU 0 (what the 0.7x target is about);
 * different cores: server(s) on CPU 0, client(s) on CPU 1.
 
-Each figure is the best of ``--rounds`` runs. Target (issue 6): srsfwd at least 0.7x
+Each figure is the best of ``--rounds`` runs. Target: srsfwd at least 0.7x
 postsrsd on the same core, checked on window 1 (how Postfix asks); a pipelined window is
 measured too. The client ACKs at once (TCP_QUICKACK): postsrsd writes each reply on its
 own, and under Nagle a delayed ACK would stall it 40 ms per window.

@@ -123,10 +123,13 @@ LIMITS_DATABASE_NAME = "limits.sqlite"
 _LIMIT_KEYS = ("external_per_hour", "internal_per_hour", "per_day", "per_message", "action")
 
 
-def build_limits(config: Config, *, clock: Clock | None = None) -> SendingLimits:
+def build_limits(
+    config: Config, *, clock: Clock | None = None, create: bool = True
+) -> SendingLimits:
     """The sending limits from the ``[limits]`` table, on its store.
 
     ``store`` is an SQLite path (default ``<state_dir>/limits.sqlite``) or a Redis URL.
+    With ``create=False`` a missing SQLite store is not created: it reads as empty.
 
     Raises:
         ConfigError: a bad value in ``[limits]``.
@@ -146,5 +149,5 @@ def build_limits(config: Config, *, clock: Clock | None = None) -> SendingLimits
     where = table.get("store") or str(config.state_dir / LIMITS_DATABASE_NAME)
     if not isinstance(where, str):
         raise ConfigError("[limits] store must be a path or a Redis URL")
-    store = open_store(where, base=config.base_dir, prefix="srsfwd:")
+    store = open_store(where, base=config.base_dir, prefix="srsfwd:", create=create)
     return SendingLimits(store, policy, clock=clock)

@@ -11,10 +11,11 @@ is waved through and nothing is dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
@@ -23,7 +24,7 @@ from srsfwd.authresults import build_header
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
 from srsfwd.dkim.arc import ArcSealer
-from srsfwd.dkim.canon import to_crlf
+from srsfwd.dkim.canon import MAX_HEADER_BYTES, parse_message, to_crlf
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner
 from srsfwd.dnscheck.resolver import Resolver
@@ -32,6 +33,7 @@ from srsfwd.errors import (
     ConfigError,
     DKIMError,
     KeyNotFoundError,
+    SignatureError,
     SRSError,
     SrsfwdError,
     SRSLengthError,
@@ -70,7 +72,8 @@ class ForwardResult:
     """What to do with one message, and the message to send.
 
     ``action`` is ``forward``, ``reject`` or ``tempfail``; when not forwarded,
-    ``smtp_reply`` is the reply to give and ``message`` is None.
+    ``smtp_reply`` is the reply to give and ``message`` is None. Only a forwarded result
+    has been ``counted`` against the sender's limits.
     """
 
     action: Action
@@ -86,6 +89,8 @@ class ForwardResult:
     message: bytes | None = None
     decision: Decision | None = None
     notes: tuple[str, ...] = field(default=())
+    #: What this forward added to the sending limits: (sender, internal, external).
+    counted: tuple[str, int, int] | None = None
 
     @property
     def forwarded(self) -> bool:
@@ -153,7 +158,9 @@ class Forwarder:
         self.rewriter = rewriter
         self.gatherer = gatherer
         # The decision needs our SRS domain (no SRS aligned with a forged From).
-        self.policy = policy if policy.srs_domain else replace(policy, srs_domain=rewriter.domain)
+        if not policy.srs_domain:
+            policy = dataclasses.replace(policy, srs_domain=rewriter.domain.lower())
+        self.policy = policy
         self.pools = pools
         self.authserv_id = authserv_id
         self.key_table = key_table
@@ -173,8 +180,12 @@ class Forwarder:
         resolver: Resolver | None = None,
         clock: Clock | None = None,
         spam_header: str | None = None,
+        dry_run: bool = False,
     ) -> Forwarder:
         """Everything the pipeline needs, read once from ``config``.
+
+        ``dry_run`` is for forwards with ``dry_run=True`` only (``srsfwd decide``): a
+        limits store that does not exist yet is not created.
 
         Raises:
             ConfigError: a missing or wrong setting, key or secret.
@@ -224,7 +235,7 @@ class Forwarder:
             key_table=key_table,
             sign_with=sign_with,
             sealer=sealer,
-            limits=build_limits(config, clock=clock),
+            limits=build_limits(config, clock=clock, create=not dry_run),
             clock=clock,
         )
 
@@ -240,13 +251,16 @@ class Forwarder:
         rcpts: Sequence[str],
         spam: bool = False,
         sasl_user: str | None = None,
+        dry_run: bool = False,
     ) -> ForwardResult:
         """Decide and prepare the forward of ``message`` received with this envelope.
 
-        ``sasl_user`` is the session's SMTP AUTH login (Postfix's ``{auth_authen}``), if
-        any: it vouches for a sender in our accepted domains. Never raises for a bad
-        message or a failing dependency: those come back as a ``reject`` or ``tempfail``
-        result with the SMTP reply to give.
+        Never raises for a bad message or a failing dependency: those come back as a
+        ``reject`` (5xx: sending again cannot help) or ``tempfail`` (4xx) result with the
+        SMTP reply to give. A forwarded message is counted against its sender's limits;
+        with ``dry_run`` nothing is counted or stored (``srsfwd decide``). ``sasl_user``
+        is the session's SMTP AUTH login (Postfix's ``{auth_authen}``), if any: it vouches
+        for a sender in our accepted domains.
         """
         sender = strip_brackets(mail_from.strip())
         targets = tuple(strip_brackets(r.strip()) for r in rcpts)
@@ -271,7 +285,9 @@ class Forwarder:
                 rcpts=targets[:10],
             )
         try:
-            return self._forward(message, client_ip, helo, sender, targets, spam, sasl_user)
+            return self._forward(
+                message, client_ip, helo, sender, targets, spam, dry_run, sasl_user
+            )
         except TemporaryError as exc:
             log.warning("deferring message from <%s>: %s", sender, exc)
             return _temporary(
@@ -300,10 +316,17 @@ class Forwarder:
         sender: str,
         targets: tuple[str, ...],
         spam: bool,
+        dry_run: bool,
         sasl_user: str | None = None,
     ) -> ForwardResult:
         for address in (sender, *targets) if sender else targets:
             split_address(address)  # AddressError: refused with the reason, see forward()
+        problem = message_problem(message)
+        if problem is not None:
+            reason, words = problem
+            return _refused(
+                Action.REJECT, f"550 5.6.0 {words}", reason, mail_from=sender, rcpts=targets
+            )
         notes: list[str] = []
         bounced: list[str] = []
         final: list[str] = []
@@ -326,19 +349,57 @@ class Forwarder:
                 final.append(rcpt)
         rcpts = tuple(final)
 
+        counting = None
         verdict = None
         if self.limits is not None and sender and not bounced:
             internal = sum(1 for r in rcpts if split_address(r)[1] in self.policy.accepted)
-            verdict = self.limits.check(sender, internal=internal, external=len(rcpts) - internal)
+            counting = (sender, internal, len(rcpts) - internal)
+            verdict = self.limits.peek(sender, internal=internal, external=counting[2])
+            if not dry_run:
+                self.limits.block(sender, verdict)  # this message passed a limit
 
         envelope = Envelope(client_ip=client_ip, helo=helo, mail_from=sender, rcpts=rcpts)
         facts = self.gatherer.gather(message, envelope, spam=spam, sasl_user=sasl_user)
-        if verdict is not None:
-            facts = with_limits(facts, verdict)
-        decision = decide(facts, self.policy)
-        reasons = list(decision.reasons)
-        if bounced:
-            reasons.append("srs-bounce-verified")
+        extra = ("srs-bounce-verified",) if bounced else ()
+        judged = facts if verdict is None else with_limits(facts, verdict)
+        decision = decide(judged, self.policy)
+        result = self._outcome(message, decision, envelope, extra, notes, dry_run=dry_run)
+        if dry_run or counting is None or self.limits is None or not result.forwarded:
+            return result
+        # Counted only now that it leaves; the count may find a limit passed since the
+        # peek (concurrent messages): then the decision is taken again with that verdict.
+        recorded = self.limits.record(sender, internal=counting[1], external=counting[2])
+        if verdict is None or recorded.outcome != verdict.outcome:
+            decision = decide(with_limits(facts, recorded), self.policy)
+            result = self._outcome(message, decision, envelope, extra, notes)
+        if not result.forwarded:
+            return result
+        return dataclasses.replace(result, counted=counting)
+
+    def give_back(self, result: ForwardResult) -> None:
+        """Uncount a forwarded ``result`` that could not be handed over after all.
+
+        Raises:
+            StoreError: the limits store could not answer.
+        """
+        if result.counted is not None and self.limits is not None:
+            sender, internal, external = result.counted
+            self.limits.give_back(sender, internal=internal, external=external)
+
+    def _outcome(
+        self,
+        message: bytes,
+        decision: Decision,
+        envelope: Envelope,
+        extra: tuple[str, ...],
+        notes_so_far: list[str],
+        *,
+        dry_run: bool = False,
+    ) -> ForwardResult:
+        """The result of ``decision``: the refusal, or the envelope and message to send."""
+        sender, rcpts = envelope.mail_from, tuple(envelope.rcpts)
+        reasons = [*decision.reasons, *extra]
+        notes = list(notes_so_far)
         if decision.action is not Action.FORWARD:
             return ForwardResult(
                 decision.action,
@@ -355,7 +416,7 @@ class Forwarder:
         pool, srs, new_sender = decision.pool, decision.srs, sender
         if srs:
             try:
-                new_sender = self.rewriter.forward(sender)
+                new_sender = self.rewriter.forward(sender, dry_run=dry_run)
             except SRSLengthError as exc:
                 # The sender cannot be rewritten: it must not leave from the IPs in our
                 # SPF record as if we vouched for it, so it goes as the relay pool would.
@@ -474,6 +535,27 @@ class _Signer:
 
     signer: DkimSigner
     domains: tuple[str, ...]
+
+
+def message_problem(message: bytes) -> tuple[str, str] | None:
+    """Why ``message`` can never be forwarded, as (reason code, words), or None.
+
+    Not a message, a header section over the limit, or not exactly one From field
+    (RFC 5322 §3.6): sending it again cannot help, so these are refused with 5xx.
+    """
+    head = to_crlf(message).partition(b"\r\n\r\n")[0]
+    if len(head) > MAX_HEADER_BYTES:
+        return "header-too-big", f"header section larger than {MAX_HEADER_BYTES} bytes"
+    try:
+        parsed = parse_message(message)
+    except SignatureError as exc:
+        return "not-a-message", str(exc)
+    froms = len(parsed.find("from"))
+    if froms == 0:
+        return "no-from", "message has no From field (RFC 5322 3.6)"
+    if froms > 1:
+        return "several-from", f"message has {froms} From fields (RFC 5322 3.6)"
+    return None
 
 
 def strip_our_results(message: bytes, authserv_id: str) -> bytes:

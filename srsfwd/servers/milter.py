@@ -377,7 +377,13 @@ class MilterService:
                 mail_from=sender,
                 rcpts=rcpts,
             )
-        headers, names = header_changes(original, result.message, leading_space=leading_space)
+        try:
+            headers, names = header_changes(original, result.message, leading_space=leading_space)
+        except Exception:
+            # Counted as forwarded, but the answer will be a deferral: uncount it.
+            with self.forwarders.borrow() as forwarder:
+                forwarder.give_back(result)
+            raise
         actions = [*envelope_changes(message, result), *headers]
         value = f" {result.pool}" if leading_space else str(result.pool)
         actions.append(AddHeader(self.pool_header, value))

@@ -67,6 +67,13 @@ class SQLiteStore:
                 time.sleep(0.1)
         return cls(connection, max_entries=max_entries)
 
+    @classmethod
+    def empty(cls) -> SQLiteStore:
+        """A store in memory, for reading a store that does not exist without creating it."""
+        connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        connection.executescript(_SCHEMA)
+        return cls(connection, max_entries=DEFAULT_MAX_ENTRIES)
+
     def put(self, key: str, value: str, *, ttl: int | None, now: float) -> None:
         expires = FOREVER if ttl is None else int(now) + ttl
         with self._transaction("write"):

@@ -26,7 +26,6 @@ from tests.dnsserver import ZoneServer
 from tests.redis_server import redis_server
 from tests.smtp_sink import Sink, smtp_sink
 
-pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).parent.parent.parent / "examples"
 
 # name → (client IP, HELO, MAIL FROM, --spam, expected pool, expected SRS)
@@ -243,6 +242,7 @@ def test_locked_limits_store_defers(forwarder: Forwarder, example: Path) -> None
     assert result.smtp_reply is not None and result.smtp_reply.startswith("451 4.3.0")
 
 
+@pytest.mark.integration  # starts a real redis-server
 def test_redis_stopped_mid_run_defers_then_recovers(
     example: Path, resolver: Resolver, tmp_path: Path
 ) -> None:

@@ -171,6 +171,14 @@ def test_secret_new_writes_private_file(tmp_path: Path) -> None:
     assert code == 0 and (tmp_path / "s").stat().st_mode & 0o777 == 0o600
 
 
+def test_secret_new_creates_a_missing_folder_for_its_owner_and_group(tmp_path: Path) -> None:
+    path = tmp_path / "etc" / "srsfwd" / "srs.secret"
+    code, _, err = run("secret", "new", path)
+    assert code == 0, err
+    assert path.parent.stat().st_mode & 0o777 == 0o750
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_secret_new_rotate_keeps_bounces_in_flight_reversible(tmp_path: Path) -> None:
     path = tmp_path / "s"
     run("secret", "new", path)
