@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import shutil
 import smtplib
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +51,8 @@ from srsfwd.keystore import KeyStore
 from srsfwd.orgdomain import aligned
 from srsfwd.pool import Action, Pool
 from tests.dnsserver import ZoneServer
+from tests.integration.peers import need
+from tests.integration.postfix import world_readable_tempdir
 from tests.integration.test_milter_postfix import Rig, running_rig
 
 pytestmark = pytest.mark.integration
@@ -549,12 +552,59 @@ def test_a_pool_may_let_the_srs_domain_sign_relay_mail(example: Path, resolver: 
 # -- through the milter, inside Postfix ---------------------------------------------
 
 
+SASL_LOGIN = ("alice@example.net", "correct horse battery")
+
+
+def sasl_settings(work: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """main.cf settings and Postfix's ``sasl/smtpd.conf`` for SMTP AUTH: Cyrus SASL with
+    a sasldb in ``work`` holding ``SASL_LOGIN``."""
+    database = work / "sasldb2"
+    user, realm = SASL_LOGIN[0].split("@")
+    subprocess.run(
+        [need("saslpasswd2"), "-p", "-c", "-f", str(database), "-u", realm, user],
+        input=SASL_LOGIN[1].encode(),
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    database.chmod(0o644)  # Postfix's smtpd reads it as the postfix user
+    main_cf = {
+        "smtpd_sasl_auth_enable": "yes",
+        "smtpd_sasl_type": "cyrus",
+        "smtpd_sasl_path": "smtpd",
+        # Debian's Postfix reads $config_directory/sasl/smtpd.conf whatever this says.
+        "cyrus_sasl_config_path": "$config_directory/sasl",
+    }
+    smtpd_conf = (
+        f"pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN\n"
+        f"sasldb_path: {database}\n"
+    )
+    return main_cf, {"sasl/smtpd.conf": smtpd_conf}
+
+
 @pytest.fixture(scope="module")
 def rig(_dns_server_process: ZoneServer, keys: Keys) -> Iterator[Rig]:
-    with running_rig(_dns_server_process) as running:
-        running.dns.load(keys.zone()[len(ZONE) :])
-        keys.install_users_key(running.config.parent / "keys")
-        yield running
+    sasl = world_readable_tempdir("srsfwd-sasl-")
+    main_cf, etc_files = sasl_settings(sasl)
+    try:
+        with running_rig(_dns_server_process, main_cf=main_cf, etc_files=etc_files) as running:
+            running.dns.load(keys.zone()[len(ZONE) :])
+            keys.install_users_key(running.config.parent / "keys")
+            yield running
+    finally:
+        shutil.rmtree(sasl, ignore_errors=True)
+
+
+def send_logged_in(rig: Rig, sender: str, rcpt: str, message: bytes) -> None:
+    """Submit ``message`` from ``ROAMING_USER`` after logging in with ``SASL_LOGIN``."""
+    with smtplib.SMTP("127.0.0.1", rig.postfix.port, timeout=60) as smtp:
+        smtp.ehlo("test.client")
+        addr, helo = ROAMING_USER
+        code, text = smtp.docmd("XCLIENT", f"ADDR={addr} NAME=[UNAVAILABLE] HELO={helo}")
+        assert code == 220, text
+        smtp.ehlo(helo)
+        smtp.login(*SASL_LOGIN)
+        smtp.sendmail(sender, [rcpt], message)
 
 
 @pytest.fixture(scope="module")
@@ -647,6 +697,16 @@ def test_milter_control_aligned_dkim_sender_with_spf_failing(
     got = rig.wait_for("c2@receiver.example")
     assert got.peer_ip == "127.0.0.2" and got.mail_from.startswith("SRS0=")
     assert_signed_by(got.data, message, "fwd.example.net", zone_resolver)
+
+
+def test_milter_control_sasl_login_of_an_accepted_sender_keeps_the_normal_pool(
+    rig: Rig,
+) -> None:
+    send_logged_in(
+        rig, "alice@example.net", "c5@receiver.example", forged_envelope_in_accepted_domain()
+    )
+    got = rig.wait_for("c5@receiver.example")
+    assert (got.peer_ip, got.mail_from) == ("127.0.0.2", "alice@example.net")
 
 
 def test_milter_control_users_signed_post_keeps_srs(rig: Rig, keys: Keys) -> None:
