@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import click
 
 from srsfwd import __version__
+from srsfwd.cli.common import show_warnings
 from srsfwd.cli.group import LazyGroup
 
 #: Every subcommand: where it lives (imported only when run) and its one-line help.
@@ -86,6 +87,7 @@ def cli() -> None:
       srsfwd forward --config /etc/srsfwd/srsfwd.toml --client-ip 192.0.2.25 \\
           --helo mx.example.org --mail-from alice@example.org --rcpt bob@example.com msg.eml
     """
+    show_warnings()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -216,7 +216,7 @@ class ArcSealer:
         present: list[tuple[int, bytes]] = []
         for arc in fields:
             if arc.key in _ARC_FIELDS:
-                value = relaxed_header(arc.name, arc.value)[len(arc.name) + 1 :]
+                value = relaxed_header(arc.name, arc.value).partition(b":")[2]
                 match = _INSTANCE_RE.search(value)
                 if match is not None:
                     present.append((int(match.group(1)), arc.key))
@@ -311,7 +311,12 @@ class ArcSealer:
         """
         if not arc_fields:
             return "none", "no ARC chain"
-        cv, _, reason = dkim.arc_verify(data, dnsfunc=dkimpy_dnsfunc(self._resolver))
+        try:
+            cv, _, reason = dkim.arc_verify(data, dnsfunc=dkimpy_dnsfunc(self._resolver))
+        except dkim.MessageFormatError as exc:
+            # dkimpy refuses what we parse (a field with white space before its colon,
+            # RFC 5322 obsolete syntax): a chain nobody here can check is not a pass.
+            return "fail", f"dkimpy cannot read the chain: {exc}"
         if cv is None:
             return "terminated", str(reason)
         unnumbered = next((f for f in arc_fields if not _instance(f)), None)
@@ -343,7 +348,7 @@ def _instance(arc_field: Header) -> int | None:
 
     None when it has none; 0 and values over 50 are returned as they are (both unusable).
     """
-    value = relaxed_header(arc_field.name, arc_field.value)[len(arc_field.name) + 1 :]
+    value = relaxed_header(arc_field.name, arc_field.value).partition(b":")[2]
     match = _INSTANCE_RE.search(value)
     return None if match is None else int(match.group(1))
 

@@ -153,13 +153,13 @@ def message_bytes(message: Message, *, leading_space: bool) -> bytes:
 
 def _fields(head: bytes) -> list[bytes]:
     """Header fields of ``head`` (no final blank line), folds kept, without their CRLF."""
-    fields: list[bytes] = []
+    fields: list[list[bytes]] = []  # each field's lines, joined once: linear in folds
     for line in head.split(b"\r\n"):
         if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b"\r\n" + line
+            fields[-1].append(line)
         elif line:
-            fields.append(line)
-    return fields
+            fields.append([line])
+    return [b"\r\n".join(lines) for lines in fields]
 
 
 def _split(message: bytes) -> tuple[bytes, bytes]:
@@ -396,6 +396,7 @@ class MilterService:
                 mail_from=sender,
                 rcpts=rcpts,
                 spam=self._spam(message),
+                sasl_user=message.macros.get("auth_authen") or None,
             )
         pool = None if result.pool is None else str(result.pool)
         if result.action is not PoolAction.FORWARD or result.message is None:
