@@ -16,6 +16,7 @@ import click
 from srsfwd.address import MAX_LOCAL_PART
 from srsfwd.app import build_rewriter
 from srsfwd.cli.common import WarningsToStderr, config_option, error
+from srsfwd.cli.group import EXIT_FAILED
 from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
 from srsfwd.forward import Forwarder
@@ -104,7 +105,7 @@ def serve(
         asyncio.run(daemon.run())
     except SrsfwdError as exc:
         log.error("%s", exc)
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
 def _echo_note(note: str) -> None:

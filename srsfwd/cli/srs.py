@@ -18,6 +18,7 @@ from srsfwd.cli.common import (
     read_message,
     with_overrides,
 )
+from srsfwd.cli.group import EXIT_FAILED, EXIT_OK
 from srsfwd.errors import SrsfwdError
 from srsfwd.secretfile import write_new_secret
 
@@ -81,7 +82,7 @@ def rewrite(config_path: Path | None, senders: tuple[str, ...], **flags: Any) ->
         except SrsfwdError as exc:
             error(f"{_shown(sender)}: {exc}")
             failed = True
-    sys.exit(1 if failed else 0)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 @click.command()
@@ -114,7 +115,7 @@ def reverse(
         except SrsfwdError as exc:
             error(f"{_shown(address)}: {exc}")
             failed = True
-    sys.exit(1 if failed else 0)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 @click.group()
@@ -208,7 +209,7 @@ def bounce(
             if rcpt_status.diagnostic:
                 line += f" ({rcpt_status.diagnostic})"
             click.echo(line)
-    sys.exit(0 if report.deliverable else 1)
+    sys.exit(EXIT_OK if report.deliverable else EXIT_FAILED)
 
 
 def _shown(text: str) -> str:
