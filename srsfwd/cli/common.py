@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import ipaddress
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -68,6 +69,18 @@ def with_overrides(settings: SRSSettings, **flags: Any) -> SRSSettings:
     """``settings`` with every flag that was given (not None, not empty) put in."""
     given = {k: v for k, v in flags.items() if v is not None and v != ()}
     return dataclasses.replace(settings, **given)
+
+
+def json_option(function: F) -> F:
+    """Add ``--json``: the command prints one JSON document instead of lines for people."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON document (for scripts)."
+    )(function)
+
+
+def echo_json(document: object) -> None:
+    """Print ``document`` as indented JSON with sorted keys."""
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
 def error(message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from srsfwd.cli.common import (
     DnsChoice,
     config_option,
     dns_options,
+    echo_json,
+    json_option,
     open_config,
     read_message,
     resolver_from_options,
@@ -38,7 +41,7 @@ from srsfwd.dkim.keys import (
 )
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner
-from srsfwd.dkim.verify import DkimVerifier, Result
+from srsfwd.dkim.verify import DkimVerifier, Result, SignatureResult
 from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import ConfigError, KeyFormatError, KeyNotFoundError, SrsfwdError
 from srsfwd.keystore import (
@@ -67,6 +70,16 @@ def _keys_dir_option(function: F) -> F:
 
 def _clock() -> Clock:
     return SystemClock()
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when, tz=UTC).isoformat()
+
+
+def _signature_dict(result: SignatureResult) -> dict[str, object]:
+    fields = dataclasses.asdict(result)
+    fields["result"] = str(result.result)
+    return fields
 
 
 def _date(when: float) -> str:
@@ -133,7 +146,8 @@ def keys() -> None:
 @keys.command("list")
 @config_option
 @_keys_dir_option
-def keys_list(config_path: Path | None, keys_dir: Path | None) -> None:
+@json_option
+def keys_list(config_path: Path | None, keys_dir: Path | None, as_json: bool) -> None:
     """Show every key: domain, selector, algorithm and size, created date.
 
     \b
@@ -143,10 +157,25 @@ def keys_list(config_path: Path | None, keys_dir: Path | None) -> None:
     config = open_config(config_path)
     store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
     stored = store.list_keys()
+    now = _clock().now()
+    if as_json:
+        echo_json(
+            [
+                {
+                    "domain": item.domain,
+                    "selector": item.selector,
+                    "algorithm": item.spec,
+                    "created": _iso(item.created),
+                    "active_from": _iso(item.active_from),
+                    "active": item.active_from <= now,
+                }
+                for item in stored
+            ]
+        )
+        return
     if not stored:
         click.echo(f"no keys in {store.root}")
         return
-    now = _clock().now()
     click.echo(f"{'DOMAIN':30} {'SELECTOR':16} {'ALGORITHM':10} CREATED")
     for item in stored:
         note = f" (signs from {_date(item.active_from)})" if item.active_from > now else ""
@@ -160,11 +189,13 @@ def keys_list(config_path: Path | None, keys_dir: Path | None) -> None:
 @_keys_dir_option
 @dns_options
 @click.option("--selector", "selectors", multiple=True, help="Check only this one. Repeatable.")
+@json_option
 @click.argument("domain")
 def keys_check(
     config_path: Path | None,
     keys_dir: Path | None,
     selectors: tuple[str, ...],
+    as_json: bool,
     domain: str,
     dns: DnsChoice,
 ) -> None:
@@ -175,7 +206,7 @@ def keys_check(
 
     \b
     Example:
-      srsfwd keys check example.com --selector s202611 --nameserver 127.0.0.1
+      srsfwd keys check example.com --selector s202611 --dns-server 127.0.0.1
     """
     config = open_config(config_path)
     problems = 0
@@ -185,11 +216,17 @@ def keys_check(
     if not chosen:
         raise KeyNotFoundError(f"no keys for {name} in {store.root}")
     resolver = resolver_from_options(config, dns)
+    checked = []
     for selector in chosen:
         key = store.load(name, selector)
         ok, message = _check_published(resolver, name, selector, public_key_data(key))
         problems += not ok
-        click.echo(f"{'ok  ' if ok else 'FAIL'} {selector}._domainkey.{name}: {message}")
+        record = f"{selector}._domainkey.{name}"
+        checked.append({"record": record, "selector": selector, "ok": ok, "message": message})
+        if not as_json:
+            click.echo(f"{'ok  ' if ok else 'FAIL'} {record}: {message}")
+    if as_json:
+        echo_json(checked)
     sys.exit(EXIT_FAILED if problems else EXIT_OK)
 
 
@@ -407,8 +444,9 @@ def _write(data: bytes, source: Path | None, output: Path | None, folder: Path |
 @click.command()
 @config_option
 @dns_options
+@json_option
 @click.argument("message", required=False, type=click.Path(dir_okay=False, path_type=Path))
-def verify(config_path: Path | None, message: Path | None, dns: DnsChoice) -> None:
+def verify(config_path: Path | None, message: Path | None, as_json: bool, dns: DnsChoice) -> None:
     """Check every DKIM signature of MESSAGE (standard input when none).
 
     One line per signature: result, domain, selector, algorithm, key size and why.
@@ -422,11 +460,15 @@ def verify(config_path: Path | None, message: Path | None, dns: DnsChoice) -> No
     data = read_message(message)
     verifier = DkimVerifier(resolver_from_options(config, dns), clock=_clock())
     results = verifier.verify(data)
-    if not results:
+    if as_json:
+        echo_json([_signature_dict(r) for r in results])
+    elif not results:
         click.echo("none: no DKIM-Signature")
+    else:
+        for result in results:
+            click.echo(result.describe())
+    if not results:
         sys.exit(EXIT_FAILED)
-    for result in results:
-        click.echo(result.describe())
     if any(r.passed for r in results):
         sys.exit(EXIT_OK)
     sys.exit(EXIT_TEMPFAIL if any(r.result is Result.TEMPERROR for r in results) else EXIT_FAILED)

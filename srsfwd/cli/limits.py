@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from srsfwd.app import build_limits
-from srsfwd.cli.common import config_option, open_config
+from srsfwd.cli.common import config_option, echo_json, json_option, open_config
 from srsfwd.limits import SendingLimits
 
 
@@ -30,8 +30,9 @@ def limits() -> None:
 
 @limits.command()
 @config_option
+@json_option
 @click.argument("sender", required=False)
-def show(config_path: Path | None, sender: str | None) -> None:
+def show(config_path: Path | None, as_json: bool, sender: str | None) -> None:
     """Counts and blocks: of SENDER, or the blocked and busiest senders of today.
 
     \b
@@ -40,6 +41,31 @@ def show(config_path: Path | None, sender: str | None) -> None:
     """
     store = _limits(config_path, create=False)  # looking never creates a store
     policy = store.policy
+    if sender and as_json:
+        counts, block = store.status(sender)
+        echo_json(
+            {
+                "sender": sender,
+                "external_this_hour": counts.external_this_hour,
+                "external_per_hour": policy.external_per_hour or None,
+                "internal_this_hour": counts.internal_this_hour,
+                "internal_per_hour": policy.internal_per_hour or None,
+                "today": counts.today,
+                "per_day": policy.per_day or None,
+                "blocked": block,
+            }
+        )
+        return
+    if as_json:
+        echo_json(
+            {
+                "blocked": [{"sender": who, "reason": why} for who, why in store.blocked()],
+                "busiest_today": [
+                    {"sender": who, "recipients": count} for who, count in store.busiest()
+                ],
+            }
+        )
+        return
     if sender:
         counts, block = store.status(sender)
         click.echo(f"sender:              {sender}")

@@ -15,7 +15,7 @@ import click
 
 from srsfwd.address import MAX_LOCAL_PART
 from srsfwd.app import build_rewriter
-from srsfwd.cli.common import WarningsToStderr, config_option, error
+from srsfwd.cli.common import WarningsToStderr, config_option, echo_json, error, json_option
 from srsfwd.cli.group import EXIT_FAILED
 from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
@@ -56,12 +56,14 @@ UNLIMITED_LOCAL_PART = 4096
     help="Check the configuration and try each socket (bind, mode, owner, release);"
     " show what would be served.",
 )
+@json_option
 def serve(
     config_path: Path | None,
     postsrsd_path: Path | None,
     log_target: str | None,
     log_level: str | None,
     check: bool,
+    as_json: bool,
 ) -> None:
     """Serve SRS to Postfix: socketmap (postsrsd 2.x), tcp_table (postsrsd 1.x), milter.
 
@@ -91,6 +93,19 @@ def serve(
         if first.milter is not None:
             first.milter.close()
         problems = serving_problems(first.settings)
+        if as_json:
+            endpoints = first.settings.endpoints()
+            echo_json(
+                {
+                    "endpoints": [{"service": s, "endpoint": str(e)} for s, e in endpoints],
+                    "srs_domain": first.maps.rewriter.domain,
+                    "problems": list(problems),
+                    "ok": not problems,
+                }
+            )
+            if problems:
+                sys.exit(EXIT_FAILED)
+            return
         for service, endpoint in first.settings.endpoints():
             click.echo(f"{service} on {endpoint}")
         if problems:
