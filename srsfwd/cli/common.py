@@ -31,14 +31,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class WarningsToStderr(logging.Handler):
-    """The library's warnings (a group-readable secrets file...) as ``warning: ...`` lines
-    on standard error, for commands that set up no logging of their own."""
+    """The library's warnings (a group-readable secrets file...) as ``Warning: ...`` lines
+    on standard error (``Error: ...`` for errors, as click writes its own), for commands
+    that set up no logging of their own."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+        click.echo(f"{record.levelname.capitalize()}: {record.getMessage()}", err=True)
 
 
 def show_warnings() -> None:

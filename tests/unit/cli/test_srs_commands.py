@@ -224,5 +224,5 @@ def test_a_short_secret_is_warned_about_on_standard_error(secret: Path) -> None:
     code, out, err = run("rewrite", "--domain", "d.example", "--secret-file", secret, "a@b.example")
     assert code == 0
     assert out.startswith("SRS0=")
-    assert "warning: secrets file" in err
+    assert "Warning: secrets file" in err
     assert "short-secret" not in err
