@@ -9,6 +9,7 @@ recursive server, over UDP and TCP. Use the ``dns_server`` fixture (tests/confte
         assert resolver.txt("sel._domainkey.example.com")
         dns_server.mode = "servfail"              # every answer is SERVFAIL
         dns_server.mode = "silent"                # no answer at all: the client times out
+        dns_server.failing.add("_dmarc.example.com.")  # SERVFAIL for this name only
 
 Zone text is a standard master file (``$ORIGIN``, ``$TTL``, parenthesised multi-string TXT).
 A name not in the zone is NXDOMAIN; a known name without the asked type is NOERROR/no data.
@@ -39,6 +40,8 @@ class _ZoneResolver(BaseResolver):  # type: ignore[misc]
         with owner.lock:
             owner.queries.append((str(request.q.qname), QTYPE[request.q.qtype]))
             mode = owner.mode
+            if str(request.q.qname).lower() in owner.failing:
+                mode = "servfail"
             records = list(owner.records)
         if mode == "silent":
             # dnslib's handler logs a DNSError and sends nothing: the client times out.
@@ -84,6 +87,8 @@ class ZoneServer:
         self.mode: Mode = "answer"
         self.records: list[RR] = []
         self.queries: list[tuple[str, str]] = []
+        #: Absolute names (lower case, final dot) answered with SERVFAIL whatever the mode.
+        self.failing: set[str] = set()
         self.port = _free_port()
         resolver = _ZoneResolver(self)
         quiet = DNSLogger(log="-request,-reply,-truncated,-error", logf=lambda *_: None)
@@ -112,6 +117,7 @@ class ZoneServer:
         with self.lock:
             self.records = []
             self.queries = []
+            self.failing = set()
             self.mode = "answer"
 
     def resolver(self, *, timeout: float = 2.0, clock: Clock | None = None) -> Resolver:
