@@ -9,7 +9,7 @@ recursive server, over UDP and TCP. Use the ``dns_server`` fixture (tests/confte
         assert resolver.txt("sel._domainkey.example.com")
         dns_server.mode = "servfail"              # every answer is SERVFAIL
         dns_server.mode = "silent"                # no answer at all: the client times out
-        dns_server.failing.add("_dmarc.example.com.")  # SERVFAIL for this name only
+        dns_server.failing = {"sel._domainkey.example.com."}   # SERVFAIL for these names only
 
 Zone text is a standard master file (``$ORIGIN``, ``$TTL``, parenthesised multi-string TXT).
 A name not in the zone is NXDOMAIN; a known name without the asked type is NOERROR/no data.
@@ -85,10 +85,9 @@ class ZoneServer:
     def __init__(self, zone: str = "") -> None:
         self.lock = threading.Lock()
         self.mode: Mode = "answer"
+        self.failing: set[str] = set()  # names (lower case, final dot) answered SERVFAIL
         self.records: list[RR] = []
         self.queries: list[tuple[str, str]] = []
-        #: Absolute names (lower case, final dot) answered with SERVFAIL whatever the mode.
-        self.failing: set[str] = set()
         self.port = _free_port()
         resolver = _ZoneResolver(self)
         quiet = DNSLogger(log="-request,-reply,-truncated,-error", logf=lambda *_: None)
@@ -117,8 +116,8 @@ class ZoneServer:
         with self.lock:
             self.records = []
             self.queries = []
-            self.failing = set()
             self.mode = "answer"
+            self.failing = set()
 
     def resolver(self, *, timeout: float = 2.0, clock: Clock | None = None) -> Resolver:
         """A production ``Resolver`` that asks this server."""

@@ -5,15 +5,16 @@ gathers the envelope and the message, runs ``Forwarder.forward`` in a worker thr
 and crypto never block the event loop), and turns the result into milter actions:
 
 * CHGFROM to the SRS sender when SRS applies; DELRCPT/ADDRCPT for bounces reversed home;
-* INSHEADER at the top for what the pipeline prepended (Authentication-Results, our
-  DKIM-Signature, the ARC set), CHGHEADER to delete forged Authentication-Results that
-  claim our name;
+* CHGHEADER to delete every arriving Authentication-Results that claims our authserv-id
+  (``srsfwd.authservid``), then INSHEADER at the top for what the pipeline prepended
+  (Authentication-Results, our DKIM-Signature, the ARC set);
 * CHGHEADER From and ADDHEADER Reply-To when DMARC-safe forwarding rewrote the From;
 * ADDHEADER ``X-Srsfwd-Pool: <pool>``, which ``milter_header_checks`` turns into
   ``FILTER <pool transport>:``;
 * REPLYCODE with the pipeline's reply when it refuses or defers.
 
-Mail for local recipients only is left as it is. An internal error is a temporary
+Mail for local recipients only is left as it is, but for the deletion of
+Authentication-Results that claim our authserv-id. An internal error is a temporary
 failure (or, if configured, the message passes unchanged); a message larger than we keep
 is refused, never signed truncated. The pure part (``MilterService.decide``) is what the
 worker threads run; ``MilterConnection`` only moves bytes and waits.
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
+from srsfwd.authservid import claims_authserv_id, is_our_results_field
 from srsfwd.errors import AddressError, ProtocolError, SRSError
 from srsfwd.forward import MAX_MESSAGE, Forwarder, ForwardResult
 from srsfwd.pool import Action as PoolAction
@@ -151,13 +153,13 @@ def message_bytes(message: Message, *, leading_space: bool) -> bytes:
 
 def _fields(head: bytes) -> list[bytes]:
     """Header fields of ``head`` (no final blank line), folds kept, without their CRLF."""
-    fields: list[bytes] = []
+    fields: list[list[bytes]] = []  # each field's lines, joined once: linear in folds
     for line in head.split(b"\r\n"):
         if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b"\r\n" + line
+            fields[-1].append(line)
         elif line:
-            fields.append(line)
-    return fields
+            fields.append([line])
+    return [b"\r\n".join(lines) for lines in fields]
 
 
 def _split(message: bytes) -> tuple[bytes, bytes]:
@@ -168,36 +170,55 @@ def _split(message: bytes) -> tuple[bytes, bytes]:
 
 
 def header_changes(
-    original: bytes, prepared: bytes, *, leading_space: bool
+    original: bytes, prepared: bytes, *, leading_space: bool, authserv_id: str | None = None
 ) -> tuple[list[Reply], list[str]]:
     """The milter actions that turn ``original`` into ``prepared``, and the new field names.
 
     The pipeline prepends fields and removes Authentication-Results that claim our
     authserv-id; DMARC-safe forwarding also changes the From field in place and may
     append a Reply-To. The body never changes. Anything else is an error, not a guess.
+    With ``authserv_id``, every arriving field that claims it must be among the removed
+    ones (each is deleted with CHGHEADER), and only such fields.
 
     Raises:
-        ValueError: ``prepared`` is not ``original`` with such changes.
+        ValueError: ``prepared`` is not ``original`` with such changes, or (with
+            ``authserv_id``) an arriving field claiming it would stay.
     """
     old_head, old_body = _split(original)
     new_head, new_body = _split(prepared)
     if old_body != new_body:
         raise ValueError("the pipeline changed the body")
     old, new = _fields(old_head), _fields(new_head)
-    actions: list[Reply] = []
+    appended: list[Reply] = []
     if _count(new, b"reply-to") > _count(old, b"reply-to") and _is(new[-1], b"reply-to"):
-        actions.append(AddHeader("Reply-To", _header_value(new.pop(), leading_space)))
-    i, removed = len(new) - 1, []
+        appended.append(AddHeader("Reply-To", _header_value(new.pop(), leading_space)))
+    i, removed, changed = len(new) - 1, [], []
     for j in range(len(old) - 1, -1, -1):
         if i >= 0 and new[i] == old[j]:
             i -= 1
         elif i >= 0 and _is(old[j], b"from") and _is(new[i], b"from"):
             nth = _count(old[: j + 1], b"from")
-            actions.append(ChangeHeader(nth, "From", _header_value(new[i], leading_space)))
+            changed.append(ChangeHeader(nth, "From", _header_value(new[i], leading_space)))
             i -= 1
         else:
             removed.append(j)
     added = new[: i + 1]
+    if authserv_id is not None:
+        gone = set(removed)
+        for j, raw in enumerate(old):
+            if is_our_results_field(raw, authserv_id) != (j in gone):
+                raise ValueError(f"the pipeline kept or removed the wrong field: {raw[:40]!r}")
+    # Deletions first: the MTA applies edits in order, and CHGHEADER's index counts the
+    # fields of that name as they are then; once ours is inserted on top, index 1 would be
+    # this hop's own Authentication-Results.
+    actions: list[Reply] = []
+    for j in removed:  # highest index first, so earlier indexes stay valid
+        name = old[j].partition(b":")[0].strip()
+        if name.lower() != b"authentication-results":
+            raise ValueError(f"the pipeline removed a {name[:40]!r} field")
+        nth = sum(1 for f in old[: j + 1] if f.partition(b":")[0].strip().lower() == name.lower())
+        actions.append(ChangeHeader(nth, name.decode("ascii"), b""))
+    actions += changed + appended
     names: list[str] = []
     for raw in reversed(added):  # each goes to the very top: last first
         name, colon, _ = raw.partition(b":")
@@ -206,12 +227,6 @@ def header_changes(
         actions.append(InsertHeader(0, name.decode("ascii"), _header_value(raw, leading_space)))
         names.append(name.decode("ascii"))
     names.reverse()
-    for j in removed:  # highest index first, so earlier indexes stay valid
-        name = old[j].partition(b":")[0]
-        if name.strip().lower() != b"authentication-results":
-            raise ValueError(f"the pipeline removed a {name[:40]!r} field")
-        nth = sum(1 for f in old[: j + 1] if f.partition(b":")[0].strip().lower() == name.lower())
-        actions.append(ChangeHeader(nth, name.decode("ascii"), b""))
     return actions, names
 
 
@@ -229,6 +244,23 @@ def _header_value(field: bytes, leading_space: bool) -> bytes:
     if not leading_space and value.startswith(b" "):
         value = value[1:]
     return value
+
+
+def forged_results_deletions(message: Message, authserv_id: str) -> tuple[Reply, ...]:
+    """CHGHEADER deletions of the arriving Authentication-Results claiming ``authserv_id``.
+
+    For mail that is not forwarded (local recipients only): nothing else changes, but
+    nobody may write our verdicts into a local mailbox either (RFC 8601 §5).
+    """
+    deletions: list[Reply] = []
+    nth = 0
+    for header in message.headers:
+        if header.name.strip().lower() != "authentication-results":
+            continue
+        nth += 1
+        if claims_authserv_id(header.value, authserv_id):
+            deletions.append(ChangeHeader(nth, header.name.strip(), b""))
+    return tuple(reversed(deletions))  # highest index first, so earlier indexes stay valid
 
 
 def envelope_changes(message: Message, result: ForwardResult) -> list[Reply]:
@@ -372,8 +404,10 @@ class MilterService:
             return Verdict("too-big", TOO_BIG_REPLY, reasons=("message-too-big",))
         with self.forwarders.borrow() as forwarder:
             if rcpts and all(self._local(forwarder, r) for r in rcpts):
-                return Verdict("local", Continue(), reasons=("local-recipients",))
+                deletions = forged_results_deletions(message, forwarder.authserv_id)
+                return Verdict("local", Continue(), deletions, reasons=("local-recipients",))
             original = message_bytes(message, leading_space=leading_space)
+            authserv_id = forwarder.authserv_id
             client = message.client
             result = forwarder.forward(
                 original,
@@ -398,7 +432,12 @@ class MilterService:
                 rcpts=rcpts,
             )
         try:
-            headers, names = header_changes(original, result.message, leading_space=leading_space)
+            headers, names = header_changes(
+                original,
+                result.message,
+                leading_space=leading_space,
+                authserv_id=authserv_id,
+            )
         except Exception:
             # Counted as forwarded, but the answer will be a deferral: uncount it.
             with self.forwarders.borrow() as forwarder:
