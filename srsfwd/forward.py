@@ -81,7 +81,8 @@ class DmarcOutcome:
 
     ``result`` is one of ``dmarc-pass-expected``, ``dmarc-no-policy``,
     ``dmarc-policy-none``, ``dmarc-failed-on-arrival``, ``dmarc-from-rewritten``,
-    ``dmarc-kept``, ``dmarc-refused`` or ``dmarc-temperror``.
+    ``dmarc-kept``, ``dmarc-refused``, ``dmarc-temperror`` (the look-up failed: defer) or
+    ``dmarc-unknown`` (it failed, but the answer would not change what leaves).
     """
 
     result: str
@@ -525,7 +526,8 @@ class Forwarder:
         FROM in our domains leaving from the normal pool. Only a copy that would fail a
         quarantine or reject policy, from a From domain that arrived authenticated, is
         rewritten, kept or refused; the policy is looked up only when no aligned
-        signature survives. A DNS failure is ``dmarc-temperror``: the caller defers.
+        signature survives. A DNS failure is ``dmarc-temperror`` (the caller defers) when
+        the answer could change what leaves, else ``dmarc-unknown``.
         """
         facts = decision.facts
         author = facts.from_domain
@@ -538,10 +540,12 @@ class Forwarder:
         exact = author.lower().rstrip(".")
         if exact in (d.lower() for d in dkim_domains) or spf_domain == exact:
             return DmarcOutcome("dmarc-pass-expected")  # aligned even under adkim=s
+        vouched = decision.from_authenticated or facts.trusted_submission
         try:
             found = discover(self.gatherer.resolver, author)
         except DNSTempError as exc:
-            return DmarcOutcome("dmarc-temperror", note=str(exc))
+            could_act = vouched and self.dmarc != "keep"
+            return DmarcOutcome("dmarc-temperror" if could_act else "dmarc-unknown", note=str(exc))
         prediction = predict(found, author, dkim_domains=dkim_domains, spf_domain=spf_domain)
         if found is None:
             return DmarcOutcome("dmarc-no-policy")
@@ -554,7 +558,7 @@ class Forwarder:
             return outcome
         if not prediction.enforced_failure:
             return dataclasses.replace(outcome, result="dmarc-policy-none")
-        if not (decision.from_authenticated or facts.trusted_submission):
+        if not vouched:
             # It fails DMARC already as it arrived: forwarding changes nothing, and
             # rewriting it would make mail nobody authenticated pass in our name.
             return dataclasses.replace(outcome, result="dmarc-failed-on-arrival")

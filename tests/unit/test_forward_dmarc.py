@@ -194,6 +194,15 @@ def test_a_failing_dmarc_lookup_defers_rather_than_guess(tmp_path: Path, dns: Zo
     assert result.smtp_reply is not None and result.smtp_reply.startswith("451 ")
 
 
+def test_a_failing_lookup_that_could_change_nothing_does_not_defer(
+    tmp_path: Path, dns: ZoneServer
+) -> None:
+    dns.failing.add("_dmarc.spfonly.example.")
+    result = send(forwarder(tmp_path, dns, "keep"), UNSIGNED, "alice@spfonly.example")
+    assert result.forwarded and result.dmarc is not None
+    assert result.dmarc.result == "dmarc-unknown"
+
+
 def test_a_deferred_or_refused_forward_is_not_counted(tmp_path: Path, dns: ZoneServer) -> None:
     fwd = forwarder(tmp_path, dns, "reject")
     assert send(fwd, UNSIGNED, "alice@spfonly.example").counted is None
