@@ -5,7 +5,7 @@ a client that passes SPF through an include chain. DNS is a dnslib server on 127
 answered from a warm cache on both sides: srsfwd's Resolver cache for srsfwd, a dnspython
 LRUCache on the default resolver (which pyspf and dkimpy use) for the direct calls. Each
 side runs interleaved rounds and keeps its best.
-Target (issue 4): at least 1,000 decisions per second, and no slower than the direct calls.
+Target: at least 1,000 decisions per second, and no slower than the direct calls.
 
     python -m benchmarks.decide_bench [--decisions N] [--rounds R]
 """

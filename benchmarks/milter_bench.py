@@ -14,7 +14,7 @@ it would on the Internet; every message has its own sender. Postfix discards wha
 accepts (``default_transport`` and ``relay_transport`` are ``discard``), so the figure is
 what the SMTP server accepts per second with the milter in the loop; the queue is
 drained between phases.
-``--connections`` SMTP sessions send at once. Target (issue 7): srsfwd at least as fast
+``--connections`` SMTP sessions send at once. Target: srsfwd at least as fast
 as Postfix + OpenDKIM. The CPU is shared with the clients and Postfix.
 
     python -m benchmarks.milter_bench [--messages N] [--connections C] [--rounds R]

@@ -2,9 +2,9 @@
 
 Every call gets a distinct sender, so no result cache can help either side. Each side
 runs several interleaved rounds and keeps its best, which evens out a busy machine.
-Target (issue 2): srsfwd at least 1.3x srslib on both forward and reverse.
+Target: srsfwd at least 1.3x srslib on both forward and reverse.
 
-    python benchmarks/srs_bench.py [--senders N] [--rounds R]
+    python -m benchmarks.srs_bench [--senders N] [--rounds R]
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ server on 127.0.0.1:2525, e.g. `python -m aiosmtpd -n -l 127.0.0.1:2525`):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -76,6 +77,8 @@ def main() -> int:
         )
     except SrsfwdError as exc:
         print(f"forward_script: {exc}", file=sys.stderr)
+        with contextlib.suppress(SrsfwdError):
+            forwarder.give_back(result)  # not sent: it does not count against the limits
         return EX_TEMPFAIL if exc.temporary else EX_NOPERM
     return EX_OK
 

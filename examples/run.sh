@@ -46,10 +46,13 @@ step "a bounce to a forged SRS address: refused (exit status 1)"
 forward bounce 203.0.113.201 mx.receiver.example "" "$forged"
 
 step "the forwarded message, as it leaves (headers):"
-sed -n '/^$/q;p' "$out/normal.eml" | cut -c1-100
+sed -n '/^\r\?$/q;p' "$out/normal.eml" | tr -d '\r' | cut -c1-100  # lines end in CRLF
 
 step "SRS on its own: rewrite and reverse"
 echo "\$ srsfwd rewrite alice@example.org 'SRS0=opaque+string@hop.example'"
 "${srsfwd[@]}" rewrite "${config[@]}" alice@example.org 'SRS0=opaque+string@hop.example'
 echo "\$ srsfwd reverse $address"
 "${srsfwd[@]}" reverse "${config[@]}" "$address"
+
+step "srsfwd is installed in .venv: to run the README's commands as shown, put it on your PATH"
+echo "\$ source .venv/bin/activate"

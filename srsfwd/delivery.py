@@ -3,6 +3,9 @@
 Thin adapters around ``smtplib`` and the ``sendmail`` command. Whatever goes wrong comes
 back as a ``SrsfwdError`` whose ``temporary`` says whether the sender should try again
 (an SMTP 4xx, a dropped connection, sendmail's EX_TEMPFAIL) or not (an SMTP 5xx).
+sendmail cannot choose an outbound transport per message, so what goes to it names its
+pool in a header field (``X-Srsfwd-Pool``) that the MTA's header checks turn into that
+pool's transport.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from srsfwd.errors import SrsfwdError, TemporaryError
 
 EX_TEMPFAIL = 75
+POOL_HEADER = "X-Srsfwd-Pool"
 
 
 class DeliveryError(SrsfwdError):
@@ -104,6 +108,30 @@ def _raise_for(refused: dict[str, tuple[int, bytes]]) -> Delivered:
 
 def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def with_pool_header(message: bytes, pool: str, *, header: str = POOL_HEADER) -> bytes:
+    """``message`` with ``header: pool`` as its first field and no other field of that name.
+
+    Fields of that name already in the message (a sender's guess at our routing) go, with
+    their continuation lines; the message's own line ending (CRLF or LF) is kept.
+    """
+    newline = b"\r\n" if message.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
+    lines = message.split(b"\n")
+    end = next((i for i, line in enumerate(lines) if line in (b"", b"\r")), len(lines))
+    name = header.lower().encode("ascii")
+    kept: list[bytes] = []
+    dropping = False
+    for line in lines[:end]:
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = line.split(b":", 1)[0].strip().lower() == name
+        if not dropping:
+            kept.append(line)
+    field = f"{header}: {pool}".encode("ascii") + newline.rstrip(b"\n")
+    return b"\n".join([field, *kept, *lines[end:]])
 
 
 def deliver_sendmail(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from srsfwd.config import StrPath
 from srsfwd.dkim.keys import (
     DkimKey,
     key_record_text,
@@ -49,15 +50,29 @@ class Finding:
     check: str
     message: str
     fix: str = ""
+    #: DNS did not answer (temperror): the check could not be made, try again.
+    unknown: bool = False
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | bool]:
         """Plain JSON form."""
         return {
             "severity": str(self.severity),
             "check": self.check,
             "message": self.message,
             "fix": self.fix,
+            "unknown": self.unknown,
         }
+
+
+def _dns_failed(check: str, where: str, error: object) -> Finding:
+    """A check DNS did not let us make: unknown (temperror), never "no record"."""
+    return Finding(
+        Severity.WARNING,
+        check,
+        f"{where}: DNS failed (temperror: {error})",
+        "retry",
+        unknown=True,
+    )
 
 
 def spf_record_for(pools: Mapping[Pool, PoolSettings]) -> str:
@@ -90,8 +105,7 @@ def check_spf(
             )
             where = f"{pool} pool address {address}"
             if outcome.result == "temperror":
-                findings.append(Finding(Severity.WARNING, "spf",
-                                        f"{where}: DNS failed ({outcome.reason})", "retry"))
+                findings.append(_dns_failed("spf", where, outcome.reason))
             elif pool is Pool.RELAY and outcome.result == "pass":
                 findings.append(Finding(
                     Severity.ERROR, "spf",
@@ -116,7 +130,7 @@ def check_mx(resolver: Resolver, srs_domain: str) -> list[Finding]:
         records = resolver.mx(srs_domain)
         addresses = resolver.addresses(srs_domain) if not records else []
     except DNSTempError as exc:
-        return [Finding(Severity.WARNING, "mx", f"{srs_domain}: DNS failed ({exc})", "retry")]
+        return [_dns_failed("mx", srs_domain, exc)]
     real = [r for r in records if r.exchange.strip(".")]
     if real:
         hosts = ", ".join(r.exchange.rstrip(".") for r in real)
@@ -140,7 +154,7 @@ def check_dkim_key(
     try:
         records = resolver.txt(name)
     except DNSTempError as exc:
-        return Finding(Severity.WARNING, "dkim", f"{name}: DNS failed ({exc})", "retry")
+        return _dns_failed("dkim", name, exc)
     if not records:
         return Finding(Severity.ERROR, "dkim", f"{name}: no record published", fix)
     try:
@@ -169,8 +183,7 @@ def check_dmarc(resolver: Resolver, domains: Iterable[str]) -> list[Finding]:
         try:
             records = [r for r in resolver.txt(name) if r.lower().startswith(b"v=dmarc1")]
         except DNSTempError as exc:
-            findings.append(Finding(Severity.WARNING, "dmarc", f"{name}: DNS failed ({exc})",
-                                    "retry"))
+            findings.append(_dns_failed("dmarc", name, exc))
             continue
         if len(records) == 1:
             text = records[0].decode("ascii", "replace")
@@ -184,11 +197,12 @@ def check_dmarc(resolver: Resolver, domains: Iterable[str]) -> list[Finding]:
     return findings
 
 
-def check_secret(path: Path | None) -> Finding:
+def check_secret(path: StrPath | None) -> Finding:
     """The SRS secrets file: present, not empty, readable by its owner only."""
     if path is None:
         return Finding(Severity.ERROR, "secret", "no [srs] secrets_file configured",
                        "srsfwd secret new /etc/srsfwd/srs.secret and set [srs] secrets_file")
+    path = Path(path)
     try:
         info = path.stat()
         size = info.st_size
@@ -218,3 +232,8 @@ def check_relay_helo(pools: Mapping[Pool, PoolSettings]) -> list[Finding]:
 def failed(findings: Iterable[Finding]) -> bool:
     """True when any finding is an error."""
     return any(f.severity is Severity.ERROR for f in findings)
+
+
+def unknown(findings: Iterable[Finding]) -> bool:
+    """True when DNS did not answer for some check (temperror)."""
+    return any(f.unknown for f in findings)

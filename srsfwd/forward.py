@@ -11,6 +11,7 @@ is waved through and nothing is dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from collections.abc import Sequence
@@ -20,10 +21,11 @@ from typing import Any
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.app import build_key_table, build_limits, build_resolver, build_rewriter
 from srsfwd.authresults import build_header
+from srsfwd.authservid import strip_our_results
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
 from srsfwd.dkim.arc import ArcSealer
-from srsfwd.dkim.canon import to_crlf
+from srsfwd.dkim.canon import MAX_HEADER_BYTES, parse_message, to_crlf
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner
 from srsfwd.dnscheck.resolver import Resolver
@@ -32,6 +34,7 @@ from srsfwd.errors import (
     ConfigError,
     DKIMError,
     KeyNotFoundError,
+    SignatureError,
     SRSError,
     SrsfwdError,
     SRSLengthError,
@@ -70,7 +73,8 @@ class ForwardResult:
     """What to do with one message, and the message to send.
 
     ``action`` is ``forward``, ``reject`` or ``tempfail``; when not forwarded,
-    ``smtp_reply`` is the reply to give and ``message`` is None.
+    ``smtp_reply`` is the reply to give and ``message`` is None. Only a forwarded result
+    has been ``counted`` against the sender's limits.
     """
 
     action: Action
@@ -86,6 +90,8 @@ class ForwardResult:
     message: bytes | None = None
     decision: Decision | None = None
     notes: tuple[str, ...] = field(default=())
+    #: What this forward added to the sending limits: (sender, internal, external).
+    counted: tuple[str, int, int] | None = None
 
     @property
     def forwarded(self) -> bool:
@@ -172,8 +178,12 @@ class Forwarder:
         resolver: Resolver | None = None,
         clock: Clock | None = None,
         spam_header: str | None = None,
+        dry_run: bool = False,
     ) -> Forwarder:
         """Everything the pipeline needs, read once from ``config``.
+
+        ``dry_run`` is for forwards with ``dry_run=True`` only (``srsfwd decide``): a
+        limits store that does not exist yet is not created.
 
         Raises:
             ConfigError: a missing or wrong setting, key or secret.
@@ -221,7 +231,7 @@ class Forwarder:
             key_table=key_table,
             sign_with=sign_with,
             sealer=sealer,
-            limits=build_limits(config, clock=clock),
+            limits=build_limits(config, clock=clock, create=not dry_run),
             clock=clock,
         )
 
@@ -236,11 +246,14 @@ class Forwarder:
         mail_from: str,
         rcpts: Sequence[str],
         spam: bool = False,
+        dry_run: bool = False,
     ) -> ForwardResult:
         """Decide and prepare the forward of ``message`` received with this envelope.
 
         Never raises for a bad message or a failing dependency: those come back as a
-        ``reject`` or ``tempfail`` result with the SMTP reply to give.
+        ``reject`` (5xx: sending again cannot help) or ``tempfail`` (4xx) result with the
+        SMTP reply to give. A forwarded message is counted against its sender's limits;
+        with ``dry_run`` nothing is counted or stored (``srsfwd decide``).
         """
         sender = strip_brackets(mail_from.strip())
         targets = tuple(strip_brackets(r.strip()) for r in rcpts)
@@ -265,7 +278,7 @@ class Forwarder:
                 rcpts=targets[:10],
             )
         try:
-            return self._forward(message, client_ip, helo, sender, targets, spam)
+            return self._forward(message, client_ip, helo, sender, targets, spam, dry_run)
         except TemporaryError as exc:
             log.warning("deferring message from <%s>: %s", sender, exc)
             return _temporary(
@@ -294,9 +307,16 @@ class Forwarder:
         sender: str,
         targets: tuple[str, ...],
         spam: bool,
+        dry_run: bool,
     ) -> ForwardResult:
         for address in (sender, *targets) if sender else targets:
             split_address(address)  # AddressError: refused with the reason, see forward()
+        problem = message_problem(message)
+        if problem is not None:
+            reason, words = problem
+            return _refused(
+                Action.REJECT, f"550 5.6.0 {words}", reason, mail_from=sender, rcpts=targets
+            )
         notes: list[str] = []
         bounced: list[str] = []
         final: list[str] = []
@@ -319,19 +339,57 @@ class Forwarder:
                 final.append(rcpt)
         rcpts = tuple(final)
 
+        counting = None
         verdict = None
         if self.limits is not None and sender and not bounced:
             internal = sum(1 for r in rcpts if split_address(r)[1] in self.policy.accepted)
-            verdict = self.limits.check(sender, internal=internal, external=len(rcpts) - internal)
+            counting = (sender, internal, len(rcpts) - internal)
+            verdict = self.limits.peek(sender, internal=internal, external=counting[2])
+            if not dry_run:
+                self.limits.block(sender, verdict)  # this message passed a limit
 
         envelope = Envelope(client_ip=client_ip, helo=helo, mail_from=sender, rcpts=rcpts)
         facts = self.gatherer.gather(message, envelope, spam=spam)
-        if verdict is not None:
-            facts = with_limits(facts, verdict)
-        decision = decide(facts, self.policy)
-        reasons = list(decision.reasons)
-        if bounced:
-            reasons.append("srs-bounce-verified")
+        extra = ("srs-bounce-verified",) if bounced else ()
+        judged = facts if verdict is None else with_limits(facts, verdict)
+        decision = decide(judged, self.policy)
+        result = self._outcome(message, decision, envelope, extra, notes, dry_run=dry_run)
+        if dry_run or counting is None or self.limits is None or not result.forwarded:
+            return result
+        # Counted only now that it leaves; the count may find a limit passed since the
+        # peek (concurrent messages): then the decision is taken again with that verdict.
+        recorded = self.limits.record(sender, internal=counting[1], external=counting[2])
+        if verdict is None or recorded.outcome != verdict.outcome:
+            decision = decide(with_limits(facts, recorded), self.policy)
+            result = self._outcome(message, decision, envelope, extra, notes)
+        if not result.forwarded:
+            return result
+        return dataclasses.replace(result, counted=counting)
+
+    def give_back(self, result: ForwardResult) -> None:
+        """Uncount a forwarded ``result`` that could not be handed over after all.
+
+        Raises:
+            StoreError: the limits store could not answer.
+        """
+        if result.counted is not None and self.limits is not None:
+            sender, internal, external = result.counted
+            self.limits.give_back(sender, internal=internal, external=external)
+
+    def _outcome(
+        self,
+        message: bytes,
+        decision: Decision,
+        envelope: Envelope,
+        extra: tuple[str, ...],
+        notes_so_far: list[str],
+        *,
+        dry_run: bool = False,
+    ) -> ForwardResult:
+        """The result of ``decision``: the refusal, or the envelope and message to send."""
+        sender, rcpts = envelope.mail_from, tuple(envelope.rcpts)
+        reasons = [*decision.reasons, *extra]
+        notes = list(notes_so_far)
         if decision.action is not Action.FORWARD:
             return ForwardResult(
                 decision.action,
@@ -348,7 +406,7 @@ class Forwarder:
         pool, srs, new_sender = decision.pool, decision.srs, sender
         if srs:
             try:
-                new_sender = self.rewriter.forward(sender)
+                new_sender = self.rewriter.forward(sender, dry_run=dry_run)
             except SRSLengthError as exc:
                 # The sender cannot be rewritten: it must not leave from the IPs in our
                 # SPF record as if we vouched for it, so it goes as the relay pool would.
@@ -407,7 +465,10 @@ class Forwarder:
         if self.sealer is not None:
             # The sealer writes this hop's Authentication-Results (they go into the ARC
             # set too) from what arrived, not from our own fresh signature.
-            data = self.sealer.seal(data, results=results).message
+            sealed = self.sealer.seal(data, results=results)
+            data = sealed.message
+            if not sealed.sealed:  # a chain that ended before us: not continued, arc=fail
+                data = results(sealed.cv).encode("utf-8") + b"\r\n" + data
         return data
 
     def _signer_for(self, decision: Decision, pool: Pool) -> DkimSigner | None:
@@ -466,29 +527,23 @@ class _Signer:
     domains: tuple[str, ...]
 
 
-def strip_our_results(message: bytes, authserv_id: str) -> bytes:
-    """``message`` without Authentication-Results fields claiming our authserv-id.
+def message_problem(message: bytes) -> tuple[str, str] | None:
+    """Why ``message`` can never be forwarded, as (reason code, words), or None.
 
-    RFC 8601 §5: a receiver must remove such fields that arrive from outside, or anyone
-    could forge our verdicts.
+    Not a message, a header section over the limit, or not exactly one From field
+    (RFC 5322 §3.6): sending it again cannot help, so these are refused with 5xx.
     """
-    head, separator, body = message.partition(b"\r\n\r\n")
-    if b"authentication-results" not in head.lower():
-        return message
-    ours = authserv_id.lower().encode("ascii", "replace")
-    kept: list[bytes] = []
-    dropping = False
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t"):
-            if not dropping:
-                kept.append(line)
-            continue
-        name, colon, value = line.partition(b":")
-        dropping = (
-            bool(colon)
-            and name.strip().lower() == b"authentication-results"
-            and (value.strip().lower().split(b";", 1)[0].split()[:1] == [ours])
-        )
-        if not dropping:
-            kept.append(line)
-    return b"\r\n".join(kept) + separator + body
+    head = to_crlf(message).partition(b"\r\n\r\n")[0]
+    if len(head) > MAX_HEADER_BYTES:
+        return "header-too-big", f"header section larger than {MAX_HEADER_BYTES} bytes"
+    try:
+        parsed = parse_message(message)
+    except SignatureError as exc:
+        return "not-a-message", str(exc)
+    froms = len(parsed.find("from"))
+    if froms == 0:
+        return "no-from", "message has no From field (RFC 5322 3.6)"
+    if froms > 1:
+        return "several-from", f"message has {froms} From fields (RFC 5322 3.6)"
+    return None
+

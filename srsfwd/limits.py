@@ -6,13 +6,16 @@ pool (``alert``) or is refused for the rest of the UTC day (``block-for-today``)
 an operator lifts it (``block``). Counts are per fixed UTC hour and day windows, kept in
 a ``CounterStore`` shared by every forwarder process.
 
-The judging is pure (``judge``); ``SendingLimits`` adds the store and the clock.
+The judging is pure (``judge``); ``SendingLimits`` adds the store and the clock. A
+message is judged without counting first (``peek``) and counted only once it is being
+forwarded (``record``), so deferred and refused mail costs the sender nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from srsfwd.clock import Clock, SystemClock
@@ -106,6 +109,14 @@ def end_of_day(now: float) -> float:
     return (now // DAY + 1) * DAY
 
 
+def until_words(until: float | None) -> str:
+    """When a block ends, in words: ``until 2026-12-07 00:00 UTC`` (None: no end)."""
+    if until is None:
+        return "until an operator lifts it"
+    moment = datetime.fromtimestamp(until, tz=UTC)
+    return f"until {moment:%Y-%m-%d %H:%M} UTC"
+
+
 class SendingLimits:
     """Counts each sender's recipients and applies the policy, through a shared store."""
 
@@ -118,23 +129,86 @@ class SendingLimits:
         self.policy = policy
         self._clock: Clock = clock or SystemClock()
 
-    def check(self, sender: str, *, internal: int, external: int) -> LimitVerdict:
-        """Record a message from ``sender`` to so many recipients and judge it.
+    def peek(self, sender: str, *, internal: int, external: int) -> LimitVerdict:
+        """Judge a message from ``sender`` to so many recipients without counting it.
+
+        What ``record`` would say if nothing else were counted in between; ``srsfwd
+        decide`` and the first look of a forward use it.
 
         Raises:
             StoreError: the store could not answer (temporary: defer the message).
         """
         now = self._clock.now()
         who = sender.lower()
+        early = self._before_counting(who, internal + external, now)
+        if early is not None:
+            return early
+        current, _ = self.status(sender)
+        counts = Counts(
+            current.external_this_hour + external,
+            current.internal_this_hour + internal,
+            current.today + internal + external,
+        )
+        return self._judge(counts, now)
+
+    def record(self, sender: str, *, internal: int, external: int) -> LimitVerdict:
+        """Count a message from ``sender`` that is being forwarded, and judge it.
+
+        The counters move in one atomic step, so of concurrent messages only those that
+        fit under a limit pass. A message that passes a limit is not counted: the counts
+        are given back and the block is set, so refused mail costs the sender nothing.
+
+        Raises:
+            StoreError: the store could not answer (temporary: defer the message).
+        """
+        now = self._clock.now()
+        who = sender.lower()
+        early = self._before_counting(who, internal + external, now)
+        if early is not None:
+            return early
+        counters = self._counters(who, internal=internal, external=external, now=now)
+        # One round trip (one transaction) for the three counters.
+        external_now, internal_now, today = self._store.add_many(counters, now=now)
+        verdict = self._judge(Counts(external_now, internal_now, today), now)
+        if verdict.refused:
+            self._store.add_many([(k, -n, ttl) for k, n, ttl in counters], now=now)
+            self.block(sender, verdict)
+        return verdict
+
+    def block(self, sender: str, verdict: LimitVerdict) -> None:
+        """Block ``sender`` as a ``limit-block`` verdict says (other verdicts: nothing).
+
+        Raises:
+            StoreError: the store could not answer.
+        """
+        if verdict.reason != "limit-block":
+            return
+        now = self._clock.now()
+        until = None if verdict.blocked_until is None else int(verdict.blocked_until - now)
+        block = f"{self.policy.action}:{verdict.limit}: {verdict.detail}"
+        self._store.put(self._block_key(sender.lower()), block, ttl=until, now=now)
+
+    def give_back(self, sender: str, *, internal: int, external: int) -> None:
+        """Uncount a recorded message that was not sent after all (the hand-off failed).
+
+        Raises:
+            StoreError: the store could not answer.
+        """
+        now = self._clock.now()
+        counters = self._counters(sender.lower(), internal=internal, external=external, now=now)
+        self._store.add_many([(k, -n, ttl) for k, n, ttl in counters], now=now)
+
+    def _before_counting(self, who: str, total: int, now: float) -> LimitVerdict | None:
+        """The refusal that needs no counts: a blocked sender, too many recipients."""
         blocked = self._store.get(self._block_key(who), now=now)
         if blocked is not None:
+            until = None if blocked.startswith("block:") else end_of_day(now)
             return LimitVerdict(
                 "refuse",
                 "sender-restricted",
-                detail=blocked,
-                blocked_until=None if blocked.startswith("block:") else end_of_day(now),
+                detail=f"blocked {until_words(until)}",
+                blocked_until=until,
             )
-        total = internal + external
         if self.policy.per_message and total > self.policy.per_message:
             return LimitVerdict(
                 "refuse",
@@ -142,17 +216,9 @@ class SendingLimits:
                 "per-message",
                 f"{total} recipients, over the limit of {self.policy.per_message} per message",
             )
-        hour, day = int(now // HOUR), int(now // DAY)
-        # One round trip (one transaction) for the three counters.
-        external_now, internal_now, today = self._store.add_many(
-            [
-                (f"{self.PREFIX}ext:{hour}:{who}", external, HOUR),
-                (f"{self.PREFIX}int:{hour}:{who}", internal, HOUR),
-                (f"{self.PREFIX}day:{day}:{who}", total, DAY),
-            ],
-            now=now,
-        )
-        counts = Counts(external_now, internal_now, today)
+        return None
+
+    def _judge(self, counts: Counts, now: float) -> LimitVerdict:
         exceeded = judge(self.policy, counts)
         if exceeded is None:
             return OK
@@ -160,14 +226,19 @@ class SendingLimits:
         detail = f"{count} recipients, over the {name} limit of {limit}"
         if self.policy.action == "alert":
             return LimitVerdict("alert", "limit-alert", name, detail)
-        if self.policy.action == "block":
-            self._store.put(self._block_key(who), f"block:{name}: {detail}", ttl=None, now=now)
-            return LimitVerdict("refuse", "limit-block", name, detail)
-        until = end_of_day(now)
-        self._store.put(
-            self._block_key(who), f"block-for-today:{name}: {detail}", ttl=int(until - now), now=now
-        )
+        until = end_of_day(now) if self.policy.action == "block-for-today" else None
+        detail = f"{detail}; blocked {until_words(until)}"
         return LimitVerdict("refuse", "limit-block", name, detail, blocked_until=until)
+
+    def _counters(
+        self, who: str, *, internal: int, external: int, now: float
+    ) -> list[tuple[str, int, int]]:
+        hour, day = int(now // HOUR), int(now // DAY)
+        return [
+            (f"{self.PREFIX}ext:{hour}:{who}", external, HOUR),
+            (f"{self.PREFIX}int:{hour}:{who}", internal, HOUR),
+            (f"{self.PREFIX}day:{day}:{who}", internal + external, DAY),
+        ]
 
     def _count(self, key: str, now: float) -> int:
         value = self._store.get(key, now=now)
@@ -177,8 +248,15 @@ class SendingLimits:
         return f"{self.PREFIX}blocked:{who}"
 
     def unblock(self, sender: str) -> bool:
-        """Lift a block on ``sender``; True if there was one."""
-        return self._store.delete(self._block_key(sender.lower()))
+        """Lift a block on ``sender`` and start its counts over; True if it was blocked.
+
+        Without the fresh start, the next message would pass the same limit again.
+        """
+        who = sender.lower()
+        now = self._clock.now()
+        for key, _, _ in self._counters(who, internal=0, external=0, now=now):
+            self._store.delete(key)
+        return self._store.delete(self._block_key(who))
 
     def status(self, sender: str) -> tuple[Counts, str | None]:
         """The sender's counts in the current windows and its block, if any."""

@@ -2,8 +2,8 @@
 
 Pure: no DNS, no message parsing, no clock. ``srsfwd.facts`` gathers the ``Facts`` (SPF,
 DKIM, the sender domain's A/AAAA/MX, the recipients); the sending limits and our spam
-filter's verdict arrive as facts too. First matching rule wins (issue 4, and the table in
-docs/postfix-and-pools-reference.md §1.6):
+filter's verdict arrive as facts too. First matching rule wins (the table is in
+docs/decide.md):
 
     1. limits block the sender                      → reject, no pool
     2. bounce (null sender, or a DSN/MDN report)    → high-risk, never SRS
@@ -136,7 +136,7 @@ class Facts:
     untrusted hop and ``spf_source`` where it came from (``checked``, ``gateway``).
     ``trusted_submission``: the client is one of ``[decide] trusted_relays`` and so is every
     hop in Received: the message was written on our own hosts, not relayed from outside.
-    ``limit_verdict`` comes from the sending limits (issue 5) with ``limit_name``, and
+    ``limit_verdict`` comes from the sending limits with ``limit_name``, and
     optionally their own reason code (``too-many-recipients``, ``limit-block``...) and
     detail; ``srsfwd.facts.with_limits`` fills them from a ``LimitVerdict``.
     """
@@ -359,6 +359,7 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     # 1. Blocked by the sending limits.
     if facts.limit_verdict == "block":
         name = f" ({facts.limit_name})" if facts.limit_name else ""
+        detail = f": {facts.limit_detail}" if facts.limit_detail else ""
         reason = facts.limit_reason or Reason.SENDER_RESTRICTED.value
         code = "5.5.3" if reason == "too-many-recipients" else "5.7.1"
         return Decision(
@@ -367,7 +368,7 @@ def decide(facts: Facts, policy: Policy) -> Decision:
             srs=False,
             reasons=(reason,),
             facts=facts,
-            smtp_reply=f"550 {code} sender is over a sending limit{name}",
+            smtp_reply=f"550 {code} sender is over a sending limit{name}{detail}",
         )
     # 2. Bounces: high-risk, never SRS, whatever DNS says.
     if not facts.mail_from or facts.is_report:

@@ -197,11 +197,12 @@ class SRSRewriter:
 
     # -- forward ----------------------------------------------------------------
 
-    def forward(self, sender: str) -> str:
+    def forward(self, sender: str, *, dry_run: bool = False) -> str:
         """The envelope sender to use when forwarding mail from ``sender``.
 
         The null sender and senders in local domains come back unchanged; an SRS0
-        sender from another forwarder becomes SRS1, an SRS1 sender a fresh SRS1.
+        sender from another forwarder becomes SRS1, an SRS1 sender a fresh SRS1. With
+        ``dry_run``, database mode names the alias without storing it.
 
         Raises:
             AddressError: ``sender`` is not an address SRS can carry.
@@ -220,7 +221,7 @@ class SRSRewriter:
             return sender
         new_local = self._rewrite_local(local, host)
         if len(new_local) > self.max_local_part:
-            new_local = self._aliased_local(address, new_local)
+            new_local = self._aliased_local(address, new_local, store=not dry_run)
         return f"{new_local}@{self.domain}"
 
     def _rewrite_local(self, local: str, host: str) -> str:
@@ -243,19 +244,20 @@ class SRSRewriter:
         digest = self._hash(srs_host + srs_user)
         return f"SRS1{self.separator}{digest}={srs_host}={srs_user}"
 
-    def _aliased_local(self, address: str, too_long: str) -> str:
+    def _aliased_local(self, address: str, too_long: str, *, store: bool) -> str:
         if self._alias_store is None:
             raise SRSLengthError(
                 f"rewritten local part would be {len(too_long)} octets, over the limit of"
                 f" {self.max_local_part}; set original_envelope = database to forward it"
             )
         alias = alias_for(address)
-        self._alias_store.put(
-            f"{alias}@{ALIAS_HOST}",
-            address,
-            ttl=(self.max_age_days + 1) * SECONDS_PER_DAY,
-            now=self._clock.now(),
-        )
+        if store:
+            self._alias_store.put(
+                f"{alias}@{ALIAS_HOST}",
+                address,
+                ttl=(self.max_age_days + 1) * SECONDS_PER_DAY,
+                now=self._clock.now(),
+            )
         return self._rewrite_local(alias, ALIAS_HOST)
 
     def today(self) -> str:

@@ -6,10 +6,13 @@ import base64
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from srsfwd.dkim.canon import parse_message
 from srsfwd.dkim.keys import DkimKey, SigningKey, key_record_text, private_key_pem, zone_line
+from srsfwd.dkim.sign import default_header_list
 
 DATA = Path(__file__).parent / "data"
 RFC8463 = DATA / "rfc8463"
@@ -57,3 +60,26 @@ def dkimpy_private(key: DkimKey) -> bytes:
         )
         return base64.b64encode(raw)
     return private_key_pem(key)
+
+
+def dkimpy_arc_set(below: bytes, signing: SigningKey, authserv_id: str, timestamp: int) -> bytes:
+    """What ``dkim.ARC.sign`` adds to ``below`` (which carries this hop's results on top),
+    with srsfwd's header list (every DKIM-Signature included); b"" when it adds nothing.
+
+    Raises:
+        dkim.DKIMException: dkimpy refuses to seal (e.g. ``cv=fail`` with no numbered set).
+    """
+    parsed = parse_message(below)
+    names = default_header_list(parsed.headers)
+    names += [b"dkim-signature"] * len(parsed.find("dkim-signature"))
+    arc = dkim.ARC(below, signature_algorithm=b"rsa-sha256")
+    arc.should_not_sign.discard(b"dkim-signature")
+    lines = arc.sign(
+        signing.selector.encode(),
+        signing.domain.encode(),
+        private_key_pem(signing.key),
+        authserv_id.encode(),
+        include_headers=names,
+        timestamp=timestamp,
+    )
+    return b"".join(lines)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
@@ -23,3 +27,76 @@ def test_ruff_finds_nothing() -> None:
 def test_mypy_strict_finds_nothing() -> None:
     result = run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# What the repository says stands alone: no paths outside it, no tracker numbers.
+TEXT_SUFFIXES = {".py", ".md", ".toml", ".sh", ".pl", ".service", ".txt", ".cfg", ""}
+ISSUE_NUMBER = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
+OUTSIDE_PATH = re.compile(r"(?<![\w.])/(?:work|home|root)/|\bshared/docs\b")
+DOCS_FILE = re.compile(r"\bdocs/[\w.-]+\.md\b")
+
+
+def repository_text() -> list[tuple[Path, str]]:
+    tops = ["srsfwd", "tests", "benchmarks", "docs", "examples", "keys", ".ci"]
+    files = [ROOT / "README.md", ROOT / "pyproject.toml"]
+    for top in tops:
+        files += [p for p in (ROOT / top).rglob("*") if "__pycache__" not in p.parts]
+    here = Path(__file__).resolve()
+    return [
+        (path, path.read_text(encoding="utf-8"))
+        for path in files
+        if path.is_file() and path.suffix in TEXT_SUFFIXES and path.resolve() != here
+    ]
+
+
+def offending_lines(pattern: re.Pattern[str]) -> list[str]:
+    return [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path, text in repository_text()
+        for number, line in enumerate(text.splitlines(), 1)
+        if pattern.search(line)
+    ]
+
+
+def test_nothing_cites_an_issue_number() -> None:
+    assert offending_lines(ISSUE_NUMBER) == []
+
+
+def test_nothing_names_a_path_outside_the_repository() -> None:
+    assert offending_lines(OUTSIDE_PATH) == []
+
+
+def test_every_cited_docs_file_is_in_the_repository() -> None:
+    cited = {match for _, text in repository_text() for match in DOCS_FILE.findall(text)}
+    assert cited, "the pattern finds the docs the README cites"
+    assert sorted(name for name in cited if not (ROOT / name).is_file()) == []
+
+
+def imported_top_level_modules(*folders: str) -> set[str]:
+    names: set[str] = set()
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"__future__", "srsfwd", "tests", "benchmarks"}
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_test_extra_installs_what_tests_and_benchmarks_import() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = {
+        requirement_name(r)
+        for r in [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    }
+    distributions = importlib.metadata.packages_distributions()
+    needed = {
+        module: {name.lower().replace("_", "-") for name in distributions.get(module, [module])}
+        for module in imported_top_level_modules("tests", "benchmarks")
+    }
+    assert sorted(module for module, names in needed.items() if not names & declared) == []

@@ -25,6 +25,7 @@ from srsfwd.config import Config
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.errors import AddressError, SrsfwdError
 from srsfwd.facts import Envelope, FactGatherer, build_gatherer
+from srsfwd.forward import Forwarder, ForwardResult
 from srsfwd.pool import (
     Action,
     Decision,
@@ -72,17 +73,32 @@ def _setup(
     return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), rewriter, pools)
 
 
+def _forwarder(
+    config: Config,
+    zone: tuple[Path, ...],
+    dns_server: str | None,
+    accepted: tuple[str, ...],
+) -> Forwarder | None:
+    """The pipeline ``srsfwd forward`` would run on ``config``, for dry runs; None when
+    the configuration cannot forward at all (no SRS domain or secrets)."""
+    if not (config.srs.domain and config.srs.secrets_file):
+        return None
+    try:
+        settings = decide_settings(config.sections, [*config.srs.local_domains, *accepted])
+        resolver = resolver_from_options(config, zone, dns_server, timeout=settings.dns_timeout)
+        forwarder = Forwarder.from_config(config, resolver=resolver, dry_run=True)
+    except SrsfwdError as exc:
+        raise click.ClickException(str(exc)) from None
+    if accepted:  # --accepted-domain widens what the configuration accepts
+        forwarder.policy = settings.policy
+        forwarder.gatherer = build_gatherer(resolver, settings)
+    return forwarder
+
+
 def _result(setup: _Setup, decision: Decision) -> dict[str, Any]:
     facts = decision.facts
     out = decision.as_dict()
-    out["authentication_results"] = build_header(
-        setup.authserv_id,
-        spf=facts.spf,
-        mail_from=facts.mail_from,
-        helo=facts.helo or "",
-        spf_reason=facts.spf_reason,
-        dkim=facts.dkim,
-    )
+    out["authentication_results"] = _hop_results(setup.authserv_id, decision)
     out["mail_from"] = facts.mail_from
     chosen = setup.pools.get(decision.pool) if decision.pool is not None else None
     out["transport"] = chosen.transport if chosen else None
@@ -91,9 +107,45 @@ def _result(setup: _Setup, decision: Decision) -> dict[str, Any]:
     out["srs_mail_from"] = None
     if decision.srs and setup.rewriter is not None:
         try:
-            out["srs_mail_from"] = setup.rewriter.forward(facts.mail_from)
+            out["srs_mail_from"] = setup.rewriter.forward(facts.mail_from, dry_run=True)
         except SrsfwdError as exc:
             out["notes"] = [f"SRS rewrite failed: {exc}"]
+    return out
+
+
+def _hop_results(authserv_id: str, decision: Decision) -> str:
+    facts = decision.facts
+    return build_header(
+        authserv_id,
+        spf=facts.spf,
+        mail_from=facts.mail_from,
+        helo=facts.helo or "",
+        spf_reason=facts.spf_reason,
+        dkim=facts.dkim,
+    )
+
+
+def _dry_run_result(forwarder: Forwarder, result: ForwardResult) -> dict[str, Any]:
+    """What ``srsfwd forward`` would do, in ``decide``'s output form."""
+    out: dict[str, Any] = {"facts": None, "dkim": [], "spf": None, "authentication_results": ""}
+    if result.decision is not None:
+        out = result.decision.as_dict()
+        out["authentication_results"] = _hop_results(forwarder.authserv_id, result.decision)
+    chosen = forwarder.pools.get(result.pool) if result.pool is not None else None
+    out.update(
+        action=str(result.action),
+        pool=None if result.pool is None else str(result.pool),
+        srs=result.srs,
+        reasons=list(result.reasons),
+        smtp_reply=result.smtp_reply,
+        mail_from=result.decision.facts.mail_from if result.decision else result.mail_from,
+        transport=result.transport,
+        source_addresses=list(chosen.source_addresses) if chosen else [],
+        helo=result.helo,
+        srs_mail_from=result.mail_from if result.srs else None,
+    )
+    if result.notes:
+        out["notes"] = list(result.notes)
     return out
 
 
@@ -111,6 +163,10 @@ def _show(out: dict[str, Any]) -> None:
     click.echo(f"reasons: {', '.join(out['reasons'])}")
     if out["smtp_reply"]:
         click.echo(f"reply:  {out['smtp_reply']}")
+    for note in out.get("notes", []):
+        click.echo(f"note:   {note}")
+    if facts is None:  # refused before any look-up
+        return
     spf = facts["spf"]
     click.echo(f"spf:    {spf['result']} ({spf['source']}; {spf['domain'] or '-'}) {spf['reason']}")
     for sig in out["dkim"]:
@@ -125,16 +181,19 @@ def _show(out: dict[str, Any]) -> None:
         found = [k.upper() for k in ("a", "aaaa", "mx") if dns[k]] + (
             ["null MX"] if dns["null_mx"] else []
         )
-        click.echo(f"sender domain {facts['sender_domain']}: {', '.join(found) or 'no A/AAAA/MX'}")
+        # A lookup that failed says nothing about the records: never "no A/AAAA/MX".
+        said = f"temperror ({dns['temperror']})" if dns["temperror"] else None
+        said = said or ", ".join(found) or "no A/AAAA/MX"
+        click.echo(f"sender domain {facts['sender_domain']}: {said}")
     click.echo(out["authentication_results"])
 
 
-def _status(decision: Decision) -> int:
+def _status(action: Action) -> int:
     return {
         Action.FORWARD: EXIT_FORWARD,
         Action.REJECT: EXIT_REJECT,
         Action.TEMPFAIL: EXIT_TEMPFAIL,
-    }[decision.action]
+    }[action]
 
 
 @click.command()
@@ -219,15 +278,30 @@ def decide(
             f"{client_ip!r} is not an IP address", param_hint="--client-ip"
         ) from None
     data = read_message(message, MAX_MESSAGE)
-    envelope = Envelope(client_ip.strip().strip("[]"), helo, mail_from, rcpts)
-    try:
-        facts = setup.gatherer.gather(data, envelope, spam=spam)
-    except AddressError as exc:
-        raise click.UsageError(f"bad address: {exc}") from None
-    decision = decide_pool(facts, setup.policy)
-    out = _result(setup, decision)
+    ip = client_ip.strip().strip("[]")
+    forwarder = _forwarder(config, zone_files, dns_server, accepted)
+    if forwarder is not None:
+        # What forward would do, by forward's own code, counting and storing nothing.
+        result = forwarder.forward(
+            data,
+            client_ip=ip,
+            helo=helo,
+            mail_from=mail_from,
+            rcpts=rcpts,
+            spam=spam,
+            dry_run=True,
+        )
+        out, action = _dry_run_result(forwarder, result), result.action
+    else:
+        envelope = Envelope(ip, helo, mail_from, rcpts)
+        try:
+            facts = setup.gatherer.gather(data, envelope, spam=spam)
+        except AddressError as exc:
+            raise click.UsageError(f"bad address: {exc}") from None
+        decision = decide_pool(facts, setup.policy)
+        out, action = _result(setup, decision), decision.action
     if as_json:
         click.echo(json.dumps(out, indent=2, sort_keys=True))
     else:
         _show(out)
-    sys.exit(_status(decision))
+    sys.exit(_status(action))

@@ -20,11 +20,14 @@ from srsfwd.doctor import (
     check_secret,
     check_spf,
     failed,
+    unknown,
 )
 from srsfwd.errors import SrsfwdError
 from srsfwd.keystore import KeyStore
 from srsfwd.pool import pools_from_config
 
+#: sysexits EX_TEMPFAIL: something could not be checked now.
+EXIT_TEMPFAIL = 75
 _MARK = {Severity.OK: "ok     ", Severity.WARNING: "WARNING", Severity.ERROR: "ERROR  "}
 
 
@@ -43,7 +46,8 @@ def doctor(
     The SRS domain's SPF (normal and high-risk pools in it, the relay pool not) and MX,
     every DKIM key of the store (published, matching, not revoked), DMARC of the signing
     domains, and the SRS secret (present, private). Each finding says how to fix it.
-    Exit status 1 when something is broken.
+    Exit status 1 when something is broken, else 75 when DNS did not answer for some
+    check (unknown: try again), else 0.
 
     \b
     Example:
@@ -94,4 +98,4 @@ def doctor(
             click.echo(f"{_MARK[finding.severity]} {finding.check:<6} {finding.message}")
             if finding.fix and finding.severity is not Severity.OK:
                 click.echo(f"{'':15}fix: {finding.fix}")
-    sys.exit(1 if failed(findings) else 0)
+    sys.exit(1 if failed(findings) else EXIT_TEMPFAIL if unknown(findings) else 0)

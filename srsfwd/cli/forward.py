@@ -17,7 +17,13 @@ from srsfwd.cli.common import (
     resolver_from_options,
 )
 from srsfwd.cli.decide import EXIT_FORWARD, EXIT_REJECT, EXIT_TEMPFAIL
-from srsfwd.delivery import deliver_sendmail, deliver_smtp, parse_host_port
+from srsfwd.delivery import (
+    POOL_HEADER,
+    deliver_sendmail,
+    deliver_smtp,
+    parse_host_port,
+    with_pool_header,
+)
 from srsfwd.errors import SrsfwdError
 from srsfwd.forward import MAX_MESSAGE, Forwarder, ForwardResult
 from srsfwd.pool import Action, decide_settings
@@ -99,7 +105,7 @@ def _describe(result: ForwardResult) -> None:
     "--sendmail",
     "use_sendmail",
     is_flag=True,
-    help="Pipe the message to sendmail -f SENDER -- RCPTS.",
+    help="Pipe the message to sendmail -f SENDER -- RCPTS, with an X-Srsfwd-Pool field.",
 )
 @click.argument("message", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def forward(
@@ -173,8 +179,14 @@ def forward(
                 )
                 delivery_note = f"delivered to {deliver}"
             elif use_sendmail:
-                deliver_sendmail(result.message, mail_from=result.mail_from, rcpts=result.rcpts)
-                delivery_note = "handed to sendmail"
+                # sendmail has no per-message transport: the MTA routes on the pool header.
+                pool = result.pool or "normal"
+                deliver_sendmail(
+                    with_pool_header(result.message, pool),
+                    mail_from=result.mail_from,
+                    rcpts=result.rcpts,
+                )
+                delivery_note = f"handed to sendmail with {POOL_HEADER}: {pool}"
             elif output is not None:
                 output.write_bytes(result.message)
             else:
@@ -183,6 +195,10 @@ def forward(
         except SrsfwdError as exc:
             delivery_note = f"not delivered: {exc}"
             status = EXIT_TEMPFAIL if exc.temporary else EXIT_REJECT
+            try:
+                forwarder.give_back(result)  # not sent: it counts nothing
+            except SrsfwdError as store:
+                delivery_note += f" (and its count stays: {store})"
         except OSError as exc:
             raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
     if as_json:

@@ -13,9 +13,9 @@ from srsfwd.errors import SrsfwdError
 from srsfwd.limits import SendingLimits
 
 
-def _limits(config_path: Path | None) -> SendingLimits:
+def _limits(config_path: Path | None, *, create: bool = True) -> SendingLimits:
     try:
-        return build_limits(open_config(config_path))
+        return build_limits(open_config(config_path), create=create)
     except SrsfwdError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -42,7 +42,7 @@ def show(config_path: Path | None, sender: str | None) -> None:
     Example:
       srsfwd limits show --config /etc/srsfwd/srsfwd.toml alice@example.org
     """
-    store = _limits(config_path)
+    store = _limits(config_path, create=False)  # looking never creates a store
     policy = store.policy
     try:
         if sender:
@@ -82,7 +82,7 @@ def unblock(config_path: Path | None, sender: str, **_: Any) -> None:
       srsfwd limits unblock alice@example.org
     """
     try:
-        lifted = _limits(config_path).unblock(sender)
+        lifted = _limits(config_path, create=False).unblock(sender)
     except SrsfwdError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{sender}: {'unblocked' if lifted else 'was not blocked'}")

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import click
 
-from srsfwd.errors import AddressError, SrsfwdError
+from srsfwd.errors import AddressError, DNSTempError, SrsfwdError
 from srsfwd.facts import Envelope, FactGatherer, parse_received
-from srsfwd.pool import Policy, decide
+from srsfwd.pool import Action, Decision, Policy, decide
 
+#: The exit status when DNS does not answer (sysexits EX_TEMPFAIL, as ``decide``'s).
+EXIT_TEMPFAIL = 75
 #: The recipient every message is decided for: outside every accepted domain.
 FORWARD_RCPT = "forwarded@forward.invalid"
 TOP_SENDERS = 10
@@ -36,6 +38,8 @@ class Summary:
     reasons: Counter[str] = field(default_factory=Counter)
     relay_senders: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    #: Why the run stopped before the end (DNS not answering), or None.
+    stopped: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """Plain JSON form."""
@@ -45,6 +49,7 @@ class Summary:
             "reasons": dict(self.reasons.most_common()),
             "relay_senders": dict(self.relay_senders.most_common(TOP_SENDERS)),
             "skipped": dict(self.skipped.most_common()),
+            "stopped": self.stopped,
         }
 
 
@@ -97,11 +102,17 @@ def run_mailbox(path: Path, gatherer: FactGatherer, policy: Policy, *, as_json: 
         summary = _decide_all(box, keys, gatherer, policy)
     finally:
         box.close()
+    if summary.stopped is not None:
+        click.echo(
+            f"DNS does not answer ({summary.stopped}): stopped after {summary.messages} of "
+            f"{len(keys)} messages; try again when it does",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:
         _table(summary)
-    return 0
+    return 0 if summary.stopped is None else EXIT_TEMPFAIL
 
 
 def _decide_all(
@@ -127,15 +138,46 @@ def _decide_all(
             except AddressError:
                 summary.skipped["unusable envelope sender"] += 1
                 continue
+            except DNSTempError:
+                summary.stopped = _dns_down(gatherer)
+                if summary.stopped is not None:
+                    break
+                summary.outcomes[str(Action.TEMPFAIL)] += 1
+                continue
             except SrsfwdError as exc:
                 summary.skipped[f"error: {type(exc).__name__}"] += 1
                 continue
+            if _dns_failed(decision):
+                # One domain's failure is that message's; DNS that is down is every
+                # message's, and each would wait out the timeouts: stop instead.
+                summary.stopped = _dns_down(gatherer)
+                if summary.stopped is not None:
+                    summary.outcomes[str(Action.TEMPFAIL)] += 1
+                    break
             outcome = str(decision.pool) if decision.pool else str(decision.action)
             summary.outcomes[outcome] += 1
             summary.reasons.update(decision.reasons)
             if decision.pool is not None and decision.pool.value == "relay":
                 summary.relay_senders[envelope.mail_from or "<>"] += 1
     return summary
+
+
+def _dns_failed(decision: Decision) -> bool:
+    facts = decision.facts
+    return (
+        decision.action is Action.TEMPFAIL
+        or facts.spf == "temperror"
+        or facts.sender_dns.temperror is not None
+    )
+
+
+def _dns_down(gatherer: FactGatherer) -> str | None:
+    """Why DNS as a whole does not answer, or None when it does (a TLD's NS records)."""
+    try:
+        gatherer.resolver.records("com.", "NS")
+    except DNSTempError as exc:
+        return str(exc)
+    return None
 
 
 def _table(summary: Summary) -> None:

@@ -40,7 +40,7 @@ def _rewriter(config_path: Path | None, *, need_domain: bool, **flags: Any) -> S
     config = open_config(config_path)
     settings = with_overrides(config.srs, **flags)
     try:
-        return build_rewriter(config, settings, need_domain=need_domain)
+        return build_rewriter(config, settings, need_domain=need_domain, srs_options=True)
     except SrsfwdError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -133,7 +133,8 @@ def secret() -> None:
 def secret_new(file: Path, rotate: bool) -> None:
     """Write a strong random secret to FILE, readable by its owner only (0600).
 
-    With --rotate the new secret goes first (it signs from now on) and the old ones stay
+    A missing folder is created, mode 0750 (give its group to the user srsfwd serve runs
+    as). With --rotate the new secret goes first (it signs from now on) and the old ones stay
     after it (they still verify); drop them after max_age_days + 1 days.
 
     \b
@@ -141,6 +142,14 @@ def secret_new(file: Path, rotate: bool) -> None:
       srsfwd secret new /etc/srsfwd/srs.secret
       srsfwd secret new --rotate /etc/srsfwd/srs.secret
     """
+    folder = file.parent
+    if not folder.exists():
+        try:
+            folder.mkdir(mode=0o750, parents=True)
+            folder.chmod(0o750)  # whatever the umask
+        except OSError as exc:
+            raise click.ClickException(f"cannot create {folder}: {exc.strerror}") from None
+        click.echo(f"created {folder} (mode 0750)", err=True)
     try:
         write_new_secret(file, rotate=rotate)
     except SrsfwdError as exc:
@@ -174,7 +183,7 @@ def bounce(
     \b
     Example:
       srsfwd bounce --secret-file srs.secret dsn.eml
-      srsfwd bounce --secret-file srs.secret --json \
+      srsfwd bounce --secret-file srs.secret --json \\
           --rcpt SRS0=Hx3k=G3=example.org=alice@fwd.example.net < dsn.eml
     """
     rewriter = _rewriter(config_path, need_domain=require_domain, **flags)

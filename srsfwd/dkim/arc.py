@@ -18,7 +18,9 @@ verification with e=65537 is cheap even in pure Python): DNS through our ``Resol
 
 Order (RFC 8617 §5.1): seal last, after every other change, DKIM signing included; a chain
 whose latest seal already says ``cv=fail`` is not continued (§5.1.2 step 2); a chain found
-broken here gets one more set with ``cv=fail`` covering only that set.
+broken here gets one more set with ``cv=fail`` covering only that set. A chain is present as
+soon as any ARC field is (§5.2): a missing, unparseable or duplicated ARC-Seal, or an ARC
+field without a usable ``i=``, makes it broken (``cv=fail``), never "no chain".
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from dataclasses import dataclass, field
 import authres
 import dkim
 
+from srsfwd.authresults import arc_clause, dkim_clause, results_field
+from srsfwd.authservid import claims_authserv_id, strip_our_results
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.dkim.canon import (
     Header,
@@ -143,11 +147,21 @@ class ArcSealer:
             return SealResult(
                 data, False, "fail", 0, f"ARC-Seal i={latest} says cv=fail: not sealed"
             )
-        if latest >= MAX_INSTANCE:
-            raise SignatureError(f"the chain already has {latest} sets (RFC 8617 limit: 50)")
-        cv, why = self._chain(data, latest)
+        arc_fields = [f for f in parsed.headers if f.key in _ARC_FIELDS]
+        highest = max((i for i in map(_instance, arc_fields) if i is not None), default=0)
+        if highest >= MAX_INSTANCE:
+            # No room for another set (RFC 8617 §4.2.1): the chain ends here, failed.
+            return SealResult(
+                data, False, "fail", 0, f"an ARC field has i={highest}: no room for a new set"
+            )
+        cv, why = self._chain(data, arc_fields)
         if cv == "terminated":
             return SealResult(data, False, "fail", 0, f"chain already failed: {why}")
+        # RFC 8601 §5: results that arrived claiming our authserv-id are not ours. They do
+        # not leave on a sealed message, so only this hop's field is consolidated.
+        kept = strip_our_results(data, self._authserv_id)
+        if len(kept) != len(data):
+            data, parsed = kept, parse_message(kept)
         checked: tuple[SignatureResult, ...] = ()
         if results is None:
             checked = tuple(self._dkim.verify_parsed(parsed))
@@ -177,25 +191,18 @@ class ArcSealer:
         found_ar = False
         results: list[authres.BaseAuthenticationResult] = []
         for ar in fields:
-            if ar.name != _AR_NAME:
+            if ar.name != _AR_NAME or not claims_authserv_id(ar.value, srv_id):
                 continue
-            try:
-                text = ar.value.strip().decode("utf-8")
-            except UnicodeDecodeError:
-                continue  # not UTF-8: dkimpy raised UnicodeDecodeError; skipped as unparsable
-            if srv_id not in text.lower():
-                # authres returns the authserv-id token lower-cased, so this field cannot
-                # be ours: skip parsing it (authres is slow, about 0.4 ms a field).
-                continue
+            # Only this hop's field is left (seal strips the others), and it parses: one
+            # that claims our id but does not parse must not be skipped, as dkimpy would.
             try:
                 parsed_ar = authres.AuthenticationResultsHeader.parse(
-                    "Authentication-Results: " + text
+                    "Authentication-Results: " + ar.value.strip().decode("utf-8")
                 )
-            except authres.AuthResError:
-                continue  # dkimpy skips fields authres cannot parse
-            if parsed_ar.authserv_id == srv_id:
-                found_ar = True
-                results.extend(parsed_ar.results)
+            except (UnicodeDecodeError, authres.AuthResError) as exc:
+                raise SignatureError(f"cannot seal: our Authentication-Results: {exc}") from None
+            found_ar = True
+            results.extend(parsed_ar.results)
         if not found_ar:
             raise SignatureError("cannot seal: no usable Authentication-Results")
         arc_results = [r for r in results if r.method == "arc"]
@@ -209,7 +216,7 @@ class ArcSealer:
         present: list[tuple[int, bytes]] = []
         for arc in fields:
             if arc.key in _ARC_FIELDS:
-                value = relaxed_header(arc.name, arc.value)[len(arc.name) + 1 :]
+                value = relaxed_header(arc.name, arc.value).partition(b":")[2]
                 match = _INSTANCE_RE.search(value)
                 if match is not None:
                     present.append((int(match.group(1)), arc.key))
@@ -217,7 +224,9 @@ class ArcSealer:
         instance = present[-1][0] + 1 if present else 1
         if instance > MAX_INSTANCE:
             raise SignatureError(f"cannot seal: i={instance} is over the limit of 50")
-        if instance == 1 and cv != b"none":
+        if instance == 1 and cv not in (b"none", b"fail"):
+            # dkimpy refuses fail here too; we seal it: ARC fields none of which has a
+            # usable i= are a broken chain, not "no chain" (RFC 8617 §5.2).
             raise SignatureError("cannot seal: no chain on the message, but arc= is not none")
         if instance != 1 and cv == b"none":
             raise SignatureError("cannot seal: no usable Authentication-Results (no arc= result)")
@@ -293,36 +302,55 @@ class ArcSealer:
         signature = sign_digest(self._signing.key, digest.digest())
         return fold(prefix + base64.b64encode(signature) + b"\r\n", width)
 
-    def _chain(self, data: bytes, latest: int) -> tuple[str, str]:
-        """The chain's state: none / pass / fail, or terminated."""
-        if latest == 0:
+    def _chain(self, data: bytes, arc_fields: Sequence[Header]) -> tuple[str, str]:
+        """The chain's state: none / pass / fail, or terminated.
+
+        ``arc_fields`` are the message's ARC fields: none of them is "no chain"; any of them
+        is a chain for dkimpy's ``arc_verify`` to check, and fails where dkimpy passes over
+        a field it cannot number (it ignores fields without ``i=``).
+        """
+        if not arc_fields:
             return "none", "no ARC chain"
-        cv, _, reason = dkim.arc_verify(data, dnsfunc=dkimpy_dnsfunc(self._resolver))
+        try:
+            cv, _, reason = dkim.arc_verify(data, dnsfunc=dkimpy_dnsfunc(self._resolver))
+        except dkim.MessageFormatError as exc:
+            # dkimpy refuses what we parse (a field with white space before its colon,
+            # RFC 5322 obsolete syntax): a chain nobody here can check is not a pass.
+            return "fail", f"dkimpy cannot read the chain: {exc}"
         if cv is None:
             return "terminated", str(reason)
+        unnumbered = next((f for f in arc_fields if not _instance(f)), None)
+        if unnumbered is not None and cv != b"fail":
+            name = unnumbered.name.decode("ascii", "replace")
+            return "fail", f"{name} without a usable i= (RFC 8617 §4.2.1)"
         return cv.decode("ascii"), str(reason)
 
     def _authentication_results(self, results: tuple[SignatureResult, ...], cv: str) -> bytes:
         """This hop's Authentication-Results field (RFC 8601), with its CRLF."""
-        found: list[authres.BaseAuthenticationResult] = []
-        for result in results:
-            found.append(
-                authres.DKIMAuthenticationResult(
-                    result=str(result.result),
-                    reason=None if result.passed else result.reason,
-                    header_d=result.domain or None,
-                    header_i=result.identity or None,
-                    header_s=result.selector or None,
-                    header_a=result.algorithm or None,
-                )
+        clauses = [
+            dkim_clause(
+                str(result.result),
+                domain=result.domain,
+                selector=result.selector,
+                identity=result.identity,
+                algorithm=result.algorithm,
+                reason="" if result.passed else result.reason,
             )
-        if not results:
-            found.append(authres.DKIMAuthenticationResult(result="none"))
-        found.append(authres.AuthenticationResult(method="arc", result=cv))
-        header = authres.AuthenticationResultsHeader(authserv_id=self._authserv_id, results=found)
-        text = str(header).replace("Authentication-Results: ", "", 1)
-        lines = text.split("; ")
-        return ("Authentication-Results: " + ";\r\n\t".join(lines) + "\r\n").encode("utf-8")
+            for result in results
+        ] or [dkim_clause("none")]
+        clauses.append(arc_clause(cv))
+        field = results_field(self._authserv_id, clauses, folded=True)
+        return (field + "\r\n").encode("utf-8")
+
+
+def _instance(arc_field: Header) -> int | None:
+    """An ARC field's ``i=`` as dkimpy reads it (the first ``i=`` of its relaxed value).
+
+    None when it has none; 0 and values over 50 are returned as they are (both unusable).
+    """
+    value = relaxed_header(arc_field.name, arc_field.value).partition(b":")[2]
+    match = _INSTANCE_RE.search(value)
+    return None if match is None else int(match.group(1))
 
 
 def _latest_seal(seals: list[Header]) -> tuple[int, str]:

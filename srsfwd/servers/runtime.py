@@ -135,12 +135,13 @@ class Daemon:
         """Stop serving (what SIGTERM does)."""
         self._stop.set()
 
-    def reload(self) -> None:
-        """Re-read configuration and secrets (what SIGHUP does)."""
+    def reload(self) -> asyncio.Task[None]:
+        """Re-read configuration and secrets (what SIGHUP does); returns the reload's task."""
         if self._reloading is not None and not self._reloading.done():
             log.info("reload already in progress")
-            return
+            return self._reloading
         self._reloading = asyncio.get_running_loop().create_task(self._reload())
+        return self._reloading
 
     async def _reload(self) -> None:
         self._notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")

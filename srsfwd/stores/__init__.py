@@ -43,14 +43,20 @@ class KeyValueStore(Protocol):
 
 
 def open_store(
-    where: str, *, base: Path | None = None, prefix: str = "", max_entries: int = 1_000_000
+    where: str,
+    *,
+    base: Path | None = None,
+    prefix: str = "",
+    max_entries: int = 1_000_000,
+    create: bool = True,
 ) -> KeyValueStore:
     """Open the store that ``where`` names.
 
     ``where`` is a Redis URL (``redis://host:port/db``, ``unix:///path``; postsrsd's
     ``redis:host:port`` too) or an SQLite file (``sqlite:path`` or a plain path, relative
     to ``base``). ``prefix`` goes before every Redis key; SQLite files are not shared
-    between uses, so it needs none.
+    between uses, so it needs none. With ``create=False`` a missing SQLite file (or
+    folder) is not created: the store reads as empty and keeps nothing.
 
     Raises:
         ConfigError: a Redis URL without the redis package installed.
@@ -64,10 +70,12 @@ def open_store(
         url = where
         if where.startswith("redis:") and not where.startswith("redis://"):
             url = "redis://" + where.removeprefix("redis:")  # postsrsd's redis:host:port
-        return RedisStore.from_url(url, prefix=prefix)
+        return RedisStore.from_url(url, prefix=prefix, max_entries=max_entries)
     from srsfwd.stores.sqlite import SQLiteStore  # keeps "import srsfwd" light
 
     path = Path(where.removeprefix("sqlite:")).expanduser()
     if base is not None and not path.is_absolute():
         path = base / path
+    if not create and not path.exists():
+        return SQLiteStore.empty()
     return SQLiteStore.open(path, max_entries=max_entries)

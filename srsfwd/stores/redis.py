@@ -3,6 +3,11 @@
 Counters are one MULTI/EXEC of INCRBY and EXPIRE NX, so concurrent forwarders never lose
 a count and keys expire by themselves. SRS aliases use postsrsd's key prefix
 (``PostSRSd/``) so that a postsrsd Redis database keeps working.
+
+Entries (not counters) are capped as in SQLite: a sorted set beside them holds each
+entry's expiry, and one Lua script drops the expired ones, counts and writes, so
+concurrent forwarders cannot pass the cap together. Redis has no per-prefix key count,
+hence the index.
 """
 
 from __future__ import annotations
@@ -15,16 +20,45 @@ import redis.exceptions
 
 from srsfwd.errors import StoreError
 
+#: The sorted set of capped entries (score: expiry), after the store's prefix. Never a
+#: key of its own: SRS aliases hold an "@" and the limits' keys start with "limits:".
+INDEX_KEY = "srsfwd-entries"
+
+# KEYS: entry, index. ARGV: value, ttl (-1: none), now, expiry score, max entries.
+_PUT_CAPPED = """
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+if not redis.call('ZSCORE', KEYS[2], KEYS[1])
+    and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
+  return 0
+end
+if tonumber(ARGV[2]) >= 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1])
+return 1
+"""
+
 
 class RedisStore:
-    """A ``KeyValueStore`` in Redis; every key gets ``prefix`` in front."""
+    """A ``KeyValueStore`` in Redis; every key gets ``prefix`` in front.
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "") -> None:
+    At most ``max_entries`` entries (``put``) live at once; counters are not capped.
+    """
+
+    def __init__(
+        self, client: redis.Redis, *, prefix: str = "", max_entries: int = 1_000_000
+    ) -> None:
         self._redis = client
         self._prefix = prefix
+        self._max_entries = max_entries
+        self._put_capped = client.register_script(_PUT_CAPPED)
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "", timeout: float = 2.0) -> RedisStore:
+    def from_url(
+        cls, url: str, *, prefix: str = "", timeout: float = 2.0, max_entries: int = 1_000_000
+    ) -> RedisStore:
         """Connect lazily to the server at ``url`` (``redis://host:port/db``)."""
         try:
             client = redis.Redis.from_url(
@@ -32,10 +66,14 @@ class RedisStore:
             )
         except ValueError as exc:
             raise StoreError(f"bad Redis URL {url!r}: {exc}") from None
-        return cls(client, prefix=prefix)
+        return cls(client, prefix=prefix, max_entries=max_entries)
 
     def put(self, key: str, value: str, *, ttl: int | None, now: float) -> None:
-        self._call("write", self._redis.set, self._prefix + key, value, ex=ttl)
+        expiry = "+inf" if ttl is None else str(int(now) + ttl)
+        keys = [self._prefix + key, self._prefix + INDEX_KEY]
+        args = [value, -1 if ttl is None else max(ttl, 1), int(now), expiry, self._max_entries]
+        if not self._call("write", self._put_capped, keys=keys, args=args):
+            raise StoreError(f"store is full ({self._max_entries} entries)")
 
     def get(self, key: str, *, now: float) -> str | None:
         value = self._call("read", self._redis.get, self._prefix + key)
@@ -57,7 +95,13 @@ class RedisStore:
         return values
 
     def delete(self, key: str) -> bool:
-        return int(self._call("delete", self._redis.delete, self._prefix + key)) > 0
+        def remove() -> int:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.delete(self._prefix + key)
+            pipe.zrem(self._prefix + INDEX_KEY, self._prefix + key)
+            return int(pipe.execute()[0])
+
+        return int(self._call("delete", remove)) > 0
 
     def items(self, prefix: str, *, now: float) -> Iterator[tuple[str, str]]:
         def scan() -> list[tuple[str, str]]:

@@ -1,8 +1,7 @@
 """A private Postfix on loopback and an SMTP sink, for end-to-end tests.
 
 Postfix runs from its own configuration and queue directories (never /etc/postfix),
-listens on 127.0.0.1 only and relays everything to the sink. The recipe and its pitfalls
-are in /work/shared/docs/postfix-and-pools-reference.md §4.
+listens on 127.0.0.1 only and relays everything to the sink.
 """
 
 from __future__ import annotations
@@ -47,6 +46,12 @@ _SERVICES = [
     "scache unix - - n - 1 scache",
     "postlog unix-dgram n - n - 1 postlogd",
 ]
+
+
+def _services(replacements: list[str]) -> list[str]:
+    """The standard master.cf services, each replaced by the one of the same name given."""
+    by_name = {line.split()[0]: line for line in replacements}
+    return [by_name.get(line.split()[0], line) for line in _SERVICES]
 
 
 @dataclass
@@ -151,10 +156,12 @@ def private_postfix(
     maps: dict[str, str],
     services: list[str] | None = None,
     files: dict[str, str] | None = None,
+    replaced_services: list[str] | None = None,
 ) -> Iterator[Postfix]:
     """Postfix on a free loopback port relaying to ``relay_port``, with ``maps`` in main.cf.
 
-    ``services`` are extra master.cf lines; ``files`` are written to its configuration
+    ``services`` are extra master.cf lines and ``replaced_services`` take the place of the
+    standard service of the same name; ``files`` are written to its configuration
     directory first (tables that main.cf names as ``$config_directory/NAME``).
     """
     need("postfix")
@@ -192,7 +199,7 @@ def private_postfix(
     (root / "etc" / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
     (root / "etc" / "master.cf").write_text(
         f"127.0.0.1:{port} inet n - n - - smtpd\n"
-        + "".join(s + "\n" for s in [*_SERVICES, *(services or [])])
+        + "".join(s + "\n" for s in [*_services(replaced_services or []), *(services or [])])
     )
     postfix = ["postfix", "-c", str(root / "etc")]
     subprocess.run([*postfix, "check"], check=True, capture_output=True, timeout=60)

@@ -329,12 +329,21 @@ def test_second_from_above_a_signature_does_not_authenticate(
         resolver,
         **{'dkim_sign = "auto"': 'dkim_sign = "none"', "arc = true": "arc = false"},
     )
-    result = forward(forwarder, second_from(keys), ATTACKER, "alice@example.org")
-    assert (result.pool, result.srs) == (Pool.RELAY, False)
-    assert result.reasons == ("relay-unauthenticated", "dkim-policy")
-    assert result.message is not None
-    results = our_results(result.message)
-    assert b"dkim=policy" in results and b"dkim=pass" not in results
+    # RFC 5322 allows one From: a message with two is refused for good, even when we
+    # would neither sign nor seal it, so nothing vouches for it.
+    result = forwarder.forward(
+        second_from(keys),
+        client_ip=ATTACKER[0],
+        helo=ATTACKER[1],
+        mail_from="alice@example.org",
+        rcpts=["bob@receiver.example"],
+    )
+    assert (result.action, result.reasons, result.message) == (
+        Action.REJECT,
+        ("several-from",),
+        None,
+    )
+    assert result.smtp_reply is not None and result.smtp_reply.startswith("550 5.6.0")
 
 
 def test_text_after_an_l_length_does_not_authenticate(forwarder: Forwarder, keys: Keys) -> None:
@@ -483,13 +492,13 @@ def test_milter_unrelated_from_signature_gives_no_srs(rig: Rig, keys: Keys) -> N
     assert signing_domains(message, got.data) == []
 
 
-def test_milter_second_from_is_deferred_not_vouched_for(rig: Rig, keys: Keys) -> None:
-    # The example signs and seals: neither is possible on a message with two From
-    # fields (RFC 5322 allows one), so it is deferred rather than sent unsigned.
+def test_milter_second_from_is_refused_not_vouched_for(rig: Rig, keys: Keys) -> None:
+    # RFC 5322 allows one From field: a message with two is refused for good (550 5.6.0),
+    # never sent unsigned and never retried for days.
     message = second_from(keys)
-    with pytest.raises(smtplib.SMTPDataError) as deferred:
+    with pytest.raises(smtplib.SMTPDataError) as refused:
         rig.send("", "alice@example.org", ["a5@receiver.example"], client=ATTACKER, message=message)
-    assert deferred.value.smtp_code == 451
+    assert refused.value.smtp_code == 550
     assert all("a5@receiver.example" not in m.rcpts for m in rig.sink.messages)
 
 

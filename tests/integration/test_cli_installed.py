@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parent.parent.parent
 
 
@@ -58,6 +57,7 @@ def test_usage_error_is_status_2() -> None:
     assert srsfwd("rewrite", "--hash-length", "99").returncode == 2
 
 
+@pytest.mark.integration  # installs srsfwd into .venv with pip when it is not there
 def test_shipped_example_runs(tmp_path: Path) -> None:
     done = subprocess.run(
         ["bash", str(ROOT / "examples" / "run.sh")],
@@ -71,3 +71,6 @@ def test_shipped_example_runs(tmp_path: Path) -> None:
         assert f"pool:      {pool}" in done.stderr
     assert "rcpt to:   <alice@example.org>" in done.stderr  # the bounce went home
     assert "not a valid bounce address here (Hash invalid" in done.stderr
+    headers = done.stdout.split("as it leaves (headers):", 1)[1].split("SRS on its own", 1)[0]
+    assert "Message-ID: <minutes-1@example.org>" in headers
+    assert "Hi Bob," not in headers and "\r" not in headers

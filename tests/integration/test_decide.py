@@ -26,8 +26,6 @@ from srsfwd.facts import Envelope, FactGatherer
 from srsfwd.pool import Action, Policy, Pool, decide
 from tests.dnsserver import ZoneServer
 
-pytestmark = pytest.mark.integration
-
 ACCEPTED = DomainSet(["fwd.example", "*.corp.example"])
 POLICY = Policy(accepted=ACCEPTED)
 GOOD_IP = "192.0.2.10"  # in sender.example's SPF include chain

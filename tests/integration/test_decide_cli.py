@@ -17,8 +17,6 @@ from srsfwd.dkim.keys import SigningKey, generate_key, key_record_text, zone_lin
 from srsfwd.dkim.sign import DkimSigner
 from tests.dnsserver import ZoneServer
 
-pytestmark = pytest.mark.integration
-
 ZONE = """
 $TTL 300
 sender.example.        IN A    203.0.113.1

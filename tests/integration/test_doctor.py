@@ -15,8 +15,6 @@ from srsfwd.keystore import KeyStore
 from srsfwd.pool import pools_from_config
 from tests.dnsserver import ZoneServer
 
-pytestmark = pytest.mark.integration
-
 CONFIG = """
 [srs]
 domain = "fwd.example"
@@ -120,7 +118,7 @@ def test_dns_down_is_a_warning_not_a_crash(deployment: tuple[Path, ZoneServer, s
     server.mode = "servfail"
     status, findings = run(config)
     assert any(f["severity"] == "warning" and "DNS failed" in f["message"] for f in findings)
-    assert status in (0, 1)
+    assert status == 75  # unknown: try again, neither broken nor fine
 
 
 def test_spf_record_suggestion() -> None:

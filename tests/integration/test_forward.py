@@ -26,7 +26,6 @@ from tests.dnsserver import ZoneServer
 from tests.redis_server import redis_server
 from tests.smtp_sink import Sink, smtp_sink
 
-pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).parent.parent.parent / "examples"
 
 # name → (client IP, HELO, MAIL FROM, --spam, expected pool, expected SRS)
@@ -148,6 +147,17 @@ def test_rewritten_sender_reverses(forwarder: Forwarder, example: Path) -> None:
     assert forwarder.rewriter.reverse(result.mail_from) == "alice@example.org"
 
 
+def test_a_large_folded_header_is_forwarded_whole(forwarder: Forwarder, example: Path) -> None:
+    field = b"X-Long: start\r\n" + b"".join(b" line %d\r\n" % i for i in range(60_000))
+    message = field + (example / "messages" / "normal.eml").read_bytes()
+    ip, helo, sender, *_ = SCENARIOS["normal"]
+    result = forwarder.forward(
+        message, client_ip=ip, helo=helo, mail_from=sender, rcpts=["bob@receiver.example"]
+    )
+    assert result.message is not None
+    assert field in result.message
+
+
 def test_hop_results_record_what_arrived(forwarder: Forwarder, example: Path) -> None:
     result = run(forwarder, example, "normal")
     assert result.message is not None
@@ -243,6 +253,7 @@ def test_locked_limits_store_defers(forwarder: Forwarder, example: Path) -> None
     assert result.smtp_reply is not None and result.smtp_reply.startswith("451 4.3.0")
 
 
+@pytest.mark.integration  # starts a real redis-server
 def test_redis_stopped_mid_run_defers_then_recovers(
     example: Path, resolver: Resolver, tmp_path: Path
 ) -> None:

@@ -150,3 +150,11 @@ def test_several_writers_at_once_lose_nothing(tmp_path: Path) -> None:
         thread.join()
     reader = SQLiteStore.open(path)
     assert all(reader.get(f"{w}-{n}", now=1) == "v" for w in range(4) for n in range(50))
+
+
+def test_a_dry_run_names_the_alias_and_stores_nothing(store: SQLiteStore) -> None:
+    srs = make(store)
+    assert srs.forward(LONG_SENDER, dry_run=True) == srs.forward(LONG_SENDER)
+    store.delete(f"{alias_for(LONG_SENDER)}@1")
+    srs.forward(LONG_SENDER, dry_run=True)
+    assert store.get(f"{alias_for(LONG_SENDER)}@1", now=NEW_YEAR_2020) is None

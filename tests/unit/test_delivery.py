@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from srsfwd.delivery import (
     DeliveryDeferredError,
@@ -13,6 +15,7 @@ from srsfwd.delivery import (
     deliver_sendmail,
     deliver_smtp,
     parse_host_port,
+    with_pool_header,
 )
 from tests.ports import free_port
 from tests.smtp_sink import Sink, smtp_sink
@@ -134,3 +137,28 @@ def test_host_port_forms(text: str, expected: tuple[str, int]) -> None:
 def test_bad_host_port_is_refused(text: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message names the input
         parse_host_port(text)
+
+
+def test_the_pool_header_goes_first() -> None:
+    assert with_pool_header(MESSAGE, "relay") == b"X-Srsfwd-Pool: relay\r\n" + MESSAGE
+
+
+def test_a_pool_header_the_sender_wrote_is_replaced() -> None:
+    forged = b"x-srsfwd-pool: normal\r\n\tfolded\r\nX-Srsfwd-Pool : relay\r\n" + MESSAGE
+    assert with_pool_header(forged, "high-risk") == b"X-Srsfwd-Pool: high-risk\r\n" + MESSAGE
+
+
+def test_a_message_with_lf_line_endings_keeps_them() -> None:
+    message = b"From: a@example.org\nX-Srsfwd-Pool: x\n\nX-Srsfwd-Pool: body\n"
+    assert with_pool_header(message, "relay") == (
+        b"X-Srsfwd-Pool: relay\nFrom: a@example.org\n\nX-Srsfwd-Pool: body\n"
+    )
+
+
+@given(head=st.binary(max_size=300), body=st.binary(max_size=300))
+def test_the_body_and_other_fields_stay_as_they_were(head: bytes, body: bytes) -> None:
+    head = head.replace(b"\r", b"").replace(b"\n\n", b"\n").strip(b"\n")
+    lines = [line for line in head.split(b"\n") if not line.lower().startswith(b"x-srsfwd-pool")]
+    message = b"\r\n".join([b"From: a@example.org", *lines]) + b"\r\n\r\n" + body
+    result = with_pool_header(message, "normal")
+    assert result == b"X-Srsfwd-Pool: normal\r\n" + message

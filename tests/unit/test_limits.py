@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 
 from srsfwd import FrozenClock, StoreError
 from srsfwd.cli import cli
-from srsfwd.limits import HOUR, LimitPolicy, SendingLimits, end_of_day
+from srsfwd.limits import HOUR, Counts, LimitPolicy, SendingLimits, end_of_day
 from srsfwd.stores import open_store
 from tests.redis_server import RedisServer, redis_server
 
@@ -43,13 +44,13 @@ def make(where: str, clock: FrozenClock, **policy: object) -> SendingLimits:
 
 def test_under_the_limits_is_ok(where: str, clock: FrozenClock) -> None:
     limits = make(where, clock)
-    assert limits.check("a@x.example", internal=10, external=10).outcome == "ok"
+    assert limits.record("a@x.example", internal=10, external=10).outcome == "ok"
 
 
 def test_external_hourly_limit(where: str, clock: FrozenClock) -> None:
     limits = make(where, clock, external_per_hour=5, action="alert")
-    assert limits.check("a@x.example", internal=0, external=5).outcome == "ok"
-    verdict = limits.check("a@x.example", internal=0, external=1)
+    assert limits.record("a@x.example", internal=0, external=5).outcome == "ok"
+    verdict = limits.record("a@x.example", internal=0, external=1)
     assert (verdict.outcome, verdict.reason, verdict.limit) == (
         "alert",
         "limit-alert",
@@ -59,66 +60,67 @@ def test_external_hourly_limit(where: str, clock: FrozenClock) -> None:
 
 def test_internal_hourly_limit(where: str, clock: FrozenClock) -> None:
     limits = make(where, clock, internal_per_hour=3, action="alert")
-    assert limits.check("a@x.example", internal=4, external=0).limit == "internal-per-hour"
+    assert limits.record("a@x.example", internal=4, external=0).limit == "internal-per-hour"
 
 
 def test_daily_limit_counts_both(where: str, clock: FrozenClock) -> None:
     limits = make(where, clock, per_day=5, action="alert")
-    limits.check("a@x.example", internal=3, external=0)
-    assert limits.check("a@x.example", internal=0, external=3).limit == "per-day"
+    limits.record("a@x.example", internal=3, external=0)
+    assert limits.record("a@x.example", internal=0, external=3).limit == "per-day"
 
 
 def test_hour_window_starts_again(where: str, clock: FrozenClock) -> None:
     limits = make(where, clock, external_per_hour=5, per_day=0, action="alert")
-    limits.check("a@x.example", internal=0, external=5)
+    limits.record("a@x.example", internal=0, external=5)
     clock.advance(HOUR)
-    assert limits.check("a@x.example", internal=0, external=5).outcome == "ok"
+    assert limits.record("a@x.example", internal=0, external=5).outcome == "ok"
 
 
 def test_senders_are_counted_apart_and_without_case(where: str, clock: FrozenClock) -> None:
     limits = make(where, clock, external_per_hour=5, action="alert")
-    limits.check("A@X.example", internal=0, external=5)
-    assert limits.check("b@x.example", internal=0, external=5).outcome == "ok"
-    assert limits.check("a@x.EXAMPLE", internal=0, external=1).outcome == "alert"
+    limits.record("A@X.example", internal=0, external=5)
+    assert limits.record("b@x.example", internal=0, external=5).outcome == "ok"
+    assert limits.record("a@x.EXAMPLE", internal=0, external=1).outcome == "alert"
 
 
 def test_too_many_recipients_in_one_message_is_refused(where: str, clock: FrozenClock) -> None:
-    verdict = make(where, clock, per_message=3).check("a@x.example", internal=2, external=2)
+    verdict = make(where, clock, per_message=3).record("a@x.example", internal=2, external=2)
     assert (verdict.outcome, verdict.reason) == ("refuse", "too-many-recipients")
 
 
 def test_block_for_today_refuses_until_midnight_utc(where: str, clock: FrozenClock) -> None:
     limits = make(where, clock, external_per_hour=1, action="block-for-today")
-    first = limits.check("a@x.example", internal=0, external=2)
+    first = limits.record("a@x.example", internal=0, external=2)
     assert (first.outcome, first.reason, first.blocked_until) == (
         "refuse",
         "limit-block",
         end_of_day(NOON),
     )
     clock.advance(2 * HOUR)
-    assert limits.check("a@x.example", internal=0, external=1).reason == "sender-restricted"
+    assert limits.record("a@x.example", internal=0, external=1).reason == "sender-restricted"
 
 
 def test_block_stays_until_an_operator_lifts_it(where: str, clock: FrozenClock) -> None:
     limits = make(where, clock, per_day=1, action="block")
-    limits.check("a@x.example", internal=2, external=0)
+    limits.record("a@x.example", internal=2, external=0)
     clock.advance(3 * 86_400)
-    assert limits.check("a@x.example", internal=1, external=0).reason == "sender-restricted"
+    assert limits.record("a@x.example", internal=1, external=0).reason == "sender-restricted"
     assert limits.unblock("a@x.example") is True
-    assert limits.check("a@x.example", internal=1, external=0).outcome == "ok"
+    assert limits.record("a@x.example", internal=1, external=0).outcome == "ok"
 
 
 def test_blocked_and_busiest_lists(where: str, clock: FrozenClock) -> None:
     limits = make(where, clock, per_day=10, action="block")
-    limits.check("busy@x.example", internal=8, external=0)
-    limits.check("spammer@x.example", internal=20, external=0)
+    limits.record("busy@x.example", internal=8, external=0)
+    limits.record("spammer@x.example", internal=20, external=0)
+    limits.record("busier@x.example", internal=9, external=0)
     assert [who for who, _ in limits.blocked()] == ["spammer@x.example"]
-    assert limits.busiest()[:2] == [("spammer@x.example", 20), ("busy@x.example", 8)]
+    assert limits.busiest()[:2] == [("busier@x.example", 9), ("busy@x.example", 8)]
 
 
 def test_zero_switches_a_limit_off(where: str, clock: FrozenClock) -> None:
     limits = make(where, clock, external_per_hour=0, per_day=0, per_message=0)
-    assert limits.check("a@x.example", internal=0, external=10_000).outcome == "ok"
+    assert limits.record("a@x.example", internal=0, external=10_000).outcome == "ok"
 
 
 def test_bad_policy_is_refused() -> None:
@@ -132,7 +134,7 @@ def test_store_down_is_a_temporary_error(tmp_path: Path, clock: FrozenClock) -> 
         limits = make(server.url, clock)
         server.stop()
         with pytest.raises(StoreError) as caught:
-            limits.check("a@x.example", internal=1, external=1)
+            limits.record("a@x.example", internal=1, external=1)
         assert caught.value.temporary
 
 
@@ -143,11 +145,12 @@ def test_limits_commands(tmp_path: Path) -> None:
     from srsfwd.app import build_limits
     from srsfwd.config import load_config
 
-    build_limits(load_config(config)).check("x@y.example", internal=3, external=0)
+    build_limits(load_config(config)).record("x@y.example", internal=3, external=0)
     shown = runner.invoke(cli, ["limits", "show", "--config", str(config)])
     assert "x@y.example" in shown.stdout and "blocked senders: 1" in shown.stdout
     one = runner.invoke(cli, ["limits", "show", "--config", str(config), "x@y.example"])
-    assert "today:               3 of 2" in one.stdout
+    assert "today:               0 of 2" in one.stdout
+    assert "until an operator lifts it" in one.stdout
     lifted = runner.invoke(cli, ["limits", "unblock", "--config", str(config), "x@y.example"])
     assert lifted.stdout == "x@y.example: unblocked\n"
 
@@ -157,3 +160,97 @@ def test_bad_limits_config_is_a_clear_error(tmp_path: Path) -> None:
     config.write_text('[limits]\naction = "explode"\n')
     result = CliRunner().invoke(cli, ["limits", "show", "--config", str(config)])
     assert result.exit_code == 1 and "[limits]" in result.stderr
+
+
+def test_a_peek_counts_nothing(where: str, clock: FrozenClock) -> None:
+    limits = make(where, clock, per_day=5)
+    assert limits.peek("a@x.example", internal=0, external=4).outcome == "ok"
+    assert limits.status("a@x.example")[0].today == 0
+
+
+def test_a_peek_shows_the_verdict_the_message_would_get(where: str, clock: FrozenClock) -> None:
+    limits = make(where, clock, per_day=5)
+    limits.record("a@x.example", internal=0, external=4)
+    verdict = limits.peek("a@x.example", internal=0, external=2)
+    assert (verdict.outcome, verdict.reason) == ("refuse", "limit-block")
+    assert limits.blocked() == []
+
+
+def test_a_message_refused_by_a_limit_is_not_counted(where: str, clock: FrozenClock) -> None:
+    limits = make(where, clock, per_day=5)
+    limits.record("a@x.example", internal=0, external=4)
+    assert limits.record("a@x.example", internal=0, external=2).refused
+    assert limits.status("a@x.example")[0].today == 4
+
+
+def test_of_messages_peeked_together_only_those_under_the_limit_pass(
+    where: str, clock: FrozenClock
+) -> None:
+    limits = make(where, clock, per_day=5)
+    peeks = [limits.peek("a@x.example", internal=0, external=3) for _ in range(2)]
+    assert [p.outcome for p in peeks] == ["ok", "ok"]
+    records = [limits.record("a@x.example", internal=0, external=3) for _ in range(2)]
+    assert [r.outcome for r in records] == ["ok", "refuse"]
+
+
+def test_giving_back_uncounts_a_message(where: str, clock: FrozenClock) -> None:
+    limits = make(where, clock)
+    limits.record("a@x.example", internal=1, external=2)
+    limits.give_back("a@x.example", internal=1, external=2)
+    assert limits.status("a@x.example")[0] == Counts()
+
+
+def test_unblock_lets_the_next_message_through(where: str, clock: FrozenClock) -> None:
+    limits = make(where, clock, per_day=2, action="block-for-today")
+    limits.record("a@x.example", internal=0, external=2)
+    assert limits.record("a@x.example", internal=0, external=1).refused
+    assert limits.unblock("a@x.example") is True
+    assert limits.record("a@x.example", internal=0, external=1).outcome == "ok"
+
+
+def test_a_block_for_today_says_until_when_in_words(where: str, clock: FrozenClock) -> None:
+    limits = make(where, clock, per_day=1, action="block-for-today")
+    first = limits.record("a@x.example", internal=0, external=2)
+    assert first.detail.endswith("blocked until 2023-11-16 00:00 UTC")
+    again = limits.record("a@x.example", internal=0, external=1)
+    assert again.detail == "blocked until 2023-11-16 00:00 UTC"
+
+
+def test_a_block_says_it_lasts_until_an_operator_lifts_it(where: str, clock: FrozenClock) -> None:
+    limits = make(where, clock, per_day=1, action="block")
+    limits.record("a@x.example", internal=0, external=2)
+    again = limits.record("a@x.example", internal=0, external=1)
+    assert again.detail == "blocked until an operator lifts it"
+
+
+def test_limits_show_never_creates_a_store(tmp_path: Path) -> None:
+    config = tmp_path / "srsfwd.toml"
+    config.write_text('state_dir = "state"\n[limits]\nper_day = 2\n')
+    for args in (["limits", "show"], ["limits", "show", "x@y.example"]):
+        shown = CliRunner().invoke(cli, [*args, "--config", str(config)])
+        assert shown.exit_code == 0, shown.output
+    assert not (tmp_path / "state").exists()
+
+
+def test_concurrent_messages_cannot_all_pass_a_limit(where: str, clock: FrozenClock) -> None:
+    def opened() -> SendingLimits:  # one connection per thread, as in several processes
+        store = open_store(where, prefix="concurrent:")
+        return SendingLimits(store, LimitPolicy(per_day=10), clock=clock)
+
+    limits = [opened() for _ in range(4)]
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def send(mine: SendingLimits) -> None:
+        for _ in range(10):
+            outcome = mine.record("a@x.example", internal=0, external=1).outcome
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=send, args=(one,)) for one in limits]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("ok") == 10
+    assert opened().status("a@x.example")[0].today == 10

@@ -1,16 +1,26 @@
 """The public API: everything srsfwd exports is listed, sorted, and importable."""
 
 from __future__ import annotations
+import __future__
 
 import subprocess
 import sys
+from types import ModuleType
 
 import srsfwd
 
 
-def test_all_is_sorted_and_complete() -> None:
-    assert sorted(srsfwd.__all__, key=str.lower) == sorted(set(srsfwd.__all__), key=str.lower)
-    assert all(hasattr(srsfwd, name) for name in srsfwd.__all__)
+def test_all_is_sorted_without_duplicates() -> None:
+    assert srsfwd.__all__ == sorted(set(srsfwd.__all__))
+
+
+def test_all_names_exactly_what_the_package_exports() -> None:
+    exported = {
+        name
+        for name, value in vars(srsfwd).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType | __future__._Feature)
+    }
+    assert set(srsfwd.__all__) == exported | {"__version__"}
 
 
 def test_every_error_is_a_srsfwd_error() -> None:

@@ -178,3 +178,41 @@ def test_sqlite_prefix_spelling_opens_a_file(tmp_path: Path) -> None:
 def test_add_many_counts_each_key(store: KeyValueStore) -> None:
     assert store.add_many([("a", 1, 100), ("b", 2, 100)], now=0) == [1, 2]
     assert store.add_many([("a", 5, 100), ("b", 0, 100), ("c", 3, 100)], now=0) == [6, 2, 3]
+
+
+def test_a_full_store_refuses_new_entries(where: str) -> None:
+    small = open_store(where, prefix=f"full:{where}:", max_entries=2)
+    small.put("a", "1", ttl=100, now=0)
+    small.put("b", "2", ttl=100, now=0)
+    with pytest.raises(StoreError, match="full"):
+        small.put("c", "3", ttl=100, now=50)
+    assert small.get("c", now=50) is None
+
+
+def test_a_full_store_makes_room_from_expired_entries(where: str) -> None:
+    small = open_store(where, prefix=f"room:{where}:", max_entries=2)
+    small.put("a", "1", ttl=10, now=0)
+    small.put("b", "2", ttl=100, now=0)
+    small.put("c", "3", ttl=100, now=50)
+    assert small.get("c", now=50) == "3"
+
+
+@pytest.mark.integration
+def test_redis_alias_store_honours_max_aliases(redis: RedisServer, tmp_path: Path) -> None:
+    from srsfwd.app import build_rewriter
+    from srsfwd.config import load_config
+
+    (tmp_path / "srs.secret").write_text("a-secret-of-sixteen-bytes-or-more\n")
+    (tmp_path / "srs.secret").chmod(0o600)
+    config = tmp_path / "srsfwd.toml"
+    config.write_text(
+        '[srs]\ndomain = "fwd.example"\nsecrets_file = "srs.secret"\n'
+        'original_envelope = "database"\n'
+        f'envelope_database = "{redis.url}"\nmax_aliases = 100\n'
+    )
+    rewriter = build_rewriter(load_config(config))
+    long_local = "x" * 60
+    for n in range(100):
+        rewriter.forward(f"{long_local}{n}@sender.example")
+    with pytest.raises(StoreError, match="full"):
+        rewriter.forward(f"{long_local}100@sender.example")

@@ -24,3 +24,22 @@ def test_help_shows_usage_and_an_example(path: tuple[str, ...]) -> None:
     assert result.exit_code == 0
     assert result.output.startswith("Usage: ")
     assert "Example" in result.output
+
+
+def example_lines(help_text: str) -> list[str]:
+    """The lines of the help's example block (after "Example:", up to a blank line)."""
+    lines = help_text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("Example"))
+    block = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        block.append(line.strip())
+    return block
+
+
+@pytest.mark.parametrize("path", [(), *command_paths(cli)], ids=lambda p: " ".join(p) or "srsfwd")
+def test_each_example_line_is_one_line_of_the_command(path: tuple[str, ...]) -> None:
+    # A backslash that ends a docstring line joins it to the next unless it is doubled.
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert [line for line in example_lines(result.output) if "   " in line] == []

@@ -1,4 +1,5 @@
-"""ARC sealing: i= and cv= per RFC 8617, no sealing of a failed chain, clear errors."""
+"""ARC sealing: i= and cv= per RFC 8617, broken chains sealed cv=fail, no sealing of a failed
+chain, clear errors."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from srsfwd.dkim.keys import DkimKey, SigningKey
 from srsfwd.dkim.sign import DkimSigner
 from srsfwd.dkim.tags import parse_tag_list
 from srsfwd.errors import DNSTempError, SignatureError
+from tests.arcchains import NOT_CONTINUED, SEALED_AS_FAILED
 from tests.dkimhelp import MESSAGE, zone_for
 from tests.dnsserver import ZoneServer
 
@@ -77,6 +79,72 @@ def test_broken_chain_is_sealed_with_cv_fail_then_never_again(
     assert not three.sealed
     assert three.message == two.message
     assert "cv=fail" in three.reason
+
+
+def our_results(message: bytes) -> bytes:
+    """The value of the Authentication-Results field the sealer wrote (the first one)."""
+    return parse_message(message).find("authentication-results")[0].value
+
+
+@pytest.mark.parametrize("broken", sorted(SEALED_AS_FAILED))
+def test_present_but_broken_chain_is_sealed_cv_fail(
+    dns_server: ZoneServer, hops: list[SigningKey], broken: str
+) -> None:
+    one = sealer(hops[1], dns_server).seal(MESSAGE)
+    two = sealer(hops[2], dns_server).seal(SEALED_AS_FAILED[broken](one.message))
+    assert (two.sealed, two.cv, two.instance) == (True, "fail", 2)
+    assert seal_tags(two.message)["cv"] == b"fail"
+    assert b"arc=fail" in our_results(two.message)
+
+
+@pytest.mark.parametrize("broken", sorted(SEALED_AS_FAILED))
+def test_chain_sealed_cv_fail_never_verifies_as_pass(
+    dns_server: ZoneServer, hops: list[SigningKey], broken: str
+) -> None:
+    one = sealer(hops[1], dns_server).seal(MESSAGE)
+    two = sealer(hops[2], dns_server).seal(SEALED_AS_FAILED[broken](one.message))
+    cv, _, _ = dkim.arc_verify(two.message, dnsfunc=dkimpy_dnsfunc(dns_server.resolver()))
+    assert cv != b"pass"
+
+
+@pytest.mark.parametrize("ended", sorted(NOT_CONTINUED))
+def test_chain_that_ended_is_not_continued(
+    dns_server: ZoneServer, hops: list[SigningKey], ended: str
+) -> None:
+    one = sealer(hops[1], dns_server).seal(MESSAGE)
+    arrived = NOT_CONTINUED[ended](one.message)
+    two = sealer(hops[2], dns_server).seal(arrived)
+    assert (two.sealed, two.cv) == (False, "fail")
+    assert two.message == arrived
+
+
+def test_arc_fields_without_any_instance_are_sealed_i1_cv_fail(
+    dns_server: ZoneServer, hops: list[SigningKey]
+) -> None:
+    stray = b"ARC-Seal: cv=pass; d=fwd1.example; s=arc\r\nARC-Message-Signature: d=x\r\n"
+    result = sealer(hops[1], dns_server).seal(stray + MESSAGE)
+    assert (result.sealed, result.cv, result.instance) == (True, "fail", 1)
+    assert seal_tags(result.message)["cv"] == b"fail"
+
+
+def test_good_chain_with_an_unnumbered_arc_field_is_fail(
+    dns_server: ZoneServer, hops: list[SigningKey]
+) -> None:
+    # dkimpy skips ARC fields without i= and would say pass; a chain carrying a field
+    # that belongs to no set is not one an honest sealer left.
+    one = sealer(hops[1], dns_server).seal(MESSAGE)
+    two = sealer(hops[2], dns_server).seal(b"ARC-Seal: cv=pass\r\n" + one.message)
+    assert (two.sealed, two.cv, two.instance) == (True, "fail", 2)
+    assert "without a usable i=" in two.reason
+
+
+def test_a_chain_dkimpy_cannot_read_is_sealed_as_failed(
+    dns_server: ZoneServer, hops: list[SigningKey]
+) -> None:
+    one = sealer(hops[1], dns_server).seal(MESSAGE)
+    obsolete = one.message.replace(b"ARC-Seal:", b"ARC-Seal :")  # RFC 5322 obsolete syntax
+    two = sealer(hops[2], dns_server).seal(obsolete)
+    assert (two.sealed, two.cv, two.instance) == (True, "fail", 2)
 
 
 def test_only_rsa_keys_can_seal(dns_server: ZoneServer, hops: list[SigningKey]) -> None:

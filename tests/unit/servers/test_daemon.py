@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import socket
 import stat
 import time
 import urllib.request
@@ -19,7 +20,8 @@ from srsfwd.errors import ConfigError
 from srsfwd.handlers import SRSMaps
 from srsfwd.protocols.socketmap import Reply, Request, Status, netstring
 from srsfwd.protocols.tcptable import Code
-from srsfwd.servers.runtime import Loaded
+from srsfwd.servers.connection import Connection
+from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import Endpoint, ServeSettings
 from tests.ports import free_port
 from tests.serving import (
@@ -34,6 +36,27 @@ from tests.unit.test_handlers import STATELESS
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+class WatchedConnections(set[Connection]):
+    """The daemon's open connections; ``closed`` is set each time one goes away."""
+
+    def __init__(self, connections: set[Connection]) -> None:
+        super().__init__(connections)
+        self.closed = asyncio.Event()
+
+    def discard(self, connection: object, /) -> None:
+        super().discard(connection)
+        self.closed.set()
+
+
+async def until_open(daemon: Daemon, count: int) -> None:
+    """Wait until the daemon has noticed closes and holds ``count`` connections open."""
+    watched = WatchedConnections(daemon.context.connections)
+    daemon.context.connections = watched
+    while len(watched) != count:
+        watched.closed.clear()
+        await asyncio.wait_for(watched.closed.wait(), 5)
 
 
 def fixed(settings: ServeSettings, maps: SRSMaps | None = None) -> Callable[[], Loaded]:
@@ -173,7 +196,7 @@ def test_connections_over_the_limit_are_closed_and_the_others_served(tmp_path: P
             assert daemon.context.refused == 1
             extra.close()
             clients[0].close()
-            await asyncio.sleep(0.1)
+            await until_open(daemon, 2)
             again = await SocketmapClient.open(settings.socketmap[0])
             assert (await again.ask("forward a@b.example")).status is Status.OK
             for client in [*clients[1:], again]:
@@ -214,8 +237,7 @@ def test_a_thousand_connections_at_once(tmp_path: Path) -> None:
             elapsed = time.monotonic() - started
             assert all(r.status is Status.OK for r in replies)
             assert elapsed < 20, elapsed
-            await asyncio.sleep(0.2)
-            assert len(daemon.context.connections) == 0
+            await until_open(daemon, 0)
 
     try:
         run(scenario)
@@ -235,8 +257,7 @@ def test_clients_that_vanish_mid_request_disturb_nobody(tmp_path: Path) -> None:
                 gone.writer.transport.abort()
                 gone.close()
                 assert (await steady.ask("forward test@otherdomain.com")).status is Status.OK
-            await asyncio.sleep(0.1)
-            assert len(daemon.context.connections) == 1
+            await until_open(daemon, 1)
             steady.close()
 
     run(scenario)
@@ -283,8 +304,7 @@ def test_reload_swaps_secrets_without_dropping_connections(tmp_path: Path) -> No
             client = await SocketmapClient.open(settings.socketmap[0])
             before = await client.ask("forward test@otherdomain.com")
             current["maps"] = postsrsd_maps(secret="another secret")
-            daemon.reload()
-            await asyncio.sleep(0.2)
+            await daemon.reload()
             after = await client.ask("forward test@otherdomain.com")
             assert before.text == "SRS0=vmyz=2W=otherdomain.com=test@example.com"
             assert after.status is Status.OK and after.text != before.text
@@ -293,25 +313,52 @@ def test_reload_swaps_secrets_without_dropping_connections(tmp_path: Path) -> No
     run(scenario)
 
 
-def test_a_failed_reload_keeps_the_old_configuration(tmp_path: Path) -> None:
+def test_a_failed_reload_keeps_the_old_configuration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = settings_for(tmp_path)
-    calls = {"n": 0}
+    loads = {"n": 0}
 
     def loader() -> Loaded:
-        calls["n"] += 1
-        if calls["n"] > 1:
+        loads["n"] += 1
+        if loads["n"] > 1:
             raise ConfigError("secrets file is gone")
         return Loaded(settings, postsrsd_maps())
 
     async def scenario() -> None:
         async with running(loader) as daemon:
-            daemon.reload()
-            await asyncio.sleep(0.2)
+            await daemon.reload()
             client = await SocketmapClient.open(settings.socketmap[0])
             assert (await client.ask("forward test@otherdomain.com")).status is Status.OK
             client.close()
 
     run(scenario)
+    assert loads["n"] == 2
+    assert "reload failed, still serving the old configuration" in caplog.text
+
+
+def test_a_reload_that_cannot_listen_keeps_the_old_secrets(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    host, port = taken.getsockname()
+    unbindable = replace(settings, tcp_table_forward=(Endpoint(host=host, port=port),))
+    current = {"loaded": Loaded(settings, postsrsd_maps())}
+
+    async def scenario() -> None:
+        async with running(lambda: current["loaded"]) as daemon:
+            client = await SocketmapClient.open(settings.socketmap[0])
+            before = await client.ask("forward test@otherdomain.com")
+            current["loaded"] = Loaded(unbindable, postsrsd_maps(secret="another secret"))
+            await daemon.reload()
+            assert await client.ask("forward test@otherdomain.com") == before
+            client.close()
+
+    try:
+        run(scenario)
+    finally:
+        taken.close()
 
 
 def test_reload_opens_new_endpoints_and_closes_dropped_ones(tmp_path: Path) -> None:
@@ -326,8 +373,7 @@ def test_reload_opens_new_endpoints_and_closes_dropped_ones(tmp_path: Path) -> N
         async with running(loader) as daemon:
             kept = await SocketmapClient.open(first.socketmap[0])
             current["settings"] = second
-            daemon.reload()
-            await asyncio.sleep(0.3)
+            await daemon.reload()
             assert not await asyncio.to_thread(Path(first.socketmap[0].path or "").exists)
             fresh = await SocketmapClient.open(second.socketmap[0])
             assert (await fresh.ask("forward a@b.example")).status is Status.OK
