@@ -20,8 +20,9 @@ from srsfwd.clock import Clock, SystemClock
 from srsfwd.dkim.canon import (
     Header,
     Message,
+    body_digest,
     parse_crlf,
-    relaxed_body,
+    relaxed_body_chunks,
     relaxed_header,
     select_headers,
     to_crlf,
@@ -100,8 +101,8 @@ def fold(value: bytes, first_width: int) -> bytes:
 
 
 def body_hash(message: Message) -> bytes:
-    """The ``bh=`` value: base64 SHA-256 of the relaxed body."""
-    return base64.b64encode(hashlib.sha256(relaxed_body(message.body)).digest())
+    """The ``bh=`` value: base64 SHA-256 of the relaxed body, hashed as it is made."""
+    return base64.b64encode(body_digest(relaxed_body_chunks(message.body))[0])
 
 
 def signature_header(
