@@ -24,7 +24,7 @@ from srsfwd.authresults import build_header
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
 from srsfwd.dkim.arc import ArcSealer
-from srsfwd.dkim.canon import MAX_HEADER_BYTES, parse_message, to_crlf
+from srsfwd.dkim.canon import MAX_HEADER_BYTES, parse_crlf, to_crlf
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner
 from srsfwd.dnscheck.resolver import Resolver
@@ -532,11 +532,12 @@ def message_problem(message: bytes) -> tuple[str, str] | None:
     Not a message, a header section over the limit, or not exactly one From field
     (RFC 5322 §3.6): sending it again cannot help, so these are refused with 5xx.
     """
-    head = to_crlf(message).partition(b"\r\n\r\n")[0]
-    if len(head) > MAX_HEADER_BYTES:
+    data = to_crlf(message)
+    end = data.find(b"\r\n\r\n")  # only the header section is looked at: no body copy
+    if (len(data) if end == -1 else end) > MAX_HEADER_BYTES:
         return "header-too-big", f"header section larger than {MAX_HEADER_BYTES} bytes"
     try:
-        parsed = parse_message(message)
+        parsed = parse_crlf(data if end == -1 else data[: end + 4])
     except SignatureError as exc:
         return "not-a-message", str(exc)
     froms = len(parsed.find("from"))

@@ -91,6 +91,13 @@ def parse_message(data: bytes) -> Message:
     return parse_crlf(to_crlf(data))
 
 
+def body_start(data: bytes) -> int:
+    """Where the body of ``data`` (CRLF form) starts: after the first empty line, or at the
+    end when there is none."""
+    end = data.find(b"\r\n\r\n")
+    return len(data) if end == -1 else end + 4
+
+
 def parse_crlf(data: bytes) -> Message:
     """``parse_message`` for data known to be in CRLF form already (no second pass)."""
     if data.startswith(b"From "):
@@ -174,14 +181,18 @@ def simple_body(body: bytes) -> bytes:
     return b"".join(simple_body_chunks(body))
 
 
-def relaxed_body_chunks(body: bytes, chunk: int = BODY_CHUNK) -> Iterator[bytes]:
-    """``relaxed_body(body)`` in pieces of about ``chunk`` bytes, for hashing."""
-    return _without_trailing_lines(map(_relaxed_lines, _line_pieces(body, chunk)), empty=b"")
+def relaxed_body_chunks(body: bytes, chunk: int = BODY_CHUNK, *, start: int = 0) -> Iterator[bytes]:
+    """``relaxed_body(body[start:])`` in pieces of about ``chunk`` bytes, for hashing.
+
+    ``start`` lets a caller hash the body inside a whole message without copying it out.
+    """
+    pieces = _line_pieces(body, chunk, start)
+    return _without_trailing_lines(map(_relaxed_lines, pieces), empty=b"")
 
 
-def simple_body_chunks(body: bytes, chunk: int = BODY_CHUNK) -> Iterator[bytes]:
-    """``simple_body(body)`` in pieces of about ``chunk`` bytes, for hashing."""
-    return _without_trailing_lines(_line_pieces(body, chunk), empty=_CRLF)
+def simple_body_chunks(body: bytes, chunk: int = BODY_CHUNK, *, start: int = 0) -> Iterator[bytes]:
+    """``simple_body(body[start:])`` in pieces of about ``chunk`` bytes, for hashing."""
+    return _without_trailing_lines(_line_pieces(body, chunk, start), empty=_CRLF)
 
 
 def body_digest(chunks: Iterator[bytes], length: int | None = None) -> tuple[bytes, int]:
@@ -205,16 +216,15 @@ BODY_CANONICALISATIONS: dict[str, Callable[[bytes], Iterator[bytes]]] = {
 }
 
 
-def _line_pieces(body: bytes, chunk: int) -> Iterator[bytes]:
-    """``body`` in pieces of about ``chunk`` bytes, each ending in CRLF but the last.
+def _line_pieces(body: bytes, chunk: int, start: int = 0) -> Iterator[bytes]:
+    """``body[start:]`` in pieces of about ``chunk`` bytes, each ending in CRLF but the last.
 
     Whitespace runs never cross a CRLF, so each piece can be canonicalised on its own.
     """
-    if len(body) <= chunk:
-        if body:
-            yield body
+    if len(body) - start <= chunk:
+        if len(body) > start:
+            yield body[start:] if start else body
         return
-    start = 0
     while start < len(body):
         cut = body.rfind(_CRLF, start, start + chunk)
         if cut == -1:  # a line longer than a chunk: up to its end

@@ -21,6 +21,7 @@ from srsfwd.dkim.canon import (
     Header,
     Message,
     body_digest,
+    body_start,
     parse_crlf,
     relaxed_body_chunks,
     relaxed_header,
@@ -237,10 +238,18 @@ class DkimSigner:
             data = data.partition(b"\r\n")[2]
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
-        return b"".join(self.signature_lines(parse_crlf(data))) + data
+        # The header section is parsed alone and the body hashed where it lies: a large
+        # message is never copied but once, into the signed result.
+        start = body_start(data)
+        head = parse_crlf(data[:start])
+        bh = base64.b64encode(body_digest(relaxed_body_chunks(data, start=start))[0])
+        return b"".join(self.signature_lines(head, bh=bh)) + data
 
-    def signature_lines(self, message: Message) -> list[bytes]:
+    def signature_lines(self, message: Message, *, bh: bytes | None = None) -> list[bytes]:
         """The DKIM-Signature lines for a parsed message, in the order to prepend them.
+
+        Args:
+            bh: the body hash, when the caller has it (then ``message.body`` is not read).
 
         Raises:
             SignatureError: no From field, or more than one.
@@ -252,7 +261,8 @@ class DkimSigner:
         now = int(self._clock.now())
         expire_at = now + self._expire_after if self._expire_after is not None else None
         names = self._header_list or default_header_list(message.headers)
-        bh = body_hash(message)
+        if bh is None:
+            bh = body_hash(message)
         lines = [
             signature_header(
                 message, signing, now=now, header_names=names, expire_at=expire_at, bh=bh
