@@ -244,6 +244,26 @@ def bench_key(spec: str, key: DkimKey, size: int, seconds: float, rounds: int) -
         )
 
 
+def bench_folded_header(seconds: float, rounds: int) -> None:
+    """Parsing one header field of 868 KiB folded over 100,000 lines, next to dkimpy's parser.
+
+    Linear work: the field's lines are joined once (line-by-line appends were quadratic,
+    seconds per message).
+    """
+    field = b"X-Long: start\r\n" + b"".join(b" l%d\r\n" % i for i in range(100_000))
+    message = b"From: a@example.com\r\n" + field + b"\r\nbody\r\n"
+    rates = best_rate(
+        {"ours": lambda: parse_message(message), "dkimpy": lambda: dkim.rfc822_parse(message)},
+        seconds,
+        rounds,
+    )
+    ours, theirs = rates["ours"], rates["dkimpy"]
+    print(
+        f"{len(field) // 1024} KiB folded header  parse  srsfwd {ours:8.1f}/s"
+        f"  dkimpy {theirs:8.1f}/s  ratio {ours / theirs:5.1f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="per timed run")
@@ -262,6 +282,7 @@ def main() -> None:
         key = generate_key(spec)
         for size in (4096, 200 * 1024):
             bench_key(spec, key, size, args.seconds, args.rounds)
+    bench_folded_header(args.seconds, args.rounds)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from srsfwd.address import MAX_LOCAL_PART, read_domains_file
 from srsfwd.clock import Clock
-from srsfwd.config import Config, SRSSettings
+from srsfwd.config import Config, SRSSettings, StrPath
 from srsfwd.dkim.settings import dkim_settings, dns_settings
 from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import ConfigError
@@ -29,17 +28,24 @@ def build_rewriter(
     need_domain: bool = True,
     clock: Clock | None = None,
     max_local_part: int = MAX_LOCAL_PART,
+    srs_options: bool = False,
 ) -> SRSRewriter:
     """An ``SRSRewriter`` from ``settings`` (by default the configuration's ``[srs]``).
+
+    Args:
+        srs_options: the caller has ``--secret-file`` and ``--domain`` options, which
+            the errors then suggest.
 
     Raises:
         ConfigError: no domain or secrets file, an unreadable file, or a bad value.
     """
     srs = settings or config.srs
     if srs.secrets_file is None:
-        raise ConfigError("no secrets file: give --secret-file or set [srs] secrets_file")
+        give = "give --secret-file or " if srs_options else ""
+        raise ConfigError(f"no secrets file: {give}set [srs] secrets_file")
     if need_domain and not srs.domain:
-        raise ConfigError("no SRS domain: give --domain or set [srs] domain")
+        give = "give --domain or " if srs_options else ""
+        raise ConfigError(f"no SRS domain: {give}set [srs] domain")
     # Reverse needs no domain of its own unless told to check it.
     domain = srs.domain or "srs.invalid"
     local_domains = list(srs.local_domains)
@@ -79,7 +85,7 @@ def build_rewriter(
 def build_resolver(
     config: Config,
     *,
-    zone_files: Sequence[Path] = (),
+    zone_files: Sequence[StrPath] = (),
     nameservers: Sequence[str] = (),
     port: int | None = None,
     timeout: float | None = None,
@@ -109,7 +115,7 @@ def build_resolver(
     )
 
 
-def build_key_table(config: Config, keys_dir: Path | None = None) -> KeyTable:
+def build_key_table(config: Config, keys_dir: StrPath | None = None) -> KeyTable:
     """The DKIM key table: the store at ``keys_dir`` (or ``[dkim] keys_dir``) and its rules.
 
     Raises:

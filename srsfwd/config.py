@@ -6,6 +6,7 @@ from ``Config.sections``. Relative paths are taken from the configuration file's
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,7 +71,11 @@ class Config:
         return self.path.parent / path
 
 
-def load_config(path: Path | None) -> Config:
+#: A file or folder given to the Python API: a ``str`` or any ``os.PathLike``.
+StrPath = str | os.PathLike[str]
+
+
+def load_config(path: StrPath | None) -> Config:
     """Read the configuration at ``path``; with None, the default file if it exists.
 
     Raises:
@@ -80,6 +85,7 @@ def load_config(path: Path | None) -> Config:
         if not DEFAULT_CONFIG_PATH.is_file():
             return Config()
         path = DEFAULT_CONFIG_PATH
+    path = Path(path)
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -92,7 +98,7 @@ def load_config(path: Path | None) -> Config:
     return config_from_data(data, path)
 
 
-def config_from_data(data: Mapping[str, Any], path: Path | None) -> Config:
+def config_from_data(data: Mapping[str, Any], path: StrPath | None) -> Config:
     """A ``Config`` from already-parsed TOML-shaped ``data`` (other formats convert to it).
 
     Args:
@@ -101,7 +107,7 @@ def config_from_data(data: Mapping[str, Any], path: Path | None) -> Config:
     Raises:
         ConfigError: a wrong value.
     """
-    base = Config(path=path.absolute() if path is not None else None)
+    base = Config(path=Path(path).absolute() if path is not None else None)
     state_dir = (
         base.resolve(_expect(data, "state_dir", str, ""))
         if "state_dir" in data

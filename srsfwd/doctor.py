@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from srsfwd.config import StrPath
 from srsfwd.dkim.keys import (
     DkimKey,
     key_record_text,
@@ -196,11 +197,12 @@ def check_dmarc(resolver: Resolver, domains: Iterable[str]) -> list[Finding]:
     return findings
 
 
-def check_secret(path: Path | None) -> Finding:
+def check_secret(path: StrPath | None) -> Finding:
     """The SRS secrets file: present, not empty, readable by its owner only."""
     if path is None:
         return Finding(Severity.ERROR, "secret", "no [srs] secrets_file configured",
                        "srsfwd secret new /etc/srsfwd/srs.secret and set [srs] secrets_file")
+    path = Path(path)
     try:
         info = path.stat()
         size = info.st_size

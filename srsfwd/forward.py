@@ -21,6 +21,7 @@ from typing import Any
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.app import build_key_table, build_limits, build_resolver, build_rewriter
 from srsfwd.authresults import build_header
+from srsfwd.authservid import strip_our_results
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
 from srsfwd.dkim.arc import ArcSealer
@@ -547,30 +548,3 @@ def message_problem(message: bytes) -> tuple[str, str] | None:
         return "several-from", f"message has {froms} From fields (RFC 5322 3.6)"
     return None
 
-
-def strip_our_results(message: bytes, authserv_id: str) -> bytes:
-    """``message`` without Authentication-Results fields claiming our authserv-id.
-
-    RFC 8601 §5: a receiver must remove such fields that arrive from outside, or anyone
-    could forge our verdicts.
-    """
-    head, separator, body = message.partition(b"\r\n\r\n")
-    if b"authentication-results" not in head.lower():
-        return message
-    ours = authserv_id.lower().encode("ascii", "replace")
-    kept: list[bytes] = []
-    dropping = False
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t"):
-            if not dropping:
-                kept.append(line)
-            continue
-        name, colon, value = line.partition(b":")
-        dropping = (
-            bool(colon)
-            and name.strip().lower() == b"authentication-results"
-            and (value.strip().lower().split(b";", 1)[0].split()[:1] == [ours])
-        )
-        if not dropping:
-            kept.append(line)
-    return b"\r\n".join(kept) + separator + body

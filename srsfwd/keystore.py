@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from srsfwd.config import StrPath
 from srsfwd.dkim.keys import (
     DkimKey,
     SigningKey,
@@ -91,8 +92,8 @@ def check_selector(selector: str) -> str:
 class KeyStore:
     """The key folder; the constructor does no I/O."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: StrPath) -> None:
+        self.root = Path(root)
 
     def key_path(self, domain: str, selector: str) -> Path:
         """Where the private key of ``selector`` for ``domain`` lives."""
@@ -218,13 +219,14 @@ def _read_stamp(pattern: re.Pattern[bytes], notes: bytes) -> float | None:
         return None
 
 
-def read_key_file(path: Path) -> DkimKey:
+def read_key_file(path: StrPath) -> DkimKey:
     """Read a private key file, refusing one that other users can read.
 
     Raises:
         KeyNotFoundError: no such file.
         KeyFormatError: open to others, unreadable, too big, or not a key.
     """
+    path = Path(path)
     try:
         with path.open("rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode

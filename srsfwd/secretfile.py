@@ -1,34 +1,51 @@
 """SRS secrets files: read them as postsrsd does, write new ones privately.
 
 Format (postsrsd's): one secret per line, the first signs, all verify; CR and LF are
-stripped and blank lines skipped. A file others can read is refused: whoever holds the
-secret can turn us into an open relay for bounces.
+stripped and blank lines skipped. A file others can read, or its group can write, is
+refused: whoever holds the secret can turn us into an open relay for bounces. A
+group-readable file and a secret shorter than ``MIN_SECRET_BYTES`` are logged as warnings.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets as random_secrets
 import stat
 import tempfile
 from pathlib import Path
 
+from srsfwd.config import StrPath
 from srsfwd.errors import ConfigError
 
+log = logging.getLogger(__name__)
 
-def load_secrets(path: Path) -> list[bytes]:
+#: Secrets shorter than this are accepted (postsrsd accepts them) but warned about.
+MIN_SECRET_BYTES = 16
+
+
+def load_secrets(path: StrPath) -> list[bytes]:
     """The secrets in ``path``, signing secret first.
+
+    Logs a warning (never the secret) when the group can read the file or a secret is
+    shorter than ``MIN_SECRET_BYTES``.
 
     Raises:
         ConfigError: the file is missing, unreadable, readable or writable by others,
-            or holds no secret.
+            writable by its group, or holds no secret.
     """
+    path = Path(path)
     try:
         with path.open("rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
             if mode & (stat.S_IROTH | stat.S_IWOTH):
                 raise ConfigError(
                     f"secrets file {path} is open to every user (mode {stat.filemode(mode)});"
+                    f" run: chmod 600 {path}"
+                )
+            if mode & stat.S_IWGRP:
+                raise ConfigError(
+                    f"secrets file {path} is writable by its group (mode {stat.filemode(mode)});"
                     f" run: chmod 600 {path}"
                 )
             data = handle.read(1 << 20)
@@ -46,6 +63,25 @@ def load_secrets(path: Path) -> list[bytes]:
         raise ConfigError(f"secrets file {path} holds no secret")
     if any(b"\0" in line for line in found):
         raise ConfigError(f"secrets file {path} contains a NUL byte")
+    if mode & stat.S_IRGRP:
+        log.warning(
+            "secrets file %s is readable by its group (mode %s); chmod 600 %s unless that"
+            " group needs it",
+            path,
+            stat.filemode(mode),
+            path,
+        )
+    short = [number for number, line in enumerate(found, 1) if len(line) < MIN_SECRET_BYTES]
+    if short:
+        log.warning(
+            "secrets file %s: secret number %s is shorter than %d bytes and can be guessed;"
+            " put a new one first with 'srsfwd secret new --rotate %s' and drop the short"
+            " one after max_age_days + 1 days",
+            path,
+            ", ".join(map(str, short)),
+            MIN_SECRET_BYTES,
+            path,
+        )
     return found
 
 
@@ -54,7 +90,7 @@ def new_secret() -> bytes:
     return random_secrets.token_urlsafe(32).encode("ascii")
 
 
-def write_new_secret(path: Path, *, rotate: bool = False) -> None:
+def write_new_secret(path: StrPath, *, rotate: bool = False) -> None:
     """Write a new secret to ``path`` with mode 0600.
 
     Args:
@@ -64,6 +100,7 @@ def write_new_secret(path: Path, *, rotate: bool = False) -> None:
     Raises:
         ConfigError: ``path`` exists and ``rotate`` is false, or it cannot be written.
     """
+    path = Path(path)
     lines = [new_secret()]
     if path.exists():
         if not rotate:
@@ -72,8 +109,9 @@ def write_new_secret(path: Path, *, rotate: bool = False) -> None:
     write_private(path, b"".join(line + b"\n" for line in lines))
 
 
-def write_private(path: Path, data: bytes) -> None:
+def write_private(path: StrPath, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, readable by its owner only (0600)."""
+    path = Path(path)
     try:
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     except OSError as exc:

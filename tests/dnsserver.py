@@ -9,6 +9,7 @@ recursive server, over UDP and TCP. Use the ``dns_server`` fixture (tests/confte
         assert resolver.txt("sel._domainkey.example.com")
         dns_server.mode = "servfail"              # every answer is SERVFAIL
         dns_server.mode = "silent"                # no answer at all: the client times out
+        dns_server.failing = {"sel._domainkey.example.com."}   # SERVFAIL for these names only
 
 Zone text is a standard master file (``$ORIGIN``, ``$TTL``, parenthesised multi-string TXT).
 A name not in the zone is NXDOMAIN; a known name without the asked type is NOERROR/no data.
@@ -39,6 +40,8 @@ class _ZoneResolver(BaseResolver):  # type: ignore[misc]
         with owner.lock:
             owner.queries.append((str(request.q.qname), QTYPE[request.q.qtype]))
             mode = owner.mode
+            if str(request.q.qname).lower() in owner.failing:
+                mode = "servfail"
             records = list(owner.records)
         if mode == "silent":
             # dnslib's handler logs a DNSError and sends nothing: the client times out.
@@ -82,6 +85,7 @@ class ZoneServer:
     def __init__(self, zone: str = "") -> None:
         self.lock = threading.Lock()
         self.mode: Mode = "answer"
+        self.failing: set[str] = set()  # names (lower case, final dot) answered SERVFAIL
         self.records: list[RR] = []
         self.queries: list[tuple[str, str]] = []
         self.port = _free_port()
@@ -113,6 +117,7 @@ class ZoneServer:
             self.records = []
             self.queries = []
             self.mode = "answer"
+            self.failing = set()
 
     def resolver(self, *, timeout: float = 2.0, clock: Clock | None = None) -> Resolver:
         """A production ``Resolver`` that asks this server."""

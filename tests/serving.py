@@ -18,6 +18,7 @@ from srsfwd.handlers import SRSMaps
 from srsfwd.protocols import socketmap, tcptable
 from srsfwd.protocols.milter import (
     AddHeader,
+    ChangeHeader,
     Command,
     Connect,
     DefineMacros,
@@ -296,10 +297,23 @@ class MilterClient:
 
 
 def apply_actions(message: bytes, actions: Sequence[Reply]) -> bytes:
-    """``message`` as Postfix delivers it after the header actions (our Received aside)."""
+    """``message`` as Postfix delivers it after the header actions (our Received aside).
+
+    Actions apply in order, as Postfix applies them: a CHGHEADER index counts the fields of
+    that name as they stand then, inserted ones included; an empty value deletes.
+    """
     headers, body = split_message(message)
     fields = [name.encode() + b":" + value.replace(b"\n", b"\r\n") for name, value in headers]
     for action in actions:
+        if isinstance(action, ChangeHeader):
+            name = action.name.encode().lower()
+            same = [i for i, f in enumerate(fields) if f.split(b":")[0].lower() == name]
+            if action.index <= len(same):
+                value = action.value.encode() if isinstance(action.value, str) else action.value
+                if value:
+                    fields[same[action.index - 1]] = action.name.encode() + b":" + value
+                else:
+                    del fields[same[action.index - 1]]
         if isinstance(action, InsertHeader):
             value = action.value.encode() if isinstance(action.value, str) else action.value
             field = action.name.encode() + b":" + value.replace(b"\n", b"\r\n")

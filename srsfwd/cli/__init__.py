@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import click
 
 from srsfwd import __version__
+from srsfwd.cli.common import show_warnings
 from srsfwd.cli.decide import decide
 from srsfwd.cli.dkim import keygen, keys, seal, sign, verify
 from srsfwd.cli.doctor import doctor
@@ -31,6 +32,7 @@ def cli() -> None:
       srsfwd forward --config /etc/srsfwd/srsfwd.toml --client-ip 192.0.2.25 \\
           --helo mx.example.org --mail-from alice@example.org --rcpt bob@example.com msg.eml
     """
+    show_warnings()
 
 
 cli.add_command(rewrite)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -16,6 +17,25 @@ from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import SrsfwdError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class WarningsToStderr(logging.Handler):
+    """The library's warnings (a group-readable secrets file...) as ``warning: ...`` lines
+    on standard error, for commands that set up no logging of their own."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+def show_warnings() -> None:
+    """Show the ``srsfwd`` logger's warnings on standard error until the command ends."""
+    logger = logging.getLogger("srsfwd")
+    handler = WarningsToStderr()
+    logger.addHandler(handler)
+    click.get_current_context().call_on_close(lambda: logger.removeHandler(handler))
 
 
 def config_option(function: F) -> F:

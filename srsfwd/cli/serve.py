@@ -15,7 +15,7 @@ import click
 
 from srsfwd.address import MAX_LOCAL_PART
 from srsfwd.app import build_rewriter
-from srsfwd.cli.common import config_option
+from srsfwd.cli.common import WarningsToStderr, config_option
 from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
 from srsfwd.forward import Forwarder
@@ -23,6 +23,7 @@ from srsfwd.handlers import SRSMaps
 from srsfwd.pool import decide_settings
 from srsfwd.postsrsdconf import read_postsrsd
 from srsfwd.servers.milter import MilterService
+from srsfwd.servers.preflight import serving_problems
 from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import ServeSettings, serve_settings
 from srsfwd.srs import SRSRewriter
@@ -48,7 +49,12 @@ UNLIMITED_LOCAL_PART = 4096
     type=click.Choice(["debug", "info", "warning", "error"]),
     help="[serve] log-level.",
 )
-@click.option("--check", is_flag=True, help="Check the configuration, show what would be served.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Check the configuration and try each socket (bind, mode, owner, release);"
+    " show what would be served.",
+)
 def serve(
     config_path: Path | None,
     postsrsd_path: Path | None,
@@ -84,8 +90,15 @@ def serve(
     except SrsfwdError as exc:
         raise click.ClickException(str(exc)) from None
     if check:
+        if first.milter is not None:
+            first.milter.close()
+        problems = serving_problems(first.settings)
         for service, endpoint in first.settings.endpoints():
             click.echo(f"{service} on {endpoint}")
+        if problems:
+            for problem in problems:
+                click.echo(f"error: {problem}", err=True)
+            raise click.ClickException("serve would not start")
         click.echo(f"SRS domain {first.maps.rewriter.domain}; configuration is fine")
         return
     setup_logging(log_target or first.settings.log, log_level or first.settings.log_level)
@@ -129,14 +142,17 @@ def read_config(config_path: Path | None, postsrsd_path: Path | None, *, notes: 
     data, found_notes = read_postsrsd(text, postsrsd_path.absolute(), mydomain=_postfix_mydomain)
     for note in found_notes:
         notes(f"{postsrsd_path}: {note}")
-    if config_path is not None:
-        toml = load_config(config_path)
-        for name, table in toml.sections.items():
-            if isinstance(table, dict) and isinstance(data.get(name), dict):
-                data[name] = {**data[name], **table}
-            else:
-                data[name] = table
-    return config_from_data(data, postsrsd_path.absolute())
+    if config_path is None:
+        return config_from_data(data, postsrsd_path.absolute())
+    # postsrsd's paths came out absolute, so the merged data takes its relative paths
+    # from the TOML file's folder, as the TOML file alone would.
+    toml = load_config(config_path)
+    for name, table in toml.sections.items():
+        if isinstance(table, dict) and isinstance(data.get(name), dict):
+            data[name] = {**data[name], **table}
+        else:
+            data[name] = table
+    return config_from_data(data, config_path.absolute())
 
 
 def _rewriter(config: Config, settings: ServeSettings) -> SRSRewriter:
@@ -162,6 +178,8 @@ def _postfix_mydomain() -> str | None:
 
 def setup_logging(target: str, level: str) -> None:
     """Send srsfwd's log to standard error or to syslog (facility mail)."""
+    for shown in [h for h in log.handlers if isinstance(h, WarningsToStderr)]:
+        log.removeHandler(shown)  # the daemon's own handler shows warnings from now on
     handler: logging.Handler
     if target == "syslog":
         handler = logging.handlers.SysLogHandler(

@@ -40,7 +40,7 @@ def _rewriter(config_path: Path | None, *, need_domain: bool, **flags: Any) -> S
     config = open_config(config_path)
     settings = with_overrides(config.srs, **flags)
     try:
-        return build_rewriter(config, settings, need_domain=need_domain)
+        return build_rewriter(config, settings, need_domain=need_domain, srs_options=True)
     except SrsfwdError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import authres
 import dkim
 
+from srsfwd.authresults import arc_clause, dkim_clause, results_field
+from srsfwd.authservid import claims_authserv_id, strip_our_results
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.dkim.canon import (
     Header,
@@ -155,6 +157,11 @@ class ArcSealer:
         cv, why = self._chain(data, arc_fields)
         if cv == "terminated":
             return SealResult(data, False, "fail", 0, f"chain already failed: {why}")
+        # RFC 8601 §5: results that arrived claiming our authserv-id are not ours. They do
+        # not leave on a sealed message, so only this hop's field is consolidated.
+        kept = strip_our_results(data, self._authserv_id)
+        if len(kept) != len(data):
+            data, parsed = kept, parse_message(kept)
         checked: tuple[SignatureResult, ...] = ()
         if results is None:
             checked = tuple(self._dkim.verify_parsed(parsed))
@@ -184,25 +191,18 @@ class ArcSealer:
         found_ar = False
         results: list[authres.BaseAuthenticationResult] = []
         for ar in fields:
-            if ar.name != _AR_NAME:
+            if ar.name != _AR_NAME or not claims_authserv_id(ar.value, srv_id):
                 continue
-            try:
-                text = ar.value.strip().decode("utf-8")
-            except UnicodeDecodeError:
-                continue  # not UTF-8: dkimpy raised UnicodeDecodeError; skipped as unparsable
-            if srv_id not in text.lower():
-                # authres returns the authserv-id token lower-cased, so this field cannot
-                # be ours: skip parsing it (authres is slow, about 0.4 ms a field).
-                continue
+            # Only this hop's field is left (seal strips the others), and it parses: one
+            # that claims our id but does not parse must not be skipped, as dkimpy would.
             try:
                 parsed_ar = authres.AuthenticationResultsHeader.parse(
-                    "Authentication-Results: " + text
+                    "Authentication-Results: " + ar.value.strip().decode("utf-8")
                 )
-            except authres.AuthResError:
-                continue  # dkimpy skips fields authres cannot parse
-            if parsed_ar.authserv_id == srv_id:
-                found_ar = True
-                results.extend(parsed_ar.results)
+            except (UnicodeDecodeError, authres.AuthResError) as exc:
+                raise SignatureError(f"cannot seal: our Authentication-Results: {exc}") from None
+            found_ar = True
+            results.extend(parsed_ar.results)
         if not found_ar:
             raise SignatureError("cannot seal: no usable Authentication-Results")
         arc_results = [r for r in results if r.method == "arc"]
@@ -216,7 +216,7 @@ class ArcSealer:
         present: list[tuple[int, bytes]] = []
         for arc in fields:
             if arc.key in _ARC_FIELDS:
-                value = relaxed_header(arc.name, arc.value)[len(arc.name) + 1 :]
+                value = relaxed_header(arc.name, arc.value).partition(b":")[2]
                 match = _INSTANCE_RE.search(value)
                 if match is not None:
                     present.append((int(match.group(1)), arc.key))
@@ -311,7 +311,12 @@ class ArcSealer:
         """
         if not arc_fields:
             return "none", "no ARC chain"
-        cv, _, reason = dkim.arc_verify(data, dnsfunc=dkimpy_dnsfunc(self._resolver))
+        try:
+            cv, _, reason = dkim.arc_verify(data, dnsfunc=dkimpy_dnsfunc(self._resolver))
+        except dkim.MessageFormatError as exc:
+            # dkimpy refuses what we parse (a field with white space before its colon,
+            # RFC 5322 obsolete syntax): a chain nobody here can check is not a pass.
+            return "fail", f"dkimpy cannot read the chain: {exc}"
         if cv is None:
             return "terminated", str(reason)
         unnumbered = next((f for f in arc_fields if not _instance(f)), None)
@@ -322,25 +327,20 @@ class ArcSealer:
 
     def _authentication_results(self, results: tuple[SignatureResult, ...], cv: str) -> bytes:
         """This hop's Authentication-Results field (RFC 8601), with its CRLF."""
-        found: list[authres.BaseAuthenticationResult] = []
-        for result in results:
-            found.append(
-                authres.DKIMAuthenticationResult(
-                    result=str(result.result),
-                    reason=None if result.passed else result.reason,
-                    header_d=result.domain or None,
-                    header_i=result.identity or None,
-                    header_s=result.selector or None,
-                    header_a=result.algorithm or None,
-                )
+        clauses = [
+            dkim_clause(
+                str(result.result),
+                domain=result.domain,
+                selector=result.selector,
+                identity=result.identity,
+                algorithm=result.algorithm,
+                reason="" if result.passed else result.reason,
             )
-        if not results:
-            found.append(authres.DKIMAuthenticationResult(result="none"))
-        found.append(authres.AuthenticationResult(method="arc", result=cv))
-        header = authres.AuthenticationResultsHeader(authserv_id=self._authserv_id, results=found)
-        text = str(header).replace("Authentication-Results: ", "", 1)
-        lines = text.split("; ")
-        return ("Authentication-Results: " + ";\r\n\t".join(lines) + "\r\n").encode("utf-8")
+            for result in results
+        ] or [dkim_clause("none")]
+        clauses.append(arc_clause(cv))
+        field = results_field(self._authserv_id, clauses, folded=True)
+        return (field + "\r\n").encode("utf-8")
 
 
 def _instance(arc_field: Header) -> int | None:
@@ -348,7 +348,7 @@ def _instance(arc_field: Header) -> int | None:
 
     None when it has none; 0 and values over 50 are returned as they are (both unusable).
     """
-    value = relaxed_header(arc_field.name, arc_field.value)[len(arc_field.name) + 1 :]
+    value = relaxed_header(arc_field.name, arc_field.value).partition(b":")[2]
     match = _INSTANCE_RE.search(value)
     return None if match is None else int(match.group(1))
 

@@ -29,6 +29,8 @@ _NAME_DELETE = bytes(_NAME_CHARS)
 class Header:
     """One header field as it is on the wire: ``name`` and the raw value after the colon.
 
+    ``name`` keeps any white space before the colon (RFC 5322 §4.5.3 obsolete syntax).
+
     ``value`` keeps folding (CRLF + WSP) and leading whitespace; ``raw`` is the whole field
     without its final CRLF.
     """
@@ -38,8 +40,8 @@ class Header:
 
     @property
     def key(self) -> bytes:
-        """The lower-cased name, for comparisons."""
-        return self.name.lower()
+        """The lower-cased name without white space before the colon, for comparisons."""
+        return self.name.rstrip(b" \t").lower()
 
     @property
     def raw(self) -> bytes:
@@ -111,22 +113,31 @@ def parse_crlf(data: bytes) -> Message:
         head, body = data[:end], data[end + 4 :]
     if len(head) > MAX_HEADER_BYTES:
         raise SignatureError(f"header section larger than {MAX_HEADER_BYTES} bytes")
-    headers: list[Header] = []
+    # Each field's lines are collected and joined once: appending line by line copies the
+    # value again for every continuation line, quadratic in a long folded field.
+    fields: list[tuple[bytes, list[bytes]]] = []
     for line in head.split(b"\r\n"):
         if line[:1] in (b" ", b"\t"):
-            if not headers:
+            if not fields:
                 raise SignatureError("not a mail message: starts with a continuation line")
-            last = headers[-1]
-            headers[-1] = Header(last.name, last.value + b"\r\n" + line)
+            fields[-1][1].append(line)
             continue
         name, colon, value = line.partition(b":")
-        if not colon or not name or name.translate(None, _NAME_DELETE):
+        if not colon or not _is_field_name(name):
             shown = line[:40].decode("ascii", "replace")
             raise SignatureError(f"not a mail message: {shown!r} is not a header field")
-        headers.append(Header(name, value))
-    if not headers:
+        fields.append((name, [value]))
+    if not fields:
         raise SignatureError("not a mail message: no header fields")
+    headers = [Header(name, b"\r\n".join(lines)) for name, lines in fields]
     return Message(tuple(headers), body)
+
+
+def _is_field_name(name: bytes) -> bool:
+    """RFC 5322 field name, optionally followed by the obsolete white space before the colon
+    (§4.5.3 ``obs-optional``), as Mail::DKIM and OpenDKIM accept it."""
+    name = name.rstrip(b" \t")
+    return bool(name) and not name.translate(None, _NAME_DELETE)
 
 
 #: Bodies are canonicalised and hashed this many bytes at a time (cut at a CRLF): large
@@ -157,10 +168,13 @@ def _squeeze(data: bytes) -> bytes:
 
 
 def relaxed_header(name: bytes, value: bytes) -> bytes:
-    """``name:value`` in relaxed form (RFC 6376 §3.4.2), without the final CRLF."""
+    """``name:value`` in relaxed form (RFC 6376 §3.4.2), without the final CRLF.
+
+    White space on both sides of the colon goes, so ``Subject : x`` becomes ``subject:x``.
+    """
     if b"\n" in value:
         value = value.replace(b"\r\n", b"").replace(b"\n", b"")
-    return name.lower() + b":" + _squeeze(value).strip(b" \t")
+    return name.rstrip(b" \t").lower() + b":" + _squeeze(value).strip(b" \t")
 
 
 def simple_header(name: bytes, value: bytes) -> bytes:

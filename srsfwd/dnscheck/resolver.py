@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -34,7 +35,9 @@ import dns.name
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
-import dns.zone
+import dns.rrset
+import dns.tokenizer
+import dns.zonefile
 
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.errors import ConfigError, DNSTempError
@@ -140,17 +143,20 @@ class Resolver:
         return cls(nameservers=servers, port=system.port, timeout=timeout, clock=clock)
 
     @classmethod
-    def from_zone_file(cls, *paths: Path, clock: Clock | None = None) -> Resolver:
+    def from_zone_file(cls, *paths: str | os.PathLike[str], clock: Clock | None = None) -> Resolver:
         """A resolver answering only from master files (RFC 1035 §5), with no network.
 
         Names are absolute or relative to ``$ORIGIN`` lines; one file may hold several
-        zones; SOA and NS records are not required. A name absent from every file is
-        NXDOMAIN.
+        zones, or one zone with its SOA and NS at its origin as a BIND or Knot file does
+        (SOA and NS are not required). Wildcard records answer for names below them that
+        do not exist (RFC 4592). A name absent from every file is NXDOMAIN.
 
         Raises:
             ConfigError: a file cannot be read or is not a master file.
         """
-        return cls(backend=_ZoneBackend.load(paths), clock=clock, cache_size=0)
+        return cls(
+            backend=_ZoneBackend.load(Path(path) for path in paths), clock=clock, cache_size=0
+        )
 
     @classmethod
     def from_zone_text(cls, text: str, *, clock: Clock | None = None) -> Resolver:
@@ -159,9 +165,7 @@ class Resolver:
         Raises:
             ConfigError: ``text`` is not a master file.
         """
-        return cls(
-            backend=_ZoneBackend([_zone_from_text(text, "<text>")]), clock=clock, cache_size=0
-        )
+        return cls(backend=_ZoneBackend.from_text(text, "<text>"), clock=clock, cache_size=0)
 
     def txt(self, name: str) -> list[bytes]:
         """The TXT records at ``name``, each one's strings joined without separator.
@@ -289,33 +293,81 @@ class _NetworkBackend:
         return _Answer(tuple(_decode(r) for r in rrset), rrset.ttl)
 
 
-_DEFAULT_TTL = "$TTL 300\n"
+#: The TTL of records in a file without ``$TTL`` (so `srsfwd keygen`'s .txt files serve as
+#: they are).
+_DEFAULT_TTL = 300
+#: Master-file directives honoured; ``$INCLUDE`` is not (a zone file names no other file).
+_DIRECTIVES = {"$ORIGIN", "$TTL", "$GENERATE"}
+_WILDCARD = dns.name.Name([b"*"])
+
+#: (owner, type) → (decoded records, TTL).
+_Records = dict[tuple[dns.name.Name, int], tuple[list[object], int]]
 
 
-def _zone_from_text(text: str, where: str) -> dns.zone.Zone:
-    """Parse master-file text with every name absolute or under its own $ORIGIN."""
+class _RecordsTransaction(dns.zonefile.RRsetsReaderTransaction):
+    """dnspython's record-set reader, with an SOA accepted at any owner name.
+
+    dnspython refuses an SOA anywhere but the one origin of a transaction; a master file
+    here may hold several zones, each with its SOA at its own apex.
+    """
+
+    reader: dns.zonefile.Reader | None = None
+
+    def _origin_information(self) -> tuple[dns.name.Name, bool, dns.name.Name]:
+        # Only Transaction._add asks, to compare an SOA's owner: the record being read.
+        owner = self.reader.last_name if self.reader is not None else None
+        return dns.name.root, False, owner or dns.name.root
+
+
+def _records_from_text(text: str, where: str) -> list[dns.rrset.RRset]:
+    """The records of master-file text (RFC 1035 §5), relative names under ``$ORIGIN``.
+
+    Read as record sets, not as one ``dns.zone.Zone``: a file may hold several zones, or
+    one zone with its SOA and NS at its own ``$ORIGIN``, as BIND and Knot files do.
+    """
+    manager = dns.zonefile.RRSetsReaderManager(dns.name.root, False, dns.rdataclass.IN)
     try:
-        # A default $TTL lets the .txt files of `srsfwd keygen` serve as they are.
-        return dns.zone.from_text(
-            _DEFAULT_TTL + text,
-            origin=dns.name.root,
-            relativize=False,
-            check_origin=False,
-            filename=where,
-        )
+        with _RecordsTransaction(manager, True, False) as transaction:  # type: ignore[no-untyped-call]
+            transaction.reader = dns.zonefile.Reader(
+                dns.tokenizer.Tokenizer(text, where),
+                dns.rdataclass.IN,
+                transaction,
+                allow_directives=_DIRECTIVES,
+                default_ttl=_DEFAULT_TTL,
+            )
+            transaction.reader.read()
     except (dns.exception.DNSException, ValueError) as exc:
         raise ConfigError(f"zone file {where} is not a master file: {exc}") from None
+    return manager.rrsets
 
 
 class _ZoneBackend:
-    """Answers from master files read once; follows CNAMEs inside them."""
+    """Answers from master files read once; wildcards (RFC 4592); follows CNAMEs inside."""
 
-    def __init__(self, zones: Iterable[dns.zone.Zone]) -> None:
-        self._zones = list(zones)
+    def __init__(self, rrsets: Iterable[dns.rrset.RRset]) -> None:
+        self._records: _Records = {}
+        # Every owner name and all its ancestors (empty non-terminals exist too, RFC 4592).
+        self._existing: set[dns.name.Name] = set()
+        for rrset in rrsets:
+            found, _ = self._records.get((rrset.name, rrset.rdtype), ([], 0))
+            for rdata in rrset:
+                if (value := _decode(rdata)) not in found:
+                    found.append(value)
+            self._records[rrset.name, rrset.rdtype] = found, rrset.ttl
+            name = rrset.name
+            while name not in self._existing:
+                self._existing.add(name)
+                if name == dns.name.root:
+                    break
+                name = name.parent()
+
+    @classmethod
+    def from_text(cls, text: str, where: str) -> _ZoneBackend:
+        return cls(_records_from_text(text, where))
 
     @classmethod
     def load(cls, paths: Iterable[Path]) -> _ZoneBackend:
-        zones = []
+        rrsets = []
         for path in paths:
             try:
                 text = path.read_text(encoding="utf-8")
@@ -323,30 +375,31 @@ class _ZoneBackend:
                 raise ConfigError(f"cannot read zone file {path}: {exc.strerror}") from None
             except UnicodeDecodeError as exc:
                 raise ConfigError(f"zone file {path} is not a master file: {exc}") from None
-            zones.append(_zone_from_text(text, str(path)))
-        return cls(zones)
+            rrsets += _records_from_text(text, str(path))
+        return cls(rrsets)
+
+    def _owner(self, qname: dns.name.Name) -> dns.name.Name | None:
+        """The name whose records answer ``qname``: itself, or the wildcard at its closest
+        existing ancestor (RFC 4592 §3.3.1), or None (NXDOMAIN)."""
+        if qname in self._existing:
+            return qname
+        encloser = qname
+        while encloser not in self._existing and encloser != dns.name.root:
+            encloser = encloser.parent()
+        wildcard = _WILDCARD.concatenate(encloser)
+        return wildcard if wildcard in self._existing else None
 
     def query(self, name: str, rdtype: RecordType) -> _Answer:
         wanted = dns.rdatatype.from_text(rdtype)
         for _ in range(8):  # CNAME chain limit, as resolvers do
-            qname = dns.name.from_text(name)
-            exists = False
-            cname: str | None = None
-            records: list[object] = []
-            ttl = 0
-            for zone in self._zones:
-                node = zone.get_node(qname)
-                if node is None:
-                    continue
-                exists = True
-                rdataset = node.get_rdataset(dns.rdataclass.IN, wanted)
-                if rdataset is not None:
-                    records += [_decode(r) for r in rdataset]
-                    ttl = rdataset.ttl
-                alias = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME)
-                if alias is not None and cname is None:
-                    cname = str(next(iter(alias)).target)
-            if records or cname is None or not exists:
+            owner = self._owner(dns.name.from_text(name))
+            if owner is None:
+                return _Answer((), 0)
+            records, ttl = self._records.get((owner, wanted), ([], 0))
+            if records:
                 return _Answer(tuple(records), ttl)
-            name = cname
+            alias, _ = self._records.get((owner, dns.rdatatype.CNAME), ([], 0))
+            if not alias:
+                return _Answer((), 0)
+            name = str(alias[0])
         raise DNSTempError(f"CNAME loop at {name}")

@@ -5,14 +5,15 @@ gathers the envelope and the message, runs ``Forwarder.forward`` in a worker thr
 and crypto never block the event loop), and turns the result into milter actions:
 
 * CHGFROM to the SRS sender when SRS applies; DELRCPT/ADDRCPT for bounces reversed home;
-* INSHEADER at the top for what the pipeline prepended (Authentication-Results, our
-  DKIM-Signature, the ARC set), CHGHEADER to delete forged Authentication-Results that
-  claim our name;
+* CHGHEADER to delete every arriving Authentication-Results that claims our authserv-id
+  (``srsfwd.authservid``), then INSHEADER at the top for what the pipeline prepended
+  (Authentication-Results, our DKIM-Signature, the ARC set);
 * ADDHEADER ``X-Srsfwd-Pool: <pool>``, which ``milter_header_checks`` turns into
   ``FILTER <pool transport>:``;
 * REPLYCODE with the pipeline's reply when it refuses or defers.
 
-Mail for local recipients only is left as it is. An internal error is a temporary
+Mail for local recipients only is left as it is, but for the deletion of
+Authentication-Results that claim our authserv-id. An internal error is a temporary
 failure (or, if configured, the message passes unchanged); a message larger than we keep
 is refused, never signed truncated. The pure part (``MilterService.decide``) is what the
 worker threads run; ``MilterConnection`` only moves bytes and waits.
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
+from srsfwd.authservid import claims_authserv_id, is_our_results_field
 from srsfwd.errors import AddressError, ProtocolError, SRSError
 from srsfwd.forward import MAX_MESSAGE, Forwarder, ForwardResult
 from srsfwd.pool import Action as PoolAction
@@ -150,13 +152,13 @@ def message_bytes(message: Message, *, leading_space: bool) -> bytes:
 
 def _fields(head: bytes) -> list[bytes]:
     """Header fields of ``head`` (no final blank line), folds kept, without their CRLF."""
-    fields: list[bytes] = []
+    fields: list[list[bytes]] = []  # each field's lines, joined once: linear in folds
     for line in head.split(b"\r\n"):
         if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b"\r\n" + line
+            fields[-1].append(line)
         elif line:
-            fields.append(line)
-    return fields
+            fields.append([line])
+    return [b"\r\n".join(lines) for lines in fields]
 
 
 def _split(message: bytes) -> tuple[bytes, bytes]:
@@ -167,15 +169,18 @@ def _split(message: bytes) -> tuple[bytes, bytes]:
 
 
 def header_changes(
-    original: bytes, prepared: bytes, *, leading_space: bool
+    original: bytes, prepared: bytes, *, leading_space: bool, authserv_id: str | None = None
 ) -> tuple[list[Reply], list[str]]:
     """The milter actions that turn ``original`` into ``prepared``, and the new field names.
 
     The pipeline only prepends fields and removes Authentication-Results that claim our
-    authserv-id; the body never changes. Anything else is an error, not a guess.
+    authserv-id; the body never changes. Anything else is an error, not a guess. With
+    ``authserv_id``, every arriving field that claims it must be among the removed ones
+    (each is deleted with CHGHEADER), and only such fields.
 
     Raises:
-        ValueError: ``prepared`` is not ``original`` with fields prepended or removed.
+        ValueError: ``prepared`` is not ``original`` with fields prepended or removed, or
+            (with ``authserv_id``) an arriving field claiming it would stay.
     """
     old_head, old_body = _split(original)
     new_head, new_body = _split(prepared)
@@ -189,7 +194,21 @@ def header_changes(
         else:
             removed.append(j)
     added = new[: i + 1]
+    if authserv_id is not None:
+        gone = set(removed)
+        for j, raw in enumerate(old):
+            if is_our_results_field(raw, authserv_id) != (j in gone):
+                raise ValueError(f"the pipeline kept or removed the wrong field: {raw[:40]!r}")
+    # Deletions first: the MTA applies edits in order, and CHGHEADER's index counts the
+    # fields of that name as they are then; once ours is inserted on top, index 1 would be
+    # this hop's own Authentication-Results.
     actions: list[Reply] = []
+    for j in removed:  # highest index first, so earlier indexes stay valid
+        name = old[j].partition(b":")[0].strip()
+        if name.lower() != b"authentication-results":
+            raise ValueError(f"the pipeline removed a {name[:40]!r} field")
+        nth = sum(1 for f in old[: j + 1] if f.partition(b":")[0].strip().lower() == name.lower())
+        actions.append(ChangeHeader(nth, name.decode("ascii"), b""))
     names: list[str] = []
     for raw in reversed(added):  # each goes to the very top: last first
         name, colon, value = raw.partition(b":")
@@ -201,13 +220,24 @@ def header_changes(
         actions.append(InsertHeader(0, name.decode("ascii"), value))
         names.append(name.decode("ascii"))
     names.reverse()
-    for j in removed:  # highest index first, so earlier indexes stay valid
-        name = old[j].partition(b":")[0]
-        if name.strip().lower() != b"authentication-results":
-            raise ValueError(f"the pipeline removed a {name[:40]!r} field")
-        nth = sum(1 for f in old[: j + 1] if f.partition(b":")[0].strip().lower() == name.lower())
-        actions.append(ChangeHeader(nth, name.decode("ascii"), b""))
     return actions, names
+
+
+def forged_results_deletions(message: Message, authserv_id: str) -> tuple[Reply, ...]:
+    """CHGHEADER deletions of the arriving Authentication-Results claiming ``authserv_id``.
+
+    For mail that is not forwarded (local recipients only): nothing else changes, but
+    nobody may write our verdicts into a local mailbox either (RFC 8601 §5).
+    """
+    deletions: list[Reply] = []
+    nth = 0
+    for header in message.headers:
+        if header.name.strip().lower() != "authentication-results":
+            continue
+        nth += 1
+        if claims_authserv_id(header.value, authserv_id):
+            deletions.append(ChangeHeader(nth, header.name.strip(), b""))
+    return tuple(reversed(deletions))  # highest index first, so earlier indexes stay valid
 
 
 def envelope_changes(message: Message, result: ForwardResult) -> list[Reply]:
@@ -351,8 +381,10 @@ class MilterService:
             return Verdict("too-big", TOO_BIG_REPLY, reasons=("message-too-big",))
         with self.forwarders.borrow() as forwarder:
             if rcpts and all(self._local(forwarder, r) for r in rcpts):
-                return Verdict("local", Continue(), reasons=("local-recipients",))
+                deletions = forged_results_deletions(message, forwarder.authserv_id)
+                return Verdict("local", Continue(), deletions, reasons=("local-recipients",))
             original = message_bytes(message, leading_space=leading_space)
+            authserv_id = forwarder.authserv_id
             client = message.client
             result = forwarder.forward(
                 original,
@@ -377,7 +409,12 @@ class MilterService:
                 rcpts=rcpts,
             )
         try:
-            headers, names = header_changes(original, result.message, leading_space=leading_space)
+            headers, names = header_changes(
+                original,
+                result.message,
+                leading_space=leading_space,
+                authserv_id=authserv_id,
+            )
         except Exception:
             # Counted as forwarded, but the answer will be a deferral: uncount it.
             with self.forwarders.borrow() as forwarder:

@@ -6,6 +6,7 @@ that postsrsd wrote in database mode can be opened as it is.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -38,12 +39,15 @@ class SQLiteStore:
         self._additions = 0
 
     @classmethod
-    def open(cls, path: Path, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> SQLiteStore:
+    def open(
+        cls, path: str | os.PathLike[str], *, max_entries: int = DEFAULT_MAX_ENTRIES
+    ) -> SQLiteStore:
         """Open (creating if needed) the store file at ``path``.
 
         Raises:
             StoreError: the file cannot be opened or is not an SQLite database.
         """
+        path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(

@@ -147,6 +147,17 @@ def test_rewritten_sender_reverses(forwarder: Forwarder, example: Path) -> None:
     assert forwarder.rewriter.reverse(result.mail_from) == "alice@example.org"
 
 
+def test_a_large_folded_header_is_forwarded_whole(forwarder: Forwarder, example: Path) -> None:
+    field = b"X-Long: start\r\n" + b"".join(b" line %d\r\n" % i for i in range(60_000))
+    message = field + (example / "messages" / "normal.eml").read_bytes()
+    ip, helo, sender, *_ = SCENARIOS["normal"]
+    result = forwarder.forward(
+        message, client_ip=ip, helo=helo, mail_from=sender, rcpts=["bob@receiver.example"]
+    )
+    assert result.message is not None
+    assert field in result.message
+
+
 def test_hop_results_record_what_arrived(forwarder: Forwarder, example: Path) -> None:
     result = run(forwarder, example, "normal")
     assert result.message is not None

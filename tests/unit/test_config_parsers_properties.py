@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from srsfwd import SrsfwdError
 from srsfwd.address import read_domains_file
+from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.keystore import read_opendkim_tables
 from srsfwd.postsrsdconf import read_postsrsd
 
@@ -32,6 +33,50 @@ def test_postsrsd_reader_takes_any_text(text: str) -> None:
     try:
         read_postsrsd(text, Path("/etc/default/postsrsd"))
     except SrsfwdError:
+        pass
+
+
+zone_text = st.lists(
+    st.sampled_from(
+        [
+            "$ORIGIN ",
+            "$TTL ",
+            "$INCLUDE ",
+            "@",
+            "*",
+            "example.",
+            "a",
+            " ",
+            "\t",
+            "\n",
+            "(",
+            ")",
+            ";",
+            '"',
+            "IN",
+            "SOA",
+            "NS",
+            "TXT",
+            "MX",
+            "A",
+            "CNAME",
+            "10",
+            "192.0.2.1",
+            "\x00",
+            "é",
+        ]
+    ),
+    max_size=60,
+).map("".join)
+
+
+@given(zone_text)
+def test_zone_files_parse_or_raise_a_clear_error(text: str) -> None:
+    try:
+        resolver = Resolver.from_zone_text(text)
+        resolver.txt("a.example")
+        resolver.addresses("x.a.example")
+    except SrsfwdError:  # not a master file, or a CNAME loop (a temporary error)
         pass
 
 

@@ -136,3 +136,74 @@ def test_debian_env_file_as_shipped_takes_postfixs_mydomain() -> None:
     assert serve_settings(config).keep_alive == 60.0
     with pytest.raises(ConfigError, match="SRS_DOMAIN"):
         read_postsrsd(shipped, Path("/etc/default/postsrsd"))
+
+
+# postsrsd 2.x's own blackbox tests run it with this file (no srs-domain, no domains).
+POSTSRSD_TEST_CONF = """\
+domains-file = "{folder}/postsrsd.domains"
+domains-file-watch = off
+keep-alive = 1
+chroot-dir = ""
+unprivileged-user = ""
+original-envelope = embedded
+envelope-database = ""
+secrets-file = "{folder}/postsrsd.secret"
+socketmap = "unix:{folder}/postsrsd.sock"
+milter = ""
+"""
+
+
+def test_srs_domain_comes_from_the_first_domains_file_entry(tmp_path: Path) -> None:
+    (tmp_path / "postsrsd.domains").write_text("# ours\n\n.example.com\nexample.org\n")
+    path = tmp_path / "postsrsd.conf"
+    data, _ = read_postsrsd(POSTSRSD_TEST_CONF.format(folder=tmp_path), path)
+    config = config_from_data(data, path)
+    assert config.srs.domain == "example.com"
+    assert config.srs.local_domains_file == tmp_path / "postsrsd.domains"
+
+
+def test_a_domains_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"postsrsd\.domains"):
+        read_postsrsd(POSTSRSD_TEST_CONF.format(folder=tmp_path), tmp_path / "postsrsd.conf")
+
+
+def test_an_empty_domains_file_and_no_domain_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "postsrsd.domains").write_text("# none yet\n")
+    with pytest.raises(ConfigError, match="no srs-domain"):
+        read_postsrsd(POSTSRSD_TEST_CONF.format(folder=tmp_path), tmp_path / "postsrsd.conf")
+
+
+def test_relative_paths_are_made_absolute_from_the_files_folder() -> None:
+    data, _ = read_postsrsd(
+        'srs-domain = "a.example"\nsecrets-file = "s.secret"\n'
+        'envelope-database = "sqlite:db/env.sqlite"\nsocketmap = "unix:run/srs"',
+        Path("/etc/postsrsd/postsrsd.conf"),
+    )
+    assert data["srs"]["secrets-file"] == "/etc/postsrsd/s.secret"
+    assert data["srs"]["envelope-database"] == "sqlite:/etc/postsrsd/db/env.sqlite"
+    assert data["serve"]["socketmap"] == ["unix:/etc/postsrsd/run/srs"]
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('srs-domain = "a.example"\n\ndomains = {\n', 3),
+        ('srs-domain = "a.example"\nhash-length = "x"\n', 2),
+        ('srs-domain = "a.example"\n/* two\nlines */ srs-domian = "typo"\n', 3),
+        ('srs-domain = "a.example"\nseparator "+"\n', 2),
+    ],
+)
+def test_postsrsd_2_errors_name_the_line(text: str, line: int) -> None:
+    with pytest.raises(ConfigError, match=rf"/etc/postsrsd\.conf, line {line}:"):
+        read_postsrsd(text, Path("/etc/postsrsd.conf"))
+
+
+def test_unknown_postsrsd_1_variables_are_noted() -> None:
+    _, notes = read_postsrsd(DEBIAN_ENV + "SRS_DOMIAN=typo.example\n", Path("/etc/default/x"))
+    assert any("SRS_DOMIAN" in note and "unknown" in note for note in notes)
+
+
+def test_a_toml_file_is_named_as_toml() -> None:
+    toml = '[srs]\ndomain = "fwd.example.net"\nsecrets_file = "srs.secret"\n'
+    with pytest.raises(ConfigError, match=r"TOML.*--config"):
+        read_postsrsd(toml, Path("/etc/srsfwd/srsfwd.toml"))

@@ -10,6 +10,8 @@ import pytest
 from srsfwd import ConfigError
 from srsfwd.secretfile import load_secrets, write_new_secret
 
+LONG = b"0123456789abcdef"
+
 
 def private(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
@@ -47,10 +49,40 @@ def test_file_open_to_everyone_is_refused(tmp_path: Path, mode: int) -> None:
         load_secrets(path)
 
 
-def test_group_readable_file_is_accepted(tmp_path: Path) -> None:
-    path = private(tmp_path / "s", b"secret\n")
+@pytest.mark.parametrize("mode", [0o620, 0o660, 0o670])
+def test_group_writable_file_is_refused(tmp_path: Path, mode: int) -> None:
+    path = private(tmp_path / "s", LONG + b"\n")
+    path.chmod(mode)
+    with pytest.raises(ConfigError, match=r"writable by its group.*chmod 600"):
+        load_secrets(path)
+
+
+def test_group_readable_file_is_accepted_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = private(tmp_path / "s", LONG + b"\n")
     path.chmod(0o640)
-    assert load_secrets(path) == [b"secret"]
+    assert load_secrets(path) == [LONG]
+    assert "readable by its group" in caplog.text
+
+
+def test_private_file_of_long_secrets_loads_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    load_secrets(private(tmp_path / "s", LONG + b"\n" + LONG + b"\n"))
+    assert caplog.records == []
+
+
+def test_short_secret_is_accepted_with_a_warning_that_does_not_show_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert load_secrets(private(tmp_path / "s", LONG + b"\nshort-secret\n"))[1] == b"short-secret"
+    assert "secret number 2 is shorter than 16 bytes" in caplog.text
+    assert "short-secret" not in caplog.text
+
+
+def test_path_may_be_a_string(tmp_path: Path) -> None:
+    assert load_secrets(str(private(tmp_path / "s", LONG + b"\n"))) == [LONG]
 
 
 def test_directory_is_a_clear_error(tmp_path: Path) -> None:

@@ -230,7 +230,8 @@ class InsertHeader:
 @dataclass(frozen=True, slots=True)
 class ChangeHeader:
     """SMFIR_CHGHEADER: replace the ``index``-th (1-based) header called ``name``; an empty
-    value deletes it. Needs CHGHDRS. Postfix counts in the message as received."""
+    value deletes it. Needs CHGHDRS. Postfix applies actions in order and counts the fields
+    as they stand then, a milter's inserted ones included: delete before inserting."""
 
     index: int
     name: str

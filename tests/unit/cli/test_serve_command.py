@@ -54,11 +54,102 @@ def test_check_lists_the_endpoints(tmp_path: Path) -> None:
     assert f"socketmap on unix:{tmp_path}/srs.sock" in result.output
 
 
+def check(config: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config), "--check"])
+    return result.exit_code, result.output
+
+
+def test_check_refuses_a_socket_in_a_missing_folder(tmp_path: Path) -> None:
+    config = write_setup(tmp_path, serve=f'milter = ["unix:{tmp_path}/none/milter.sock"]\n')
+    code, output = check(config)
+    assert code == 1
+    assert f"{tmp_path}/none" in output
+    assert "configuration is fine" not in output
+
+
+def test_check_refuses_an_unknown_socket_group(tmp_path: Path) -> None:
+    config = write_setup(tmp_path, serve='socket-group = "no-such-group-srsfwd"\n')
+    code, output = check(config)
+    assert code == 1
+    assert "no-such-group-srsfwd" in output
+
+
+def test_check_refuses_a_unix_socket_path_too_long_for_the_kernel(tmp_path: Path) -> None:
+    path = tmp_path / ("s" * (109 - len(str(tmp_path)) - 1))
+    assert len(str(path)) == 109
+    config = write_setup(tmp_path, serve=f'milter = ["unix:{path}"]\n')
+    code, output = check(config)
+    assert code == 1
+    assert "109 bytes" in output
+
+
+def test_check_refuses_a_tcp_port_already_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_setup(tmp_path, serve=f'tcp-table-forward = "inet:127.0.0.1:{port}"\n')
+        code, output = check(config)
+    assert code == 1
+    assert f"inet:127.0.0.1:{port}" in output
+
+
+def test_check_binds_and_releases_each_socket(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_setup(tmp_path, serve=f'tcp-table-forward = "inet:127.0.0.1:{port}"\n')
+    code, output = check(config)
+    assert code == 0, output
+    assert not (tmp_path / "srs.sock").exists()
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))
+
+
 def test_a_bad_configuration_is_refused_before_serving(tmp_path: Path) -> None:
     config = write_setup(tmp_path, serve="connection-limit = -1\n")
     result = CliRunner().invoke(cli, ["serve", "--config", str(config)])
     assert result.exit_code == 1
     assert "connection-limit" in result.output
+
+
+def test_from_postsrsd_takes_postsrsds_own_test_configuration(tmp_path: Path) -> None:
+    (tmp_path / "postsrsd.domains").write_text("example.com\n")
+    secret = tmp_path / "postsrsd.secret"
+    secret.write_text("tops3cr3t\n")
+    secret.chmod(0o600)
+    conf = tmp_path / "postsrsd.conf"
+    conf.write_text(
+        f'domains-file = "{tmp_path}/postsrsd.domains"\ndomains-file-watch = off\n'
+        'keep-alive = 1\nchroot-dir = ""\nunprivileged-user = ""\n'
+        'original-envelope = embedded\nenvelope-database = ""\n'
+        f'secrets-file = "{secret}"\nsocketmap = "unix:{tmp_path}/postsrsd.sock"\nmilter = ""\n'
+    )
+    result = CliRunner().invoke(cli, ["serve", "--from-postsrsd", str(conf), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "SRS domain example.com;" in result.output
+
+
+def test_with_both_files_the_tomls_relative_paths_are_taken_from_its_folder(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "srsfwd").mkdir()
+    (tmp_path / "postsrsd").mkdir()
+    config = write_setup(tmp_path / "srsfwd")  # secrets-file = "srs.secret", next to it
+    conf = tmp_path / "postsrsd" / "postsrsd.conf"
+    conf.write_text('srs-domain = "postsrsd.example"\nsocketmap = "unix:srs.sock"\n')
+    result = CliRunner().invoke(
+        cli, ["serve", "--from-postsrsd", str(conf), "--config", str(config), "--check"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "SRS domain fwd.example;" in result.output  # the TOML file wins
+
+
+def test_from_postsrsd_given_a_toml_file_says_so(tmp_path: Path) -> None:
+    config = write_setup(tmp_path)
+    result = CliRunner().invoke(cli, ["serve", "--from-postsrsd", str(config), "--check"])
+    assert result.exit_code == 1
+    assert "TOML" in result.output
+    assert "--config" in result.output
 
 
 def test_sighup_rotates_the_secret_under_an_open_connection_and_sigterm_stops(

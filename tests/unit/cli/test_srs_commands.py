@@ -17,7 +17,7 @@ SRS0 = re.compile(r"SRS0=[A-Za-z0-9_-]{4}=[A-Z2-7]{2}=example\.org=alice@fwd\.ex
 @pytest.fixture
 def secret(tmp_path: Path) -> Path:
     path = tmp_path / "srs.secret"
-    path.write_text("test-secret\n")
+    path.write_text("a-test-secret-long-enough\n")
     path.chmod(0o600)
     return path
 
@@ -217,3 +217,12 @@ def test_bounce_json_for_forgery(secret: Path) -> None:
 def test_every_command_help_shows_an_example(command: str) -> None:
     code, out, _ = run(*command.split(), "--help")
     assert code == 0 and "Example" in out
+
+
+def test_a_short_secret_is_warned_about_on_standard_error(secret: Path) -> None:
+    secret.write_text("short-secret\n")
+    code, out, err = run("rewrite", "--domain", "d.example", "--secret-file", secret, "a@b.example")
+    assert code == 0
+    assert out.startswith("SRS0=")
+    assert "warning: secrets file" in err
+    assert "short-secret" not in err

@@ -138,6 +138,15 @@ def test_good_chain_with_an_unnumbered_arc_field_is_fail(
     assert "without a usable i=" in two.reason
 
 
+def test_a_chain_dkimpy_cannot_read_is_sealed_as_failed(
+    dns_server: ZoneServer, hops: list[SigningKey]
+) -> None:
+    one = sealer(hops[1], dns_server).seal(MESSAGE)
+    obsolete = one.message.replace(b"ARC-Seal:", b"ARC-Seal :")  # RFC 5322 obsolete syntax
+    two = sealer(hops[2], dns_server).seal(obsolete)
+    assert (two.sealed, two.cv, two.instance) == (True, "fail", 2)
+
+
 def test_only_rsa_keys_can_seal(dns_server: ZoneServer, hops: list[SigningKey]) -> None:
     with pytest.raises(SignatureError, match="rsa-sha256"):
         sealer(hops[0], dns_server)

@@ -4,8 +4,9 @@ For the same key, message (this hop's Authentication-Results on top), header lis
 ``t=``, dkimpy builds the same set; RSA PKCS#1 v1.5 is deterministic, so every byte,
 ``b=`` included, must match. First hop (cv=none), second and third hops (cv=pass), a broken
 chain (cv=fail, the AS covering only the new set), results given by the caller, fields
-spelled or folded oddly, keys of 2048, 3072 and 4096 bits, and generated messages
-(hypothesis) with stray ARC fields: where srsfwd refuses to seal, dkimpy refuses too.
+spelled or folded oddly, earlier results claiming our authserv-id (removed first), keys of
+2048, 3072 and 4096 bits, and generated messages (hypothesis) with stray ARC fields: where
+srsfwd refuses to seal, dkimpy refuses too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from srsfwd.authservid import strip_our_results
 from srsfwd.clock import FrozenClock
 from srsfwd.dkim.arc import ArcSealer, SealResult, dkimpy_dnsfunc
 from srsfwd.dkim.canon import parse_message
@@ -155,25 +157,27 @@ def test_results_from_the_caller_are_identical(
     assert_identical(two, hops[2])
 
 
-def test_same_forwarder_twice_seals_cv_fail_as_dkimpy_does(
+def test_same_forwarder_twice_seals_what_it_found(
     dns_server: ZoneServer, hops: list[SigningKey]
 ) -> None:
-    # dkimpy takes cv= from the arc= results in *all* Authentication-Results of our
-    # authserv-id; coming back through the same forwarder there are two, so cv=fail.
+    # Coming back through the same forwarder, the first hop's results for our authserv-id
+    # are removed (RFC 8601 §5): only this hop's arc=pass is consolidated, so cv=pass.
     one = seal(MESSAGE, hops[1], dns_server)
     two = seal(one.message, hops[1], dns_server)
     assert (two.sealed, two.instance, two.cv) == (True, 2, "pass")
-    assert seal_tags(two.message)["cv"] == b"fail"
+    assert seal_tags(two.message)["cv"] == b"pass"
+    assert two.message.count(b"\r\nAuthentication-Results: fwd1.example;") == 1
     assert_identical(two, hops[1])
 
 
-def test_earlier_results_for_our_id_are_consolidated_as_dkimpy_does(
+def test_earlier_results_for_our_id_are_removed_not_consolidated(
     dns_server: ZoneServer, hops: list[SigningKey]
 ) -> None:
     earlier = b"Authentication-Results: fwd1.example; spf=pass smtp.mailfrom=example.com\r\n"
     result = seal(earlier + MESSAGE, hops[1], dns_server)
     aar = parse_message(result.message).find("arc-authentication-results")[0]
-    assert b"spf=pass" in aar.value
+    assert b"spf=pass" not in aar.value
+    assert earlier not in result.message
     assert_identical(result, hops[1])
 
 
@@ -225,7 +229,7 @@ def test_generated_messages_are_identical_or_refused_alike(
     signing = SigningKey("fwd1.example", "arc", dkim_keys["rsa-2048"])
     head = b"From: Alice <alice@example.com>\r\n"
     head += b"".join(name + b":" + value + b"\r\n" for name, value in fields)
-    if ours_too:  # an earlier field for our authserv-id, which dkimpy folds into the AAR
+    if ours_too:  # an earlier field for our authserv-id: removed before sealing
         head += b"Authentication-Results: fwd1.example; spf=pass smtp.mailfrom=a.example\r\n"
     message = head + b"\r\n" + body
     written: list[bytes] = []
@@ -241,7 +245,8 @@ def test_generated_messages_are_identical_or_refused_alike(
     except SignatureError:
         if not written:
             return  # refused before building a set (e.g. an ARC-Seal i= over 50)
-        below = written[0] + message + (b"" if message.endswith(b"\r\n") else b"\r\n")
+        kept = strip_our_results(message, "fwd1.example")
+        below = written[0] + kept + (b"" if kept.endswith(b"\r\n") else b"\r\n")
         try:
             assert dkimpy_set(below, signing, "fwd1.example") == b""
         except dkim.DKIMException:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from unittest import mock
 
 import pytest
 from dkim.canonicalization import Relaxed, Simple
 from hypothesis import given
 from hypothesis import strategies as st
 
+from srsfwd.dkim import canon
 from srsfwd.dkim.canon import (
     Header,
     body_digest,
@@ -132,6 +134,39 @@ def test_mbox_from_line_is_dropped() -> None:
 def test_garbage_is_a_signature_error(data: bytes) -> None:
     with pytest.raises(SignatureError, match="not a mail message"):
         parse_message(data)
+
+
+def test_white_space_before_the_colon_is_kept_on_the_wire() -> None:
+    (subject,) = parse_message(b"Subject \t: Lunch\r\n\r\n").find("subject")
+    assert subject.key == b"subject"
+    assert subject.raw == b"Subject \t: Lunch"
+
+
+def test_relaxed_form_drops_white_space_before_the_colon() -> None:
+    assert relaxed_header(b"Subject \t", b" Lunch") == b"subject:Lunch"
+
+
+def test_relaxed_form_of_an_obsolete_name_matches_dkimpy() -> None:
+    ((name, value),) = Relaxed.canonicalize_headers([(b"Subject ", b" Lunch ")])
+    assert relaxed_header(b"Subject ", b" Lunch ") + b"\r\n" == name + b":" + value
+
+
+def _folded_header(lines: int) -> bytes:
+    return b"X-Long: start\r\n" + b"".join(b" line %d\r\n" % i for i in range(lines))
+
+
+def test_a_large_folded_header_is_parsed_whole() -> None:
+    message = parse_message(b"From: x\r\n" + _folded_header(60_000) + b"\r\nbody\r\n")
+    (long,) = message.find("x-long")
+    assert long.value.count(b"\r\n") == 60_000
+    assert long.value.endswith(b" line 59999")
+    assert message.body == b"body\r\n"
+
+
+def test_a_folded_header_is_assembled_once_not_line_by_line() -> None:
+    with mock.patch.object(canon, "Header", wraps=Header) as built:
+        parse_message(b"From: x\r\n" + _folded_header(1000) + b"\r\n")
+    assert built.call_count == 2
 
 
 def test_huge_header_section_is_refused() -> None:

@@ -136,3 +136,66 @@ def test_missing_zone_file_is_a_config_error(tmp_path: Path) -> None:
 def test_zone_text_mode_answers_without_files() -> None:
     resolver = Resolver.from_zone_text('x.example.com. IN TXT "hello"\n')
     assert resolver.txt("x.example.com") == [b"hello"]
+
+
+BIND_ZONE = """\
+$ORIGIN example.
+$TTL 3600
+@           IN SOA  ns1 hostmaster 2026120601 7200 3600 1209600 300
+@           IN NS   ns1
+ns1         IN A    192.0.2.53
+@           IN TXT  "v=spf1 -all"
+*.mail      IN TXT  "v=spf1 ip4:192.0.2.25 -all"
+*.mail      IN MX   10 ns1
+real.mail   IN TXT  "real"
+*           IN A    192.0.2.80
+"""
+
+
+def test_zone_file_with_soa_and_ns_at_its_origin_is_accepted(tmp_path: Path) -> None:
+    zone = tmp_path / "example.zone"
+    zone.write_text(BIND_ZONE)
+    resolver = Resolver.from_zone_file(zone)
+    assert resolver.txt("example") == [b"v=spf1 -all"]
+    assert resolver.records("example", "NS") == ["ns1.example."]
+    assert resolver.addresses("ns1.example") == ["192.0.2.53"]
+
+
+def test_wildcard_answers_for_names_below_it() -> None:
+    resolver = Resolver.from_zone_text(BIND_ZONE)
+    assert resolver.txt("a.mail.example") == [b"v=spf1 ip4:192.0.2.25 -all"]
+    assert resolver.mx("b.c.mail.example") == [MXRecord(10, "ns1.example.")]
+
+
+def test_wildcard_does_not_cover_names_that_exist() -> None:
+    resolver = Resolver.from_zone_text(BIND_ZONE)
+    assert resolver.txt("real.mail.example") == [b"real"]
+    assert resolver.mx("real.mail.example") == []
+
+
+def test_wildcard_applies_only_at_the_closest_existing_name() -> None:
+    resolver = Resolver.from_zone_text(BIND_ZONE)
+    assert resolver.addresses("other.example") == ["192.0.2.80"]
+    assert resolver.addresses("x.real.mail.example") == []  # real.mail exists, no *.real.mail
+
+
+def test_zone_files_may_be_given_as_strings(tmp_path: Path) -> None:
+    zone = tmp_path / "example.zone"
+    zone.write_text(BIND_ZONE)
+    assert Resolver.from_zone_file(str(zone)).addresses("ns1.example") == ["192.0.2.53"]
+
+
+def test_one_file_may_hold_several_zones_each_with_its_soa() -> None:
+    resolver = Resolver.from_zone_text(
+        "example.com. IN SOA ns.example.com. h.example.com. 1 2 3 4 5\n"
+        'example.com. IN TXT "com"\n'
+        "example.org. IN SOA ns.example.org. h.example.org. 1 2 3 4 5\n"
+        'example.org. IN TXT "org"\n'
+    )
+    assert resolver.txt("example.com") + resolver.txt("example.org") == [b"com", b"org"]
+
+
+def test_include_directive_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "other.zone").write_text('x.example. IN TXT "included"\n')
+    with pytest.raises(ConfigError, match="not a master file"):
+        Resolver.from_zone_text(f"$INCLUDE {tmp_path / 'other.zone'}\n")

@@ -230,6 +230,41 @@ def test_local_recipients_only_are_left_alone(config: Path) -> None:
     run(scenario)
 
 
+FORGED = b"Authentication-Results: (x) fwd.example.net; dkim=pass header.d=bank.example\r\n"
+
+
+def test_forged_results_are_deleted_and_ours_stay_on_a_forward(config: Path) -> None:
+    message = FORGED + eml(config, "normal")
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, actions, final = await one_message(
+                config, "normal", "alice@example.org", [OUTSIDE], message=message
+            )
+        assert final == Continue()
+        delivered = apply_actions(message, actions)
+        assert b"bank.example" not in delivered
+        assert delivered.count(b"Authentication-Results: fwd.example.net;") == 1
+        dnsfunc = dkimpy_dnsfunc(Resolver.from_zone_text(ZONE))
+        assert dkim.arc_verify(delivered, dnsfunc=dnsfunc)[0] == b"pass"
+
+    run(scenario)
+
+
+def test_forged_results_are_deleted_for_local_recipients_too(config: Path) -> None:
+    message = FORGED + eml(config, "normal")
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            _, actions, final = await one_message(
+                config, "normal", "alice@example.org", ["bob@example.net"], message=message
+            )
+        assert (actions, final) == ([ChangeHeader(1, "Authentication-Results", b"")], Continue())
+        assert apply_actions(message, actions) == apply_actions(eml(config, "normal"), [])
+
+    run(scenario)
+
+
 def test_sender_over_its_limit_is_refused_with_the_pipelines_reply(config: Path) -> None:
     config.write_text(config.read_text().replace("per_day = 1000", "per_day = 2"))
 
@@ -375,10 +410,43 @@ def test_header_changes_delete_forged_results_and_insert_on_top() -> None:
     prepared = b"DKIM-Signature: v=1;\r\n\tb=abc\r\nSubject: x\r\n\r\nbody\r\n"
     actions, names = header_changes(original, prepared, leading_space=True)
     assert actions == [
-        InsertHeader(0, "DKIM-Signature", b" v=1;\n\tb=abc"),
         ChangeHeader(1, "Authentication-Results", b""),
+        InsertHeader(0, "DKIM-Signature", b" v=1;\n\tb=abc"),
     ]
     assert names == ["DKIM-Signature"]
+
+
+def test_header_changes_delete_before_inserting_our_own_results() -> None:
+    # Once this hop's field is inserted on top, CHGHEADER index 1 would name it instead.
+    original = b"Authentication-Results: (x) us; dkim=pass\r\nSubject: x\r\n\r\nbody\r\n"
+    prepared = b"Authentication-Results: us; spf=none\r\nSubject: x\r\n\r\nbody\r\n"
+    actions, _ = header_changes(original, prepared, leading_space=True, authserv_id="us")
+    assert actions == [
+        ChangeHeader(1, "Authentication-Results", b""),
+        InsertHeader(0, "Authentication-Results", b" us; spf=none"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("original", "prepared"),
+    [
+        # a field claiming our id (a comment before it) left in place
+        (
+            b"Authentication-Results: (x) us; dkim=pass\r\nSubject: x\r\n\r\nb\r\n",
+            b"Authentication-Results: (x) us; dkim=pass\r\nSubject: x\r\n\r\nb\r\n",
+        ),
+        # another ADMD's field removed
+        (
+            b"Authentication-Results: them; dkim=pass\r\nSubject: x\r\n\r\nb\r\n",
+            b"Subject: x\r\n\r\nb\r\n",
+        ),
+    ],
+)
+def test_header_changes_refuse_to_keep_ours_or_remove_theirs(
+    original: bytes, prepared: bytes
+) -> None:
+    with pytest.raises(ValueError, match="the pipeline"):
+        header_changes(original, prepared, leading_space=True, authserv_id="us")
 
 
 @pytest.mark.parametrize(
@@ -474,3 +542,11 @@ def test_shutdown_answers_the_message_in_the_pipeline_first(
 
     final = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert isinstance(final, SmtpReply) and final.code // 100 == 4
+
+
+def test_header_changes_keep_a_large_folded_header_whole() -> None:
+    folded = b"X-Long: start\r\n" + b"".join(b" line %d\r\n" % i for i in range(60_000))
+    original = folded + b"Subject: x\r\n\r\nbody\r\n"
+    actions, names = header_changes(original, b"X-Sig: 1\r\n" + original, leading_space=True)
+    assert actions == [InsertHeader(0, "X-Sig", b" 1")]
+    assert names == ["X-Sig"]
