@@ -457,11 +457,12 @@ class Forwarder:
             )
 
         data = strip_our_results(to_crlf(message), self.authserv_id)
-        if self.sealer is None:
-            data = results(None).encode("utf-8") + b"\r\n" + data
+        ours = results(None).encode("utf-8") + b"\r\n" if self.sealer is None else b""
         signer = self._signer_for(decision, pool)
-        if signer is not None:
-            data = signer.sign(data)
+        if signer is not None:  # our fields and the signature prepended in one copy
+            data = signer.sign(data, unsigned_above=ours)
+        elif ours:
+            data = ours + data
         if self.sealer is not None:
             # The sealer writes this hop's Authentication-Results (they go into the ARC
             # set too) from what arrived, not from our own fresh signature.

@@ -106,6 +106,12 @@ def body_hash(message: Message) -> bytes:
     return base64.b64encode(body_digest(relaxed_body_chunks(message.body))[0])
 
 
+def body_hash_in(data: bytes, start: int) -> bytes:
+    """``body_hash`` of the body that starts at ``start`` in the whole message ``data``,
+    hashed where it lies (a large body is not copied out)."""
+    return base64.b64encode(body_digest(relaxed_body_chunks(data, start=start))[0])
+
+
 def signature_header(
     message: Message,
     signing: SigningKey,
@@ -225,10 +231,15 @@ class DkimSigner:
         self._clock = clock or SystemClock()
         self._expire_after = expire_after
 
-    def sign(self, message: bytes) -> bytes:
+    def sign(self, message: bytes, *, unsigned_above: bytes = b"") -> bytes:
         """``message`` (CRLF or LF lines) in CRLF form with the new DKIM-Signature(s) on top.
 
         A last line without CRLF gets one first: what goes on the wire is what was hashed.
+
+        Args:
+            unsigned_above: header fields (CRLF-terminated) to put between the signatures
+                and the message, such as this hop's Authentication-Results, which is never
+                signed; one copy of a large message is made instead of two.
 
         Raises:
             SignatureError: not a message, or a message with no or several From fields.
@@ -242,8 +253,8 @@ class DkimSigner:
         # message is never copied but once, into the signed result.
         start = body_start(data)
         head = parse_crlf(data[:start])
-        bh = base64.b64encode(body_digest(relaxed_body_chunks(data, start=start))[0])
-        return b"".join(self.signature_lines(head, bh=bh)) + data
+        lines = self.signature_lines(head, bh=body_hash_in(data, start))
+        return b"".join([*lines, unsigned_above, data])
 
     def signature_lines(self, message: Message, *, bh: bytes | None = None) -> list[bytes]:
         """The DKIM-Signature lines for a parsed message, in the order to prepend them.
