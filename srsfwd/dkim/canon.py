@@ -23,6 +23,7 @@ MAX_HEADER_BYTES = 1 << 20
 _NAME_CHARS = frozenset(range(0x21, 0x7F)) - {ord(":")}
 # As a deletion table: what bytes.translate leaves is what a field name may not hold.
 _NAME_DELETE = bytes(_NAME_CHARS)
+_CRLF = b"\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +68,17 @@ class Message:
         return [h for h in self.headers if h.key == key]
 
 
+_ALL_BUT_CR_LF = bytes(set(range(256)) - {0x0D, 0x0A})
+
+
 def to_crlf(data: bytes) -> bytes:
     """``data`` with every bare LF turned into CRLF (bare CRs stay as they are)."""
     lf = data.count(b"\n")
     if lf == 0:
+        return data
+    # Only the CRs and LFs, in order (a single-byte table pass, faster than counting
+    # two-byte CRLFs): nothing but CRLF pairs means already CRLF throughout.
+    if data.translate(None, _ALL_BUT_CR_LF) == _CRLF * lf:
         return data
     crlf = data.count(b"\r\n")
     if crlf == lf:
@@ -144,7 +152,6 @@ def _is_field_name(name: bytes) -> bool:
 #: enough that every step is C work (hashlib drops the GIL for large updates), small enough
 #: that a 50 MB body is never copied whole.
 BODY_CHUNK = 1 << 20
-_CRLF = b"\r\n"
 
 
 def _squeeze(data: bytes) -> bytes:
@@ -307,16 +314,19 @@ def select_headers(headers: tuple[Header, ...], names: list[bytes]) -> list[Head
     RFC 6376 §5.4.2: a name listed twice means the last two instances; a name listed
     more often than it appears selects nothing for the extra (that is oversigning).
     """
-    used: dict[bytes, int] = {}
+    wanted = set(names)
+    # Each wanted name's fields, top first; every listing takes the lowest one left.
+    # One pass over the fields (their keys computed once), not one search per name.
+    remaining: dict[bytes, list[Header]] = {}
+    for header in headers:
+        key = header.key
+        if key in wanted:
+            remaining.setdefault(key, []).append(header)
     chosen: list[Header] = []
     for name in names:
-        index = used.get(name, len(headers))
-        while index > 0:
-            index -= 1
-            if headers[index].key == name:
-                chosen.append(headers[index])
-                break
-        used[name] = index
+        left = remaining.get(name)
+        if left:
+            chosen.append(left.pop())
     return chosen
 
 

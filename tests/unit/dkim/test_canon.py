@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from unittest import mock
 
+import dkim
 import pytest
 from dkim.canonicalization import Relaxed, Simple
 from hypothesis import given
@@ -179,3 +180,18 @@ def test_select_headers_takes_from_the_bottom_and_oversigns() -> None:
     headers = (Header(b"From", b"1"), Header(b"To", b"2"), Header(b"From", b"3"))
     chosen = select_headers(headers, [b"from", b"from", b"from", b"to"])
     assert [h.value for h in chosen] == [b"3", b"1", b"2"]
+
+
+names = st.sampled_from([b"from", b"to", b"subject", b"x"])
+
+
+@given(st.lists(names, max_size=12), st.lists(names, max_size=12))
+def test_select_headers_matches_dkimpy(present: list[bytes], listed: list[bytes]) -> None:
+    headers = tuple(Header(name.title(), b" %d" % i) for i, name in enumerate(present))
+    expected = dkim.select_headers([(h.name, h.value) for h in headers], listed)
+    assert [(h.name, h.value) for h in select_headers(headers, listed)] == expected
+
+
+@given(st.lists(st.sampled_from([b"a", b"\r\n", b"\n", b"\r", b" "]), max_size=40).map(b"".join))
+def test_to_crlf_turns_every_bare_lf_into_crlf(data: bytes) -> None:
+    assert to_crlf(data) == data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
