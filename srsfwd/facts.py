@@ -153,11 +153,13 @@ class FactGatherer:
         spam: bool = False,
         limit_verdict: LimitVerdict | None = None,
         limit_name: str | None = None,
+        sasl_user: str | None = None,
     ) -> Facts:
         """The facts for ``message`` received with ``envelope``.
 
-        A message that cannot be parsed is decided on its envelope alone (no DKIM, no
-        From); that is noted in ``Facts.notes``.
+        ``sasl_user``: the SMTP AUTH login of the session, if it logged in. A message
+        that cannot be parsed is decided on its envelope alone (no DKIM, no From); that
+        is noted in ``Facts.notes``.
 
         Raises:
             AddressError: the envelope sender or a recipient is not a usable address.
@@ -212,6 +214,7 @@ class FactGatherer:
             client_ip=envelope.client_ip,
             helo=envelope.helo,
             trusted_submission=parsed is not None and self._submitted_inside(parsed, envelope),
+            sasl_user=sasl_user or None,
             notes=tuple(notes),
         )
 

@@ -158,6 +158,9 @@ class Forwarder:
     ) -> None:
         self.rewriter = rewriter
         self.gatherer = gatherer
+        # The decision needs our SRS domain (no SRS aligned with a forged From).
+        if not policy.srs_domain:
+            policy = dataclasses.replace(policy, srs_domain=rewriter.domain.lower())
         self.policy = policy
         self.pools = pools
         self.authserv_id = authserv_id
@@ -201,7 +204,9 @@ class Forwarder:
         arc = table.get("arc", False)
         if not isinstance(arc, bool):
             raise ConfigError("[forward] arc must be true or false")
-        settings = decide_settings(config.sections, config.srs.local_domains)
+        settings = decide_settings(
+            config.sections, config.srs.local_domains, srs_domain=config.srs.domain
+        )
         resolver = resolver or build_resolver(config, timeout=settings.dns_timeout, clock=clock)
         rewriter = build_rewriter(config, clock=clock)
         authserv_id = (
@@ -246,6 +251,7 @@ class Forwarder:
         mail_from: str,
         rcpts: Sequence[str],
         spam: bool = False,
+        sasl_user: str | None = None,
         dry_run: bool = False,
     ) -> ForwardResult:
         """Decide and prepare the forward of ``message`` received with this envelope.
@@ -253,7 +259,9 @@ class Forwarder:
         Never raises for a bad message or a failing dependency: those come back as a
         ``reject`` (5xx: sending again cannot help) or ``tempfail`` (4xx) result with the
         SMTP reply to give. A forwarded message is counted against its sender's limits;
-        with ``dry_run`` nothing is counted or stored (``srsfwd decide``).
+        with ``dry_run`` nothing is counted or stored (``srsfwd decide``). ``sasl_user``
+        is the session's SMTP AUTH login (Postfix's ``{auth_authen}``), if any: it vouches
+        for a sender in our accepted domains.
         """
         sender = strip_brackets(mail_from.strip())
         targets = tuple(strip_brackets(r.strip()) for r in rcpts)
@@ -278,7 +286,9 @@ class Forwarder:
                 rcpts=targets[:10],
             )
         try:
-            return self._forward(message, client_ip, helo, sender, targets, spam, dry_run)
+            return self._forward(
+                message, client_ip, helo, sender, targets, spam, dry_run, sasl_user
+            )
         except TemporaryError as exc:
             log.warning("deferring message from <%s>: %s", sender, exc)
             return _temporary(
@@ -308,6 +318,7 @@ class Forwarder:
         targets: tuple[str, ...],
         spam: bool,
         dry_run: bool,
+        sasl_user: str | None = None,
     ) -> ForwardResult:
         for address in (sender, *targets) if sender else targets:
             split_address(address)  # AddressError: refused with the reason, see forward()
@@ -349,7 +360,7 @@ class Forwarder:
                 self.limits.block(sender, verdict)  # this message passed a limit
 
         envelope = Envelope(client_ip=client_ip, helo=helo, mail_from=sender, rcpts=rcpts)
-        facts = self.gatherer.gather(message, envelope, spam=spam)
+        facts = self.gatherer.gather(message, envelope, spam=spam, sasl_user=sasl_user)
         extra = ("srs-bounce-verified",) if bounced else ()
         judged = facts if verdict is None else with_limits(facts, verdict)
         decision = decide(judged, self.policy)

@@ -13,7 +13,10 @@ docs/decide.md):
     5. over a limit whose action is "alert"         → high-risk
     6. forwarded, foreign sender, envelope not authenticated → relay, no SRS
     7. forwarded, foreign sender, envelope authenticated     → normal, SRS
-    8. accepted sender domain, or not forwarded               → normal, no SRS
+       (but a From aligned with our SRS domain and not authenticated → relay, no SRS)
+    8. forwarded, accepted sender domain: authenticated, a trusted submission or a
+       SASL login → normal, no SRS; otherwise → relay, no SRS
+    9. not forwarded                                          → normal, no SRS
 
 Rules 3 to 5 choose the pool only; SRS there follows rules 6 and 7.
 
@@ -21,6 +24,14 @@ The envelope (MAIL FROM domain) is authenticated when SPF passes for it, or a pa
 DKIM signature's ``d=`` has the same organizational domain (relaxed alignment, RFC 7489
 §3.1). A signature that only authenticates an unrelated header From domain says nothing
 about the envelope: relay, no SRS (``envelope-not-authenticated``).
+
+SRS puts our SRS domain in MAIL FROM, and the receiver's SPF check then passes for it.
+When the header From is in the SRS domain's organizational domain (relaxed alignment),
+that SPF pass is a DMARC pass for the From domain: so SRS (and the normal pool) is only
+given when the From domain itself arrived authenticated or the message is a trusted
+submission (``from-aligned-with-srs-domain``). Likewise an envelope in our accepted
+domains would leave from the addresses in their own SPF record: it needs SPF or aligned
+DKIM, a trusted submission, or a SASL login (``accepted-domain-unauthenticated``).
 """
 
 from __future__ import annotations
@@ -82,6 +93,9 @@ class Reason(StrEnum):
     FORWARD_AUTHENTICATED = "forward-authenticated"
     ACCEPTED_DOMAIN = "accepted-domain"
     ACCEPTED_UNAUTHENTICATED = "accepted-domain-unauthenticated"
+    FROM_ALIGNED_WITH_SRS = "from-aligned-with-srs-domain"
+    TRUSTED_SUBMISSION = "trusted-submission"
+    SASL_AUTHENTICATED = "sasl-authenticated"
     ORIGINATED = "originated"
     SPF_OK = "spf-pass"
     DKIM_OK_SENDER = "dkim-pass-mail-from"
@@ -136,6 +150,8 @@ class Facts:
     untrusted hop and ``spf_source`` where it came from (``checked``, ``gateway``).
     ``trusted_submission``: the client is one of ``[decide] trusted_relays`` and so is every
     hop in Received: the message was written on our own hosts, not relayed from outside.
+    ``sasl_user``: the SMTP session logged in with SMTP AUTH as this user (Postfix's
+    ``{auth_authen}``), None when it did not.
     ``limit_verdict`` comes from the sending limits with ``limit_name``, and
     optionally their own reason code (``too-many-recipients``, ``limit-block``...) and
     detail; ``srsfwd.facts.with_limits`` fills them from a ``LimitVerdict``.
@@ -162,6 +178,7 @@ class Facts:
     client_ip: str | None = None
     helo: str | None = None
     trusted_submission: bool = False
+    sasl_user: str | None = None
     notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
@@ -196,6 +213,7 @@ class Facts:
             "client_ip": self.client_ip,
             "helo": self.helo,
             "trusted_submission": self.trusted_submission,
+            "sasl_user": self.sasl_user,
             "notes": list(self.notes),
         }
 
@@ -205,13 +223,16 @@ class Policy:
     """The decision's settings (``[decide]`` in the configuration).
 
     ``aaaa_counts_as_a``: an AAAA-only domain has an address (RFC 5321 implicit MX);
-    ``accepted_requires_auth``: an accepted sender must still pass SPF or DKIM to stay
-    off the relay pool (off by default, as in Microsoft's design).
+    ``accepted_requires_auth``: an accepted sender must pass SPF or aligned DKIM to stay
+    off the relay pool, even from a trusted submission host or after a SASL login (off
+    by default: then either of those is enough too). ``srs_domain``: our SRS domain, whose
+    organizational domain a forged From must not share when we give SRS.
     """
 
     accepted: DomainSet = field(default_factory=DomainSet)
     aaaa_counts_as_a: bool = True
     accepted_requires_auth: bool = False
+    srs_domain: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,12 +356,37 @@ def dkim_match(facts: Facts) -> DKIMMatch | None:
     return auth.mail_from or auth.header_from
 
 
-def _dkim_temperror(facts: Facts) -> DKIMCheck | None:
-    """A signature that could have authenticated the envelope but could not be checked now."""
+def _dkim_temperror(facts: Facts, domain: str | None) -> DKIMCheck | None:
+    """A signature that could have authenticated ``domain`` but could not be checked now."""
     for check in facts.dkim:
-        if check.result == "temperror" and aligned(check.domain, facts.sender_domain):
+        if check.result == "temperror" and aligned(check.domain, domain):
             return check
     return None
+
+
+def _vouched_without_auth(facts: Facts, policy: Policy) -> Reason | None:
+    """Why an accepted sender counts as ours without SPF or DKIM: a trusted submission or
+    a SASL login (never with ``accepted_requires_auth``)."""
+    if policy.accepted_requires_auth:
+        return None
+    if facts.trusted_submission:
+        return Reason.TRUSTED_SUBMISSION
+    if facts.sasl_user:
+        return Reason.SASL_AUTHENTICATED
+    return None
+
+
+def _forges_srs_alignment(facts: Facts, policy: Policy, auth: Authentication) -> bool:
+    """SRS would make the receiver's SPF pass aligned with a From domain nobody authenticated.
+
+    Our SRS domain goes into MAIL FROM; a From in its organizational domain would then
+    pass DMARC (relaxed SPF alignment, RFC 7489 §3.1) on our word alone.
+    """
+    return (
+        aligned(facts.from_domain, policy.srs_domain)
+        and not auth.from_domain
+        and not facts.trusted_submission
+    )
 
 
 def _tempfail(facts: Facts, why: str) -> Decision:
@@ -378,9 +424,10 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     auth = authentication(facts)
     authenticated = auth.envelope
     foreign_forward = facts.forwarded and not accepted
-    needs_auth = foreign_forward or (
-        accepted and facts.forwarded and policy.accepted_requires_auth
-    )
+    own_forward = facts.forwarded and accepted
+    vouched = _vouched_without_auth(facts, policy) if own_forward else None
+    needs_auth = foreign_forward or (own_forward and vouched is None)
+    forged_alignment = foreign_forward and _forges_srs_alignment(facts, policy, auth)
 
     # A DNS failure that could change the outcome never picks a pool.
     if facts.sender_dns.temperror is not None:
@@ -388,7 +435,11 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     if needs_auth and not authenticated:
         if facts.spf == "temperror":
             return _tempfail(facts, f"SPF temporary error: {facts.spf_reason or 'DNS'}")
-        pending = _dkim_temperror(facts)
+        pending = _dkim_temperror(facts, facts.sender_domain)
+        if pending is not None:
+            return _tempfail(facts, f"DKIM key for {pending.domain} could not be fetched")
+    if forged_alignment and authenticated:
+        pending = _dkim_temperror(facts, facts.from_domain)
         if pending is not None:
             return _tempfail(facts, f"DKIM key for {pending.domain} could not be fetched")
 
@@ -401,20 +452,23 @@ def decide(facts: Facts, policy: Policy) -> Decision:
         auth_reasons.append(Reason.DKIM_OK_FROM.value)
     if auth.policy:
         auth_reasons.append(Reason.DKIM_POLICY.value)
+    if vouched is not None:
+        auth_reasons.append(vouched.value)
 
-    # Rules 6-8 give the pool when no high-risk rule matches, and the SRS flag always.
+    # Rules 6-9 give the pool when no high-risk rule matches, and the SRS flag always.
     unauthenticated = (
         Reason.ENVELOPE_NOT_AUTHENTICATED if auth.from_domain else Reason.RELAY_UNAUTHENTICATED
     )
     if foreign_forward and not authenticated:
         base_pool, srs, base_reason = Pool.RELAY, False, unauthenticated
+    elif forged_alignment:
+        base_pool, srs, base_reason = Pool.RELAY, False, Reason.FROM_ALIGNED_WITH_SRS
     elif foreign_forward:
         base_pool, srs, base_reason = Pool.NORMAL, True, Reason.FORWARD_AUTHENTICATED
-    elif accepted and facts.forwarded and not authenticated:
-        if policy.accepted_requires_auth:
-            base_pool, srs, base_reason = Pool.RELAY, False, unauthenticated
-        else:
-            base_pool, srs, base_reason = Pool.NORMAL, False, Reason.ACCEPTED_UNAUTHENTICATED
+    elif own_forward and not authenticated and vouched is None:
+        strict = policy.accepted_requires_auth  # the reasons of rule 6, as before
+        base_reason = unauthenticated if strict else Reason.ACCEPTED_UNAUTHENTICATED
+        base_pool, srs = Pool.RELAY, False
     elif accepted:
         base_pool, srs, base_reason = Pool.NORMAL, False, Reason.ACCEPTED_DOMAIN
     else:
@@ -447,8 +501,14 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     )
 
 
-def policy_from_config(sections: Mapping[str, Any], extra_accepted: Iterable[str] = ()) -> Policy:
-    """A ``Policy`` from the ``[decide]`` table, plus accepted domains given on the command line.
+def policy_from_config(
+    sections: Mapping[str, Any],
+    extra_accepted: Iterable[str] = (),
+    *,
+    srs_domain: str | None = None,
+) -> Policy:
+    """A ``Policy`` from the ``[decide]`` table, plus accepted domains given on the command
+    line and our SRS domain (``[srs] domain``, ``Config.srs.domain``).
 
     Raises:
         ConfigError: a wrong type or an unknown key in ``[decide]``.
@@ -476,7 +536,8 @@ def policy_from_config(sections: Mapping[str, Any], extra_accepted: Iterable[str
         accepted = DomainSet([*domains, *extra_accepted])
     except ValueError as exc:
         raise ConfigError(f"accepted domain: {exc}") from None
-    return Policy(accepted=accepted, **flags)
+    srs = srs_domain.lower().rstrip(".") if srs_domain else None
+    return Policy(accepted=accepted, srs_domain=srs, **flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,15 +552,18 @@ class DecideSettings:
 
 
 def decide_settings(
-    sections: Mapping[str, Any], extra_accepted: Iterable[str] = ()
+    sections: Mapping[str, Any],
+    extra_accepted: Iterable[str] = (),
+    *,
+    srs_domain: str | None = None,
 ) -> DecideSettings:
     """``[decide]`` read and checked, with more accepted domains (``[srs] local_domains``,
-    ``--accepted-domain``).
+    ``--accepted-domain``) and our SRS domain (``[srs] domain``).
 
     Raises:
         ConfigError: an unknown key, a value of the wrong type, a bad domain or network.
     """
-    policy = policy_from_config(sections, extra_accepted)
+    policy = policy_from_config(sections, extra_accepted, srs_domain=srs_domain)
     table = {k.replace("-", "_"): v for k, v in sections.get("decide", {}).items()}
     lists: dict[str, tuple[str, ...]] = {}
     for key in ("trusted_relays", "trusted_authserv_ids"):

@@ -274,13 +274,21 @@ class MilterClient:
         )
 
     async def transaction(
-        self, sender: str, rcpts: Sequence[str], message: bytes, wait: float = 30
+        self,
+        sender: str,
+        rcpts: Sequence[str],
+        message: bytes,
+        wait: float = 30,
+        *,
+        mail_macros: Sequence[tuple[str, str]] = (),
     ) -> MilterOutcome:
-        """One message, as Postfix sends it; stops at the first refused RCPT set."""
+        """One message, as Postfix sends it (``mail_macros`` at MAIL, e.g. a SASL login's
+        ``{auth_authen}``); stops at the first refused RCPT set."""
         headers, body = split_message(message)
-        events = self.mta.message(
-            sender, rcpts, headers, body, macros={Command.RCPT: (("i", "QID1"),)}
-        )
+        macros: dict[Command, tuple[tuple[str, str], ...]] = {Command.RCPT: (("i", "QID1"),)}
+        if mail_macros:
+            macros[Command.MAIL] = tuple(mail_macros)
+        events = self.mta.message(sender, rcpts, headers, body, macros=macros)
         outcome = MilterOutcome([], [], None)
         for event in events:
             await self.write(event)

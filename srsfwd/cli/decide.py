@@ -57,7 +57,11 @@ def _setup(
     config: Config, zone: tuple[Path, ...], dns_server: str | None, accepted: tuple[str, ...]
 ) -> _Setup:
     try:
-        settings = decide_settings(config.sections, [*config.srs.local_domains, *accepted])
+        settings = decide_settings(
+            config.sections,
+            [*config.srs.local_domains, *accepted],
+            srs_domain=config.srs.domain,
+        )
     except SrsfwdError as exc:
         raise click.ClickException(str(exc)) from None
     resolver = resolver_from_options(config, zone, dns_server, timeout=settings.dns_timeout)
@@ -84,7 +88,11 @@ def _forwarder(
     if not (config.srs.domain and config.srs.secrets_file):
         return None
     try:
-        settings = decide_settings(config.sections, [*config.srs.local_domains, *accepted])
+        settings = decide_settings(
+            config.sections,
+            [*config.srs.local_domains, *accepted],
+            srs_domain=config.srs.domain,
+        )
         resolver = resolver_from_options(config, zone, dns_server, timeout=settings.dns_timeout)
         forwarder = Forwarder.from_config(config, resolver=resolver, dry_run=True)
     except SrsfwdError as exc:
@@ -217,6 +225,7 @@ def _status(action: Action) -> int:
     help="Envelope recipient after forwarding. Repeatable.",
 )
 @click.option("--spam", is_flag=True, help="Our own spam filter judged the message spam.")
+@click.option("--sasl-user", metavar="LOGIN", help="The session logged in with SMTP AUTH as LOGIN.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--mailbox",
@@ -234,6 +243,7 @@ def decide(
     mail_from: str | None,
     rcpts: tuple[str, ...],
     spam: bool,
+    sasl_user: str | None,
     as_json: bool,
     mailbox: Path | None,
     message: Path | None,
@@ -289,13 +299,14 @@ def decide(
             mail_from=mail_from,
             rcpts=rcpts,
             spam=spam,
+            sasl_user=sasl_user,
             dry_run=True,
         )
         out, action = _dry_run_result(forwarder, result), result.action
     else:
         envelope = Envelope(ip, helo, mail_from, rcpts)
         try:
-            facts = setup.gatherer.gather(data, envelope, spam=spam)
+            facts = setup.gatherer.gather(data, envelope, spam=spam, sasl_user=sasl_user)
         except AddressError as exc:
             raise click.UsageError(f"bad address: {exc}") from None
         decision = decide_pool(facts, setup.policy)

@@ -89,6 +89,7 @@ def _describe(result: ForwardResult) -> None:
     help="Envelope recipient after forwarding. Repeatable.",
 )
 @click.option("--spam", is_flag=True, help="Our own spam filter judged the message spam.")
+@click.option("--sasl-user", metavar="LOGIN", help="The session logged in with SMTP AUTH as LOGIN.")
 @click.option(
     "-o",
     "--output",
@@ -117,6 +118,7 @@ def forward(
     mail_from: str,
     rcpts: tuple[str, ...],
     spam: bool,
+    sasl_user: str | None,
     output: Path | None,
     as_json: bool,
     deliver: str | None,
@@ -162,6 +164,7 @@ def forward(
         mail_from=mail_from,
         rcpts=rcpts,
         spam=spam,
+        sasl_user=sasl_user,
     )
     status = _STATUS[result.action]
     delivery_note = None

@@ -395,6 +395,7 @@ class MilterService:
                 mail_from=sender,
                 rcpts=rcpts,
                 spam=self._spam(message),
+                sasl_user=message.macros.get("auth_authen") or None,
             )
         pool = None if result.pool is None else str(result.pool)
         if result.action is not PoolAction.FORWARD or result.message is None:

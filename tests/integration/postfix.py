@@ -195,6 +195,7 @@ def private_postfix(
         **maps,
     }
     for name, text in (files or {}).items():
+        (root / "etc" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "etc" / name).write_text(text)
     (root / "etc" / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
     (root / "etc" / "master.cf").write_text(

@@ -8,17 +8,23 @@ the real Postfix of the integration tests, on the shipped example configuration:
 * SRS for a forged envelope: SPF fails for MAIL FROM, a signature of an unrelated From
   domain passes;
 * a second From above a signature whose ``h=`` covers one;
-* an ``l=`` signature with text appended after the signed length.
+* an ``l=`` signature with text appended after the signed length;
+* SRS aligned with a forged From: the attacker's envelope passes SPF, the From is in our
+  SRS domain's organizational domain, so our SRS sender would make DMARC pass for it;
+* a forged envelope in our accepted domains, which would leave from the addresses their
+  own SPF record lists.
 
 Controls show that refusing everything cannot pass: an SPF-pass forward and an aligned
 DKIM-signed sender (SPF failing) still get SRS, the normal pool and a signature that
-dkimpy verifies; a From domain that arrived authenticated is signed with its own key.
+dkimpy verifies; a From domain that arrived authenticated is signed with its own key and
+keeps SRS; a trusted submission and a SASL login of our users keep the normal pool.
 """
 
 from __future__ import annotations
 
 import shutil
 import smtplib
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +51,8 @@ from srsfwd.keystore import KeyStore
 from srsfwd.orgdomain import aligned
 from srsfwd.pool import Action, Pool
 from tests.dnsserver import ZoneServer
+from tests.integration.peers import need
+from tests.integration.postfix import world_readable_tempdir
 from tests.integration.test_milter_postfix import Rig, running_rig
 
 pytestmark = pytest.mark.integration
@@ -52,6 +60,7 @@ EXAMPLES = Path(__file__).parent.parent.parent / "examples"
 ZONE = (EXAMPLES / "example.zone").read_text()
 
 ATTACKER = ("198.18.0.66", "mx.evil.example")  # in evil.example's SPF, nobody else's
+ROAMING_USER = ("203.0.113.77", "laptop")  # in nobody's SPF: a user of ours on the road
 VICTIM_HOST = ("198.51.100.25", "mail.example.org")  # in example.org's SPF
 USERS_HOST = ("192.0.2.99", "mx.unsigned.example")  # in example.net's SPF (192.0.2.0/24)
 SUBMISSION = ("10.1.2.3", "submit.example.net")  # one of trusted_relays
@@ -175,6 +184,17 @@ def appended_after_length(keys: Keys) -> bytes:
     return signed + b"\r\nUPDATE: pay to IBAN XX00 0000 0000 instead.\r\n"
 
 
+def forged_envelope_in_accepted_domain() -> bytes:
+    """An accepted domain in MAIL FROM and From, sent from the attacker's host."""
+    return letter("Alice <alice@example.net>", "Password reset")
+
+
+def users_post_signed(keys: Keys) -> bytes:
+    """Control: our user's own signed post, forwarded by a list whose envelope passes SPF."""
+    users = SigningKey("example.net", "users", keys.users)
+    return sign(letter("Frank <frank@example.net>", "List post"), users)
+
+
 def spf_pass_forward() -> bytes:
     return (EXAMPLES / "messages" / "normal.eml").read_bytes()
 
@@ -285,10 +305,39 @@ def test_users_domain_from_sent_by_someone_else_gets_no_aligned_signature(
 ) -> None:
     message = forged_from_users_domain()
     result = forward(forwarder, message, ATTACKER, "m@evil.example")
-    assert (result.pool, result.srs) == (Pool.NORMAL, True)  # evil.example's SPF passed
     assert result.message is not None
     domains = signing_domains(message, result.message)
     assert not [d for d in domains if aligned(d, "example.net")]
+
+
+def test_users_domain_from_gets_no_srs_for_an_spf_passing_envelope(forwarder: Forwarder) -> None:
+    # SRS0=…@fwd.example.net would pass SPF at the receiver, aligned with example.net.
+    result = forward(forwarder, forged_from_users_domain(), ATTACKER, "m@evil.example")
+    assert (result.pool, result.srs) == (Pool.RELAY, False)
+    assert result.reasons[:2] == ("from-aligned-with-srs-domain", "spf-pass")
+    assert result.mail_from == "m@evil.example"
+
+
+def test_srs_domain_from_gets_no_srs_for_an_spf_passing_envelope(forwarder: Forwarder) -> None:
+    message = forged_from_our_domain()
+    result = forward(forwarder, message, ATTACKER, "m@evil.example")
+    assert (result.pool, result.srs) == (Pool.RELAY, False)
+    assert result.reasons[0] == "from-aligned-with-srs-domain"
+    assert result.mail_from == "m@evil.example"
+    assert result.message is not None
+    assert signing_domains(message, result.message) == []
+
+
+def test_forged_envelope_in_an_accepted_domain_goes_through_the_relay_pool(
+    forwarder: Forwarder,
+) -> None:
+    message = forged_envelope_in_accepted_domain()
+    result = forward(forwarder, message, ATTACKER, "alice@example.net")
+    assert (result.pool, result.srs) == (Pool.RELAY, False)
+    assert result.reasons == ("accepted-domain-unauthenticated",)
+    assert result.mail_from == "alice@example.net"
+    assert result.message is not None
+    assert signing_domains(message, result.message) == []
 
 
 def test_users_domain_from_sent_by_someone_else_on_the_relay_pool_is_not_signed(
@@ -304,7 +353,7 @@ def test_users_domain_from_sent_by_someone_else_on_the_relay_pool_is_not_signed(
 def test_users_domain_forged_in_envelope_and_from_is_not_signed(forwarder: Forwarder) -> None:
     message = forged_from_users_domain()
     result = forward(forwarder, message, ATTACKER, "ceo@example.net")
-    assert result.reasons[0] == "accepted-domain-unauthenticated"
+    assert (result.pool, result.reasons[0]) == (Pool.RELAY, "accepted-domain-unauthenticated")
     assert result.message is not None
     assert signing_domains(message, result.message) == []
 
@@ -387,6 +436,30 @@ def test_control_authenticated_from_domain_is_signed_with_its_own_key(
     assert_signed_by(result.message, message, "example.net", resolver)
 
 
+def test_control_users_signed_post_keeps_srs_under_a_foreign_envelope(
+    forwarder: Forwarder, keys: Keys
+) -> None:
+    result = forward(forwarder, users_post_signed(keys), ATTACKER, "m@evil.example")
+    assert (result.pool, result.srs) == (Pool.NORMAL, True)
+    assert result.mail_from.startswith("SRS0=")
+    assert result.decision is not None and result.decision.from_authenticated
+
+
+def test_control_sasl_login_of_an_accepted_sender_keeps_the_normal_pool(
+    forwarder: Forwarder,
+) -> None:
+    result = forwarder.forward(
+        forged_envelope_in_accepted_domain(),
+        client_ip=ROAMING_USER[0],
+        helo=ROAMING_USER[1],
+        mail_from="alice@example.net",
+        rcpts=["bob@receiver.example"],
+        sasl_user="alice",
+    )
+    assert (result.pool, result.srs) == (Pool.NORMAL, False)
+    assert result.reasons == ("accepted-domain", "sasl-authenticated")
+
+
 TRUSTED = 'authserv_id = "fwd.example.net"\n\n# The outbound'
 
 
@@ -413,6 +486,38 @@ def test_control_trusted_submission_is_signed_with_the_from_domains_key(
     assert result.pool is Pool.NORMAL
     assert result.message is not None
     assert_signed_by(result.message, message, "example.net", resolver)
+
+
+def test_control_trusted_submission_of_an_accepted_sender_keeps_the_normal_pool(
+    example: Path, resolver: Resolver
+) -> None:
+    forwarder = with_submission_host(example, resolver)
+    message = (
+        b"Received: from app1 (app1.example.net [10.1.2.4]) by submit.example.net;"
+        b" Wed, 25 Nov 2026 09:14:01 +0000\r\n" + forged_envelope_in_accepted_domain()
+    )
+    result = forward(forwarder, message, SUBMISSION, "alice@example.net")
+    assert (result.pool, result.srs) == (Pool.NORMAL, False)
+    assert result.reasons == ("accepted-domain", "trusted-submission")
+
+
+def test_accepted_requires_auth_sends_even_a_trusted_submission_through_the_relay_pool(
+    example: Path, resolver: Resolver
+) -> None:
+    forwarder = build(
+        example,
+        resolver,
+        **{
+            TRUSTED: 'authserv_id = "fwd.example.net"\ntrusted_relays = ["10.0.0.0/8"]\n'
+            "accepted_requires_auth = true\n\n# The outbound"
+        },
+    )
+    message = (
+        b"Received: from app1 (app1.example.net [10.1.2.4]) by submit.example.net;"
+        b" Wed, 25 Nov 2026 09:14:01 +0000\r\n" + forged_envelope_in_accepted_domain()
+    )
+    result = forward(forwarder, message, SUBMISSION, "alice@example.net")
+    assert (result.pool, result.reasons[0]) == (Pool.RELAY, "relay-unauthenticated")
 
 
 def test_mail_relayed_from_outside_by_a_trusted_relay_is_not_a_submission(
@@ -447,12 +552,59 @@ def test_a_pool_may_let_the_srs_domain_sign_relay_mail(example: Path, resolver: 
 # -- through the milter, inside Postfix ---------------------------------------------
 
 
+SASL_LOGIN = ("alice@example.net", "correct horse battery")
+
+
+def sasl_settings(work: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """main.cf settings and Postfix's ``sasl/smtpd.conf`` for SMTP AUTH: Cyrus SASL with
+    a sasldb in ``work`` holding ``SASL_LOGIN``."""
+    database = work / "sasldb2"
+    user, realm = SASL_LOGIN[0].split("@")
+    subprocess.run(
+        [need("saslpasswd2"), "-p", "-c", "-f", str(database), "-u", realm, user],
+        input=SASL_LOGIN[1].encode(),
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    database.chmod(0o644)  # Postfix's smtpd reads it as the postfix user
+    main_cf = {
+        "smtpd_sasl_auth_enable": "yes",
+        "smtpd_sasl_type": "cyrus",
+        "smtpd_sasl_path": "smtpd",
+        # Debian's Postfix reads $config_directory/sasl/smtpd.conf whatever this says.
+        "cyrus_sasl_config_path": "$config_directory/sasl",
+    }
+    smtpd_conf = (
+        f"pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN\n"
+        f"sasldb_path: {database}\n"
+    )
+    return main_cf, {"sasl/smtpd.conf": smtpd_conf}
+
+
 @pytest.fixture(scope="module")
 def rig(_dns_server_process: ZoneServer, keys: Keys) -> Iterator[Rig]:
-    with running_rig(_dns_server_process) as running:
-        running.dns.load(keys.zone()[len(ZONE) :])
-        keys.install_users_key(running.config.parent / "keys")
-        yield running
+    sasl = world_readable_tempdir("srsfwd-sasl-")
+    main_cf, etc_files = sasl_settings(sasl)
+    try:
+        with running_rig(_dns_server_process, main_cf=main_cf, etc_files=etc_files) as running:
+            running.dns.load(keys.zone()[len(ZONE) :])
+            keys.install_users_key(running.config.parent / "keys")
+            yield running
+    finally:
+        shutil.rmtree(sasl, ignore_errors=True)
+
+
+def send_logged_in(rig: Rig, sender: str, rcpt: str, message: bytes) -> None:
+    """Submit ``message`` from ``ROAMING_USER`` after logging in with ``SASL_LOGIN``."""
+    with smtplib.SMTP("127.0.0.1", rig.postfix.port, timeout=60) as smtp:
+        smtp.ehlo("test.client")
+        addr, helo = ROAMING_USER
+        code, text = smtp.docmd("XCLIENT", f"ADDR={addr} NAME=[UNAVAILABLE] HELO={helo}")
+        assert code == 220, text
+        smtp.ehlo(helo)
+        smtp.login(*SASL_LOGIN)
+        smtp.sendmail(sender, [rcpt], message)
 
 
 @pytest.fixture(scope="module")
@@ -480,8 +632,26 @@ def test_milter_users_domain_from_sent_by_someone_else_gets_no_aligned_signature
     message = forged_from_users_domain()
     rig.send("", "m@evil.example", ["a2b@receiver.example"], client=ATTACKER, message=message)
     got = rig.wait_for("a2b@receiver.example")
-    assert got.peer_ip == "127.0.0.2"
+    assert (got.peer_ip, got.mail_from) == ("127.0.0.3", "m@evil.example")
     assert not [d for d in signing_domains(message, got.data) if aligned(d, "example.net")]
+
+
+def test_milter_srs_domain_from_gets_no_srs_for_an_spf_passing_envelope(rig: Rig) -> None:
+    message = forged_from_our_domain()
+    rig.send("", "m@evil.example", ["a8@receiver.example"], client=ATTACKER, message=message)
+    got = rig.wait_for("a8@receiver.example")
+    assert (got.peer_ip, got.mail_from) == ("127.0.0.3", "m@evil.example")
+    assert signing_domains(message, got.data) == []
+
+
+def test_milter_forged_envelope_in_an_accepted_domain_goes_through_the_relay_pool(
+    rig: Rig,
+) -> None:
+    message = forged_envelope_in_accepted_domain()
+    rig.send("", "alice@example.net", ["a9@receiver.example"], client=ATTACKER, message=message)
+    got = rig.wait_for("a9@receiver.example")
+    assert (got.peer_ip, got.mail_from) == ("127.0.0.3", "alice@example.net")
+    assert signing_domains(message, got.data) == []
 
 
 def test_milter_unrelated_from_signature_gives_no_srs(rig: Rig, keys: Keys) -> None:
@@ -527,6 +697,23 @@ def test_milter_control_aligned_dkim_sender_with_spf_failing(
     got = rig.wait_for("c2@receiver.example")
     assert got.peer_ip == "127.0.0.2" and got.mail_from.startswith("SRS0=")
     assert_signed_by(got.data, message, "fwd.example.net", zone_resolver)
+
+
+def test_milter_control_sasl_login_of_an_accepted_sender_keeps_the_normal_pool(
+    rig: Rig,
+) -> None:
+    send_logged_in(
+        rig, "alice@example.net", "c5@receiver.example", forged_envelope_in_accepted_domain()
+    )
+    got = rig.wait_for("c5@receiver.example")
+    assert (got.peer_ip, got.mail_from) == ("127.0.0.2", "alice@example.net")
+
+
+def test_milter_control_users_signed_post_keeps_srs(rig: Rig, keys: Keys) -> None:
+    message = users_post_signed(keys)
+    rig.send("", "m@evil.example", ["c4@receiver.example"], client=ATTACKER, message=message)
+    got = rig.wait_for("c4@receiver.example")
+    assert got.peer_ip == "127.0.0.2" and got.mail_from.startswith("SRS0=")
 
 
 def test_milter_control_authenticated_from_domain_signed_with_its_key(

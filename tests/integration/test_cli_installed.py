@@ -29,7 +29,7 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 def test_rewrite_then_reverse_through_a_pipe(tmp_path: Path) -> None:
     secret = tmp_path / "srs.secret"
-    secret.write_text("a secret\n")
+    secret.write_text("a secret of more than sixteen bytes\n")
     secret.chmod(0o600)
     rewritten = srsfwd(
         "rewrite",
@@ -46,7 +46,7 @@ def test_rewrite_then_reverse_through_a_pipe(tmp_path: Path) -> None:
 
 def test_bad_input_gives_error_line_and_status_1(tmp_path: Path) -> None:
     secret = tmp_path / "srs.secret"
-    secret.write_text("a secret\n")
+    secret.write_text("a secret of more than sixteen bytes\n")
     secret.chmod(0o600)
     done = srsfwd("reverse", "--secret-file", str(secret), "not-srs@example.org")
     assert done.returncode == 1

@@ -171,10 +171,10 @@ CASES: dict[str, Case] = {
         "a@nullmx.example", Pool.HIGH_RISK, True, "no-a-no-mx", "pass", client_ip=GOOD_IP),
     "sender domain does not exist": Case(
         "a@ghost.example", Pool.HIGH_RISK, False, "no-a-no-mx", "none"),
-    "accepted subdomain": Case(
-        "a@x.corp.example", Pool.NORMAL, False, "accepted-domain-unauthenticated", "none"),
-    "accepted domain": Case(
-        "a@fwd.example", Pool.NORMAL, False, "accepted-domain-unauthenticated", "none"),
+    "accepted subdomain, not authenticated": Case(
+        "a@x.corp.example", Pool.RELAY, False, "accepted-domain-unauthenticated", "none"),
+    "accepted domain, not authenticated": Case(
+        "a@fwd.example", Pool.RELAY, False, "accepted-domain-unauthenticated", "none"),
     "null sender with a DSN": Case("", Pool.HIGH_RISK, False, "ndr", "none", raw=DSN),
     "DSN with a sender": Case(
         "alice@sender.example", Pool.HIGH_RISK, False, "ndr", "pass", client_ip=GOOD_IP,

@@ -135,8 +135,17 @@ def example_config(work: Path, dns: ZoneServer) -> Path:
 
 
 @contextmanager
-def running_rig(dns: ZoneServer, *, after_queue: bool = False) -> Iterator[Rig]:
+def running_rig(
+    dns: ZoneServer,
+    *,
+    after_queue: bool = False,
+    main_cf: dict[str, str] | None = None,
+    etc_files: dict[str, str] | None = None,
+) -> Iterator[Rig]:
     """srsfwd serve, the spam filter, the sink and Postfix, as docs/postfix.md part 2 says.
+
+    ``main_cf`` and ``etc_files``: more main.cf settings and files in Postfix's
+    configuration directory (SMTP AUTH, for instance).
 
     ``after_queue``: the milter runs on a loopback smtpd after Postfix expanded
     ``virtual_alias_maps`` (alias@example.net forwards to bob@receiver.example), the
@@ -169,6 +178,7 @@ def running_rig(dns: ZoneServer, *, after_queue: bool = False) -> Iterator[Rig]:
             "relay_domains": "receiver.example, fwd.example.net",
             "disable_mime_output_conversion": "yes",
         }
+        main |= main_cf or {}
         services = list(POOL_TRANSPORTS)
         if after_queue:
             main |= {
@@ -188,6 +198,7 @@ def running_rig(dns: ZoneServer, *, after_queue: bool = False) -> Iterator[Rig]:
                 "smtp_header_checks": SMTP_HEADER_CHECKS,
                 "header_checks": HEADER_CHECKS,
                 "null_sender": NULL_SENDER_TRANSPORT.format(nexthop=nexthop),
+                **(etc_files or {}),
             }
             with private_postfix(
                 relay_port=sink.port, maps=main, services=services, files=files

@@ -54,9 +54,10 @@ def invoke(
     message: bytes,
     envelope: tuple[str, str, str] = ENVELOPES["normal"],
     rcpts: tuple[str, ...] = ("b@r.example",),
+    extra: tuple[str, ...] = (),
 ) -> tuple[int, dict[str, object]]:
     ip, helo, sender = envelope
-    args = [command, "--config", str(example / "srsfwd.toml")]
+    args = [command, "--config", str(example / "srsfwd.toml"), *extra]
     args += ["--dns-server", f"127.0.0.1:{dns.port}", "--json", "--client-ip", ip]
     args += ["--helo", helo, "--mail-from", sender]
     for rcpt in rcpts:
@@ -78,6 +79,23 @@ def test_decide_and_forward_agree_on_the_example_messages(
     decided = invoke("decide", example, dns, message, ENVELOPES[name])
     forwarded = invoke("forward", example, dns, message, ENVELOPES[name])
     assert (decided[0], verdict(decided[1])) == (forwarded[0], verdict(forwarded[1]))
+
+
+ROAMING = ("203.0.113.77", "laptop", "frank@example.net")  # in nobody's SPF record
+
+
+@pytest.mark.parametrize("command", ["decide", "forward"])
+def test_sasl_user_vouches_for_an_accepted_sender(
+    example: Path, dns: ZoneServer, command: str
+) -> None:
+    message = (EXAMPLES / "messages" / "accepted.eml").read_bytes()
+    _, alone = invoke(command, example, dns, message, ROAMING)
+    assert (alone["pool"], alone["reasons"]) == ("relay", ["accepted-domain-unauthenticated"])
+    _, logged_in = invoke(command, example, dns, message, ROAMING, extra=("--sasl-user", "frank"))
+    assert (logged_in["pool"], logged_in["reasons"]) == (
+        "normal",
+        ["accepted-domain", "sasl-authenticated"],
+    )
 
 
 def test_decide_refuses_what_forward_refuses(example: Path, dns: ZoneServer) -> None:

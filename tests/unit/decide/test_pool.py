@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from srsfwd.address import DomainSet
 from srsfwd.errors import ConfigError
+from srsfwd.orgdomain import aligned
 from srsfwd.pool import (
     SPF_RESULTS,
     Action,
@@ -25,7 +26,7 @@ from srsfwd.pool import (
     pools_from_config,
 )
 
-POLICY = Policy(accepted=DomainSet(["fwd.example", "*.corp.example"]))
+POLICY = Policy(accepted=DomainSet(["fwd.example", "*.corp.example"]), srs_domain="srs.fwd.example")
 HAS_A = SenderDNS(a=True, mx=True)
 
 
@@ -144,8 +145,24 @@ TABLE: list[tuple[str, Facts, Action, Pool | None, bool, str]] = [
      Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
     ("7 DKIM pass beats spf temperror", facts(spf="temperror", dkim=(sig("sender.example"),)),
      Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
-    ("8 accepted sender", facts(mail_from="a@fwd.example", sender_domain="fwd.example"),
-     Action.FORWARD, Pool.NORMAL, False, "accepted-domain-unauthenticated"),
+    ("8 accepted sender, nothing passed", facts(
+        mail_from="a@fwd.example", sender_domain="fwd.example"),
+     Action.FORWARD, Pool.RELAY, False, "accepted-domain-unauthenticated"),
+    ("8 accepted sender, SPF fail and an unrelated signature", facts(
+        mail_from="a@fwd.example", sender_domain="fwd.example", spf="fail",
+        from_domain="evil.example", dkim=(sig("evil.example"),)),
+     Action.FORWARD, Pool.RELAY, False, "accepted-domain-unauthenticated"),
+    ("8 accepted sender, aligned DKIM", facts(
+        mail_from="a@fwd.example", sender_domain="fwd.example", spf="fail",
+        dkim=(sig("fwd.example"),)),
+     Action.FORWARD, Pool.NORMAL, False, "accepted-domain"),
+    ("8 accepted sender, trusted submission", facts(
+        mail_from="a@fwd.example", sender_domain="fwd.example", trusted_submission=True),
+     Action.FORWARD, Pool.NORMAL, False, "accepted-domain"),
+    ("8 accepted sender, SASL login", facts(
+        mail_from="a@fwd.example", sender_domain="fwd.example", spf="fail",
+        sasl_user="alice"),
+     Action.FORWARD, Pool.NORMAL, False, "accepted-domain"),
     ("8 accepted sender authenticated",
      facts(mail_from="a@fwd.example", sender_domain="fwd.example", spf="pass"),
      Action.FORWARD, Pool.NORMAL, False, "accepted-domain"),
@@ -155,11 +172,45 @@ TABLE: list[tuple[str, Facts, Action, Pool | None, bool, str]] = [
     ("8 *.corp.example does not accept corp.example itself", facts(
         mail_from="a@corp.example", sender_domain="corp.example"),
      Action.FORWARD, Pool.RELAY, False, "relay-unauthenticated"),
-    ("8 not forwarded", facts(forwarded=False), Action.FORWARD, Pool.NORMAL, False,
-     "originated"),
-    ("8 accepted ignores spf temperror", facts(
+    ("8 accepted sender with spf temperror defers", facts(
         mail_from="a@fwd.example", sender_domain="fwd.example", spf="temperror"),
-     Action.FORWARD, Pool.NORMAL, False, "accepted-domain-unauthenticated"),
+     Action.TEMPFAIL, None, False, "dns-temperror"),
+    ("8 trusted submission ignores spf temperror", facts(
+        mail_from="a@fwd.example", sender_domain="fwd.example", spf="temperror",
+        trusted_submission=True),
+     Action.FORWARD, Pool.NORMAL, False, "accepted-domain"),
+    ("9 not forwarded", facts(forwarded=False), Action.FORWARD, Pool.NORMAL, False,
+     "originated"),
+    ("9 accepted sender not forwarded", facts(
+        mail_from="a@fwd.example", sender_domain="fwd.example", forwarded=False),
+     Action.FORWARD, Pool.NORMAL, False, "accepted-domain"),
+    ("7 From in the SRS domain's organizational domain, not authenticated", facts(
+        spf="pass", from_domain="fwd.example"),
+     Action.FORWARD, Pool.RELAY, False, "from-aligned-with-srs-domain"),
+    ("7 From in the SRS domain itself, not authenticated", facts(
+        spf="pass", from_domain="srs.fwd.example"),
+     Action.FORWARD, Pool.RELAY, False, "from-aligned-with-srs-domain"),
+    ("7 From aligned with the SRS domain, sender's DKIM passes", facts(
+        spf="fail", from_domain="users.fwd.example", dkim=(sig("sender.example"),)),
+     Action.FORWARD, Pool.RELAY, False, "from-aligned-with-srs-domain"),
+    ("7 From aligned with the SRS domain and authenticated by DKIM", facts(
+        spf="pass", from_domain="users.fwd.example", dkim=(sig("fwd.example"),)),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
+    ("7 From aligned with the SRS domain, trusted submission", facts(
+        spf="pass", from_domain="fwd.example", trusted_submission=True),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
+    ("7 From aligned with the SRS domain, SASL login is not enough", facts(
+        spf="pass", from_domain="fwd.example", sasl_user="alice"),
+     Action.FORWARD, Pool.RELAY, False, "from-aligned-with-srs-domain"),
+    ("7 From aligned with the SRS domain, its DKIM key timed out", facts(
+        spf="pass", from_domain="fwd.example", dkim=(sig("fwd.example", "temperror"),)),
+     Action.TEMPFAIL, None, False, "dns-temperror"),
+    ("4 spam with a From aligned with the SRS domain: high-risk, no SRS", facts(
+        spf="pass", from_domain="fwd.example", spam=True),
+     Action.FORWARD, Pool.HIGH_RISK, False, "spam"),
+    ("7 a look-alike of the SRS domain is not aligned", facts(
+        spf="pass", from_domain="fwd-example.example"),
+     Action.FORWARD, Pool.NORMAL, True, "forward-authenticated"),
     ("temp: sender domain DNS", facts(sender_dns=SenderDNS(temperror="SERVFAIL"), spf="pass"),
      Action.TEMPFAIL, None, False, "dns-temperror"),
     ("temp: spf temperror", facts(spf="temperror"), Action.TEMPFAIL, None, False,
@@ -247,6 +298,36 @@ def test_accepted_requires_auth_names_an_unrelated_from_signature() -> None:
     assert (decision.pool, decision.reasons[0]) == (Pool.RELAY, "envelope-not-authenticated")
 
 
+def test_accepted_requires_auth_sends_trusted_submissions_and_sasl_logins_to_relay() -> None:
+    strict = dataclasses.replace(POLICY, accepted_requires_auth=True)
+    for vouched in ({"trusted_submission": True}, {"sasl_user": "alice"}):
+        own = facts(mail_from="a@fwd.example", sender_domain="fwd.example", **vouched)
+        decision = decide(own, strict)
+        assert (decision.pool, decision.reasons[0]) == (Pool.RELAY, "relay-unauthenticated")
+
+
+def test_trusted_submission_of_an_accepted_sender_is_named_in_the_reasons() -> None:
+    own = facts(mail_from="a@fwd.example", sender_domain="fwd.example", trusted_submission=True)
+    assert decide(own, POLICY).reasons == ("accepted-domain", "trusted-submission")
+
+
+def test_sasl_login_of_an_accepted_sender_is_named_in_the_reasons() -> None:
+    own = facts(mail_from="a@fwd.example", sender_domain="fwd.example", sasl_user="alice")
+    assert decide(own, POLICY).reasons == ("accepted-domain", "sasl-authenticated")
+
+
+def test_forged_srs_alignment_keeps_the_authentication_reasons() -> None:
+    decision = decide(facts(spf="pass", from_domain="fwd.example"), POLICY)
+    assert decision.reasons == ("from-aligned-with-srs-domain", "spf-pass")
+    assert not decision.from_authenticated
+
+
+def test_without_an_srs_domain_a_from_is_never_aligned_with_it() -> None:
+    no_srs = dataclasses.replace(POLICY, srs_domain=None)
+    decision = decide(facts(spf="pass", from_domain="fwd.example"), no_srs)
+    assert (decision.pool, decision.srs) == (Pool.NORMAL, True)
+
+
 def test_already_srs_sender_is_noted() -> None:
     decision = decide(facts(sender_is_srs=True, spf="pass"), POLICY)
     assert decision.srs
@@ -284,6 +365,7 @@ def test_policy_from_config() -> None:
     assert "a.example" in policy.accepted
     assert "x.b.example" in policy.accepted
     assert not policy.aaaa_counts_as_a
+    assert policy.srs_domain is None
     bad: dict[str, Any]
     for bad in (
         {"decide": []},
@@ -325,6 +407,8 @@ _facts = st.builds(
         max_size=3,
     ).map(tuple),
     sender_is_srs=st.booleans(),
+    trusted_submission=st.booleans(),
+    sasl_user=st.sampled_from([None, "alice"]),
 )
 
 
@@ -347,6 +431,26 @@ def test_invariants(f: Facts) -> None:
         assert d.action is Action.REJECT
     elif f.spam and d.action is Action.FORWARD:
         assert d.pool is Pool.HIGH_RISK
+
+
+@given(_facts)
+def test_srs_never_aligns_with_a_from_domain_nobody_authenticated(f: Facts) -> None:
+    d = decide(f, POLICY)
+    if d.srs and aligned(f.from_domain, POLICY.srs_domain):
+        assert d.from_authenticated or f.trusted_submission
+
+
+@given(_facts)
+def test_an_accepted_sender_leaves_from_the_normal_pool_only_when_vouched_for(f: Facts) -> None:
+    d = decide(f, POLICY)
+    accepted = f.sender_domain is not None and f.sender_domain in POLICY.accepted
+    if d.pool is Pool.NORMAL and accepted and f.forwarded and f.mail_from and not f.is_report:
+        assert (
+            (f.spf == "pass" and f.spf_domain is None)
+            or any(c.result == "pass" and aligned(c.domain, f.sender_domain) for c in f.dkim)
+            or f.trusted_submission
+            or f.sasl_user
+        )
 
 
 def test_pools_from_config() -> None:
@@ -412,6 +516,11 @@ def test_limits_verdicts_wire_in() -> None:
     assert decision.smtp_reply is not None and decision.smtp_reply.startswith("550 5.5.3")
     assert decide(with_limits(base, LimitVerdict("refuse", "limit-block", "per-day")),
                   POLICY).reasons == ("limit-block",)
+
+
+def test_policy_from_config_takes_the_srs_domain() -> None:
+    policy = policy_from_config({}, srs_domain="Fwd.Example.")
+    assert policy.srs_domain == "fwd.example"
 
 
 def test_decide_settings() -> None:

@@ -153,6 +153,45 @@ def test_unauthenticated_forward_goes_relay_unrewritten(config: Path) -> None:
     run(scenario)
 
 
+OWN_LETTER = (
+    b"From: Alice <alice@example.net>\r\nTo: bob@receiver.example\r\nSubject: Notes\r\n"
+    b"Date: Wed, 25 Nov 2026 09:14:00 +0000\r\nMessage-ID: <notes@example.net>\r\n"
+    b"\r\nSee you tomorrow.\r\n"
+)
+
+
+async def own_domain_message(config: Path, mail_macros: list[tuple[str, str]]) -> list[Reply]:
+    """alice@example.net (an accepted domain) from an address in nobody's SPF record."""
+    client = await MilterClient.open(endpoint(config))
+    await client.start("203.0.113.77", "laptop")
+    outcome = await client.transaction(
+        "alice@example.net", [OUTSIDE], OWN_LETTER, mail_macros=mail_macros
+    )
+    client.close()
+    assert outcome.final == Continue()
+    return outcome.actions
+
+
+def test_sasl_login_vouches_for_an_accepted_sender(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            actions = await own_domain_message(config, [("{auth_authen}", "alice")])
+        assert of(ChangeFrom, actions) == []
+        assert of(AddHeader, actions) == [AddHeader("X-Srsfwd-Pool", b" normal")]
+
+    run(scenario)
+
+
+def test_accepted_sender_without_a_login_goes_relay(config: Path) -> None:
+    async def scenario() -> None:
+        async with running(loader(config)):
+            actions = await own_domain_message(config, [("{mail_addr}", "alice@example.net")])
+        assert of(ChangeFrom, actions) == []
+        assert of(AddHeader, actions) == [AddHeader("X-Srsfwd-Pool", b" relay")]
+
+    run(scenario)
+
+
 def test_spam_header_and_no_a_no_mx_go_high_risk(config: Path) -> None:
     spam = b"X-Spam-Flag: YES\r\n" + eml(config, "normal")
 
