@@ -195,3 +195,7 @@ def test_select_headers_matches_dkimpy(present: list[bytes], listed: list[bytes]
 @given(st.lists(st.sampled_from([b"a", b"\r\n", b"\n", b"\r", b" "]), max_size=40).map(b"".join))
 def test_to_crlf_turns_every_bare_lf_into_crlf(data: bytes) -> None:
     assert to_crlf(data) == data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def test_a_cr_apart_from_the_lf_does_not_make_a_line_end() -> None:
+    assert to_crlf(b"\ra\n") == b"\ra\r\n"
