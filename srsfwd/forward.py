@@ -26,7 +26,7 @@ from srsfwd.authservid import strip_our_results
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
 from srsfwd.dkim.arc import ArcSealer
-from srsfwd.dkim.canon import MAX_HEADER_BYTES, parse_message, to_crlf
+from srsfwd.dkim.canon import MAX_HEADER_BYTES, parse_crlf, to_crlf
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner
 from srsfwd.dmarc import discover, predict
@@ -644,11 +644,12 @@ class Forwarder:
             )
 
         data = strip_our_results(to_crlf(message), self.authserv_id)
-        if self.sealer is None:
-            data = results(None).encode("utf-8") + b"\r\n" + data
+        ours = results(None).encode("utf-8") + b"\r\n" if self.sealer is None else b""
         signer = self._signer_for(decision, pool)
-        if signer is not None:
-            data = signer.sign(data)
+        if signer is not None:  # our fields and the signature prepended in one copy
+            data = signer.sign(data, unsigned_above=ours)
+        elif ours:
+            data = ours + data
         if self.sealer is not None:
             # The sealer writes this hop's Authentication-Results (they go into the ARC
             # set too) from what arrived, not from our own fresh signature.
@@ -737,11 +738,12 @@ def message_problem(message: bytes) -> tuple[str, str] | None:
     Not a message, a header section over the limit, or not exactly one From field
     (RFC 5322 §3.6): sending it again cannot help, so these are refused with 5xx.
     """
-    head = to_crlf(message).partition(b"\r\n\r\n")[0]
-    if len(head) > MAX_HEADER_BYTES:
+    data = to_crlf(message)
+    end = data.find(b"\r\n\r\n")  # only the header section is looked at: no body copy
+    if (len(data) if end == -1 else end) > MAX_HEADER_BYTES:
         return "header-too-big", f"header section larger than {MAX_HEADER_BYTES} bytes"
     try:
-        parsed = parse_message(message)
+        parsed = parse_crlf(data if end == -1 else data[: end + 4])
     except SignatureError as exc:
         return "not-a-message", str(exc)
     froms = len(parsed.find("from"))
