@@ -1,33 +1,44 @@
 """Lookups per second of ``srsfwd serve`` next to Debian's postsrsd 1.10, same run.
 
-Both serve tcp_table (postsrsd 1.x's protocol; srsfwd also serves it) on loopback and
-get the same client: a separate process that sends ``get <sender>`` lines in windows of
-``--window`` requests and reads the replies (window 1 is Postfix's one-at-a-time
-pattern). Every lookup is a distinct sender. Placements, with ``taskset``:
+The servers are compared, not clients: the client is ``lookup_client.c`` (next to this
+file), compiled with gcc into a temporary directory, which asks one lookup at a time
+on one connection as a Postfix process does. A Python client saturates before either
+server. Rows:
 
-* same core: server(s) and client(s) on CPU 0 (what the 0.7x target is about);
-* different cores: server(s) on CPU 0, client(s) on CPU 1.
+* tcp_table forward (postsrsd 1.x's protocol): postsrsd 1.10 and srsfwd, every lookup
+  a distinct sender, so srsfwd's per-day cache of forward answers answers none of them:
+  the headline figure and the 1.0x target;
+* socketmap forward (postsrsd 2.x's protocol): srsfwd, next to its own tcp_table;
+* with ``--loops``: srsfwd on asyncio's own event loop instead of uvloop;
+* ``--repeating N`` (1000 by default): both servers again, the lookups cycling through
+  N senders, as a mail stream repeats its senders (srsfwd's cache answers them).
 
-Each figure is the best of ``--rounds`` runs. Target: srsfwd at least 0.7x
-postsrsd on the same core, checked on window 1 (how Postfix asks); a pipelined window is
-measured too. The client ACKs at once (TCP_QUICKACK): postsrsd writes each reply on its
-own, and under Nagle a delayed ACK would stall it 40 ms per window.
+Server and client are pinned to the same core (``taskset -c 0``): one Postfix process
+asking one lookup at a time gets no more, and the servers' cost per lookup decides.
+Servers run side by side and are measured in turn, ``--rounds`` times, a different one
+first each round; each figure is the median. The last column is the server's CPU time
+per lookup (postsrsd's includes the child it forks per connection), which a busy
+machine disturbs less than the rate.
 
-    python -m benchmarks.serve_bench [--lookups N] [--windows 1,64] [--rounds R]
+    python -m benchmarks.serve_bench [--lookups N] [--rounds R] [--cpu C] [--loops]
+        [--repeating N]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.ports import free_port
@@ -35,7 +46,8 @@ from tests.ports import free_port
 SECRET = "benchmark-secret-0123456789"
 DOMAIN = "fwd.example.net"
 POSTSRSD = "/usr/sbin/postsrsd"
-TARGET = 0.7
+CLIENT_SOURCE = Path(__file__).with_name("lookup_client.c")
+TARGET = 1.0
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -51,201 +63,200 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
+@dataclass
+class Server:
+    """A server under test: its process id and its port for each protocol."""
+
+    pid: int
+    ports: dict[str, int]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid`` and of the children it has reaped (postsrsd forks per client)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def postsrsd(work: Path, cpu: str) -> Iterator[int]:
-    """Debian's postsrsd 1.10 on loopback, pinned to ``cpu``; yields its forward port."""
-    forward, reverse = free_port(), free_port()
-    process = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            cpu,
-            POSTSRSD,
-            f"-d{DOMAIN}",
-            f"-s{work / 'srs.secret'}",
-            "-l127.0.0.1",
-            "-4",
-            f"-f{forward}",
-            f"-r{reverse}",
-            "-t60",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def running(command: Sequence[str], ports: dict[str, int]) -> Iterator[Server]:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_port(forward, process)
-        yield forward
+        for port in ports.values():
+            wait_for_port(port, process)
+        yield Server(process.pid, ports)
     finally:
         process.terminate()
         process.wait(10)
 
 
 @contextmanager
-def srsfwd(work: Path, cpu: str) -> Iterator[int]:
-    """``srsfwd serve`` with a tcp_table forward port, pinned to ``cpu``."""
+def postsrsd(work: Path, cpu: str) -> Iterator[Server]:
+    """Debian's postsrsd 1.10 on loopback, pinned to ``cpu``; forward on tcp_table."""
     forward, reverse = free_port(), free_port()
+    command = ["taskset", "-c", cpu, POSTSRSD, f"-d{DOMAIN}", f"-s{work / 'srs.secret'}"]
+    command += ["-l127.0.0.1", "-4", f"-f{forward}", f"-r{reverse}", "-t60"]
+    with running(command, {"tcp_table": forward}) as server:
+        yield server
+
+
+@contextmanager
+def srsfwd(work: Path, cpu: str, loop: str) -> Iterator[Server]:
+    """``srsfwd serve`` on ``loop`` with tcp_table and socketmap ports, pinned to ``cpu``."""
+    forward, reverse, socketmap = free_port(), free_port(), free_port()
     config = work / f"srsfwd-{forward}.toml"
     config.write_text(
         f'[srs]\nsrs-domain = "{DOMAIN}"\nsecrets-file = "srs.secret"\n'
-        f'hash-alphabet = "classic"\n[serve]\nsocketmap = []\nkeep-alive = 60\n'
+        f'hash-alphabet = "classic"\n[serve]\nkeep-alive = 60\n'
+        f'socketmap = ["inet:127.0.0.1:{socketmap}"]\n'
         f'tcp-table-forward = "inet:127.0.0.1:{forward}"\n'
         f'tcp-table-reverse = "inet:127.0.0.1:{reverse}"\nlog-level = "warning"\n'
     )
-    process = subprocess.Popen(
-        ["taskset", "-c", cpu, sys.executable, "-m", "srsfwd", "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(forward, process)
-        yield forward
-    finally:
-        process.terminate()
-        process.wait(10)
+    command = ["taskset", "-c", cpu, sys.executable, "-m", "srsfwd", "serve"]
+    command += ["--config", str(config), "--event-loop", loop]
+    with running(command, {"tcp_table": forward, "socketmap": socketmap}) as server:
+        yield server
 
 
-def run_clients(port: int, cpu: str, connections: int, lookups: int, window: int) -> float:
-    """Lookups per second over ``connections`` client processes pinned to ``cpu``."""
-    clients = [
-        subprocess.Popen(
-            [
-                "taskset",
-                "-c",
-                cpu,
-                sys.executable,
-                "-m",
-                "benchmarks.serve_bench",
-                "client",
-                str(port),
-                str(lookups // connections),
-                str(window),
-                str(index),
-            ],
-            stdout=subprocess.PIPE,
-            cwd=Path(__file__).parent.parent,  # so that -m finds benchmarks and tests
-        )
-        for index in range(connections)
-    ]
-    # Each client reports the seconds its own lookups took (its start-up is not
-    # measured); the slowest decides.
-    elapsed = []
-    for client in clients:
-        out, _ = client.communicate(timeout=600)
-        if client.returncode != 0:
-            raise SystemExit("a benchmark client failed")
-        elapsed.append(float(out))
-    return lookups / max(elapsed)
+def build_client(work: Path) -> Path:
+    """``lookup_client.c`` compiled with gcc -O2 into ``work``."""
+    binary = work / "lookup_client"
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(CLIENT_SOURCE)], check=True)
+    return binary
 
 
-def client(port: int, count: int, window: int, index: int) -> None:
-    """The client process: ``count`` lookups in windows; prints the seconds they took."""
-    lines = [f"get user{index}x{n}@sender{n % 997}.example\n".encode() for n in range(count)]
-    batches = [b"".join(lines[i : i + window]) for i in range(0, count, window)]
-    sizes = [min(window, count - i) for i in range(0, count, window)]
-    conn = socket.create_connection(("127.0.0.1", port))
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    conn.sendall(b"get warm@up.example\n")
-    conn.recv(4096)
-    started = time.perf_counter()
-    for batch, size in zip(batches, sizes, strict=True):
-        conn.sendall(batch)
-        seen = 0
-        while seen < size:
-            data = conn.recv(65536)
-            # ACK at once: postsrsd writes each reply on its own and, under Nagle, holds
-            # the next one until this ACK, which Linux would otherwise delay by 40 ms.
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-            if not data:
-                raise SystemExit("server closed the connection")
-            if not data.startswith(b"200 ") and b"\n500 " in b"\n" + data:
-                raise SystemExit(f"lookup failed: {data[:80]!r}")
-            seen += data.count(b"\n")
-    elapsed = time.perf_counter() - started
-    conn.close()
-    print(elapsed)
+def write_keys(work: Path, count: int, senders: int) -> Path:
+    """``count`` lookups of ``senders`` distinct senders, one per line, round-robin."""
+    keys = work / f"keys-{senders}.txt"
+    lines = (f"user{n % senders}x@sender{n % senders % 997}.example\n" for n in range(count))
+    keys.write_text("".join(lines))
+    return keys
 
 
-def measure(
-    work: Path,
-    server: str,
-    server_cpu: str,
-    client_cpu: str,
-    connections: int,
-    lookups: int,
-    window: int,
-    rounds: int,
+def lookups_per_second(
+    client: Path, keys: Path, port: int, protocol: str, cpu: str, lookups: int
 ) -> float:
-    """The best rate of ``rounds`` runs against one server started for them."""
-    start = postsrsd if server == "postsrsd" else srsfwd
-    best = 0.0
-    with start(work, server_cpu) as port:
-        for _ in range(rounds):
-            best = max(best, run_clients(port, client_cpu, connections, lookups, window))
-    return best
+    command = ["taskset", "-c", cpu, str(client), "-p", str(port), "-k", str(keys)]
+    command += ["-n", str(lookups)]
+    if protocol == "socketmap":
+        command.append("-s")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the lookup client failed: {done.stderr.strip()}")
+    result = json.loads(done.stdout)
+    if result["found"] != lookups:
+        raise SystemExit(f"only {result['found']} of {lookups} lookups were rewritten")
+    return float(result["per_second"])
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure: a server, a protocol, and how often the senders repeat."""
+
+    label: str
+    server: str  # "postsrsd", or srsfwd's --event-loop
+    protocol: str
+    repeating: bool = False
+    versus: str = "postsrsd 1.10"  # the row this one's ratio is to
 
 
 def main(argv: Sequence[str]) -> None:
-    if argv[:1] == ["client"]:
-        client(int(argv[1]), int(argv[2]), int(argv[3]), int(argv[4]))
-        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lookups", type=int, default=100_000)
-    parser.add_argument("--windows", default="1,64", help="comma-separated window sizes")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--lookups", type=int, default=100_000, help="lookups per run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--cpu", default="0", help="the core server and client share")
+    parser.add_argument("--loops", action="store_true", help="also srsfwd on asyncio's loop")
+    parser.add_argument(
+        "--repeating",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="also runs whose lookups cycle through N senders (0: none)",
+    )
     args = parser.parse_args(argv)
-    for program in ("taskset", POSTSRSD):
+    for program in ("taskset", "gcc", POSTSRSD):
         if shutil.which(program) is None:
             raise SystemExit(f"{program} is missing: run .ci/run (it installs postsrsd)")
-    cores = os.cpu_count() or 1
-    placements = [("same core", "0", "0")]
-    if cores > 1:
-        placements.append(("different cores", "0", "1"))
-    windows = [int(w) for w in args.windows.split(",")]
-    print(f"tcp_table forward lookups/s, {args.lookups} lookups per run, best of {args.rounds}")
-    print(
-        f"{'window':>6} {'placement':<16} {'conns':>5} {'postsrsd 1.10':>14} {'srsfwd':>10}"
-        f" {'ratio':>6}"
-    )
-    ratios: dict[tuple[int, str, int], float] = {}
-    with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
+    rows = [
+        Row("postsrsd 1.10", "postsrsd", "tcp_table", versus=""),
+        Row("srsfwd", "auto", "tcp_table"),
+        Row("srsfwd", "auto", "socketmap", versus="srsfwd"),
+    ]
+    if args.loops:
+        rows.append(Row("srsfwd, asyncio loop", "asyncio", "tcp_table"))
+    if args.repeating:
+        rows.append(Row("postsrsd 1.10", "postsrsd", "tcp_table", True, versus=""))
+        rows.append(Row("srsfwd", "auto", "tcp_table", True))
+    rates: dict[Row, list[float]] = {row: [] for row in rows}
+    cpu: dict[Row, list[float]] = {row: [] for row in rows}
+    with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         secret = work / "srs.secret"
         secret.write_text(SECRET + "\n")
         secret.chmod(0o600)
-        for window in windows:
-            for name, server_cpu, client_cpu in placements:
-                for connections in (1, 2):
-                    theirs = measure(
-                        work,
-                        "postsrsd",
-                        server_cpu,
-                        client_cpu,
-                        connections,
-                        args.lookups,
-                        window,
-                        args.rounds,
-                    )
-                    ours = measure(
-                        work,
-                        "srsfwd",
-                        server_cpu,
-                        client_cpu,
-                        connections,
-                        args.lookups,
-                        window,
-                        args.rounds,
-                    )
-                    ratios[(window, name, connections)] = ours / theirs
-                    print(
-                        f"{window:>6} {name:<16} {connections:>5} {theirs:>14,.0f}"
-                        f" {ours:>10,.0f} {ours / theirs:>5.2f}x"
-                    )
-    checked = [v for (w, name, _), v in ratios.items() if name == "same core" and w == windows[0]]
-    worst = min(checked)
-    verdict = "meets" if worst >= TARGET else "misses"
+        client = build_client(work)
+        keys = {
+            False: write_keys(work, args.lookups, args.lookups),
+            True: write_keys(work, args.lookups, max(args.repeating, 1)),
+        }
+        servers = {
+            server: stack.enter_context(
+                postsrsd(work, args.cpu) if server == "postsrsd" else srsfwd(work, args.cpu, server)
+            )
+            for server in dict.fromkeys(row.server for row in rows)
+        }
+        for round_ in range(args.rounds):
+            # A different row goes first each round: none always gets the quiet start.
+            first = round_ % len(rows)
+            for row in rows[first:] + rows[:first]:
+                process = servers[row.server]
+                before = cpu_seconds(process.pid)
+                port = process.ports[row.protocol]
+                rate = lookups_per_second(
+                    client, keys[row.repeating], port, row.protocol, args.cpu, args.lookups
+                )
+                rates[row].append(rate)
+                cpu[row].append((server_cpu_after_run(process) - before) / args.lookups * 1e6)
+    median = {row: statistics.median(values) for row, values in rates.items()}
     print(
-        f"same core, window {windows[0]}: srsfwd/postsrsd >= {worst:.2f}x,"
+        f"forward lookups/s, 1 connection, one at a time, server and client on CPU {args.cpu};"
+        f" {args.lookups} lookups per run, median of {args.rounds}"
+    )
+    print(
+        f"{'server':<22} {'protocol':<10} {'senders':<16} {'lookups/s':>10}"
+        f"  {'ratio':<26} server CPU/lookup"
+    )
+    for row in rows:
+        senders = f"{args.repeating:,} repeating" if row.repeating else "all distinct"
+        if row.versus:
+            peer = next(r for r in rows if r.label == row.versus and r.repeating == row.repeating)
+            if row.protocol == "socketmap":
+                peer = Row(row.versus, row.server, "tcp_table")
+            name = f"{peer.label}'s {peer.protocol}" if peer.label == row.label else peer.label
+            note = f"{median[row] / median[peer]:.2f}x {name}"
+        else:
+            note = "(the peer)"
+        print(
+            f"{row.label:<22} {row.protocol:<10} {senders:<16} {median[row]:>10,.0f}"
+            f"  {note:<26} {statistics.median(cpu[row]):6.1f} us"
+        )
+    ratio = median[rows[1]] / median[rows[0]]
+    verdict = "meets" if ratio >= TARGET else "misses"
+    print(
+        f"tcp_table, all senders distinct: srsfwd/postsrsd = {ratio:.2f}x,"
         f" {verdict} the {TARGET}x target"
     )
+
+
+def server_cpu_after_run(server: Server) -> float:
+    """The server's CPU seconds once the run's connection is accounted for.
+
+    postsrsd serves each connection in a child it reaps when it accepts the next one:
+    one more connection, opened and closed, brings the finished child's time in.
+    """
+    with socket.create_connection(("127.0.0.1", next(iter(server.ports.values())))):
+        pass
+    time.sleep(0.3)
+    return cpu_seconds(server.pid)
 
 
 if __name__ == "__main__":

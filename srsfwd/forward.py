@@ -16,23 +16,26 @@ import logging
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.app import build_key_table, build_limits, build_resolver, build_rewriter
+from srsfwd.authorrewrite import author_address, rewrite_author
 from srsfwd.authresults import build_header
 from srsfwd.authservid import strip_our_results
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
 from srsfwd.dkim.arc import ArcSealer
-from srsfwd.dkim.canon import MAX_HEADER_BYTES, parse_message, to_crlf
+from srsfwd.dkim.canon import MAX_HEADER_BYTES, parse_crlf, to_crlf
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner
+from srsfwd.dmarc import discover, predict
 from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import (
     AddressError,
     ConfigError,
     DKIMError,
+    DNSTempError,
     KeyNotFoundError,
     SignatureError,
     SRSError,
@@ -66,6 +69,44 @@ MAX_RCPTS = 10_000
 #: Domains whose signer (or lack of a key) is remembered.
 MAX_CACHED_DOMAINS = 10_000
 
+#: ``[forward] dmarc``: what to do with a copy that would fail a quarantine or reject policy.
+DmarcMode = Literal["rewrite-from", "keep", "reject"]
+DMARC_MODES: tuple[DmarcMode, ...] = ("rewrite-from", "keep", "reject")
+
+
+@dataclass(frozen=True, slots=True)
+class DmarcOutcome:
+    """What the DMARC step predicted for the copy and what it did.
+
+    ``result`` is one of ``dmarc-pass-expected``, ``dmarc-no-policy``,
+    ``dmarc-policy-none``, ``dmarc-failed-on-arrival``, ``dmarc-from-rewritten``,
+    ``dmarc-kept``, ``dmarc-refused``, ``dmarc-temperror`` (the look-up failed: defer) or
+    ``dmarc-unknown`` (it failed, but the answer would not change what leaves).
+    """
+
+    result: str
+    policy_domain: str | None = None
+    disposition: str | None = None
+    author: str | None = None
+    new_from: str | None = None
+    note: str = ""
+
+    @property
+    def acted(self) -> bool:
+        """The copy would fail an enforced policy, and the step did something about it."""
+        return self.result in ("dmarc-from-rewritten", "dmarc-kept", "dmarc-refused")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON form."""
+        return {
+            "result": self.result,
+            "policy_domain": self.policy_domain,
+            "disposition": self.disposition,
+            "author": self.author,
+            "new_from": self.new_from,
+            "note": self.note,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ForwardResult:
@@ -91,6 +132,8 @@ class ForwardResult:
     notes: tuple[str, ...] = field(default=())
     #: What this forward added to the sending limits: (sender, internal, external).
     counted: tuple[str, int, int] | None = None
+    #: The DMARC step's prediction and action (None when it did not run).
+    dmarc: DmarcOutcome | None = None
 
     @property
     def forwarded(self) -> bool:
@@ -112,6 +155,8 @@ class ForwardResult:
         }
         if self.smtp_reply is not None:
             out["smtp_reply"] = self.smtp_reply
+        if self.dmarc is not None:
+            out["dmarc"] = self.dmarc.as_dict()
         if self.decision is not None:
             facts = self.decision.facts
             out["spf"] = facts.spf
@@ -154,6 +199,7 @@ class Forwarder:
         sealer: ArcSealer | None = None,
         limits: SendingLimits | None = None,
         clock: Clock | None = None,
+        dmarc: DmarcMode = "rewrite-from",
     ) -> None:
         self.rewriter = rewriter
         self.gatherer = gatherer
@@ -167,6 +213,7 @@ class Forwarder:
         self.sign_with: SignWith = sign_with
         self.sealer = sealer
         self.limits = limits
+        self.dmarc: DmarcMode = dmarc
         self._clock: Clock = clock or SystemClock()
         self._signers: dict[str, _Signer | None] = {}
         preload()  # the Public Suffix List, read once now rather than for the first message
@@ -194,7 +241,7 @@ class Forwarder:
         table = config.sections.get("forward", {})
         if not isinstance(table, dict):
             raise ConfigError("[forward] must be a table")
-        unknown = set(table) - {"dkim_sign", "arc"}
+        unknown = set(table) - {"dkim_sign", "arc", "dmarc"}
         if unknown:
             raise ConfigError(f"[forward] has no setting {sorted(unknown)[0]!r}")
         sign_with = table.get("dkim_sign", "auto")
@@ -203,6 +250,9 @@ class Forwarder:
         arc = table.get("arc", False)
         if not isinstance(arc, bool):
             raise ConfigError("[forward] arc must be true or false")
+        dmarc = table.get("dmarc", "rewrite-from")
+        if dmarc not in DMARC_MODES:
+            raise ConfigError("[forward] dmarc must be 'rewrite-from', 'keep' or 'reject'")
         settings = decide_settings(
             config.sections, config.srs.local_domains, srs_domain=config.srs.domain
         )
@@ -237,6 +287,7 @@ class Forwarder:
             sealer=sealer,
             limits=build_limits(config, clock=clock, create=not dry_run),
             clock=clock,
+            dmarc=dmarc,
         )
 
     # -- one message --------------------------------------------------------------
@@ -425,7 +476,31 @@ class Forwarder:
                 notes.append(str(exc))
         if pool is None:  # decide() always names a pool when it forwards
             raise SrsfwdError("the decision forwards without a pool")
-        prepared = self._prepare(message, decision, pool)
+        data = to_crlf(message)
+        dmarc = self._dmarc_step(data, decision, pool, new_sender, dry_run=dry_run)
+        if dmarc.acted or dmarc.result == "dmarc-temperror":
+            reasons.append(dmarc.result)
+        refusal = _dmarc_refusal(dmarc)
+        if refusal is not None:
+            action, reply = refusal
+            return ForwardResult(
+                action,
+                None,
+                False,
+                sender,
+                rcpts,
+                tuple(reasons),
+                smtp_reply=reply,
+                decision=decision,
+                notes=tuple(notes),
+                dmarc=dmarc,
+            )
+        if dmarc.new_from is not None:
+            via = self.rewriter.domain
+            data = rewrite_author(data, new_address=dmarc.new_from, via=via).message
+        if dmarc.note:
+            notes.append(dmarc.note)
+        prepared = self._prepare(data, decision, pool)
         settings = self.pools[pool]
         return ForwardResult(
             Action.FORWARD,
@@ -440,6 +515,7 @@ class Forwarder:
             message=prepared,
             decision=decision,
             notes=tuple(notes),
+            dmarc=dmarc,
         )
 
     def is_our_srs(self, rcpt: str) -> bool:
@@ -447,6 +523,106 @@ class Forwarder:
         if not self.rewriter.is_srs(rcpt):
             return False
         return split_address(rcpt)[1] in self._our_domains
+
+    # -- DMARC after forwarding -----------------------------------------------------
+
+    def _dmarc_step(
+        self, message: bytes, decision: Decision, pool: Pool, new_sender: str, *, dry_run: bool
+    ) -> DmarcOutcome:
+        """Predict the receiver's DMARC verdict for the copy; apply ``[forward] dmarc``.
+
+        Signatures that passed on arrival survive (we only prepend fields), and so does
+        ours when it is aligned with From; SPF at the receiver passes only for a MAIL
+        FROM in our domains leaving from the normal pool. Only a copy that would fail a
+        quarantine or reject policy, from a From domain that arrived authenticated, is
+        rewritten, kept or refused; the policy is looked up only when no aligned
+        signature survives. A DNS failure is ``dmarc-temperror`` (the caller defers) when
+        the answer could change what leaves, else ``dmarc-unknown``.
+        """
+        facts = decision.facts
+        author = facts.from_domain
+        if not author:
+            return DmarcOutcome("dmarc-no-policy", note="no From domain")
+        ours = self._chosen_signer(decision, pool)
+        dkim_domains = [c.domain for c in facts.dkim if c.result == "pass"]
+        dkim_domains += list(ours.domains) if ours is not None else []
+        spf_domain = self._spf_domain_after(new_sender, pool)
+        exact = author.lower().rstrip(".")
+        if exact in (d.lower() for d in dkim_domains) or spf_domain == exact:
+            return DmarcOutcome("dmarc-pass-expected")  # aligned even under adkim=s
+        vouched = decision.from_authenticated or facts.trusted_submission
+        try:
+            found = discover(self.gatherer.resolver, author)
+        except DNSTempError as exc:
+            could_act = vouched and self.dmarc != "keep"
+            return DmarcOutcome("dmarc-temperror" if could_act else "dmarc-unknown", note=str(exc))
+        prediction = predict(found, author, dkim_domains=dkim_domains, spf_domain=spf_domain)
+        if found is None:
+            return DmarcOutcome("dmarc-no-policy")
+        outcome = DmarcOutcome(
+            "dmarc-pass-expected",
+            policy_domain=found.domain,
+            disposition=prediction.disposition,
+        )
+        if prediction.result == "pass":
+            return outcome
+        if not prediction.enforced_failure:
+            return dataclasses.replace(outcome, result="dmarc-policy-none")
+        if not vouched:
+            # It fails DMARC already as it arrived: forwarding changes nothing, and
+            # rewriting it would make mail nobody authenticated pass in our name.
+            return dataclasses.replace(outcome, result="dmarc-failed-on-arrival")
+        if self.dmarc == "reject":
+            return dataclasses.replace(outcome, result="dmarc-refused")
+        if self.dmarc == "keep":
+            return dataclasses.replace(outcome, result="dmarc-kept")
+        return self._rewrite_from(message, outcome, decision, pool, new_sender, dry_run=dry_run)
+
+    def _rewrite_from(
+        self,
+        message: bytes,
+        outcome: DmarcOutcome,
+        decision: Decision,
+        pool: Pool,
+        new_sender: str,
+        *,
+        dry_run: bool,
+    ) -> DmarcOutcome:
+        """``dmarc-from-rewritten`` with the new From, when the rewritten copy will pass;
+        else ``dmarc-kept`` with the reason in ``note``."""
+        kept = dataclasses.replace(outcome, result="dmarc-kept")
+        ours = self._chosen_signer(decision, pool)
+        signs = ours is not None and any(aligned(d, self.rewriter.domain) for d in ours.domains)
+        spf = aligned(self._spf_domain_after(new_sender, pool), self.rewriter.domain)
+        if not (signs or spf):
+            return dataclasses.replace(
+                kept, note="not rewritten: no signature or SPF of ours would align with it"
+            )
+        try:
+            author = author_address(message)[1]
+            new_from = self.rewriter.forward(author, dry_run=dry_run)
+        except (AddressError, SRSError) as exc:
+            return dataclasses.replace(kept, note=f"From not rewritten: {exc}")
+        if split_address(new_from)[1] not in self._our_domains:
+            return dataclasses.replace(kept, note="From not rewritten: the author is local")
+        return dataclasses.replace(
+            outcome,
+            result="dmarc-from-rewritten",
+            author=author,
+            new_from=new_from,
+            note=f"From {author} rewritten to {new_from}",
+        )
+
+    def _spf_domain_after(self, new_sender: str, pool: Pool) -> str | None:
+        """The MAIL FROM domain SPF passes for at the receiver, or None.
+
+        Only our own domains list the normal pool's addresses; anyone else's SPF does
+        not name us, and the relay and high-risk pools are not vouched for.
+        """
+        if pool is not Pool.NORMAL or not new_sender:
+            return None
+        domain = split_address(new_sender)[1].lower().rstrip(".")
+        return domain if domain in self._our_domains else None
 
     # -- the message --------------------------------------------------------------
 
@@ -467,11 +643,12 @@ class Forwarder:
             )
 
         data = strip_our_results(to_crlf(message), self.authserv_id)
-        if self.sealer is None:
-            data = results(None).encode("utf-8") + b"\r\n" + data
+        ours = results(None).encode("utf-8") + b"\r\n" if self.sealer is None else b""
         signer = self._signer_for(decision, pool)
-        if signer is not None:
-            data = signer.sign(data)
+        if signer is not None:  # our fields and the signature prepended in one copy
+            data = signer.sign(data, unsigned_above=ours)
+        elif ours:
+            data = ours + data
         if self.sealer is not None:
             # The sealer writes this hop's Authentication-Results (they go into the ARC
             # set too) from what arrived, not from our own fresh signature.
@@ -482,6 +659,11 @@ class Forwarder:
         return data
 
     def _signer_for(self, decision: Decision, pool: Pool) -> DkimSigner | None:
+        """Our signer for a message leaving from ``pool`` (see ``_chosen_signer``)."""
+        chosen = self._chosen_signer(decision, pool)
+        return None if chosen is None else chosen.signer
+
+    def _chosen_signer(self, decision: Decision, pool: Pool) -> _Signer | None:
         """Our signer for a message leaving from ``pool``, within the signing policy.
 
         * The stricter of ``[forward] dkim_sign`` and the pool's ``dkim_sign`` applies
@@ -511,7 +693,7 @@ class Forwarder:
                 continue
             if not vouched and any(aligned(d, author) for d in found.domains):
                 return None
-            return found.signer
+            return found
         return None
 
     def _signer(self, key_table: KeyTable, domain: str) -> _Signer | None:
@@ -537,17 +719,30 @@ class _Signer:
     domains: tuple[str, ...]
 
 
+def _dmarc_refusal(dmarc: DmarcOutcome) -> tuple[Action, str] | None:
+    """The action and reply when the DMARC step stops the forward, else None."""
+    if dmarc.result == "dmarc-refused":
+        return Action.REJECT, (
+            f"550 5.7.1 forwarding would fail the DMARC policy of {dmarc.policy_domain}"
+            f" (p={dmarc.disposition}); not forwarded"
+        )
+    if dmarc.result == "dmarc-temperror":
+        return Action.TEMPFAIL, f"451 4.7.0 DMARC policy look-up failed ({dmarc.note})"
+    return None
+
+
 def message_problem(message: bytes) -> tuple[str, str] | None:
     """Why ``message`` can never be forwarded, as (reason code, words), or None.
 
     Not a message, a header section over the limit, or not exactly one From field
     (RFC 5322 §3.6): sending it again cannot help, so these are refused with 5xx.
     """
-    head = to_crlf(message).partition(b"\r\n\r\n")[0]
-    if len(head) > MAX_HEADER_BYTES:
+    data = to_crlf(message)
+    end = data.find(b"\r\n\r\n")  # only the header section is looked at: no body copy
+    if (len(data) if end == -1 else end) > MAX_HEADER_BYTES:
         return "header-too-big", f"header section larger than {MAX_HEADER_BYTES} bytes"
     try:
-        parsed = parse_message(message)
+        parsed = parse_crlf(data if end == -1 else data[: end + 4])
     except SignatureError as exc:
         return "not-a-message", str(exc)
     froms = len(parsed.find("from"))
@@ -556,4 +751,3 @@ def message_problem(message: bytes) -> tuple[str, str] | None:
     if froms > 1:
         return "several-from", f"message has {froms} From fields (RFC 5322 3.6)"
     return None
-

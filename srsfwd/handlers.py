@@ -32,6 +32,9 @@ from srsfwd.protocols import tcptable
 from srsfwd.protocols.socketmap import MAX_KEY, Reply, Request, Status
 from srsfwd.srs import SRSRewriter
 
+#: Forward results the per-day cache holds at most; when full it starts afresh.
+FORWARD_CACHE_SIZE = 4096
+
 FORWARD = "forward"
 REVERSE = "reverse"
 MAPS = (FORWARD, REVERSE)
@@ -43,12 +46,25 @@ LOCAL = Reply(Status.NOTFOUND, "Need not rewrite local domain.")
 
 
 class SRSMaps:
-    """The ``forward`` and ``reverse`` maps over one ``SRSRewriter``."""
+    """The ``forward`` and ``reverse`` maps over one ``SRSRewriter``.
 
-    __slots__ = ("rewriter",)
+    Forward answers are cached for the day: a sender's SRS address is the same until
+    the day stamp changes (Postfix asks for it once per message and per recipient
+    class). The cache is keyed by sender, emptied when the rewriter's day stamp changes,
+    holds at most ``cache_size`` answers (then starts afresh, so a client sending
+    endless distinct senders costs a bounded amount of memory) and never holds a
+    temporary failure. A reload builds new maps, so a new configuration starts with an
+    empty cache. Reverse answers are not cached: reverse is how forged and unknown
+    addresses arrive, and caching them would hand memory to whoever sends them.
+    """
 
-    def __init__(self, rewriter: SRSRewriter) -> None:
+    __slots__ = ("_cache", "_cache_day", "cache_size", "rewriter")
+
+    def __init__(self, rewriter: SRSRewriter, *, cache_size: int = FORWARD_CACHE_SIZE) -> None:
         self.rewriter = rewriter
+        self.cache_size = cache_size
+        self._cache: dict[str, Reply] = {}
+        self._cache_day = ""
 
     def lookup(self, request: Request) -> Reply:
         """The socketmap reply to ``request``.
@@ -64,6 +80,28 @@ class SRSMaps:
 
     def forward(self, sender: str) -> Reply:
         """The SRS address for ``sender``, or why it keeps its own."""
+        day = self.rewriter.today()
+        cache = self._cache
+        if day != self._cache_day:
+            cache.clear()
+            self._cache_day = day
+        else:
+            cached = cache.get(sender)
+            if cached is not None:
+                return cached
+        reply = self._forward(sender)
+        if reply.status is not Status.TEMP and self.cache_size > 0:
+            if len(cache) >= self.cache_size:
+                cache.clear()
+            cache[sender] = reply
+        return reply
+
+    @property
+    def cached(self) -> int:
+        """Forward answers in the cache now."""
+        return len(self._cache)
+
+    def _forward(self, sender: str) -> Reply:
         if _too_big(sender):
             return TOO_BIG
         if "@" not in sender:

@@ -236,7 +236,7 @@ class SRSRewriter:
                 # Already SRS1: keep the first hop, drop the old hash, hash anew.
                 _, srs_host, srs_user = _split_srs1(local)
                 return self._srs1(srs_host, srs_user)
-        stamp = self._today()
+        stamp = self.today()
         digest = self._hash(stamp + host + local)
         return f"SRS0{sep}{digest}={stamp}={host}={local}"
 
@@ -260,7 +260,8 @@ class SRSRewriter:
             )
         return self._rewrite_local(alias, ALIAS_HOST)
 
-    def _today(self) -> str:
+    def today(self) -> str:
+        """Today's day stamp: every SRS0 address ``forward`` makes today carries it."""
         day = int(self._clock.now() // SECONDS_PER_DAY)
         if day != self._stamp_day:
             self._stamp, self._stamp_day = timestamp(day * SECONDS_PER_DAY), day

@@ -135,6 +135,8 @@ def _dry_run_result(forwarder: Forwarder, result: ForwardResult) -> dict[str, An
     )
     if result.notes:
         out["notes"] = list(result.notes)
+    if result.dmarc is not None:
+        out["dmarc"] = result.dmarc.as_dict()
     return out
 
 

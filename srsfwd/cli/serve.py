@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import logging.handlers
 import shutil
@@ -23,6 +22,8 @@ from srsfwd.forward import Forwarder
 from srsfwd.handlers import SRSMaps
 from srsfwd.pool import decide_settings
 from srsfwd.postsrsdconf import read_postsrsd
+from srsfwd.servers import eventloop
+from srsfwd.servers.eventloop import LOOP_CHOICES, LoopChoice
 from srsfwd.servers.milter import MilterService
 from srsfwd.servers.preflight import serving_problems
 from srsfwd.servers.runtime import Daemon, Loaded
@@ -56,6 +57,13 @@ UNLIMITED_LOCAL_PART = 4096
     help="Check the configuration and try each socket (bind, mode, owner, release);"
     " show what would be served.",
 )
+@click.option(
+    "--event-loop",
+    type=click.Choice(LOOP_CHOICES),
+    default="auto",
+    show_default=True,
+    help="auto: uvloop when installed (pip install 'srsfwd[fast]'), else asyncio's own.",
+)
 @json_option
 def serve(
     config_path: Path | None,
@@ -64,6 +72,7 @@ def serve(
     log_level: str | None,
     check: bool,
     as_json: bool,
+    event_loop: LoopChoice,
 ) -> None:
     """Serve SRS to Postfix: socketmap (postsrsd 2.x), tcp_table (postsrsd 1.x), milter.
 
@@ -117,7 +126,7 @@ def serve(
     setup_logging(log_target or first.settings.log, log_level or first.settings.log_level)
     daemon = Daemon(loader)
     try:
-        asyncio.run(daemon.run())
+        eventloop.run(daemon.run(), event_loop)
     except SrsfwdError as exc:
         log.error("%s", exc)
         sys.exit(EXIT_FAILED)

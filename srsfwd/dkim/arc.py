@@ -40,15 +40,14 @@ from srsfwd.authservid import claims_authserv_id, strip_our_results
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.dkim.canon import (
     Header,
-    Message,
+    body_start,
     parse_crlf,
-    parse_message,
     relaxed_header,
     select_headers,
     to_crlf,
 )
 from srsfwd.dkim.keys import SigningKey
-from srsfwd.dkim.sign import body_hash, default_header_list, fold, sign_digest
+from srsfwd.dkim.sign import body_hash_in, default_header_list, fold, sign_digest
 from srsfwd.dkim.tags import TagListError, parse_tag_list
 from srsfwd.dkim.verify import DkimVerifier, SignatureResult
 from srsfwd.dnscheck.resolver import DNSResolver
@@ -139,7 +138,8 @@ class ArcSealer:
         data = to_crlf(message)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
-        parsed = parse_message(data)
+        start = body_start(data)
+        parsed = parse_crlf(data[:start])  # the header section: the body is hashed in place
         if len(parsed.find("from")) != 1:
             raise SignatureError("cannot seal a message without exactly one From field")
         latest, latest_cv = _latest_seal(parsed.find("arc-seal"))
@@ -161,10 +161,11 @@ class ArcSealer:
         # not leave on a sealed message, so only this hop's field is consolidated.
         kept = strip_our_results(data, self._authserv_id)
         if len(kept) != len(data):
-            data, parsed = kept, parse_message(kept)
+            data, start = kept, body_start(kept)
+            parsed = parse_crlf(data[:start])
         checked: tuple[SignatureResult, ...] = ()
         if results is None:
-            checked = tuple(self._dkim.verify_parsed(parsed))
+            checked = tuple(self._dkim.verify(data))
             header = self._authentication_results(checked, cv)
         else:
             header = results(cv).encode("utf-8").rstrip(b"\r\n") + b"\r\n"
@@ -172,14 +173,16 @@ class ArcSealer:
         names += [b"dkim-signature"] * len(parsed.find("dkim-signature"))
         # What dkimpy parsed: this hop's field on top of the message's header fields.
         fields = parse_crlf(to_crlf(header)).headers + parsed.headers
-        arc_set, instance = self._arc_set(fields, parsed, names, int(self._clock.now()))
+        bh = body_hash_in(data, start)
+        arc_set, instance = self._arc_set(fields, bh, names, int(self._clock.now()))
         sealed = b"".join(arc_set) + header + data
         return SealResult(sealed, True, cv, instance, why, checked)
 
     def _arc_set(
-        self, fields: tuple[Header, ...], message: Message, names: Sequence[bytes], now: int
+        self, fields: tuple[Header, ...], bh: bytes, names: Sequence[bytes], now: int
     ) -> tuple[list[bytes], int]:
-        """The new set's lines (AS, AMS, AAR, in the order to prepend them) and its ``i=``.
+        """The new set's lines (AS, AMS, AAR, in the order to prepend them) and its ``i=``,
+        ``bh`` being the body hash for the AMS.
 
         Built as dkimpy's ``ARC.sign`` builds it, so the bytes are the same.
 
@@ -250,7 +253,7 @@ class ArcSealer:
                 (b"s", selector),
                 (b"t", t_tag),
                 (b"h", b" : ".join(names)),
-                (b"bh", body_hash(message)),
+                (b"bh", bh),
             ],
             select_headers((aar, *fields), list(names)),
         )

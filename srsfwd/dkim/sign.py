@@ -20,8 +20,10 @@ from srsfwd.clock import Clock, SystemClock
 from srsfwd.dkim.canon import (
     Header,
     Message,
+    body_digest,
+    body_start,
     parse_crlf,
-    relaxed_body,
+    relaxed_body_chunks,
     relaxed_header,
     select_headers,
     to_crlf,
@@ -100,8 +102,14 @@ def fold(value: bytes, first_width: int) -> bytes:
 
 
 def body_hash(message: Message) -> bytes:
-    """The ``bh=`` value: base64 SHA-256 of the relaxed body."""
-    return base64.b64encode(hashlib.sha256(relaxed_body(message.body)).digest())
+    """The ``bh=`` value: base64 SHA-256 of the relaxed body, hashed as it is made."""
+    return base64.b64encode(body_digest(relaxed_body_chunks(message.body))[0])
+
+
+def body_hash_in(data: bytes, start: int) -> bytes:
+    """``body_hash`` of the body that starts at ``start`` in the whole message ``data``,
+    hashed where it lies (a large body is not copied out)."""
+    return base64.b64encode(body_digest(relaxed_body_chunks(data, start=start))[0])
 
 
 def signature_header(
@@ -223,10 +231,15 @@ class DkimSigner:
         self._clock = clock or SystemClock()
         self._expire_after = expire_after
 
-    def sign(self, message: bytes) -> bytes:
+    def sign(self, message: bytes, *, unsigned_above: bytes = b"") -> bytes:
         """``message`` (CRLF or LF lines) in CRLF form with the new DKIM-Signature(s) on top.
 
         A last line without CRLF gets one first: what goes on the wire is what was hashed.
+
+        Args:
+            unsigned_above: header fields (CRLF-terminated) to put between the signatures
+                and the message, such as this hop's Authentication-Results, which is never
+                signed; one copy of a large message is made instead of two.
 
         Raises:
             SignatureError: not a message, or a message with no or several From fields.
@@ -236,10 +249,18 @@ class DkimSigner:
             data = data.partition(b"\r\n")[2]
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
-        return b"".join(self.signature_lines(parse_crlf(data))) + data
+        # The header section is parsed alone and the body hashed where it lies: a large
+        # message is never copied but once, into the signed result.
+        start = body_start(data)
+        head = parse_crlf(data[:start])
+        lines = self.signature_lines(head, bh=body_hash_in(data, start))
+        return b"".join([*lines, unsigned_above, data])
 
-    def signature_lines(self, message: Message) -> list[bytes]:
+    def signature_lines(self, message: Message, *, bh: bytes | None = None) -> list[bytes]:
         """The DKIM-Signature lines for a parsed message, in the order to prepend them.
+
+        Args:
+            bh: the body hash, when the caller has it (then ``message.body`` is not read).
 
         Raises:
             SignatureError: no From field, or more than one.
@@ -251,7 +272,8 @@ class DkimSigner:
         now = int(self._clock.now())
         expire_at = now + self._expire_after if self._expire_after is not None else None
         names = self._header_list or default_header_list(message.headers)
-        bh = body_hash(message)
+        if bh is None:
+            bh = body_hash(message)
         lines = [
             signature_header(
                 message, signing, now=now, header_names=names, expire_at=expire_at, bh=bh

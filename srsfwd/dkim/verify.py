@@ -33,13 +33,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, utils
 
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.dkim.canon import (
+    BODY_CANONICALISATIONS,
     Header,
     Message,
+    body_digest,
     parse_message,
-    relaxed_body,
     relaxed_header,
     select_headers,
-    simple_body,
     simple_header,
 )
 from srsfwd.dkim.keys import (
@@ -153,7 +153,7 @@ class DkimVerifier:
         """``verify`` for a message parsed already."""
         fields = message.find("dkim-signature")
         now = int(self._clock.now())
-        bodies: dict[str, bytes] = {}
+        bodies: dict[tuple[str, int | None], tuple[bytes, int]] = {}
         results = []
         for number, field in enumerate(fields):
             if number >= self._max_signatures:
@@ -189,7 +189,7 @@ class DkimVerifier:
         field: Header,
         now: int,
         facts: _Facts,
-        bodies: dict[str, bytes],
+        bodies: dict[tuple[str, int | None], tuple[bytes, int]],
     ) -> None:
         try:
             tags = parse_tag_list(field.value)
@@ -259,16 +259,15 @@ class DkimVerifier:
         if key_type == "rsa" and bits < self._min_rsa_bits:
             raise _Verdict(Result.FAIL, f"{bits}-bit RSA key is too short (RFC 8301)")
 
-        body = bodies.get(body_canon)
-        if body is None:
-            body = (relaxed_body if body_canon == "relaxed" else simple_body)(message.body)
-            bodies[body_canon] = body
-        signed_body = memoryview(body)
-        if length is not None:
-            if length > len(body):
-                raise _Verdict(Result.PERMERROR, "l= is longer than the body")
-            signed_body = signed_body[:length]
-        if hashlib.sha256(signed_body).digest() != claimed_bh:
+        # Hashed as it is canonicalised, once per c= and l= (no copy of the body kept).
+        hashed = bodies.get((body_canon, length))
+        if hashed is None:
+            chunks = BODY_CANONICALISATIONS[body_canon](message.body)
+            hashed = bodies[(body_canon, length)] = body_digest(chunks, length)
+        body_hash, body_length = hashed
+        if length is not None and length > body_length:
+            raise _Verdict(Result.PERMERROR, "l= is longer than the body")
+        if body_hash != claimed_bh:
             raise _Verdict(Result.FAIL, "body hash does not match (body changed)")
 
         canon: Callable[[bytes, bytes], bytes] = (
@@ -287,7 +286,8 @@ class DkimVerifier:
                 )
         except InvalidSignature:
             raise _Verdict(Result.FAIL, "signature does not verify (headers changed)") from None
-        _check_coverage(message, names, len(body) - len(signed_body))
+        unsigned = 0 if length is None else body_length - length
+        _check_coverage(message, names, unsigned)
 
     def _key_record(self, facts: _Facts) -> KeyRecord:
         name = f"{facts.selector}._domainkey.{facts.domain}"

@@ -124,6 +124,29 @@ class RequestDecoder:
         del buffer[:start]
         return requests
 
+    def plain_request(self, data: bytes) -> Request | None:
+        """The request ``data`` holds if it is exactly one whole netstring, else None.
+
+        Nothing may be buffered, and the netstring must be within the limits; this is
+        how Postfix asks. The server's quick path takes it as it is; anything else
+        (None) goes through ``feed``, which answers it the same way.
+        """
+        colon = data.find(b":", 0, self._max_digits + 1)
+        if colon < 1 or self._buffer or self.error is not None:
+            return None
+        head = data[:colon]
+        if not head.isdigit():
+            return None
+        length = int(head)
+        if not 0 < length <= self._max_payload or len(data) != colon + length + 2:
+            return None
+        if data[-1] != 0x2C:
+            return None
+        name, _, key = data[colon + 1 : -1].partition(b" ")
+        return Request(
+            name.decode("utf-8", "surrogateescape"), key.decode("utf-8", "surrogateescape")
+        )
+
     @property
     def buffered(self) -> int:
         """Bytes of an unfinished request held (for limits and tests)."""

@@ -106,6 +106,26 @@ class RequestDecoder:
         del buffer[:start]
         return requests
 
+    def plain_key(self, data: bytes) -> str | None:
+        """The key of ``data`` if it is exactly one plain request, else None.
+
+        Plain: nothing buffered, ``get <key> LF`` with no escape and no CR, within the
+        line limit; this is how Postfix asks. The server's quick path takes it without
+        building a request; anything else (None) goes through ``feed``, which answers
+        it the same way.
+        """
+        if (
+            self._buffer
+            or self.error is not None
+            or not 5 < len(data) <= self._max_line + 1
+            or not data.startswith(b"get ")
+            or data.find(b"\n") != len(data) - 1
+            or b"%" in data
+            or b"\r" in data
+        ):
+            return None
+        return data[4:-1].decode("utf-8", "surrogateescape")
+
     @property
     def buffered(self) -> int:
         """Bytes of an unfinished line held."""

@@ -8,6 +8,7 @@ and crypto never block the event loop), and turns the result into milter actions
 * CHGHEADER to delete every arriving Authentication-Results that claims our authserv-id
   (``srsfwd.authservid``), then INSHEADER at the top for what the pipeline prepended
   (Authentication-Results, our DKIM-Signature, the ARC set);
+* CHGHEADER From and ADDHEADER Reply-To when DMARC-safe forwarding rewrote the From;
 * ADDHEADER ``X-Srsfwd-Pool: <pool>``, which ``milter_header_checks`` turns into
   ``FILTER <pool transport>:``;
 * REPLYCODE with the pipeline's reply when it refuses or defers.
@@ -174,23 +175,31 @@ def header_changes(
 ) -> tuple[list[Reply], list[str]]:
     """The milter actions that turn ``original`` into ``prepared``, and the new field names.
 
-    The pipeline only prepends fields and removes Authentication-Results that claim our
-    authserv-id; the body never changes. Anything else is an error, not a guess. With
-    ``authserv_id``, every arriving field that claims it must be among the removed ones
-    (each is deleted with CHGHEADER), and only such fields.
+    The pipeline prepends fields and removes Authentication-Results that claim our
+    authserv-id; DMARC-safe forwarding also changes the From field in place and may
+    append a Reply-To. The body never changes. Anything else is an error, not a guess.
+    With ``authserv_id``, every arriving field that claims it must be among the removed
+    ones (each is deleted with CHGHEADER), and only such fields.
 
     Raises:
-        ValueError: ``prepared`` is not ``original`` with fields prepended or removed, or
-            (with ``authserv_id``) an arriving field claiming it would stay.
+        ValueError: ``prepared`` is not ``original`` with such changes, or (with
+            ``authserv_id``) an arriving field claiming it would stay.
     """
     old_head, old_body = _split(original)
     new_head, new_body = _split(prepared)
     if old_body != new_body:
         raise ValueError("the pipeline changed the body")
     old, new = _fields(old_head), _fields(new_head)
-    i, removed = len(new) - 1, []
+    appended: list[Reply] = []
+    if _count(new, b"reply-to") > _count(old, b"reply-to") and _is(new[-1], b"reply-to"):
+        appended.append(AddHeader("Reply-To", _header_value(new.pop(), leading_space)))
+    i, removed, changed = len(new) - 1, [], []
     for j in range(len(old) - 1, -1, -1):
         if i >= 0 and new[i] == old[j]:
+            i -= 1
+        elif i >= 0 and _is(old[j], b"from") and _is(new[i], b"from"):
+            nth = _count(old[: j + 1], b"from")
+            changed.append(ChangeHeader(nth, "From", _header_value(new[i], leading_space)))
             i -= 1
         else:
             removed.append(j)
@@ -210,18 +219,32 @@ def header_changes(
             raise ValueError(f"the pipeline removed a {name[:40]!r} field")
         nth = sum(1 for f in old[: j + 1] if f.partition(b":")[0].strip().lower() == name.lower())
         actions.append(ChangeHeader(nth, name.decode("ascii"), b""))
+    actions += changed + appended
     names: list[str] = []
     for raw in reversed(added):  # each goes to the very top: last first
-        name, colon, value = raw.partition(b":")
+        name, colon, _ = raw.partition(b":")
         if not colon:
             raise ValueError(f"prepared a field without a colon: {raw[:40]!r}")
-        value = value.replace(b"\r\n", b"\n")
-        if not leading_space and value.startswith(b" "):
-            value = value[1:]
-        actions.append(InsertHeader(0, name.decode("ascii"), value))
+        actions.append(InsertHeader(0, name.decode("ascii"), _header_value(raw, leading_space)))
         names.append(name.decode("ascii"))
     names.reverse()
     return actions, names
+
+
+def _is(field: bytes, name: bytes) -> bool:
+    return field.partition(b":")[0].strip().lower() == name
+
+
+def _count(fields: list[bytes], name: bytes) -> int:
+    return sum(1 for f in fields if _is(f, name))
+
+
+def _header_value(field: bytes, leading_space: bool) -> bytes:
+    """A field's value as the milter protocol carries it (LF line ends)."""
+    value = field.partition(b":")[2].replace(b"\r\n", b"\n")
+    if not leading_space and value.startswith(b" "):
+        value = value[1:]
+    return value
 
 
 def forged_results_deletions(message: Message, authserv_id: str) -> tuple[Reply, ...]:

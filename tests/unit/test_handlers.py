@@ -183,3 +183,60 @@ def test_a_store_outage_is_temporary() -> None:
 )
 def test_tcp_table_codes(status: Status, code: Code) -> None:
     assert to_tcp_table(Reply(status, "x")).code is code
+
+
+def test_a_forward_answer_is_cached_for_the_day() -> None:
+    srs = maps()
+    first = srs.forward("alice@otherdomain.com")
+    assert srs.forward("alice@otherdomain.com") is first
+    assert srs.cached == 1
+
+
+def test_the_forward_cache_starts_afresh_when_the_day_changes() -> None:
+    clock = FrozenClock(NEW_YEAR_2020)
+    srs = SRSMaps(SRSRewriter(["tops3cr3t"], "example.com", clock=clock))
+    today = srs.forward("test@otherdomain.com")
+    clock.advance(86_400)
+    tomorrow = srs.forward("test@otherdomain.com")
+    assert "=2W=" in today.text
+    assert "=2X=" in tomorrow.text
+    assert srs.cached == 1
+
+
+def test_the_forward_cache_holds_a_bounded_number_of_answers() -> None:
+    srs = SRSMaps(maps().rewriter, cache_size=3)
+    for n in range(10):
+        srs.forward(f"user{n}@otherdomain.com")
+        assert srs.cached <= 3
+    assert srs.forward("user9@otherdomain.com").text.endswith("=user9@example.com")
+
+
+class FlakyStore:
+    def __init__(self) -> None:
+        self.down = True
+        self.values: dict[str, str] = {}
+
+    def put(self, key: str, value: str, *, ttl: int, now: float) -> None:
+        if self.down:
+            raise StoreError("store is down")
+        self.values[key] = value
+
+    def get(self, key: str, *, now: float) -> str | None:
+        return self.values.get(key)
+
+
+def test_a_store_outage_is_not_cached() -> None:
+    store = FlakyStore()
+    srs = maps(alias_store=store)
+    long_sender = "a" * 50 + "@otherdomain.com"
+    assert srs.forward(long_sender).status is TEMP
+    store.down = False
+    assert srs.forward(long_sender).status is OK
+
+
+def test_reverse_answers_are_not_cached() -> None:
+    srs = maps()
+    for n in range(5):
+        srs.reverse(f"SRS0=XXXX=2W=otherdomain.com=forged{n}@example.com")
+    srs.reverse("SRS0=XjO9=2V=otherdomain.com=test@example.com")
+    assert srs.cached == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import socket
 import time
@@ -182,6 +183,24 @@ def test_sighup_rotates_the_secret_under_an_open_connection_and_sigterm_stops(
     assert "reloaded" in log
     assert "first-secret" not in log  # never a secret
     assert "second-secret" not in log
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "auto"])
+def test_serves_on_either_event_loop_and_says_which(tmp_path: Path, loop: str) -> None:
+    config = write_setup(tmp_path)
+    with serving("--config", str(config), "--event-loop", loop, tmp=tmp_path) as (process, _):
+        conn = socket.socket(socket.AF_UNIX)
+        conn.connect(str(tmp_path / "srs.sock"))
+        conn.settimeout(5)
+        assert ask(conn, "forward alice@example.org").status is socketmap.Status.OK
+        conn.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert process.stderr is not None
+        log = process.stderr.read().decode()
+    have_uvloop = importlib.util.find_spec("uvloop") is not None
+    expected = "uvloop" if loop == "auto" and have_uvloop else "asyncio"
+    assert f"event loop: {expected}" in log
 
 
 def test_a_broken_reload_keeps_serving(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from unittest import mock
 
+import dkim
 import pytest
 from dkim.canonicalization import Relaxed, Simple
 from hypothesis import given
@@ -12,11 +14,14 @@ from hypothesis import strategies as st
 from srsfwd.dkim import canon
 from srsfwd.dkim.canon import (
     Header,
+    body_digest,
     parse_message,
     relaxed_body,
+    relaxed_body_chunks,
     relaxed_header,
     select_headers,
     simple_body,
+    simple_body_chunks,
     to_crlf,
 )
 from srsfwd.errors import SignatureError
@@ -36,6 +41,45 @@ def test_simple_body_matches_dkimpy(body: bytes) -> None:
     assert simple_body(body) == Simple.canonicalize_body(body)
 
 
+# Pieces cut small, so that bodies span many chunks: long runs, many empty lines, bare CR/LF.
+chunk_sizes = st.integers(min_value=1, max_value=12)
+long_pieces = st.sampled_from([b" " * 40, b"\r\n" * 9, b"\t \t", b"\n", b"word", b"\r\n"])
+long_bodies = st.lists(st.one_of(pieces, long_pieces), max_size=80).map(b"".join)
+
+
+@given(long_bodies, chunk_sizes)
+def test_relaxed_body_in_chunks_matches_dkimpy(body: bytes, chunk: int) -> None:
+    assert b"".join(relaxed_body_chunks(body, chunk)) == Relaxed.canonicalize_body(body)
+
+
+@given(long_bodies, chunk_sizes)
+def test_simple_body_in_chunks_matches_dkimpy(body: bytes, chunk: int) -> None:
+    assert b"".join(simple_body_chunks(body, chunk)) == Simple.canonicalize_body(body)
+
+
+@given(long_bodies)
+def test_long_runs_and_many_empty_lines_match_dkimpy(body: bytes) -> None:
+    assert relaxed_body(body) == Relaxed.canonicalize_body(body)
+    assert simple_body(body) == Simple.canonicalize_body(body)
+
+
+@given(long_bodies, chunk_sizes, st.integers(min_value=0, max_value=200))
+def test_body_digest_hashes_the_first_length_bytes(body: bytes, chunk: int, length: int) -> None:
+    canonical = Relaxed.canonicalize_body(body)
+    digest, total = body_digest(relaxed_body_chunks(body, chunk), length)
+    assert total == len(canonical)
+    assert digest == hashlib.sha256(canonical[:length]).digest()
+
+
+def test_a_body_of_a_million_spaces_squeezes_to_one_line() -> None:
+    assert relaxed_body(b" " * 1_000_000) == b" \r\n"
+
+
+def test_a_body_of_only_empty_lines_is_empty_in_relaxed_form() -> None:
+    assert relaxed_body(b"\r\n" * 1_000_000) == b""
+    assert simple_body(b"\r\n" * 1_000_000) == b"\r\n"
+
+
 @given(st.lists(st.sampled_from([b" ", b"\t", b"\r\n ", b"\r\n\t", b"v", b"a b"]), max_size=30))
 def test_relaxed_header_matches_dkimpy(parts: list[bytes]) -> None:
     value = b"".join(parts)
@@ -45,7 +89,6 @@ def test_relaxed_header_matches_dkimpy(parts: list[bytes]) -> None:
 
 def test_empty_body_hashes_as_the_rfc_says() -> None:
     import base64
-    import hashlib
 
     def bh(body: bytes) -> str:
         return base64.b64encode(hashlib.sha256(body).digest()).decode()
@@ -137,3 +180,22 @@ def test_select_headers_takes_from_the_bottom_and_oversigns() -> None:
     headers = (Header(b"From", b"1"), Header(b"To", b"2"), Header(b"From", b"3"))
     chosen = select_headers(headers, [b"from", b"from", b"from", b"to"])
     assert [h.value for h in chosen] == [b"3", b"1", b"2"]
+
+
+names = st.sampled_from([b"from", b"to", b"subject", b"x"])
+
+
+@given(st.lists(names, max_size=12), st.lists(names, max_size=12))
+def test_select_headers_matches_dkimpy(present: list[bytes], listed: list[bytes]) -> None:
+    headers = tuple(Header(name.title(), b" %d" % i) for i, name in enumerate(present))
+    expected = dkim.select_headers([(h.name, h.value) for h in headers], listed)
+    assert [(h.name, h.value) for h in select_headers(headers, listed)] == expected
+
+
+@given(st.lists(st.sampled_from([b"a", b"\r\n", b"\n", b"\r", b" "]), max_size=40).map(b"".join))
+def test_to_crlf_turns_every_bare_lf_into_crlf(data: bytes) -> None:
+    assert to_crlf(data) == data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def test_a_cr_apart_from_the_lf_does_not_make_a_line_end() -> None:
+    assert to_crlf(b"\ra\n") == b"\ra\r\n"

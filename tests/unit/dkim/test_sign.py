@@ -204,3 +204,21 @@ def test_fold_never_splits_the_final_crlf() -> None:
         assert folded.endswith(b"\r\n")
         assert b"\r\r" not in folded
         assert b" \r\n" not in folded[-4:]
+
+
+def test_unsigned_fields_go_between_the_signature_and_the_message(
+    dkim_keys: dict[str, DkimKey],
+) -> None:
+    results = b"Authentication-Results: fwd.example.net; spf=pass\r\n"
+    plain = signer(dkim_keys["rsa-2048"]).sign(MESSAGE)
+    signature = plain[: len(plain) - len(MESSAGE)]
+    signed = signer(dkim_keys["rsa-2048"]).sign(MESSAGE, unsigned_above=results)
+    assert signed == signature + results + MESSAGE
+
+
+def test_a_large_body_signs_as_dkimpy_signs_it(dkim_keys: dict[str, DkimKey]) -> None:
+    body = b"".join(b"line %d  with\t runs  \r\n" % i for i in range(200_000)) + b"\r\n" * 5
+    message = MESSAGE.partition(b"\r\n\r\n")[0] + b"\r\n\r\n" + body  # over 4 MiB: 5 pieces
+    key = dkim_keys["rsa-2048"]
+    names = default_header_list(parse_message(message).headers)
+    assert signer(key).sign(message) == dkimpy_sign(message, key, names) + message

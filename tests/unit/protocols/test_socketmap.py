@@ -151,3 +151,25 @@ def test_a_limit_hands_out_the_same_requests_in_batches(
             got += batch
         last = cut
     assert got == reqs
+
+
+@given(st.one_of(st.binary(max_size=80), requests.map(encode_request)))
+def test_a_plain_request_is_what_feed_would_decode(data: bytes) -> None:
+    request = RequestDecoder().plain_request(data)
+    if request is not None:
+        decoder = RequestDecoder()
+        assert decoder.feed(data) == [request]
+        assert decoder.error is None
+
+
+def test_postfixs_request_is_plain_and_anything_else_goes_through_feed() -> None:
+    decoder = RequestDecoder()
+    assert decoder.plain_request(b"21:forward a@example.org,") == Request(
+        "forward", "a@example.org"
+    )
+    for other in (b"3:a b,3:a b,", b"3:a b;", b"0:,", b"x:a,", b"4:a b,", b"3:a b"):
+        assert decoder.plain_request(other) is None
+    too_long = b"a" * (MAX_PAYLOAD + 1)
+    assert decoder.plain_request(netstring(too_long)) is None
+    decoder.feed(b"3:a")
+    assert decoder.plain_request(b"3:a b,") is None

@@ -123,3 +123,23 @@ def test_a_limit_hands_out_the_same_requests_in_batches(
         last = cut
     assert got == reqs
     assert decoder.error is None
+
+
+@given(st.one_of(st.binary(max_size=80), keys.map(lambda k: encode_request(Request(k)))))
+def test_a_plain_key_is_what_feed_would_decode(data: bytes) -> None:
+    key = RequestDecoder().plain_key(data)
+    if key is not None:
+        decoder = RequestDecoder()
+        assert decoder.feed(data) == [Request(key)]
+        assert decoder.error is None
+
+
+def test_postfixs_request_is_plain_and_anything_else_goes_through_feed() -> None:
+    decoder = RequestDecoder()
+    assert decoder.plain_key(b"get alice@example.org\n") == "alice@example.org"
+    for other in (b"get a%40b\n", b"get a\r\n", b"get a\nget b\n", b"get \n", b"put a\n"):
+        assert decoder.plain_key(other) is None
+    assert decoder.plain_key(b"get " + b"a" * (MAX_LINE - 4) + b"\n") is not None
+    assert decoder.plain_key(b"get " + b"a" * (MAX_LINE - 3) + b"\n") is None
+    decoder.feed(b"get half")
+    assert decoder.plain_key(b"get alice@example.org\n") is None
