@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from srsfwd.address import MAX_LOCAL_PART, read_domains_file
 from srsfwd.clock import Clock
 from srsfwd.config import Config, SRSSettings, StrPath
 from srsfwd.dkim.settings import dkim_settings, dns_settings
-from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import ConfigError
-from srsfwd.keystore import KeyStore, KeyTable
 from srsfwd.limits import LimitPolicy, SendingLimits
 from srsfwd.secretfile import load_secrets
 from srsfwd.srs import HashAlphabet, SRSRewriter
 from srsfwd.stores import open_store
+
+if TYPE_CHECKING:  # imported where used: a command that only rewrites starts faster
+    from srsfwd.dnscheck.resolver import Resolver
+    from srsfwd.keystore import KeyTable
 
 ALIAS_DATABASE_NAME = "srs-aliases.sqlite"
 #: postsrsd's key prefix in Redis, so that its alias database keeps working.
@@ -99,6 +102,8 @@ def build_resolver(
     Raises:
         ConfigError: a bad ``[dns]`` table, an unreadable zone file, no resolv.conf.
     """
+    from srsfwd.dnscheck.resolver import Resolver
+
     dns = dns_settings(config)
     zones = tuple(zone_files) or (() if nameservers else dns.zone_files)
     if zones:
@@ -121,6 +126,8 @@ def build_key_table(config: Config, keys_dir: StrPath | None = None) -> KeyTable
     Raises:
         ConfigError: a bad ``[dkim]`` table.
     """
+    from srsfwd.keystore import KeyStore, KeyTable
+
     settings = dkim_settings(config)
     return KeyTable.from_config(KeyStore(keys_dir or settings.keys_dir), settings.domains)
 

@@ -24,6 +24,7 @@ from srsfwd.errors import (
     SRSFormatError,
     SRSHashError,
 )
+from srsfwd.sizes import MAX_MESSAGE
 from srsfwd.srs import SRSRewriter
 
 Verdict = Literal["valid", "forged", "expired", "unknown-alias", "malformed", "not-srs"]
@@ -31,7 +32,7 @@ Verdict = Literal["valid", "forged", "expired", "unknown-alias", "malformed", "n
 # Headers that carry the envelope recipient once a message is delivered, most reliable first.
 _ENVELOPE_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
 _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
-MAX_BOUNCE_SIZE = 64 * 1024 * 1024
+MAX_BOUNCE_SIZE = MAX_MESSAGE
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,25 +36,6 @@ class Delivered:
     refused: dict[str, tuple[int, str]]
 
 
-def parse_host_port(text: str, *, default_port: int = 25) -> tuple[str, int]:
-    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` as (host, port).
-
-    Raises:
-        ValueError: the port is not a number from 1 to 65535.
-    """
-    host, port = text, default_port
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _, number = text.partition(":")
-        port = int(number)
-    if not 0 < port < 65536 or not host:
-        raise ValueError(f"not a host[:port]: {text!r}")
-    return host, port
-
-
 def deliver_smtp(
     message: bytes,
     *,

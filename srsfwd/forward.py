@@ -59,12 +59,11 @@ from srsfwd.pool import (
     decide_settings,
     pools_from_config,
 )
+from srsfwd.sizes import MAX_MESSAGE
 from srsfwd.srs import SRSRewriter
 
 log = logging.getLogger(__name__)
 
-#: Largest message taken: bigger ones are refused with 552 before any work is done.
-MAX_MESSAGE = 64 * 1024 * 1024
 #: Most recipients one call takes; the limits' per-message rule usually refuses sooner.
 MAX_RCPTS = 10_000
 #: Domains whose signer (or lack of a key) is remembered.

@@ -8,21 +8,76 @@ import click
 
 from srsfwd import __version__
 from srsfwd.cli.common import show_warnings
-from srsfwd.cli.decide import decide
-from srsfwd.cli.dkim import keygen, keys, seal, sign, verify
-from srsfwd.cli.doctor import doctor
-from srsfwd.cli.forward import forward
-from srsfwd.cli.limits import limits
-from srsfwd.cli.serve import serve
-from srsfwd.cli.srs import bounce, reverse, rewrite, secret
+from srsfwd.cli.group import LazyGroup
+
+#: Every subcommand: where it lives (imported only when run) and its one-line help.
+SUBCOMMANDS = {
+    "rewrite": (
+        "srsfwd.cli.srs:rewrite",
+        "Rewrite envelope SENDERs into SRS addresses, one per line.",
+    ),
+    "reverse": (
+        "srsfwd.cli.srs:reverse",
+        "Verify SRS ADDRESSes and print the original sender of each.",
+    ),
+    "secret": ("srsfwd.cli.srs:secret", "Make and rotate SRS secrets files."),
+    "bounce": (
+        "srsfwd.cli.srs:bounce",
+        "Check a bounce sent to one of our SRS addresses: where it goes, what it says.",
+    ),
+    "keygen": (
+        "srsfwd.cli.dkim:keygen",
+        "Make a DKIM key for DOMAIN and print the DNS record to publish.",
+    ),
+    "keys": ("srsfwd.cli.dkim:keys", "List, check and rotate the DKIM keys of the key store."),
+    "sign": (
+        "srsfwd.cli.dkim:sign",
+        "Add DKIM-Signature headers to each MESSAGE (standard input when none).",
+    ),
+    "verify": (
+        "srsfwd.cli.dkim:verify",
+        "Check every DKIM signature of MESSAGE (standard input when none).",
+    ),
+    "seal": (
+        "srsfwd.cli.dkim:seal",
+        "Add this hop's Authentication-Results and an ARC set to MESSAGE (RFC 8617).",
+    ),
+    "decide": (
+        "srsfwd.cli.decide:decide",
+        "Pick the outbound pool and SRS for MESSAGE (standard input when absent).",
+    ),
+    "doctor": (
+        "srsfwd.cli.doctor:doctor",
+        "Check what a forwarder needs to be trusted and to get its bounces back.",
+    ),
+    "limits": (
+        "srsfwd.cli.limits:limits",
+        "Show and lift the sending limits of senders ([limits] in the configuration).",
+    ),
+    "forward": (
+        "srsfwd.cli.forward:forward",
+        "Forward MESSAGE (standard input when absent): pool, envelope, headers, signature.",
+    ),
+    "serve": (
+        "srsfwd.cli.serve:serve",
+        "Serve SRS to Postfix: socketmap (postsrsd 2.x), tcp_table (postsrsd 1.x), milter.",
+    ),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy_subcommands=SUBCOMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="srsfwd")
 def cli() -> None:
     """SRS, DKIM/ARC and outbound pool decisions for mail forwarders.
 
     Settings come from --config (default /etc/srsfwd/srsfwd.toml when present); flags win.
+
+    Exit status: 0 done, 1 refused or failed, 75 try again later, 2 usage error,
+    130 interrupted.
 
     \b
     Example:
@@ -33,22 +88,6 @@ def cli() -> None:
           --helo mx.example.org --mail-from alice@example.org --rcpt bob@example.com msg.eml
     """
     show_warnings()
-
-
-cli.add_command(rewrite)
-cli.add_command(reverse)
-cli.add_command(secret)
-cli.add_command(bounce)
-cli.add_command(keygen)
-cli.add_command(keys)
-cli.add_command(sign)
-cli.add_command(verify)
-cli.add_command(seal)
-cli.add_command(decide)
-cli.add_command(doctor)
-cli.add_command(limits)
-cli.add_command(forward)
-cli.add_command(serve)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

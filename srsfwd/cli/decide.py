@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
 import sys
@@ -15,12 +14,15 @@ import click
 from srsfwd.app import build_rewriter
 from srsfwd.authresults import build_header
 from srsfwd.cli.common import (
+    DnsChoice,
+    IPAddress,
     config_option,
     dns_options,
     open_config,
     read_message,
     resolver_from_options,
 )
+from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
 from srsfwd.config import Config
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.errors import AddressError, SrsfwdError
@@ -38,11 +40,6 @@ from srsfwd.pool import (
 from srsfwd.pool import decide as decide_pool
 from srsfwd.srs import SRSRewriter
 
-#: Exit statuses: forwarded, refused, try later (sysexits EX_TEMPFAIL); 2 is a usage error.
-EXIT_FORWARD, EXIT_REJECT, EXIT_TEMPFAIL = 0, 1, 75
-#: Largest message read (bigger ones are a clear error, not a memory problem).
-MAX_MESSAGE = 64 << 20
-
 
 @dataclass(frozen=True, slots=True)
 class _Setup:
@@ -53,50 +50,34 @@ class _Setup:
     pools: dict[Pool, PoolSettings]
 
 
-def _setup(
-    config: Config, zone: tuple[Path, ...], dns_server: str | None, accepted: tuple[str, ...]
-) -> _Setup:
-    try:
-        settings = decide_settings(
-            config.sections,
-            [*config.srs.local_domains, *accepted],
-            srs_domain=config.srs.domain,
-        )
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
-    resolver = resolver_from_options(config, zone, dns_server, timeout=settings.dns_timeout)
-    try:
-        authserv = settings.authserv_id or dkim_settings(config).authserv_id
-        rewriter: SRSRewriter | None = None
-        if config.srs.domain and config.srs.secrets_file:
-            rewriter = build_rewriter(config)
-        pools = pools_from_config(config.sections)
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+def _setup(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> _Setup:
+    settings = decide_settings(
+        config.sections,
+        [*config.srs.local_domains, *accepted],
+        srs_domain=config.srs.domain,
+    )
+    resolver = resolver_from_options(config, dns, timeout=settings.dns_timeout)
+    authserv = settings.authserv_id or dkim_settings(config).authserv_id
+    rewriter: SRSRewriter | None = None
+    if config.srs.domain and config.srs.secrets_file:
+        rewriter = build_rewriter(config)
+    pools = pools_from_config(config.sections)
     gatherer = build_gatherer(resolver, settings)
     return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), rewriter, pools)
 
 
-def _forwarder(
-    config: Config,
-    zone: tuple[Path, ...],
-    dns_server: str | None,
-    accepted: tuple[str, ...],
-) -> Forwarder | None:
+def _forwarder(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> Forwarder | None:
     """The pipeline ``srsfwd forward`` would run on ``config``, for dry runs; None when
     the configuration cannot forward at all (no SRS domain or secrets)."""
     if not (config.srs.domain and config.srs.secrets_file):
         return None
-    try:
-        settings = decide_settings(
-            config.sections,
-            [*config.srs.local_domains, *accepted],
-            srs_domain=config.srs.domain,
-        )
-        resolver = resolver_from_options(config, zone, dns_server, timeout=settings.dns_timeout)
-        forwarder = Forwarder.from_config(config, resolver=resolver, dry_run=True)
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = decide_settings(
+        config.sections,
+        [*config.srs.local_domains, *accepted],
+        srs_domain=config.srs.domain,
+    )
+    resolver = resolver_from_options(config, dns, timeout=settings.dns_timeout)
+    forwarder = Forwarder.from_config(config, resolver=resolver, dry_run=True)
     if accepted:  # --accepted-domain widens what the configuration accepts
         forwarder.policy = settings.policy
         forwarder.gatherer = build_gatherer(resolver, settings)
@@ -200,8 +181,8 @@ def _show(out: dict[str, Any]) -> None:
 
 def _status(action: Action) -> int:
     return {
-        Action.FORWARD: EXIT_FORWARD,
-        Action.REJECT: EXIT_REJECT,
+        Action.FORWARD: EXIT_OK,
+        Action.REJECT: EXIT_FAILED,
         Action.TEMPFAIL: EXIT_TEMPFAIL,
     }[action]
 
@@ -216,7 +197,7 @@ def _status(action: Action) -> int:
     metavar="D",
     help="An accepted domain (*.example.com for subdomains). Repeatable.",
 )
-@click.option("--client-ip", metavar="IP", help="The connecting client's address.")
+@click.option("--client-ip", type=IPAddress(), help="The connecting client's address.")
 @click.option("--helo", metavar="NAME", help="The client's HELO/EHLO name.")
 @click.option("--mail-from", metavar="ADDR", help="Envelope sender ('' or '<>' for a bounce).")
 @click.option(
@@ -237,8 +218,7 @@ def _status(action: Action) -> int:
 @click.argument("message", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def decide(
     config_path: Path | None,
-    zone_files: tuple[Path, ...],
-    dns_server: str | None,
+    dns: DnsChoice,
     accepted: tuple[str, ...],
     client_ip: str | None,
     helo: str | None,
@@ -266,7 +246,7 @@ def decide(
       srsfwd decide --config /etc/srsfwd/srsfwd.toml --mailbox ~/Maildir
     """
     config = open_config(config_path)
-    setup = _setup(config, zone_files, dns_server, accepted)
+    setup = _setup(config, dns, accepted)
     if mailbox is not None:
         from srsfwd.cli.mailbox import run_mailbox
 
@@ -283,15 +263,9 @@ def decide(
             if value is None
         ]
         raise click.UsageError(f"missing {', '.join(missing)} (or use --mailbox)")
-    try:
-        ipaddress.ip_address(client_ip.strip().strip("[]"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{client_ip!r} is not an IP address", param_hint="--client-ip"
-        ) from None
-    data = read_message(message, MAX_MESSAGE)
-    ip = client_ip.strip().strip("[]")
-    forwarder = _forwarder(config, zone_files, dns_server, accepted)
+    data = read_message(message)
+    ip = client_ip
+    forwarder = _forwarder(config, dns, accepted)
     if forwarder is not None:
         # What forward would do, by forward's own code, counting and storing nothing.
         result = forwarder.forward(

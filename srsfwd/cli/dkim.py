@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from srsfwd.app import build_key_table, build_resolver
-from srsfwd.cli.common import config_option, open_config
+from srsfwd.app import build_key_table
+from srsfwd.cli.common import (
+    DnsChoice,
+    config_option,
+    dns_options,
+    echo_json,
+    json_option,
+    open_config,
+    read_message,
+    resolver_from_options,
+)
+from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
 from srsfwd.clock import Clock, SystemClock
-from srsfwd.config import Config
 from srsfwd.dkim.arc import ArcSealer
 from srsfwd.dkim.canon import author_domain, parse_message
 from srsfwd.dkim.keys import (
@@ -31,7 +41,7 @@ from srsfwd.dkim.keys import (
 )
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner
-from srsfwd.dkim.verify import DkimVerifier, Result
+from srsfwd.dkim.verify import DkimVerifier, Result, SignatureResult
 from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import ConfigError, KeyFormatError, KeyNotFoundError, SrsfwdError
 from srsfwd.keystore import (
@@ -44,14 +54,10 @@ from srsfwd.keystore import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit status when a verdict could not be reached because DNS failed (sysexits EX_TEMPFAIL).
-EXIT_TEMPFAIL = 75
 #: Rotation: hours between making a key and signing with it (time to publish the record).
 DEFAULT_ACTIVATE_HOURS = 48
 #: Rotation: days the old record stays published after the switch (queues, forwarding, x=).
 DEFAULT_OVERLAP_DAYS = 14
-#: Maximum size of one message read by sign/verify/seal.
-MAX_MESSAGE = 64 << 20
 
 
 def _keys_dir_option(function: F) -> F:
@@ -62,60 +68,18 @@ def _keys_dir_option(function: F) -> F:
     )(function)
 
 
-def _dns_options(function: F) -> F:
-    options = [
-        click.option(
-            "--zone",
-            "zone_files",
-            multiple=True,
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
-            help="Answer DNS from this master file only, no network. Repeatable.",
-        ),
-        click.option(
-            "--nameserver",
-            "nameservers",
-            multiple=True,
-            help="Ask this DNS server (IP address) [config: dns.nameservers]. Repeatable.",
-        ),
-        click.option("--port", "dns_port", type=click.IntRange(1, 65535), help="DNS port [53]."),
-        click.option("--timeout", "dns_timeout", type=click.FloatRange(0.01), help="DNS [5 s]."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
-def _resolver(config: Config, flags: dict[str, Any]) -> Resolver:
-    return build_resolver(
-        config,
-        zone_files=flags.get("zone_files", ()),
-        nameservers=flags.get("nameservers", ()),
-        port=flags.get("dns_port"),
-        timeout=flags.get("dns_timeout"),
-    )
-
-
-def _fail(exc: SrsfwdError) -> click.ClickException:
-    return click.ClickException(str(exc))
-
-
-def _read_message(path: Path | None) -> bytes:
-    try:
-        if path is None:
-            stream: BinaryIO = sys.stdin.buffer
-            data = stream.read(MAX_MESSAGE + 1)
-        else:
-            with path.open("rb") as handle:
-                data = handle.read(MAX_MESSAGE + 1)
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_MESSAGE:
-        raise click.ClickException(f"{path or 'standard input'}: message larger than 64 MiB")
-    return data
-
-
 def _clock() -> Clock:
     return SystemClock()
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when, tz=UTC).isoformat()
+
+
+def _signature_dict(result: SignatureResult) -> dict[str, object]:
+    fields = dataclasses.asdict(result)
+    fields["result"] = str(result.result)
+    return fields
 
 
 def _date(when: float) -> str:
@@ -156,16 +120,11 @@ def keygen(
       srsfwd keygen --keys-dir keys --algorithm ed25519 --selector e202611 example.com
     """
     config = open_config(config_path)
-    try:
-        store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
-        name = check_domain(domain)
-        key = generate_key(algorithm)
-        chosen = check_selector(selector or default_selector(_clock().now(), key.key_type))
-        store.create(
-            name, chosen, key, pem=private_key_pem(key), now=_clock().now(), testing=testing
-        )
-    except SrsfwdError as exc:
-        raise _fail(exc) from None
+    store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
+    name = check_domain(domain)
+    key = generate_key(algorithm)
+    chosen = check_selector(selector or default_selector(_clock().now(), key.key_type))
+    store.create(name, chosen, key, pem=private_key_pem(key), now=_clock().now(), testing=testing)
     click.echo(f"; wrote {store.key_path(name, chosen)} (keep it secret) and its .txt")
     click.echo(f"; publish this record in the {name} zone:")
     click.echo(zone_line(chosen, name, key_record_text(key, testing=testing)), nl=False)
@@ -187,7 +146,8 @@ def keys() -> None:
 @keys.command("list")
 @config_option
 @_keys_dir_option
-def keys_list(config_path: Path | None, keys_dir: Path | None) -> None:
+@json_option
+def keys_list(config_path: Path | None, keys_dir: Path | None, as_json: bool) -> None:
     """Show every key: domain, selector, algorithm and size, created date.
 
     \b
@@ -195,15 +155,27 @@ def keys_list(config_path: Path | None, keys_dir: Path | None) -> None:
       srsfwd keys list --keys-dir /etc/srsfwd/keys
     """
     config = open_config(config_path)
-    try:
-        store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
-        stored = store.list_keys()
-    except SrsfwdError as exc:
-        raise _fail(exc) from None
+    store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
+    stored = store.list_keys()
+    now = _clock().now()
+    if as_json:
+        echo_json(
+            [
+                {
+                    "domain": item.domain,
+                    "selector": item.selector,
+                    "algorithm": item.spec,
+                    "created": _iso(item.created),
+                    "active_from": _iso(item.active_from),
+                    "active": item.active_from <= now,
+                }
+                for item in stored
+            ]
+        )
+        return
     if not stored:
         click.echo(f"no keys in {store.root}")
         return
-    now = _clock().now()
     click.echo(f"{'DOMAIN':30} {'SELECTOR':16} {'ALGORITHM':10} CREATED")
     for item in stored:
         note = f" (signs from {_date(item.active_from)})" if item.active_from > now else ""
@@ -215,15 +187,17 @@ def keys_list(config_path: Path | None, keys_dir: Path | None) -> None:
 @keys.command("check")
 @config_option
 @_keys_dir_option
-@_dns_options
+@dns_options
 @click.option("--selector", "selectors", multiple=True, help="Check only this one. Repeatable.")
+@json_option
 @click.argument("domain")
 def keys_check(
     config_path: Path | None,
     keys_dir: Path | None,
     selectors: tuple[str, ...],
+    as_json: bool,
     domain: str,
-    **dns_flags: Any,
+    dns: DnsChoice,
 ) -> None:
     """Look DOMAIN's key records up in DNS and compare them with the private keys.
 
@@ -232,25 +206,28 @@ def keys_check(
 
     \b
     Example:
-      srsfwd keys check example.com --selector s202611 --nameserver 127.0.0.1
+      srsfwd keys check example.com --selector s202611 --dns-server 127.0.0.1
     """
     config = open_config(config_path)
     problems = 0
-    try:
-        store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
-        name = check_domain(domain)
-        chosen = list(selectors) or [k.selector for k in store.list_keys(name)]
-        if not chosen:
-            raise KeyNotFoundError(f"no keys for {name} in {store.root}")
-        resolver = _resolver(config, dns_flags)
-        for selector in chosen:
-            key = store.load(name, selector)
-            ok, message = _check_published(resolver, name, selector, public_key_data(key))
-            problems += not ok
-            click.echo(f"{'ok  ' if ok else 'FAIL'} {selector}._domainkey.{name}: {message}")
-    except SrsfwdError as exc:
-        raise _fail(exc) from None
-    sys.exit(1 if problems else 0)
+    store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
+    name = check_domain(domain)
+    chosen = list(selectors) or [k.selector for k in store.list_keys(name)]
+    if not chosen:
+        raise KeyNotFoundError(f"no keys for {name} in {store.root}")
+    resolver = resolver_from_options(config, dns)
+    checked = []
+    for selector in chosen:
+        key = store.load(name, selector)
+        ok, message = _check_published(resolver, name, selector, public_key_data(key))
+        problems += not ok
+        record = f"{selector}._domainkey.{name}"
+        checked.append({"record": record, "selector": selector, "ok": ok, "message": message})
+        if not as_json:
+            click.echo(f"{'ok  ' if ok else 'FAIL'} {record}: {message}")
+    if as_json:
+        echo_json(checked)
+    sys.exit(EXIT_FAILED if problems else EXIT_OK)
 
 
 def _check_published(
@@ -305,25 +282,22 @@ def keys_rotate(
     """
     config = open_config(config_path)
     now = _clock().now()
-    try:
-        store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
-        name = check_domain(domain)
-        current = store.newest(name, now=now)
-        if not current:
-            raise KeyNotFoundError(f"no keys for {name}; make one with 'srsfwd keygen {name}'")
-        taken = {k.selector for k in store.list_keys(name)}
-        active_from = now + activate_after * 3600
-        made: list[tuple[str, str]] = []
-        for old in current:
-            selector = _free_selector(default_selector(now, old.key_type), taken)
-            taken.add(selector)
-            key = generate_key(old.spec)
-            store.create(
-                name, selector, key, pem=private_key_pem(key), now=now, active_from=active_from
-            )
-            made.append((selector, zone_line(selector, name, key_record_text(key))))
-    except SrsfwdError as exc:
-        raise _fail(exc) from None
+    store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
+    name = check_domain(domain)
+    current = store.newest(name, now=now)
+    if not current:
+        raise KeyNotFoundError(f"no keys for {name}; make one with 'srsfwd keygen {name}'")
+    taken = {k.selector for k in store.list_keys(name)}
+    active_from = now + activate_after * 3600
+    made: list[tuple[str, str]] = []
+    for old in current:
+        selector = _free_selector(default_selector(now, old.key_type), taken)
+        taken.add(selector)
+        key = generate_key(old.spec)
+        store.create(
+            name, selector, key, pem=private_key_pem(key), now=now, active_from=active_from
+        )
+        made.append((selector, zone_line(selector, name, key_record_text(key))))
     withdraw = active_from + DEFAULT_OVERLAP_DAYS * 86400
     old_names = ", ".join(k.selector for k in current)
     click.echo(f"New keys for {name}: {', '.join(s for s, _ in made)} (old: {old_names}).")
@@ -366,8 +340,6 @@ def keys_import_opendkim(key_table: Path, signing_table: Path) -> None:
         rules = read_opendkim_tables(key_table.read_text(), signing_table.read_text())
     except OSError as exc:
         raise click.ClickException(f"cannot read: {exc}") from None
-    except SrsfwdError as exc:
-        raise _fail(exc) from None
     click.echo("[dkim.domains]")
     for pattern, rule in rules.items():
         selectors = ", ".join(f'"{s}"' for s in rule.selectors)
@@ -417,14 +389,11 @@ def sign(
     if len(messages) > 1 and not output_dir:
         raise click.UsageError("several messages need --output-dir")
     config = open_config(config_path)
-    try:
-        settings = dkim_settings(config)
-        table = build_key_table(config, keys_dir)
-    except SrsfwdError as exc:
-        raise _fail(exc) from None
+    settings = dkim_settings(config)
+    table = build_key_table(config, keys_dir)
     signers: dict[str, DkimSigner] = {}
     for path in messages or (None,):
-        data = _read_message(path)
+        data = read_message(path)
         try:
             signed = _sign_one(data, table, domain, selectors, settings.expire_days, signers)
         except SrsfwdError as exc:
@@ -474,9 +443,10 @@ def _write(data: bytes, source: Path | None, output: Path | None, folder: Path |
 
 @click.command()
 @config_option
-@_dns_options
+@dns_options
+@json_option
 @click.argument("message", required=False, type=click.Path(dir_okay=False, path_type=Path))
-def verify(config_path: Path | None, message: Path | None, **dns_flags: Any) -> None:
+def verify(config_path: Path | None, message: Path | None, as_json: bool, dns: DnsChoice) -> None:
     """Check every DKIM signature of MESSAGE (standard input when none).
 
     One line per signature: result, domain, selector, algorithm, key size and why.
@@ -487,20 +457,21 @@ def verify(config_path: Path | None, message: Path | None, **dns_flags: Any) -> 
       srsfwd verify --zone examples/dkim/football.zone examples/dkim/rfc8463.eml
     """
     config = open_config(config_path)
-    data = _read_message(message)
-    try:
-        verifier = DkimVerifier(_resolver(config, dns_flags), clock=_clock())
-        results = verifier.verify(data)
-    except SrsfwdError as exc:
-        raise _fail(exc) from None
-    if not results:
+    data = read_message(message)
+    verifier = DkimVerifier(resolver_from_options(config, dns), clock=_clock())
+    results = verifier.verify(data)
+    if as_json:
+        echo_json([_signature_dict(r) for r in results])
+    elif not results:
         click.echo("none: no DKIM-Signature")
-        sys.exit(1)
-    for result in results:
-        click.echo(result.describe())
+    else:
+        for result in results:
+            click.echo(result.describe())
+    if not results:
+        sys.exit(EXIT_FAILED)
     if any(r.passed for r in results):
-        sys.exit(0)
-    sys.exit(EXIT_TEMPFAIL if any(r.result is Result.TEMPERROR for r in results) else 1)
+        sys.exit(EXIT_OK)
+    sys.exit(EXIT_TEMPFAIL if any(r.result is Result.TEMPERROR for r in results) else EXIT_FAILED)
 
 
 # ------------------------------------------------------------------------------------ seal
@@ -509,7 +480,7 @@ def verify(config_path: Path | None, message: Path | None, **dns_flags: Any) -> 
 @click.command()
 @config_option
 @_keys_dir_option
-@_dns_options
+@dns_options
 @click.option("--authserv-id", help="This ADMD's name in Authentication-Results [config].")
 @click.option("--domain", help="Seal as this domain (d=) [default: the From domain].")
 @click.option("--selector", help="RSA key selector [default: the domain's newest RSA key].")
@@ -523,7 +494,7 @@ def seal(
     selector: str | None,
     output: Path | None,
     message: Path | None,
-    **dns_flags: Any,
+    dns: DnsChoice,
 ) -> None:
     """Add this hop's Authentication-Results and an ARC set to MESSAGE (RFC 8617).
 
@@ -536,33 +507,30 @@ def seal(
       srsfwd seal --authserv-id fwd.example.net --domain fwd.example.net in.eml > out.eml
     """
     config = open_config(config_path)
-    data = _read_message(message)
-    try:
-        settings = dkim_settings(config)
-        authserv = authserv_id or settings.authserv_id
-        if not authserv:
-            raise ConfigError("no authserv-id: give --authserv-id or set [dkim] authserv_id")
-        table = build_key_table(config, keys_dir)
-        name = domain or author_domain(parse_message(data))
-        if name is None:
-            raise KeyNotFoundError("no single From address; give --domain")
-        chosen = (selector,) if selector else ()
-        keys = [
-            k
-            for k in table.signing_keys(name, now=_clock().now(), selectors=chosen)
-            if k.key.key_type == "rsa"
-        ]
-        if not keys:
-            raise KeyNotFoundError(f"no RSA key for {name}: ARC seals use rsa-sha256")
-        result = ArcSealer(keys[0], authserv, _resolver(config, dns_flags), clock=_clock()).seal(
-            data
-        )
-    except SrsfwdError as exc:
-        raise _fail(exc) from None
+    data = read_message(message)
+    settings = dkim_settings(config)
+    authserv = authserv_id or settings.authserv_id
+    if not authserv:
+        raise ConfigError("no authserv-id: give --authserv-id or set [dkim] authserv_id")
+    table = build_key_table(config, keys_dir)
+    name = domain or author_domain(parse_message(data))
+    if name is None:
+        raise KeyNotFoundError("no single From address; give --domain")
+    chosen = (selector,) if selector else ()
+    keys = [
+        k
+        for k in table.signing_keys(name, now=_clock().now(), selectors=chosen)
+        if k.key.key_type == "rsa"
+    ]
+    if not keys:
+        raise KeyNotFoundError(f"no RSA key for {name}: ARC seals use rsa-sha256")
+    result = ArcSealer(keys[0], authserv, resolver_from_options(config, dns), clock=_clock()).seal(
+        data
+    )
     click.echo(
         f"{'sealed' if result.sealed else 'not sealed'}: i={result.instance} cv={result.cv}"
         f" ({result.reason})",
         err=True,
     )
     _write(result.message, None, output, None)
-    sys.exit(0 if result.sealed else 1)
+    sys.exit(EXIT_OK if result.sealed else EXIT_FAILED)

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from srsfwd.cli.common import config_option, dns_options, open_config, resolver_from_options
+from srsfwd.cli.common import (
+    DnsChoice,
+    config_option,
+    dns_options,
+    open_config,
+    resolver_from_options,
+)
+from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.doctor import (
     Finding,
@@ -22,12 +29,9 @@ from srsfwd.doctor import (
     failed,
     unknown,
 )
-from srsfwd.errors import SrsfwdError
 from srsfwd.keystore import KeyStore
 from srsfwd.pool import pools_from_config
 
-#: sysexits EX_TEMPFAIL: something could not be checked now.
-EXIT_TEMPFAIL = 75
 _MARK = {Severity.OK: "ok     ", Severity.WARNING: "WARNING", Severity.ERROR: "ERROR  "}
 
 
@@ -37,8 +41,7 @@ _MARK = {Severity.OK: "ok     ", Severity.WARNING: "WARNING", Severity.ERROR: "E
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
 def doctor(
     config_path: Path | None,
-    zone_files: tuple[Path, ...],
-    dns_server: str | None,
+    dns: DnsChoice,
     as_json: bool,
 ) -> None:
     """Check what a forwarder needs to be trusted and to get its bounces back.
@@ -56,41 +59,38 @@ def doctor(
     """
     config = open_config(config_path)
     findings: list[Finding] = []
-    try:
-        resolver = resolver_from_options(config, zone_files, dns_server)
-        pools = pools_from_config(config.sections)
-        srs_domain = config.srs.domain
-        if srs_domain:
-            findings += check_spf(resolver, srs_domain, pools)
-            findings += check_mx(resolver, srs_domain)
-        else:
-            findings.append(
-                Finding(
-                    Severity.ERROR,
-                    "srs",
-                    "no [srs] domain configured",
-                    'set [srs] domain = "fwd.example.net"',
-                )
+    resolver = resolver_from_options(config, dns)
+    pools = pools_from_config(config.sections)
+    srs_domain = config.srs.domain
+    if srs_domain:
+        findings += check_spf(resolver, srs_domain, pools)
+        findings += check_mx(resolver, srs_domain)
+    else:
+        findings.append(
+            Finding(
+                Severity.ERROR,
+                "srs",
+                "no [srs] domain configured",
+                'set [srs] domain = "fwd.example.net"',
             )
-        findings += check_relay_helo(pools)
-        store = KeyStore(dkim_settings(config).keys_dir)
-        stored = store.list_keys()
-        if not stored:
-            findings.append(
-                Finding(
-                    Severity.WARNING,
-                    "dkim",
-                    f"no DKIM keys in {store.root}",
-                    "srsfwd keygen <domain>",
-                )
+        )
+    findings += check_relay_helo(pools)
+    store = KeyStore(dkim_settings(config).keys_dir)
+    stored = store.list_keys()
+    if not stored:
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "dkim",
+                f"no DKIM keys in {store.root}",
+                "srsfwd keygen <domain>",
             )
-        for entry in stored:
-            key = store.load(entry.domain, entry.selector)
-            findings.append(check_dkim_key(resolver, entry.domain, entry.selector, key))
-        findings += check_dmarc(resolver, {k.domain for k in stored})
-        findings.append(check_secret(config.srs.secrets_file))
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+        )
+    for entry in stored:
+        key = store.load(entry.domain, entry.selector)
+        findings.append(check_dkim_key(resolver, entry.domain, entry.selector, key))
+    findings += check_dmarc(resolver, {k.domain for k in stored})
+    findings.append(check_secret(config.srs.secrets_file))
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
     else:
@@ -98,4 +98,4 @@ def doctor(
             click.echo(f"{_MARK[finding.severity]} {finding.check:<6} {finding.message}")
             if finding.fix and finding.severity is not Severity.OK:
                 click.echo(f"{'':15}fix: {finding.fix}")
-    sys.exit(1 if failed(findings) else EXIT_TEMPFAIL if unknown(findings) else 0)
+    sys.exit(EXIT_FAILED if failed(findings) else EXIT_TEMPFAIL if unknown(findings) else EXIT_OK)

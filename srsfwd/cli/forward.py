@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import sys
 from pathlib import Path
@@ -10,40 +9,29 @@ from pathlib import Path
 import click
 
 from srsfwd.cli.common import (
+    DnsChoice,
+    HostPort,
+    IPAddress,
     config_option,
     dns_options,
     open_config,
     read_message,
     resolver_from_options,
 )
-from srsfwd.cli.decide import EXIT_FORWARD, EXIT_REJECT, EXIT_TEMPFAIL
-from srsfwd.delivery import (
-    POOL_HEADER,
-    deliver_sendmail,
-    deliver_smtp,
-    parse_host_port,
-    with_pool_header,
-)
+from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
+from srsfwd.delivery import POOL_HEADER, deliver_sendmail, deliver_smtp, with_pool_header
 from srsfwd.errors import SrsfwdError
-from srsfwd.forward import MAX_MESSAGE, Forwarder, ForwardResult
+from srsfwd.forward import Forwarder, ForwardResult
 from srsfwd.pool import Action, decide_settings
 
-_STATUS = {Action.FORWARD: EXIT_FORWARD, Action.REJECT: EXIT_REJECT, Action.TEMPFAIL: EXIT_TEMPFAIL}
+_STATUS = {Action.FORWARD: EXIT_OK, Action.REJECT: EXIT_FAILED, Action.TEMPFAIL: EXIT_TEMPFAIL}
 
 
-def _build(
-    config_path: Path | None, zone_files: tuple[Path, ...], dns_server: str | None
-) -> Forwarder:
+def _build(config_path: Path | None, dns: DnsChoice) -> Forwarder:
     config = open_config(config_path)
-    try:
-        timeout = decide_settings(config.sections).dns_timeout
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
-    resolver = resolver_from_options(config, zone_files, dns_server, timeout=timeout)
-    try:
-        return Forwarder.from_config(config, resolver=resolver)
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+    timeout = decide_settings(config.sections).dns_timeout
+    resolver = resolver_from_options(config, dns, timeout=timeout)
+    return Forwarder.from_config(config, resolver=resolver)
 
 
 def _describe(result: ForwardResult) -> None:
@@ -75,7 +63,7 @@ def _describe(result: ForwardResult) -> None:
 @click.command()
 @config_option
 @dns_options
-@click.option("--client-ip", required=True, metavar="IP", help="The connecting client.")
+@click.option("--client-ip", required=True, type=IPAddress(), help="The connecting client.")
 @click.option("--helo", required=True, metavar="NAME", help="The client's HELO/EHLO name.")
 @click.option(
     "--mail-from", required=True, metavar="ADDR", help="Envelope sender ('' or '<>' for a bounce)."
@@ -99,7 +87,7 @@ def _describe(result: ForwardResult) -> None:
 @click.option("--json", "as_json", is_flag=True, help="The decision as one JSON object.")
 @click.option(
     "--deliver",
-    metavar="HOST[:PORT]",
+    type=HostPort(25),
     help="Hand the message over by SMTP, from the pool's address and HELO name.",
 )
 @click.option(
@@ -111,8 +99,7 @@ def _describe(result: ForwardResult) -> None:
 @click.argument("message", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def forward(
     config_path: Path | None,
-    zone_files: tuple[Path, ...],
-    dns_server: str | None,
+    dns: DnsChoice,
     client_ip: str,
     helo: str,
     mail_from: str,
@@ -121,7 +108,7 @@ def forward(
     sasl_user: str | None,
     output: Path | None,
     as_json: bool,
-    deliver: str | None,
+    deliver: tuple[str, int] | None,
     use_sendmail: bool,
     message: Path | None,
 ) -> None:
@@ -143,23 +130,12 @@ def forward(
     """
     if deliver and use_sendmail:
         raise click.UsageError("--deliver and --sendmail exclude each other")
-    try:
-        ipaddress.ip_address(client_ip.strip().strip("[]"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{client_ip!r} is not an IP address", param_hint="--client-ip"
-        ) from None
-    target = None
-    if deliver:
-        try:
-            target = parse_host_port(deliver)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--deliver") from None
-    forwarder = _build(config_path, zone_files, dns_server)
-    data = read_message(message, MAX_MESSAGE)
+    target = deliver
+    forwarder = _build(config_path, dns)
+    data = read_message(message)
     result = forwarder.forward(
         data,
-        client_ip=client_ip.strip().strip("[]"),
+        client_ip=client_ip,
         helo=helo,
         mail_from=mail_from,
         rcpts=rcpts,
@@ -180,7 +156,7 @@ def forward(
                     source_address=result.source_address,
                     helo=result.helo,
                 )
-                delivery_note = f"delivered to {deliver}"
+                delivery_note = f"delivered to {_shown(target)}"
             elif use_sendmail:
                 # sendmail has no per-message transport: the MTA routes on the pool header.
                 pool = result.pool or "normal"
@@ -197,7 +173,7 @@ def forward(
                 sys.stdout.buffer.flush()
         except SrsfwdError as exc:
             delivery_note = f"not delivered: {exc}"
-            status = EXIT_TEMPFAIL if exc.temporary else EXIT_REJECT
+            status = EXIT_TEMPFAIL if exc.temporary else EXIT_FAILED
             try:
                 forwarder.give_back(result)  # not sent: it counts nothing
             except SrsfwdError as store:
@@ -214,3 +190,8 @@ def forward(
         if delivery_note:
             click.echo(f"delivery:  {delivery_note}", err=True)
     sys.exit(status)
+
+
+def _shown(target: tuple[str, int]) -> str:
+    host, port = target
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

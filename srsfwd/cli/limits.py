@@ -8,16 +8,12 @@ from typing import Any
 import click
 
 from srsfwd.app import build_limits
-from srsfwd.cli.common import config_option, open_config
-from srsfwd.errors import SrsfwdError
+from srsfwd.cli.common import config_option, echo_json, json_option, open_config
 from srsfwd.limits import SendingLimits
 
 
 def _limits(config_path: Path | None, *, create: bool = True) -> SendingLimits:
-    try:
-        return build_limits(open_config(config_path), create=create)
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+    return build_limits(open_config(config_path), create=create)
 
 
 @click.group()
@@ -34,8 +30,9 @@ def limits() -> None:
 
 @limits.command()
 @config_option
+@json_option
 @click.argument("sender", required=False)
-def show(config_path: Path | None, sender: str | None) -> None:
+def show(config_path: Path | None, as_json: bool, sender: str | None) -> None:
     """Counts and blocks: of SENDER, or the blocked and busiest senders of today.
 
     \b
@@ -44,31 +41,53 @@ def show(config_path: Path | None, sender: str | None) -> None:
     """
     store = _limits(config_path, create=False)  # looking never creates a store
     policy = store.policy
-    try:
-        if sender:
-            counts, block = store.status(sender)
-            click.echo(f"sender:              {sender}")
-            click.echo(
-                f"external this hour:  {counts.external_this_hour} of "
-                f"{policy.external_per_hour or 'unlimited'}"
-            )
-            click.echo(
-                f"internal this hour:  {counts.internal_this_hour} of "
-                f"{policy.internal_per_hour or 'unlimited'}"
-            )
-            click.echo(f"today:               {counts.today} of {policy.per_day or 'unlimited'}")
-            click.echo(f"blocked:             {block or 'no'}")
-            return
-        blocked = store.blocked()
-        click.echo(f"blocked senders: {len(blocked)}")
-        for who, why in blocked:
-            click.echo(f"  {who}  {why}")
-        busiest = store.busiest()
-        click.echo("busiest senders today (UTC):")
-        for who, count in busiest:
-            click.echo(f"  {count:>7}  {who}")
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+    if sender and as_json:
+        counts, block = store.status(sender)
+        echo_json(
+            {
+                "sender": sender,
+                "external_this_hour": counts.external_this_hour,
+                "external_per_hour": policy.external_per_hour or None,
+                "internal_this_hour": counts.internal_this_hour,
+                "internal_per_hour": policy.internal_per_hour or None,
+                "today": counts.today,
+                "per_day": policy.per_day or None,
+                "blocked": block,
+            }
+        )
+        return
+    if as_json:
+        echo_json(
+            {
+                "blocked": [{"sender": who, "reason": why} for who, why in store.blocked()],
+                "busiest_today": [
+                    {"sender": who, "recipients": count} for who, count in store.busiest()
+                ],
+            }
+        )
+        return
+    if sender:
+        counts, block = store.status(sender)
+        click.echo(f"sender:              {sender}")
+        click.echo(
+            f"external this hour:  {counts.external_this_hour} of "
+            f"{policy.external_per_hour or 'unlimited'}"
+        )
+        click.echo(
+            f"internal this hour:  {counts.internal_this_hour} of "
+            f"{policy.internal_per_hour or 'unlimited'}"
+        )
+        click.echo(f"today:               {counts.today} of {policy.per_day or 'unlimited'}")
+        click.echo(f"blocked:             {block or 'no'}")
+        return
+    blocked = store.blocked()
+    click.echo(f"blocked senders: {len(blocked)}")
+    for who, why in blocked:
+        click.echo(f"  {who}  {why}")
+    busiest = store.busiest()
+    click.echo("busiest senders today (UTC):")
+    for who, count in busiest:
+        click.echo(f"  {count:>7}  {who}")
 
 
 @limits.command()
@@ -81,8 +100,5 @@ def unblock(config_path: Path | None, sender: str, **_: Any) -> None:
     Example:
       srsfwd limits unblock alice@example.org
     """
-    try:
-        lifted = _limits(config_path, create=False).unblock(sender)
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+    lifted = _limits(config_path, create=False).unblock(sender)
     click.echo(f"{sender}: {'unblocked' if lifted else 'was not blocked'}")

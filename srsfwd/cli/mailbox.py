@@ -18,12 +18,11 @@ from pathlib import Path
 
 import click
 
+from srsfwd.cli.group import EXIT_OK, EXIT_TEMPFAIL
 from srsfwd.errors import AddressError, DNSTempError, SrsfwdError
 from srsfwd.facts import Envelope, FactGatherer, parse_received
 from srsfwd.pool import Action, Decision, Policy, decide
 
-#: The exit status when DNS does not answer (sysexits EX_TEMPFAIL, as ``decide``'s).
-EXIT_TEMPFAIL = 75
 #: The recipient every message is decided for: outside every accepted domain.
 FORWARD_RCPT = "forwarded@forward.invalid"
 TOP_SENDERS = 10
@@ -112,7 +111,7 @@ def run_mailbox(path: Path, gatherer: FactGatherer, policy: Policy, *, as_json: 
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:
         _table(summary)
-    return 0 if summary.stopped is None else EXIT_TEMPFAIL
+    return EXIT_OK if summary.stopped is None else EXIT_TEMPFAIL
 
 
 def _decide_all(

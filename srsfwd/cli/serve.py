@@ -14,7 +14,8 @@ import click
 
 from srsfwd.address import MAX_LOCAL_PART
 from srsfwd.app import build_rewriter
-from srsfwd.cli.common import WarningsToStderr, config_option
+from srsfwd.cli.common import WarningsToStderr, config_option, echo_json, error, json_option
+from srsfwd.cli.group import EXIT_FAILED
 from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
 from srsfwd.forward import Forwarder
@@ -63,12 +64,14 @@ UNLIMITED_LOCAL_PART = 4096
     show_default=True,
     help="auto: uvloop when installed (pip install 'srsfwd[fast]'), else asyncio's own.",
 )
+@json_option
 def serve(
     config_path: Path | None,
     postsrsd_path: Path | None,
     log_target: str | None,
     log_level: str | None,
     check: bool,
+    as_json: bool,
     event_loop: LoopChoice,
 ) -> None:
     """Serve SRS to Postfix: socketmap (postsrsd 2.x), tcp_table (postsrsd 1.x), milter.
@@ -94,19 +97,29 @@ def serve(
     def loader() -> Loaded:
         return load(config_path, postsrsd_path, notes=log.warning)
 
-    try:
-        first = load(config_path, postsrsd_path, notes=_echo_note)
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+    first = load(config_path, postsrsd_path, notes=_echo_note)
     if check:
         if first.milter is not None:
             first.milter.close()
         problems = serving_problems(first.settings)
+        if as_json:
+            endpoints = first.settings.endpoints()
+            echo_json(
+                {
+                    "endpoints": [{"service": s, "endpoint": str(e)} for s, e in endpoints],
+                    "srs_domain": first.maps.rewriter.domain,
+                    "problems": list(problems),
+                    "ok": not problems,
+                }
+            )
+            if problems:
+                sys.exit(EXIT_FAILED)
+            return
         for service, endpoint in first.settings.endpoints():
             click.echo(f"{service} on {endpoint}")
         if problems:
             for problem in problems:
-                click.echo(f"error: {problem}", err=True)
+                error(problem)
             raise click.ClickException("serve would not start")
         click.echo(f"SRS domain {first.maps.rewriter.domain}; configuration is fine")
         return
@@ -116,7 +129,7 @@ def serve(
         eventloop.run(daemon.run(), event_loop)
     except SrsfwdError as exc:
         log.error("%s", exc)
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
 def _echo_note(note: str) -> None:

@@ -6,22 +6,24 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from srsfwd.app import build_rewriter
-from srsfwd.bounce import check_bounce
 from srsfwd.cli.common import (
     config_option,
     error,
     lines_or_stdin,
     open_config,
+    read_message,
     with_overrides,
 )
+from srsfwd.cli.group import EXIT_FAILED, EXIT_OK
 from srsfwd.errors import SrsfwdError
 from srsfwd.secretfile import write_new_secret
-from srsfwd.srs import SRSRewriter
+
+if TYPE_CHECKING:
+    from srsfwd.srs import SRSRewriter
 
 _secret_file = click.option(
     "--secret-file",
@@ -37,12 +39,11 @@ _hash_alphabet = click.option(
 
 
 def _rewriter(config_path: Path | None, *, need_domain: bool, **flags: Any) -> SRSRewriter:
+    from srsfwd.app import build_rewriter  # the wiring imports DNS and DKIM: slow to start
+
     config = open_config(config_path)
     settings = with_overrides(config.srs, **flags)
-    try:
-        return build_rewriter(config, settings, need_domain=need_domain, srs_options=True)
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+    return build_rewriter(config, settings, need_domain=need_domain, srs_options=True)
 
 
 @click.command()
@@ -81,7 +82,7 @@ def rewrite(config_path: Path | None, senders: tuple[str, ...], **flags: Any) ->
         except SrsfwdError as exc:
             error(f"{_shown(sender)}: {exc}")
             failed = True
-    sys.exit(1 if failed else 0)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 @click.command()
@@ -98,7 +99,7 @@ def reverse(
     """Verify SRS ADDRESSes and print the original sender of each.
 
     Addresses come from the arguments, or one per line from standard input. Forged,
-    tampered, expired and malformed addresses give an "error: ..." line with the reason
+    tampered, expired and malformed addresses give an "Error: ..." line with the reason
     and exit status 1.
 
     \b
@@ -114,7 +115,7 @@ def reverse(
         except SrsfwdError as exc:
             error(f"{_shown(address)}: {exc}")
             failed = True
-    sys.exit(1 if failed else 0)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 @click.group()
@@ -150,10 +151,7 @@ def secret_new(file: Path, rotate: bool) -> None:
         except OSError as exc:
             raise click.ClickException(f"cannot create {folder}: {exc.strerror}") from None
         click.echo(f"created {folder} (mode 0750)", err=True)
-    try:
-        write_new_secret(file, rotate=rotate)
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+    write_new_secret(file, rotate=rotate)
     click.echo(f"{'rotated' if rotate else 'wrote'} {file} (mode 0600)", err=True)
 
 
@@ -165,10 +163,12 @@ def secret_new(file: Path, rotate: bool) -> None:
 @click.option("--rcpt", help="The envelope recipient (when the message does not show it).")
 @click.option("--require-domain", is_flag=True, help="Refuse addresses outside --domain.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.argument("message", type=click.File("rb"), default="-")
+@click.argument(
+    "message", required=False, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path)
+)
 def bounce(
     config_path: Path | None,
-    message: Any,
+    message: Path | None,
     rcpt: str | None,
     require_domain: bool,
     as_json: bool,
@@ -186,11 +186,10 @@ def bounce(
       srsfwd bounce --secret-file srs.secret --json \\
           --rcpt SRS0=Hx3k=G3=example.org=alice@fwd.example.net < dsn.eml
     """
+    from srsfwd.bounce import check_bounce
+
     rewriter = _rewriter(config_path, need_domain=require_domain, **flags)
-    try:
-        report = check_bounce(message.read(), rewriter, rcpt=rcpt, require_domain=require_domain)
-    except SrsfwdError as exc:
-        raise click.ClickException(str(exc)) from None
+    report = check_bounce(read_message(message), rewriter, rcpt=rcpt, require_domain=require_domain)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(report) | {"deliverable": report.deliverable}))
     else:
@@ -210,7 +209,7 @@ def bounce(
             if rcpt_status.diagnostic:
                 line += f" ({rcpt_status.diagnostic})"
             click.echo(line)
-    sys.exit(0 if report.deliverable else 1)
+    sys.exit(EXIT_OK if report.deliverable else EXIT_FAILED)
 
 
 def _shown(text: str) -> str:

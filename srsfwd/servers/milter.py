@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.authservid import claims_authserv_id, is_our_results_field
 from srsfwd.errors import AddressError, ProtocolError, SRSError
-from srsfwd.forward import MAX_MESSAGE, Forwarder, ForwardResult
+from srsfwd.forward import Forwarder, ForwardResult
 from srsfwd.pool import Action as PoolAction
 from srsfwd.protocols.milter import (
     Action,
@@ -67,6 +67,7 @@ from srsfwd.protocols.milter import (
 )
 from srsfwd.protocols.milter.connection import MAX_HEADERS, MAX_RECIPIENTS
 from srsfwd.servers.connection import Connection, ServerContext
+from srsfwd.sizes import MAX_MESSAGE
 
 if TYPE_CHECKING:
     from srsfwd.servers.metrics import Metrics

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from srsfwd.config import Config
 from srsfwd.errors import ConfigError
+from srsfwd.hostport import parse_host_port
 
 #: postsrsd 2.x's default socket: Postfix (chrooted) names it ``unix:srs``.
 DEFAULT_SOCKETMAP = "unix:/var/spool/postfix/srs"
@@ -55,14 +56,10 @@ def parse_endpoint(text: str) -> Endpoint:
             raise ConfigError(f"{text!r}: empty socket path")
         return Endpoint(path=rest)
     address = rest if colon and scheme in ("inet", "inet4", "inet6") else text
-    host, colon, port_text = address.rpartition(":")
-    if not colon or not host or not port_text.isdigit():
-        raise ConfigError(f"{text!r} is not unix:PATH or inet:HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    port = int(port_text)
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"{text!r}: port must be 1..65535")
+    try:
+        host, port = parse_host_port(address)
+    except ValueError as exc:
+        raise ConfigError(f"{text!r} is not unix:PATH or inet:HOST:PORT ({exc})") from None
     if host == "localhost":
         host = "::1" if scheme == "inet6" else "127.0.0.1"
     return Endpoint(host=host, port=port)

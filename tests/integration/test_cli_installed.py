@@ -50,7 +50,7 @@ def test_bad_input_gives_error_line_and_status_1(tmp_path: Path) -> None:
     secret.chmod(0o600)
     done = srsfwd("reverse", "--secret-file", str(secret), "not-srs@example.org")
     assert done.returncode == 1
-    assert done.stderr == "error: not-srs@example.org: Not an SRS address.\n"
+    assert done.stderr == "Error: not-srs@example.org: Not an SRS address.\n"
 
 
 def test_usage_error_is_status_2() -> None:

@@ -14,7 +14,6 @@ from srsfwd.delivery import (
     DeliveryError,
     deliver_sendmail,
     deliver_smtp,
-    parse_host_port,
     with_pool_header,
 )
 from tests.ports import free_port
@@ -118,25 +117,6 @@ def test_sendmail_exit_status(tmp_path: Path, status: int, error: type[Exception
 def test_missing_sendmail_is_deferred(tmp_path: Path) -> None:
     with pytest.raises(DeliveryDeferredError):
         deliver_sendmail(MESSAGE, mail_from="a@x", rcpts=["b@y"], sendmail=str(tmp_path / "no"))
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("mx.example", ("mx.example", 25)),
-        ("127.0.0.1:2525", ("127.0.0.1", 2525)),
-        ("[::1]:2525", ("::1", 2525)),
-        ("[::1]", ("::1", 25)),
-    ],
-)
-def test_host_port_forms(text: str, expected: tuple[str, int]) -> None:
-    assert parse_host_port(text) == expected
-
-
-@pytest.mark.parametrize("text", ["host:0", "host:99999", ":25", "host:x"])
-def test_bad_host_port_is_refused(text: str) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - the message names the input
-        parse_host_port(text)
 
 
 def test_the_pool_header_goes_first() -> None:

@@ -56,10 +56,11 @@ from srsfwd.protocols.milter.wire import (
     PacketDecoder,
     ProtocolFlag,
 )
+from srsfwd.sizes import MAX_MESSAGE as MAX_MESSAGE_SIZE
 
 #: Default cap on the header, body and recipient bytes kept per message; beyond it the
 #: message is still followed but no longer stored, and ``Message.truncated`` is set.
-MAX_MESSAGE = 64 * 1024 * 1024
+MAX_MESSAGE = MAX_MESSAGE_SIZE
 #: Header fields and recipients kept per message; more also set ``Message.truncated``.
 #: Postfix's ``smtpd_recipient_limit`` is 1,000 by default.
 MAX_HEADERS = 10_000

@@ -125,11 +125,27 @@ def test_verify_unsigned_message_exits_1(tmp_path: Path) -> None:
 def test_verify_dns_failure_exits_75(dns_server: ZoneServer) -> None:
     dns_server.mode = "servfail"
     message = (RFC8463 / "signed.eml").read_bytes()
+    code, out = run("verify", "--dns-server", f"127.0.0.1:{dns_server.port}", input=message)
+    assert code == 75
+    assert "temperror" in out
+
+
+def test_the_old_dns_options_still_work_with_a_notice(dns_server: ZoneServer) -> None:
+    dns_server.mode = "servfail"
+    message = (RFC8463 / "signed.eml").read_bytes()
     code, out = run(
         "verify", "--nameserver", "127.0.0.1", "--port", str(dns_server.port), input=message
     )
     assert code == 75
-    assert "temperror" in out
+    assert "--nameserver is deprecated; use --dns-server" in out
+    assert "--port is deprecated" in out
+
+
+def test_the_old_dns_options_are_not_in_the_help() -> None:
+    code, out = run("verify", "--help")
+    assert code == 0
+    assert "--dns-server" in out and "--dns-timeout" in out
+    assert "--nameserver" not in out
 
 
 def test_keys_check_against_real_dns(store: Path, dns_server: ZoneServer) -> None:
@@ -139,10 +155,8 @@ def test_keys_check_against_real_dns(store: Path, dns_server: ZoneServer) -> Non
         "check",
         "--keys-dir",
         str(store),
-        "--nameserver",
-        "127.0.0.1",
-        "--port",
-        str(dns_server.port),
+        "--dns-server",
+        f"127.0.0.1:{dns_server.port}",
         "example.com",
     )
     assert code == 0, out
@@ -162,10 +176,8 @@ def test_keys_check_reports_missing_and_mismatched(store: Path, dns_server: Zone
         "check",
         "--keys-dir",
         str(store),
-        "--nameserver",
-        "127.0.0.1",
-        "--port",
-        str(dns_server.port),
+        "--dns-server",
+        f"127.0.0.1:{dns_server.port}",
         "example.com",
     )
     assert code == 1

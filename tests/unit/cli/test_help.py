@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import click
 import pytest
 from click.testing import CliRunner
 
-from srsfwd.cli import cli
+from srsfwd.cli import SUBCOMMANDS, cli
 
 
 def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths: list[tuple[str, ...]] = []
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None
         paths.append((*prefix, name))
         if isinstance(command, click.Group):
             paths += command_paths(command, (*prefix, name))
@@ -43,3 +49,26 @@ def test_each_example_line_is_one_line_of_the_command(path: tuple[str, ...]) -> 
     # A backslash that ends a docstring line joins it to the next unless it is doubled.
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert [line for line in example_lines(result.output) if "   " in line] == []
+
+
+def test_the_command_list_matches_each_commands_own_help() -> None:
+    context = click.Context(cli)
+    for name, (_, summary) in SUBCOMMANDS.items():
+        command = cli.get_command(context, name)
+        assert command is not None
+        assert summary == command.get_short_help_str(limit=1000), name
+
+
+def test_help_imports_no_subcommand() -> None:
+    # --help lists the commands from their one-line summaries: no DKIM, DNS or pool code.
+    heavy: tuple[str, ...] = ("srsfwd.dkim", "srsfwd.dnscheck", "dns", "dkim", "srsfwd.pool")
+    heavy += tuple({where.partition(":")[0] for where, _ in SUBCOMMANDS.values()})
+    code = (
+        "import sys; from srsfwd.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print('loaded:', *sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.splitlines()[-1] == "loaded:"

@@ -82,7 +82,7 @@ def test_rewrite_error_line_and_status_1_but_others_still_printed(secret: Path) 
         "alice@example.org",
     )
     assert code == 1
-    assert err.startswith("error: bad@@x: ")
+    assert err.startswith("Error: bad@@x: ")
     assert SRS0.fullmatch(out.strip())
 
 
@@ -163,7 +163,7 @@ def test_flags_win_over_config(tmp_path: Path, secret: Path) -> None:
 def test_hostile_input_gives_error_lines_not_tracebacks(secret: Path, stdin: str) -> None:
     for command in (["rewrite", "--domain", "fwd.example.net"], ["reverse"]):
         code, _, err = run(*command, "--secret-file", secret, stdin=stdin)
-        assert code == 1 and err.startswith("error: ") and "Traceback" not in err
+        assert code == 1 and err.startswith("Error: ") and "Traceback" not in err
 
 
 def test_secret_new_writes_private_file(tmp_path: Path) -> None:
@@ -224,5 +224,5 @@ def test_a_short_secret_is_warned_about_on_standard_error(secret: Path) -> None:
     code, out, err = run("rewrite", "--domain", "d.example", "--secret-file", secret, "a@b.example")
     assert code == 0
     assert out.startswith("SRS0=")
-    assert "warning: secrets file" in err
+    assert "Warning: secrets file" in err
     assert "short-secret" not in err

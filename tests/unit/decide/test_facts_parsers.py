@@ -122,20 +122,6 @@ def test_mailbox_envelope_reader() -> None:
     assert envelope_of(no_path, None) == "no Return-Path"
 
 
-@given(st.text(max_size=60))
-def test_parse_dns_server_is_a_value_error_or_an_address(text: str) -> None:
-    import ipaddress
-
-    from srsfwd.cli.common import parse_dns_server
-
-    try:
-        host, port = parse_dns_server(text)
-    except ValueError:
-        return
-    ipaddress.ip_address(host)
-    assert 0 < port < 65536
-
-
 def test_build_header_folded_reads_back() -> None:
     header = build_header(
         "fwd.example", spf="pass", mail_from="a@b.example", helo="h", spf_reason="x; y",
