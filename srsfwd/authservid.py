@@ -91,7 +91,9 @@ def strip_our_results(message: bytes, authserv_id: str) -> bytes:
     verdicts. The field name is matched case-insensitively, with or without space before
     the colon; the rest of the message is left byte for byte.
     """
-    head, separator, body = message.partition(b"\r\n\r\n")
+    # The header section is sliced off alone: partition would copy a large body too.
+    end_of_head = message.find(b"\r\n\r\n")
+    head = message if end_of_head == -1 else message[:end_of_head]
     lowered = head.lower()
     kept: list[bytes] = []
     position = 0
@@ -113,7 +115,10 @@ def strip_our_results(message: bytes, authserv_id: str) -> bytes:
     kept.append(head[position:])
     new_head = b"".join(kept)
     # The head never ends with a line break: one left means its last field went.
-    return new_head.removesuffix(b"\r\n") + separator + body
+    new_head = new_head.removesuffix(b"\r\n")
+    if end_of_head == -1:
+        return new_head
+    return b"".join((new_head, memoryview(message)[end_of_head:]))
 
 
 def is_our_results_field(raw: bytes, authserv_id: str) -> bool:

@@ -26,9 +26,9 @@ from srsfwd.authservid import strip_our_results
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
 from srsfwd.dkim.arc import ArcSealer
-from srsfwd.dkim.canon import MAX_HEADER_BYTES, parse_crlf, to_crlf
+from srsfwd.dkim.canon import MAX_HEADER_BYTES, body_start, parse_crlf, to_crlf
 from srsfwd.dkim.settings import dkim_settings
-from srsfwd.dkim.sign import DkimSigner
+from srsfwd.dkim.sign import DkimSigner, body_hash_in, wire_form
 from srsfwd.dmarc import discover, predict
 from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.errors import (
@@ -642,21 +642,28 @@ class Forwarder:
                 folded=True,
             )
 
-        data = strip_our_results(to_crlf(message), self.authserv_id)
-        ours = results(None).encode("utf-8") + b"\r\n" if self.sealer is None else b""
         signer = self._signer_for(decision, pool)
-        if signer is not None:  # our fields and the signature prepended in one copy
-            data = signer.sign(data, unsigned_above=ours)
-        elif ours:
-            data = ours + data
-        if self.sealer is not None:
-            # The sealer writes this hop's Authentication-Results (they go into the ARC
-            # set too) from what arrived, not from our own fresh signature.
-            sealed = self.sealer.seal(data, results=results)
-            data = sealed.message
-            if not sealed.sealed:  # a chain that ended before us: not continued, arc=fail
-                data = results(sealed.cv).encode("utf-8") + b"\r\n" + data
-        return data
+        if signer is None and self.sealer is None:
+            ours = results(None).encode("utf-8") + b"\r\n"
+            return b"".join([ours, strip_our_results(to_crlf(message), self.authserv_id)])
+        # Parsed and its relaxed body hashed once, for the DKIM signature and the ARC
+        # message signature alike; the new header lines are collected and joined with
+        # the message once, so a large message is copied only into what leaves.
+        data = strip_our_results(wire_form(message), self.authserv_id)
+        start = body_start(data)
+        head = parse_crlf(data[:start])
+        bh = body_hash_in(data, start)
+        lines = [] if signer is None else signer.signature_lines(head, bh=bh)
+        if self.sealer is None:
+            lines.append(results(None).encode("utf-8") + b"\r\n")
+            return b"".join([*lines, data])
+        # The sealer writes this hop's Authentication-Results (they go into the ARC set
+        # too) from what arrived, not from our own fresh signature.
+        sealed = self.sealer.seal_lines(data, head, bh=bh, above=lines, results=results)
+        if not sealed.sealed:  # a chain that ended before us: not continued, arc=fail
+            ours = results(sealed.cv).encode("utf-8") + b"\r\n"
+            return b"".join([ours, *lines, sealed.message])
+        return b"".join([*sealed.lines, *lines, sealed.message])
 
     def _signer_for(self, decision: Decision, pool: Pool) -> DkimSigner | None:
         """Our signer for a message leaving from ``pool`` (see ``_chosen_signer``)."""

@@ -40,6 +40,7 @@ from srsfwd.authservid import claims_authserv_id, strip_our_results
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.dkim.canon import (
     Header,
+    Message,
     body_start,
     parse_crlf,
     relaxed_header,
@@ -81,6 +82,8 @@ class SealResult:
     instance: int  # i= of the new set (0 when not sealed)
     reason: str
     dkim: tuple[SignatureResult, ...] = field(default=())
+    #: From ``seal_lines`` only: the lines to prepend (``message`` is then the rest).
+    lines: tuple[bytes, ...] = ()
 
 
 def dkimpy_dnsfunc(resolver: DNSResolver) -> Callable[..., bytes | None]:
@@ -139,33 +142,74 @@ class ArcSealer:
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         start = body_start(data)
-        parsed = parse_crlf(data[:start])  # the header section: the body is hashed in place
+        head = parse_crlf(data[:start])  # the header section: the body is hashed in place
+        new = self.seal_lines(data, head, bh=body_hash_in(data, start), results=results)
+        return SealResult(
+            b"".join([*new.lines, new.message]) if new.sealed else data,
+            new.sealed,
+            new.cv,
+            new.instance,
+            new.reason,
+            new.dkim,
+        )
+
+    def seal_lines(
+        self,
+        message: bytes,
+        head: Message,
+        *,
+        bh: bytes,
+        above: Sequence[bytes] = (),
+        results: Callable[[str], str] | None = None,
+    ) -> SealResult:
+        """``seal`` for a message already parsed and hashed, without joining the result.
+
+        Args:
+            message: the message (CRLF form, ending in CRLF) as it arrived here.
+            head: ``message``'s header section, parsed.
+            bh: the relaxed body hash of ``message`` (the one a DKIM signature computed).
+            above: whole header lines (CRLF-terminated) the caller puts on top of
+                ``message`` before these, such as our DKIM-Signature.
+            results: as for ``seal``.
+
+        Returns:
+            In ``lines``, this hop's Authentication-Results and the ARC set, to go above
+            ``above``; in ``message``, ``message`` less any Authentication-Results claiming
+            our authserv-id (the same object when it had none). Not sealed: no lines.
+
+        Raises:
+            SignatureError: not a message, no From, or more than 50 sets.
+            DNSTempError: DNS failed while checking the chain or the signatures.
+        """
+        on_top = parse_crlf(b"".join(above)).headers if above else ()
+        parsed = Message(on_top + head.headers, b"")
         if len(parsed.find("from")) != 1:
             raise SignatureError("cannot seal a message without exactly one From field")
         latest, latest_cv = _latest_seal(parsed.find("arc-seal"))
         if latest_cv == "fail":
-            return SealResult(
-                data, False, "fail", 0, f"ARC-Seal i={latest} says cv=fail: not sealed"
-            )
+            why = f"ARC-Seal i={latest} says cv=fail: not sealed"
+            return SealResult(message, False, "fail", 0, why)
         arc_fields = [f for f in parsed.headers if f.key in _ARC_FIELDS]
         highest = max((i for i in map(_instance, arc_fields) if i is not None), default=0)
         if highest >= MAX_INSTANCE:
             # No room for another set (RFC 8617 §4.2.1): the chain ends here, failed.
-            return SealResult(
-                data, False, "fail", 0, f"an ARC field has i={highest}: no room for a new set"
-            )
-        cv, why = self._chain(data, arc_fields)
+            why = f"an ARC field has i={highest}: no room for a new set"
+            return SealResult(message, False, "fail", 0, why)
+        # dkimpy checks the chain on the whole message as it will leave (a copy, made only
+        # when there is a chain to check).
+        cv, why = self._chain(b"".join([*above, message]) if arc_fields else b"", arc_fields)
         if cv == "terminated":
-            return SealResult(data, False, "fail", 0, f"chain already failed: {why}")
+            return SealResult(message, False, "fail", 0, f"chain already failed: {why}")
         # RFC 8601 §5: results that arrived claiming our authserv-id are not ours. They do
         # not leave on a sealed message, so only this hop's field is consolidated.
-        kept = strip_our_results(data, self._authserv_id)
-        if len(kept) != len(data):
-            data, start = kept, body_start(kept)
-            parsed = parse_crlf(data[:start])
+        kept = strip_our_results(message, self._authserv_id)
+        if len(kept) != len(message):
+            message = kept
+            head = parse_crlf(kept[: body_start(kept)])
+            parsed = Message(on_top + head.headers, b"")
         checked: tuple[SignatureResult, ...] = ()
         if results is None:
-            checked = tuple(self._dkim.verify(data))
+            checked = tuple(self._dkim.verify(b"".join([*above, message])))
             header = self._authentication_results(checked, cv)
         else:
             header = results(cv).encode("utf-8").rstrip(b"\r\n") + b"\r\n"
@@ -173,10 +217,8 @@ class ArcSealer:
         names += [b"dkim-signature"] * len(parsed.find("dkim-signature"))
         # What dkimpy parsed: this hop's field on top of the message's header fields.
         fields = parse_crlf(to_crlf(header)).headers + parsed.headers
-        bh = body_hash_in(data, start)
         arc_set, instance = self._arc_set(fields, bh, names, int(self._clock.now()))
-        sealed = b"".join(arc_set) + header + data
-        return SealResult(sealed, True, cv, instance, why, checked)
+        return SealResult(message, True, cv, instance, why, checked, (*arc_set, header))
 
     def _arc_set(
         self, fields: tuple[Header, ...], bh: bytes, names: Sequence[bytes], now: int

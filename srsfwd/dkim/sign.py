@@ -112,6 +112,17 @@ def body_hash_in(data: bytes, start: int) -> bytes:
     return base64.b64encode(body_digest(relaxed_body_chunks(data, start=start))[0])
 
 
+def wire_form(message: bytes) -> bytes:
+    """``message`` as it is signed and sent: CRLF lines, no mbox envelope line, and a
+    CRLF at the end (what goes on the wire is what was hashed). No copy when it is so."""
+    data = to_crlf(message)
+    if data.startswith(b"From "):  # an mbox envelope line is not part of the message
+        data = data.partition(b"\r\n")[2]
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data
+
+
 def signature_header(
     message: Message,
     signing: SigningKey,
@@ -244,11 +255,7 @@ class DkimSigner:
         Raises:
             SignatureError: not a message, or a message with no or several From fields.
         """
-        data = to_crlf(message)
-        if data.startswith(b"From "):  # an mbox envelope line is not part of the message
-            data = data.partition(b"\r\n")[2]
-        if not data.endswith(b"\r\n"):
-            data += b"\r\n"
+        data = wire_form(message)
         # The header section is parsed alone and the body hashed where it lies: a large
         # message is never copied but once, into the signed result.
         start = body_start(data)

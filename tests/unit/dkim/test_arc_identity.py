@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from srsfwd.authservid import strip_our_results
 from srsfwd.clock import FrozenClock
 from srsfwd.dkim.arc import ArcSealer, SealResult, dkimpy_dnsfunc
-from srsfwd.dkim.canon import parse_message
+from srsfwd.dkim.canon import body_start, parse_crlf, parse_message
 from srsfwd.dkim.keys import DkimKey, SigningKey
-from srsfwd.dkim.sign import DkimSigner
+from srsfwd.dkim.sign import DkimSigner, body_hash_in
 from srsfwd.dkim.tags import parse_tag_list
 from srsfwd.dnscheck.resolver import MXRecord
 from srsfwd.errors import SignatureError
@@ -108,6 +108,25 @@ def test_three_hops_are_identical_to_dkimpy(
         current = result.message
     cv, _, reason = dkim.arc_verify(current, dnsfunc=dkimpy_dnsfunc(dns_server.resolver()))
     assert cv == b"pass", reason
+
+
+@pytest.mark.parametrize("message", [MESSAGE, ODD_MESSAGE], ids=["plain", "odd"])
+def test_lines_sealed_above_a_signature_are_those_of_the_signed_message(
+    dns_server: ZoneServer, hops: list[SigningKey], message: bytes
+) -> None:
+    """The forwarder's path: one parse and one body hash shared by signer and sealer."""
+    first = seal(DkimSigner([hops[0]], clock=FrozenClock(NOW)).sign(message), hops[1], dns_server)
+    start = body_start(first.message)
+    head = parse_crlf(first.message[:start])
+    bh = body_hash_in(first.message, start)
+    above = DkimSigner([hops[2]], clock=FrozenClock(NOW)).signature_lines(head, bh=bh)
+    sealer = ArcSealer(hops[3], hops[3].domain, dns_server.resolver(), clock=FrozenClock(NOW))
+
+    result = sealer.seal_lines(first.message, head, bh=bh, above=above)
+
+    assert result.message is first.message
+    whole = b"".join([*above, first.message])
+    assert b"".join([*result.lines, *above, result.message]) == sealer.seal(whole).message
 
 
 def test_unsigned_lf_message_is_identical(dns_server: ZoneServer, hops: list[SigningKey]) -> None:
