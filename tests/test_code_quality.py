@@ -32,7 +32,7 @@ def test_mypy_strict_finds_nothing() -> None:
 # What the repository says stands alone: no paths outside it, no tracker numbers.
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".sh", ".pl", ".service", ".txt", ".cfg", ""}
 ISSUE_NUMBER = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
-OUTSIDE_PATH = re.compile(r"(?<![\w.])/(?:work|home|root)/|\bshared/docs\b")
+OUTSIDE_PATH = re.compile(r"(?<![\w.])/(?:work|home|root)/|\bshared[/]docs\b")
 DOCS_FILE = re.compile(r"\bdocs/[\w.-]+\.md\b")
 
 
