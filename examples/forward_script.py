@@ -29,9 +29,10 @@ import sys
 from pathlib import Path
 
 from srsfwd.config import load_config
-from srsfwd.delivery import deliver_smtp, parse_host_port
+from srsfwd.delivery import deliver_smtp
 from srsfwd.errors import SrsfwdError
 from srsfwd.forward import Forwarder
+from srsfwd.hostport import parse_host_port
 
 EX_OK, EX_NOPERM, EX_TEMPFAIL = 0, 67, 75
 
@@ -64,7 +65,7 @@ def main() -> int:
     if result.message is None:
         print(result.smtp_reply, file=sys.stderr)
         return EX_TEMPFAIL if result.action == "tempfail" else EX_NOPERM
-    host, port = parse_host_port(args.relay)
+    host, port = parse_host_port(args.relay, default_port=25)
     try:
         deliver_smtp(
             result.message,
