@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -55,3 +57,17 @@ def dns_server(_dns_server_process: ZoneServer) -> ZoneServer:
 def dkim_keys() -> dict[str, DkimKey]:
     """One key of each kind keygen makes (rsa-2048/3072/4096, ed25519), made once."""
     return {spec: generate_key(spec) for spec in ("rsa-2048", "rsa-3072", "rsa-4096", "ed25519")}
+
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A private copy of examples/, with the modes git does not keep."""
+    copy = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, copy)
+    for key in copy.glob("*keys/*/*.key"):
+        key.chmod(0o600)
+    (copy / "srs.secret").chmod(0o600)
+    return copy

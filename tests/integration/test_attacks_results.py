@@ -15,7 +15,6 @@ controls that show a real forward still gets SRS, the normal pool and valid sign
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,16 +67,6 @@ RELAY = ("192.0.2.99", "mx.unsigned.example")
 NORMAL = ("198.51.100.25", "mail.example.org")
 #: The example.org signature's key (normal.eml is signed with it).
 EXAMPLE_ORG_KEY = "mail2026._domainkey.example.org."
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    copy = tmp_path / "examples"
-    shutil.copytree(EXAMPLES, copy)
-    for key in copy.glob("*keys/*/*.key"):
-        key.chmod(0o600)
-    (copy / "srs.secret").chmod(0o600)
-    return copy
 
 
 @pytest.fixture

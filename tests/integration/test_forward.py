@@ -52,16 +52,6 @@ SCENARIOS = {
 }
 
 
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    """A private copy of examples/, with the modes git does not keep."""
-    copy = tmp_path / "examples"
-    shutil.copytree(EXAMPLES, copy)
-    for key in copy.glob("*keys/*/*.key"):
-        key.chmod(0o600)
-    (copy / "srs.secret").chmod(0o600)
-    return copy
-
 
 @pytest.fixture
 def resolver(dns_server: ZoneServer) -> Resolver:

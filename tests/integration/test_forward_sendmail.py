@@ -8,7 +8,6 @@ way out, as docs/forward.md sets it up.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,17 +39,6 @@ LEAVES_FROM = {
 
 def pool_transport(name: str, source: str, helo: str) -> str:
     return f"{name} unix - - n - - smtp -o smtp_bind_address={source} -o smtp_helo_name={helo}"
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    """A private copy of examples/, with the modes git does not keep."""
-    copy = tmp_path / "examples"
-    shutil.copytree(EXAMPLES, copy)
-    for key in copy.glob("*keys/*/*.key"):
-        key.chmod(0o600)
-    (copy / "srs.secret").chmod(0o600)
-    return copy
 
 
 @pytest.fixture

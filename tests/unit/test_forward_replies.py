@@ -7,7 +7,6 @@ Through the shipped example and the project's DNS server on loopback.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -25,17 +24,6 @@ from tests.ports import free_port
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 SENDER = "alice@example.org"
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    """A private copy of examples/, with the modes git does not keep."""
-    copy = tmp_path / "examples"
-    shutil.copytree(EXAMPLES, copy)
-    for key in copy.glob("*keys/*/*.key"):
-        key.chmod(0o600)
-    (copy / "srs.secret").chmod(0o600)
-    return copy
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import mailbox
-import shutil
 from pathlib import Path
 
 import pytest
@@ -28,17 +27,6 @@ ENVELOPES = {
     "accepted": ("192.0.2.10", "host.example.net", "frank@example.net"),
 }
 NO_FROM = b"To: b@r.example\r\nSubject: hi\r\n\r\nbody\r\n"
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    """A private copy of examples/, with the modes git does not keep."""
-    copy = tmp_path / "examples"
-    shutil.copytree(EXAMPLES, copy)
-    for key in copy.glob("*keys/*/*.key"):
-        key.chmod(0o600)
-    (copy / "srs.secret").chmod(0o600)
-    return copy
 
 
 @pytest.fixture
