@@ -11,8 +11,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+from srsfwd.config_schema import ConfigTable, Count, Strings, check_store_location
 from srsfwd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/srsfwd/srsfwd.toml")
@@ -21,13 +22,34 @@ DEFAULT_STATE_DIR = Path("/var/lib/srsfwd")
 T = TypeVar("T")
 
 # postsrsd's names for the same settings, accepted so its users can copy them over.
-_SRS_KEY_ALIASES = {
+SRS_KEY_ALIASES = {
     "srs_domain": "domain",
     "domains": "local_domains",
     "domains_file": "local_domains_file",
     "hash_min": "hash_minimum",
     "max_age": "max_age_days",
 }
+
+
+class SrsTable(ConfigTable):
+    """The schema of the ``[srs]`` table (postsrsd's names are taken as ours first)."""
+
+    domain: str | None = None
+    secrets_file: str | None = None
+    separator: str | None = None
+    hash_length: Count | None = None
+    hash_minimum: Count | None = None
+    hash_alphabet: Literal["url", "classic"] | None = None
+    max_age_days: Count | None = None
+    local_domains: Strings | None = None
+    local_domains_file: str | None = None
+    always_rewrite: bool | None = None
+    original_envelope: Literal["embedded", "database"] | None = None
+    envelope_database: str | None = None
+    max_aliases: Count | None = None
+
+    def __post_init__(self) -> None:
+        check_store_location(self.envelope_database)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +117,8 @@ def load_config(path: StrPath | None) -> Config:
         raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is not valid TOML: nested too deeply") from None
     return config_from_data(data, path)
 
 
@@ -107,6 +131,9 @@ def config_from_data(data: Mapping[str, Any], path: StrPath | None) -> Config:
     Raises:
         ConfigError: a wrong value.
     """
+    from srsfwd.config_schema import validate_config
+
+    validate_config(data)
     base = Config(path=Path(path).absolute() if path is not None else None)
     state_dir = (
         base.resolve(_expect(data, "state_dir", str, ""))
@@ -121,7 +148,7 @@ def _srs_settings(base: Config, table: Mapping[str, Any]) -> SRSSettings:
     values: dict[str, Any] = {}
     for raw_key, value in table.items():
         key = raw_key.replace("-", "_")
-        key = _SRS_KEY_ALIASES.get(key, key)
+        key = SRS_KEY_ALIASES.get(key, key)
         if key not in SRSSettings.__dataclass_fields__:
             raise ConfigError(f"[srs] has no setting {raw_key!r}")
         values[key] = value

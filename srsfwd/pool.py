@@ -43,6 +43,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from srsfwd.address import DomainSet
+from srsfwd.config_schema import ConfigTable, Seconds, Strings
 from srsfwd.errors import ConfigError
 from srsfwd.orgdomain import aligned
 
@@ -499,6 +500,35 @@ def decide(facts: Facts, policy: Policy) -> Decision:
         dkim_match=auth.mail_from or auth.header_from,
         from_authenticated=auth.from_domain,
     )
+
+
+class DecideTable(ConfigTable):
+    """The schema of the ``[decide]`` table (keys with ``_`` for ``-``)."""
+
+    accepted_domains: list[str] | None = None
+    aaaa_counts_as_a: bool | None = None
+    accepted_requires_auth: bool | None = None
+    trusted_relays: list[str] | None = None
+    trusted_authserv_ids: list[str] | None = None
+    authserv_id: str | None = None
+    dns_timeout: Seconds | None = None
+
+
+class PoolTable(ConfigTable):
+    """The schema of one ``[pools.NAME]`` table (addresses are checked by its reader)."""
+
+    transport: str | None = None
+    source_addresses: Strings | None = None
+    helo: str | None = None
+    dkim_sign: SignWith | None = None
+
+
+class PoolsTable(ConfigTable):
+    """The schema of ``[pools]``: ``high-risk`` is also spelt ``high_risk``, ``highrisk``."""
+
+    normal: PoolTable | None = None
+    relay: PoolTable | None = None
+    high_risk: PoolTable | None = None
 
 
 def policy_from_config(

@@ -22,9 +22,28 @@ from pathlib import Path
 from typing import Any
 
 from srsfwd.config import Config
+from srsfwd.config_schema import ConfigTable, Count, Port, Seconds, Strings
 from srsfwd.errors import ConfigError
 
 DEFAULT_KEYS_DIR = "keys"
+
+
+class DkimTable(ConfigTable):
+    """The schema of the ``[dkim]`` table (``domains`` is checked by the key store)."""
+
+    keys_dir: str | None = None
+    expire_days: Count | None = None
+    authserv_id: str | None = None
+    domains: dict[str, Any] | None = None
+
+
+class DnsTable(ConfigTable):
+    """The schema of the ``[dns]`` table."""
+
+    nameservers: Strings | None = None
+    port: Port | None = None
+    timeout: Seconds | None = None
+    zone_files: Strings | None = None
 
 
 @dataclass(frozen=True, slots=True)

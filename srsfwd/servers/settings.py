@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from srsfwd.config import Config
+from srsfwd.config_schema import ConfigTable, PositiveCount, Seconds, Strings
 from srsfwd.errors import ConfigError
 from srsfwd.hostport import parse_host_port
 
@@ -63,6 +64,37 @@ def parse_endpoint(text: str) -> Endpoint:
     if host == "localhost":
         host = "::1" if scheme == "inet6" else "127.0.0.1"
     return Endpoint(host=host, port=port)
+
+
+class ServeTable(ConfigTable):
+    """The schema of the ``[serve]`` table (keys with ``_`` for ``-``).
+
+    Endpoints, the socket mode and header names are checked by ``serve_settings``.
+    """
+
+    socketmap: Strings | None = None
+    tcp_table_forward: Strings | None = None
+    tcp_table_reverse: Strings | None = None
+    socket_owner: str | int | None = None
+    socket_group: str | int | None = None
+    socket_mode: str | int | None = None
+    keep_alive: Seconds | None = None
+    connection_limit: PositiveCount | None = None
+    tcp_table_connection_limit: PositiveCount | None = None
+    milter_connection_limit: PositiveCount | None = None
+    peer_connection_limit: PositiveCount | None = None
+    first_request_timeout: Seconds | None = None
+    long_addresses: Literal["refuse", "rewrite"] | None = None
+    log: Literal["stderr", "syslog"] | None = None
+    log_level: Literal["debug", "info", "warning", "error"] | None = None
+    metrics: str | None = None
+    milter: Strings | None = None
+    milter_default_action: Literal["tempfail", "accept"] | None = None
+    milter_local_domains: list[str] | None = None
+    milter_spam_header: str | None = None
+    milter_pool_header: str | None = None
+    milter_timeout: Seconds | None = None
+    milter_workers: PositiveCount | None = None
 
 
 @dataclass(frozen=True, slots=True)

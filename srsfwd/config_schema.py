@@ -1,0 +1,252 @@
+"""The declarative schema of the whole TOML file, checked once when it is loaded.
+
+Each table's schema lives next to the feature that reads it (``[srs]`` in
+``srsfwd.config``, ``[dkim]``/``[dns]`` in ``srsfwd.dkim.settings``, ``[serve]`` in
+``srsfwd.servers.settings``, ``[decide]``/``[pools.*]`` in ``srsfwd.pool``, ``[limits]``
+in ``srsfwd.limits``, ``[forward]`` in ``srsfwd.forward_settings``); this module holds
+their common base, the root that puts them together, and the one-line errors.
+
+msgspec does the checking (strict: a bool is not a number, unknown keys are refused);
+the feature readers then build their settings from the checked data as before.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import msgspec
+
+from srsfwd.errors import ConfigError
+
+
+class ConfigTable(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The base of every table's schema: unknown keys are refused."""
+
+
+#: Seconds: above 0, finite, at most a week and a bit.
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=1_000_000)]
+#: A count or a limit: 0 or more, at most a billion.
+Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+#: A count of at least one.
+PositiveCount = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
+#: A TCP or UDP port.
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+#: One string or a list of strings.
+Strings = str | list[str]
+
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_STORE_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def check_store_location(where: str | None) -> None:
+    """Refuse a URL that names no store we have (it would become an SQLite file's name).
+
+    Raises:
+        ValueError: a URL whose scheme is not redis, rediss or unix.
+    """
+    if where and _URL_SCHEME.match(where) and not where.startswith(_STORE_SCHEMES):
+        raise ValueError(
+            f"store: {where!r} is not an SQLite path or a redis://, rediss:// or unix:// URL"
+        )
+
+
+# postsrsd's names for [srs] settings (see srsfwd.config), and the pool names' spellings.
+_POOL_NAMES = {"high-risk": "high_risk", "highrisk": "high_risk"}
+_TABLES_WITH_FREE_KEYS = {("dkim", "domains")}
+
+
+@functools.cache
+def _root() -> type[ConfigTable]:
+    # Imported here: the section modules import srsfwd.config, which imports this one.
+    from srsfwd.config import SrsTable
+    from srsfwd.dkim.settings import DkimTable, DnsTable
+    from srsfwd.forward_settings import ForwardTable
+    from srsfwd.limits import LimitsTable
+    from srsfwd.pool import DecideTable, PoolsTable
+    from srsfwd.servers.settings import ServeTable
+
+    tables: list[tuple[str, type[ConfigTable]]] = [
+        ("srs", SrsTable),
+        ("dkim", DkimTable),
+        ("dns", DnsTable),
+        ("decide", DecideTable),
+        ("pools", PoolsTable),
+        ("limits", LimitsTable),
+        ("forward", ForwardTable),
+        ("serve", ServeTable),
+    ]
+    fields: list[tuple[str, Any, Any]] = [("state_dir", str, "")]
+    fields += [(name, table, msgspec.field(default_factory=table)) for name, table in tables]
+    schema: type[ConfigTable] = msgspec.defstruct(  # type: ignore[assignment]
+        "ConfigFile", fields, bases=(ConfigTable,), kw_only=True
+    )
+    return schema
+
+
+def validate_config(data: Mapping[str, Any]) -> None:
+    """Check ``data`` (a parsed TOML file) against the schema of every table.
+
+    Raises:
+        ConfigError: one line naming the table and key: an unknown key or table (with
+            the nearest known name), a wrong type, NaN or infinity, a number out of range.
+    """
+    schema = _root()
+    normal = _normalise(data, ())
+    try:
+        msgspec.convert(normal, schema, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe(str(exc), data, schema)) from None
+
+
+def _normalise(value: Any, path: tuple[str, ...]) -> Any:
+    """Keys with ``_`` for ``-`` and postsrsd's [srs] names as ours, as the readers take them."""
+    if not isinstance(value, dict) or path in _TABLES_WITH_FREE_KEYS:
+        return value
+    from srsfwd.config import SRS_KEY_ALIASES
+
+    out: dict[str, Any] = {}
+    for raw, item in value.items():
+        key = raw.replace("-", "_")
+        if path == ("srs",):
+            key = SRS_KEY_ALIASES.get(key, key)
+        elif path == ("pools",):
+            key = _POOL_NAMES.get(raw, key)
+        out[key] = _normalise(item, (*path, key))
+    return out
+
+
+_WHERE = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
+_EXPECTED = re.compile(r"Expected `(?P<kind>[^`]*)`(?:, got `[^`]*`)?(?P<rest>.*)")
+_KINDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a table",
+}
+
+
+def _describe(error: str, data: Mapping[str, Any], schema: type[ConfigTable]) -> str:
+    match = _WHERE.match(error)
+    message, where = (match["message"], match["path"] or "") if match else (error, "")
+    path = [p for p in re.split(r"\.|\[", where) if p]
+    tables, value = _walk(data, path)
+    unknown = _UNKNOWN.fullmatch(message)
+    if unknown:
+        raw = _original_key(value, unknown["key"])
+        known = _known_keys(schema, path)
+        if "-" in raw:
+            known = [k.replace("_", "-") for k in known]
+        near = difflib.get_close_matches(raw, known, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        if not tables:
+            if isinstance(value, dict) and isinstance(value.get(raw), dict):
+                hint = f" (did you mean [{near[0]}]?)" if near else ""
+                return f"unknown table [{raw}]{hint}"
+            return f"unknown setting {raw!r}{hint}"
+        return f"[{'.'.join(tables)}] has no setting {raw!r}{hint}"
+    key = path[len(tables)] if len(path) > len(tables) else ""
+    if key:
+        key = _original_key(_walk(data, path[: len(tables)])[1], key)
+    expected = _EXPECTED.fullmatch(message)
+    if expected:
+        kinds = [k for k in expected["kind"].split(" | ") if k != "null"]
+        kind = " or ".join(_KINDS.get(k, k) for k in kinds)
+        rest = expected["rest"].strip()
+        message = f"expected {kind}" + (f" {rest}" if rest else "")
+        if kinds == ["object"] and key and not isinstance(value, dict):
+            return f"[{'.'.join([*tables, key])}] must be a table, got {_toml(value)}"
+    elif message.startswith("Invalid enum value"):
+        choices = _choices(schema, path)
+        message = "must be " + " or ".join(f'"{c}"' for c in choices) if choices else message
+    got = f", got {_toml(value)}" if value is not _MISSING and not isinstance(value, dict) else ""
+    head = f"[{'.'.join(tables)}] " if tables else ""
+    return f"{head}{key}: {message}{got}" if key else f"{head}{message}"
+
+
+_MISSING = object()
+
+
+def _walk(data: Mapping[str, Any], path: list[str]) -> tuple[list[str], Any]:
+    """The table names along ``path`` (as written in the file) and the value it ends at."""
+    tables: list[str] = []
+    value: Any = data
+    for step in path:
+        if step.endswith("]"):  # a list index or msgspec's "[...]" for a dict key
+            index = step[:-1]
+            if isinstance(value, list) and index.isdigit() and int(index) < len(value):
+                value = value[int(index)]
+                continue
+            return tables, _MISSING
+        if not isinstance(value, dict):
+            return tables, _MISSING
+        tables.append(_original_key(value, step))
+        value = value.get(tables[-1], _MISSING)
+    if not isinstance(value, dict) and tables:
+        tables.pop()
+    return tables, value
+
+
+def _original_key(table: Any, key: str) -> str:
+    """The key as written in the file for the normalised ``key``."""
+    if isinstance(table, dict):
+        from srsfwd.config import SRS_KEY_ALIASES
+
+        for raw in table:
+            normal = raw.replace("-", "_")
+            if key in (raw, normal, SRS_KEY_ALIASES.get(normal), _POOL_NAMES.get(raw)):
+                return str(raw)
+    return key
+
+
+def _known_keys(schema: type[ConfigTable], path: list[str]) -> list[str]:
+    kind = _field_type(schema, path)
+    if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+        return list(kind.__struct_fields__)
+    return []
+
+
+def _choices(schema: type[ConfigTable], path: list[str]) -> list[str]:
+    """The values a ``Literal`` key allows, from the schema."""
+    kind = _field_type(schema, path)
+    for option in get_args(kind) or (kind,):
+        if get_origin(option) is Literal:
+            return [str(choice) for choice in get_args(option)]
+    return []
+
+
+def _field_type(schema: type[ConfigTable], path: list[str]) -> Any:
+    """The schema's type at ``path`` (a ``Struct``, with ``None`` unions taken apart)."""
+    kind: Any = schema
+    for step in path:
+        structs = [k for k in (get_args(kind) or (kind,)) if _is_struct(k)]
+        if not structs:
+            return None
+        kind = {f.name: f.type for f in msgspec.structs.fields(structs[0])}.get(step)
+    structs = [k for k in (get_args(kind) or (kind,)) if _is_struct(k)]
+    return structs[0] if structs else kind
+
+
+def _is_struct(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, msgspec.Struct)
+
+
+def _toml(value: Any) -> str:
+    """``value`` as TOML writes it, shortened."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    text = f'"{value}"' if isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
