@@ -1,7 +1,9 @@
-"""The TOML configuration: read once into frozen settings; command-line flags win.
+"""The TOML configuration: checked once against its schema, read into frozen settings;
+command-line flags win.
 
-Each feature reads its own table: ``[srs]`` here, the others where they are used,
-from ``Config.sections``. Relative paths are taken from the configuration file's folder.
+The whole file is checked when it is loaded (``srsfwd.config_file``); each feature then
+reads its own typed table from ``Config.file``: ``[srs]`` here, the others where they
+are used. Relative paths are taken from the configuration file's folder.
 """
 
 from __future__ import annotations
@@ -11,15 +13,19 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from srsfwd.config_schema import ConfigTable, Count, Strings, check_store_location
+import msgspec
+
+from srsfwd.config_schema import ConfigTable, Count, Strings, as_list, check_store_location, given
 from srsfwd.errors import ConfigError
+from srsfwd.srs import MAX_HASH_LENGTH, STAMP_PERIOD, HashAlphabet
+
+if TYPE_CHECKING:  # the schema imports every feature's table, and they import this module
+    from srsfwd.config_file import ConfigFile
 
 DEFAULT_CONFIG_PATH = Path("/etc/srsfwd/srsfwd.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/srsfwd")
-
-T = TypeVar("T")
 
 # postsrsd's names for the same settings, accepted so its users can copy them over.
 SRS_KEY_ALIASES = {
@@ -31,16 +37,22 @@ SRS_KEY_ALIASES = {
 }
 
 
-class SrsTable(ConfigTable):
+#: SRS hash lengths (the library refuses others too).
+HashLength = Annotated[int, msgspec.Meta(ge=1, le=MAX_HASH_LENGTH)]
+#: SRS time stamps wrap after 1024 days.
+MaxAgeDays = Annotated[int, msgspec.Meta(ge=0, le=STAMP_PERIOD - 1)]
+
+
+class SrsTable(ConfigTable, frozen=True):
     """The schema of the ``[srs]`` table (postsrsd's names are taken as ours first)."""
 
     domain: str | None = None
     secrets_file: str | None = None
-    separator: str | None = None
-    hash_length: Count | None = None
-    hash_minimum: Count | None = None
+    separator: Literal["=", "+", "-"] | None = None
+    hash_length: HashLength | None = None
+    hash_minimum: HashLength | None = None
     hash_alphabet: Literal["url", "classic"] | None = None
-    max_age_days: Count | None = None
+    max_age_days: MaxAgeDays | None = None
     local_domains: Strings | None = None
     local_domains_file: str | None = None
     always_rewrite: bool | None = None
@@ -49,7 +61,7 @@ class SrsTable(ConfigTable):
     max_aliases: Count | None = None
 
     def __post_init__(self) -> None:
-        check_store_location(self.envelope_database)
+        check_store_location("envelope_database", self.envelope_database)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,23 +73,35 @@ class SRSSettings:
     separator: str = "="
     hash_length: int = 4
     hash_minimum: int = 4
-    hash_alphabet: str = "url"
+    hash_alphabet: HashAlphabet = "url"
     max_age_days: int = 21
     local_domains: tuple[str, ...] = ()
     local_domains_file: Path | None = None
     always_rewrite: bool = False
-    original_envelope: str = "embedded"
+    original_envelope: Literal["embedded", "database"] = "embedded"
     envelope_database: str | None = None
     max_aliases: int = 1_000_000
 
 
+def _empty_file() -> ConfigFile:
+    from srsfwd.config_file import ConfigFile
+
+    return ConfigFile()
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
-    """The whole configuration file, read once."""
+    """The whole configuration file, read once.
+
+    Attributes:
+        file: every table, checked against the schema and typed: what features read.
+        sections: the file as parsed (only to merge it with another source).
+    """
 
     path: Path | None = None
     state_dir: Path = DEFAULT_STATE_DIR
     srs: SRSSettings = field(default_factory=SRSSettings)
+    file: ConfigFile = field(default_factory=_empty_file)
     sections: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -129,65 +153,32 @@ def config_from_data(data: Mapping[str, Any], path: StrPath | None) -> Config:
         path: the file it came from; relative paths are taken from its folder.
 
     Raises:
-        ConfigError: a wrong value.
+        ConfigError: a wrong value, an unknown table or key (one line naming it).
     """
-    from srsfwd.config_schema import validate_config
+    from srsfwd.config_file import parse_config_file
 
-    validate_config(data)
+    file = parse_config_file(data)
     base = Config(path=Path(path).absolute() if path is not None else None)
-    state_dir = (
-        base.resolve(_expect(data, "state_dir", str, ""))
-        if "state_dir" in data
-        else (DEFAULT_STATE_DIR)
+    state_dir = DEFAULT_STATE_DIR if file.state_dir is None else base.resolve(file.state_dir)
+    return Config(
+        path=base.path,
+        state_dir=state_dir,
+        srs=_srs_settings(base, file.srs),
+        file=file,
+        sections=data,
     )
-    srs = _srs_settings(base, _table(data, "srs"))
-    return Config(path=base.path, state_dir=state_dir, srs=srs, sections=data)
 
 
-def _srs_settings(base: Config, table: Mapping[str, Any]) -> SRSSettings:
-    values: dict[str, Any] = {}
-    for raw_key, value in table.items():
-        key = raw_key.replace("-", "_")
-        key = SRS_KEY_ALIASES.get(key, key)
-        if key not in SRSSettings.__dataclass_fields__:
-            raise ConfigError(f"[srs] has no setting {raw_key!r}")
-        values[key] = value
-    typed: dict[str, Any] = {}
-    for key, value in values.items():
-        default = getattr(SRSSettings(), key)
-        if key in ("secrets_file", "local_domains_file"):
-            typed[key] = base.resolve(_check(key, value, str))
-        elif key == "local_domains":
-            if isinstance(value, str):
-                value = value.replace(",", " ").split()
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError("[srs] local_domains must be a list of domains")
-            typed[key] = tuple(value)
-        elif isinstance(default, bool):
-            typed[key] = _check(key, value, bool)
-        elif isinstance(default, int):
-            typed[key] = _check(key, value, int)
-        else:
-            typed[key] = _check(key, value, str)
-    settings = SRSSettings(**typed)
-    if settings.original_envelope not in ("embedded", "database"):
-        raise ConfigError("[srs] original_envelope must be 'embedded' or 'database'")
-    return settings
-
-
-def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    table = data.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"[{name}] must be a table")
-    return table
-
-
-def _check(key: str, value: object, kind: type[T]) -> T:
-    # bool is an int in Python; a TOML 'true' must not pass as a hash length.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{key} must be a {kind.__name__}, not {value!r}")
-    return value
-
-
-def _expect(data: Mapping[str, Any], key: str, kind: type[T], default: T) -> T:
-    return _check(key, data.get(key, default), kind)
+def _srs_settings(base: Config, table: SrsTable) -> SRSSettings:
+    values = given(table)
+    for key in ("secrets_file", "local_domains_file"):
+        if key in values:
+            values[key] = base.resolve(values[key])
+    if "local_domains" in values:
+        # postsrsd's domains may be one string, separated by commas or spaces.
+        values["local_domains"] = tuple(
+            domain
+            for item in as_list(table.local_domains)
+            for domain in item.replace(",", " ").split()
+        )
+    return SRSSettings(**values)

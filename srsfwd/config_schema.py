@@ -1,31 +1,38 @@
-"""The declarative schema of the whole TOML file, checked once when it is loaded.
+"""The building blocks of the configuration file's declarative schema.
 
-Each table's schema lives next to the feature that reads it (``[srs]`` in
+Each table's schema is a ``ConfigTable`` next to the feature that reads it (``[srs]`` in
 ``srsfwd.config``, ``[dkim]``/``[dns]`` in ``srsfwd.dkim.settings``, ``[serve]`` in
-``srsfwd.servers.settings``, ``[decide]``/``[pools.*]`` in ``srsfwd.pool``, ``[limits]``
-in ``srsfwd.limits``, ``[forward]`` in ``srsfwd.forward_settings``); this module holds
-their common base, the root that puts them together, and the one-line errors.
+``srsfwd.servers.settings``, ``[decide]``/``[pools.*]`` in ``srsfwd.pool_settings``,
+``[limits]`` in ``srsfwd.limits``, ``[forward]`` in ``srsfwd.forward_settings``);
+``srsfwd.config_file`` puts them together. This module holds their common base, the
+value types they share, and the one-line errors.
 
-msgspec does the checking (strict: a bool is not a number, unknown keys are refused);
-the feature readers then build their settings from the checked data as before.
+msgspec does the checking (strict: a bool is not a number, NaN and infinities are not
+numbers in range, unknown keys are refused); a table's ``__post_init__`` checks what
+types cannot say (an IP address, an endpoint) and raises ``ValueError("key: why")``.
+A key that is absent is ``None``: its default lives in the feature's settings.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
 import math
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import msgspec
 
 from srsfwd.errors import ConfigError
 
+T = TypeVar("T", bound="ConfigTable")
 
-class ConfigTable(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The base of every table's schema: unknown keys are refused."""
+
+class ConfigTable(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """The base of every table's schema: unknown keys are refused; None means absent.
+
+    Subclasses say ``frozen=True`` again (msgspec inherits it; mypy needs to see it).
+    """
 
 
 #: Seconds: above 0, finite, at most a week and a bit.
@@ -43,7 +50,7 @@ _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _STORE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def check_store_location(where: str | None) -> None:
+def check_store_location(key: str, where: str | None) -> None:
     """Refuse a URL that names no store we have (it would become an SQLite file's name).
 
     Raises:
@@ -51,60 +58,60 @@ def check_store_location(where: str | None) -> None:
     """
     if where and _URL_SCHEME.match(where) and not where.startswith(_STORE_SCHEMES):
         raise ValueError(
-            f"store: {where!r} is not an SQLite path or a redis://, rediss:// or unix:// URL"
+            f"{key}: {where!r} is not an SQLite path or a redis://, rediss:// or unix:// URL"
         )
 
 
-# postsrsd's names for [srs] settings (see srsfwd.config), and the pool names' spellings.
-_POOL_NAMES = {"high-risk": "high_risk", "highrisk": "high_risk"}
+def check_authserv_id(key: str, value: str | None) -> None:
+    """Refuse an authserv-id that cannot go in an Authentication-Results header.
+
+    Raises:
+        ValueError: empty, not ASCII, or with a space or ``;``.
+    """
+    if value is not None and (
+        not value or not value.isascii() or any(c in value for c in " ;\t\r\n")
+    ):
+        raise ValueError(f"{key}: {value!r} cannot go in a header")
+
+
+def as_list(value: str | list[str] | None) -> list[str]:
+    """A ``Strings`` value as a list (absent: empty)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def given(table: ConfigTable) -> dict[str, Any]:
+    """The keys the file sets in ``table`` (absent ones are None), by field name."""
+    return {
+        name: value
+        for name in table.__struct_fields__
+        if (value := getattr(table, name)) is not None
+    }
+
+
+# The pool names' other spellings.
+POOL_NAMES = {"high-risk": "high_risk", "highrisk": "high_risk"}
 _TABLES_WITH_FREE_KEYS = {("dkim", "domains")}
 
 
-@functools.cache
-def _root() -> type[ConfigTable]:
-    # Imported here: the section modules import srsfwd.config, which imports this one.
-    from srsfwd.config import SrsTable
-    from srsfwd.dkim.settings import DkimTable, DnsTable
-    from srsfwd.forward_settings import ForwardTable
-    from srsfwd.limits import LimitsTable
-    from srsfwd.pool import DecideTable, PoolsTable
-    from srsfwd.servers.settings import ServeTable
-
-    tables: list[tuple[str, type[ConfigTable]]] = [
-        ("srs", SrsTable),
-        ("dkim", DkimTable),
-        ("dns", DnsTable),
-        ("decide", DecideTable),
-        ("pools", PoolsTable),
-        ("limits", LimitsTable),
-        ("forward", ForwardTable),
-        ("serve", ServeTable),
-    ]
-    fields: list[tuple[str, Any, Any]] = [("state_dir", str, "")]
-    fields += [(name, table, msgspec.field(default_factory=table)) for name, table in tables]
-    schema: type[ConfigTable] = msgspec.defstruct(  # type: ignore[assignment]
-        "ConfigFile", fields, bases=(ConfigTable,), kw_only=True
-    )
-    return schema
-
-
-def validate_config(data: Mapping[str, Any]) -> None:
-    """Check ``data`` (a parsed TOML file) against the schema of every table.
+def convert_file(data: Mapping[str, Any], schema: type[T]) -> T:
+    """``data`` (a parsed TOML file) checked against ``schema``, typed.
 
     Raises:
         ConfigError: one line naming the table and key: an unknown key or table (with
             the nearest known name), a wrong type, NaN or infinity, a number out of range.
     """
-    schema = _root()
-    normal = _normalise(data, ())
     try:
-        msgspec.convert(normal, schema, strict=True)
+        return msgspec.convert(normalise(data), schema, strict=True)
     except msgspec.ValidationError as exc:
         raise ConfigError(_describe(str(exc), data, schema)) from None
+    except RecursionError:
+        raise ConfigError("the configuration is nested too deeply") from None
 
 
-def _normalise(value: Any, path: tuple[str, ...]) -> Any:
-    """Keys with ``_`` for ``-`` and postsrsd's [srs] names as ours, as the readers take them."""
+def normalise(value: Any, path: tuple[str, ...] = ()) -> Any:
+    """Keys with ``_`` for ``-`` and postsrsd's [srs] names as ours, as the schema has them."""
     if not isinstance(value, dict) or path in _TABLES_WITH_FREE_KEYS:
         return value
     from srsfwd.config import SRS_KEY_ALIASES
@@ -115,14 +122,15 @@ def _normalise(value: Any, path: tuple[str, ...]) -> Any:
         if path == ("srs",):
             key = SRS_KEY_ALIASES.get(key, key)
         elif path == ("pools",):
-            key = _POOL_NAMES.get(raw, key)
-        out[key] = _normalise(item, (*path, key))
+            key = POOL_NAMES.get(raw, key)
+        out[key] = normalise(item, (*path, key))
     return out
 
 
 _WHERE = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
 _EXPECTED = re.compile(r"Expected `(?P<kind>[^`]*)`(?:, got `[^`]*`)?(?P<rest>.*)")
+_OWN_CHECK = re.compile(r"(?P<key>[a-z_]+): (?P<why>.*)", re.DOTALL)
 _KINDS = {
     "int": "an integer",
     "float": "a number",
@@ -152,8 +160,15 @@ def _describe(error: str, data: Mapping[str, Any], schema: type[ConfigTable]) ->
                 return f"unknown table [{raw}]{hint}"
             return f"unknown setting {raw!r}{hint}"
         return f"[{'.'.join(tables)}] has no setting {raw!r}{hint}"
+    own = _OWN_CHECK.match(message)
+    if own and value is not _MISSING and isinstance(value, dict):
+        # A table's own check (its __post_init__): "key: why", the key by its field name.
+        key = _original_key(value, own["key"])
+        return f"[{'.'.join(tables)}] {key}: {own['why']}"
     key = path[len(tables)] if len(path) > len(tables) else ""
-    if key:
+    if key.endswith("]"):  # msgspec names no key of a free-form table: say which one
+        key = "values"
+    elif key:
         key = _original_key(_walk(data, path[: len(tables)])[1], key)
     expected = _EXPECTED.fullmatch(message)
     if expected:
@@ -201,7 +216,7 @@ def _original_key(table: Any, key: str) -> str:
 
         for raw in table:
             normal = raw.replace("-", "_")
-            if key in (raw, normal, SRS_KEY_ALIASES.get(normal), _POOL_NAMES.get(raw)):
+            if key in (raw, normal, SRS_KEY_ALIASES.get(normal), POOL_NAMES.get(raw)):
                 return str(raw)
     return key
 

@@ -43,7 +43,7 @@ class CounterStore(Protocol):
     def items(self, prefix: str, *, now: float) -> Iterator[tuple[str, str]]: ...
 
 
-class LimitsTable(ConfigTable):
+class LimitsTable(ConfigTable, frozen=True):
     """The schema of the ``[limits]`` table: the limits and where the counts are kept."""
 
     external_per_hour: Count | None = None
@@ -54,7 +54,7 @@ class LimitsTable(ConfigTable):
     store: str | None = None
 
     def __post_init__(self) -> None:
-        check_store_location(self.store)
+        check_store_location("store", self.store)
 
 
 @dataclass(frozen=True, slots=True)
