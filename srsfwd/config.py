@@ -2,8 +2,8 @@
 command-line flags win.
 
 The whole file is checked when it is loaded (``srsfwd.config_file``); each feature then
-reads its own typed table from ``Config.file``: ``[srs]`` here, the others where they
-are used. Relative paths are taken from the configuration file's folder.
+reads its own typed table from ``Config.file`` (``[srs]`` is read once, into
+``Config.srs``). Relative paths are taken from the configuration file's folder.
 """
 
 from __future__ import annotations
@@ -13,55 +13,16 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import msgspec
-
-from srsfwd.config_schema import ConfigTable, Count, Strings, as_list, check_store_location, given
 from srsfwd.errors import ConfigError
-from srsfwd.srs import MAX_HASH_LENGTH, STAMP_PERIOD, HashAlphabet
 
 if TYPE_CHECKING:  # the schema imports every feature's table, and they import this module
     from srsfwd.config_file import ConfigFile
+    from srsfwd.srs import HashAlphabet
 
 DEFAULT_CONFIG_PATH = Path("/etc/srsfwd/srsfwd.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/srsfwd")
-
-# postsrsd's names for the same settings, accepted so its users can copy them over.
-SRS_KEY_ALIASES = {
-    "srs_domain": "domain",
-    "domains": "local_domains",
-    "domains_file": "local_domains_file",
-    "hash_min": "hash_minimum",
-    "max_age": "max_age_days",
-}
-
-
-#: SRS hash lengths (the library refuses others too).
-HashLength = Annotated[int, msgspec.Meta(ge=1, le=MAX_HASH_LENGTH)]
-#: SRS time stamps wrap after 1024 days.
-MaxAgeDays = Annotated[int, msgspec.Meta(ge=0, le=STAMP_PERIOD - 1)]
-
-
-class SrsTable(ConfigTable, frozen=True):
-    """The schema of the ``[srs]`` table (postsrsd's names are taken as ours first)."""
-
-    domain: str | None = None
-    secrets_file: str | None = None
-    separator: Literal["=", "+", "-"] | None = None
-    hash_length: HashLength | None = None
-    hash_minimum: HashLength | None = None
-    hash_alphabet: Literal["url", "classic"] | None = None
-    max_age_days: MaxAgeDays | None = None
-    local_domains: Strings | None = None
-    local_domains_file: str | None = None
-    always_rewrite: bool | None = None
-    original_envelope: Literal["embedded", "database"] | None = None
-    envelope_database: str | None = None
-    max_aliases: Count | None = None
-
-    def __post_init__(self) -> None:
-        check_store_location("envelope_database", self.envelope_database)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +117,7 @@ def config_from_data(data: Mapping[str, Any], path: StrPath | None) -> Config:
         ConfigError: a wrong value, an unknown table or key (one line naming it).
     """
     from srsfwd.config_file import parse_config_file
+    from srsfwd.srs_settings import srs_settings
 
     file = parse_config_file(data)
     base = Config(path=Path(path).absolute() if path is not None else None)
@@ -163,22 +125,7 @@ def config_from_data(data: Mapping[str, Any], path: StrPath | None) -> Config:
     return Config(
         path=base.path,
         state_dir=state_dir,
-        srs=_srs_settings(base, file.srs),
+        srs=srs_settings(base, file.srs),
         file=file,
         sections=data,
     )
-
-
-def _srs_settings(base: Config, table: SrsTable) -> SRSSettings:
-    values = given(table)
-    for key in ("secrets_file", "local_domains_file"):
-        if key in values:
-            values[key] = base.resolve(values[key])
-    if "local_domains" in values:
-        # postsrsd's domains may be one string, separated by commas or spaces.
-        values["local_domains"] = tuple(
-            domain
-            for item in as_list(table.local_domains)
-            for domain in item.replace(",", " ").split()
-        )
-    return SRSSettings(**values)

@@ -7,13 +7,13 @@ from typing import Any
 
 import msgspec
 
-from srsfwd.config import SrsTable
 from srsfwd.config_schema import ConfigTable, convert_file
 from srsfwd.dkim.settings import DkimTable, DnsTable
 from srsfwd.forward_settings import ForwardTable
 from srsfwd.limits import LimitsTable
 from srsfwd.pool_settings import DecideTable, PoolsTable
 from srsfwd.servers.settings import ServeTable
+from srsfwd.srs_settings import SrsTable
 
 
 class ConfigFile(ConfigTable, frozen=True):

@@ -1,7 +1,7 @@
 """The building blocks of the configuration file's declarative schema.
 
 Each table's schema is a ``ConfigTable`` next to the feature that reads it (``[srs]`` in
-``srsfwd.config``, ``[dkim]``/``[dns]`` in ``srsfwd.dkim.settings``, ``[serve]`` in
+``srsfwd.srs_settings``, ``[dkim]``/``[dns]`` in ``srsfwd.dkim.settings``, ``[serve]`` in
 ``srsfwd.servers.settings``, ``[decide]``/``[pools.*]`` in ``srsfwd.pool_settings``,
 ``[limits]`` in ``srsfwd.limits``, ``[forward]`` in ``srsfwd.forward_settings``);
 ``srsfwd.config_file`` puts them together. This module holds their common base, the
@@ -114,7 +114,7 @@ def normalise(value: Any, path: tuple[str, ...] = ()) -> Any:
     """Keys with ``_`` for ``-`` and postsrsd's [srs] names as ours, as the schema has them."""
     if not isinstance(value, dict) or path in _TABLES_WITH_FREE_KEYS:
         return value
-    from srsfwd.config import SRS_KEY_ALIASES
+    from srsfwd.srs_settings import SRS_KEY_ALIASES
 
     out: dict[str, Any] = {}
     for raw, item in value.items():
@@ -145,7 +145,7 @@ def _describe(error: str, data: Mapping[str, Any], schema: type[ConfigTable]) ->
     match = _WHERE.match(error)
     message, where = (match["message"], match["path"] or "") if match else (error, "")
     path = [p for p in re.split(r"\.|\[", where) if p]
-    tables, value = _walk(data, path)
+    tables, value = _walk(data, path, schema)
     unknown = _UNKNOWN.fullmatch(message)
     if unknown:
         raw = _original_key(value, unknown["key"])
@@ -159,17 +159,20 @@ def _describe(error: str, data: Mapping[str, Any], schema: type[ConfigTable]) ->
                 hint = f" (did you mean [{near[0]}]?)" if near else ""
                 return f"unknown table [{raw}]{hint}"
             return f"unknown setting {raw!r}{hint}"
-        return f"[{'.'.join(tables)}] has no setting {raw!r}{hint}"
+        return f"[{_table_name(tables)}] has no setting {raw!r}{hint}"
     own = _OWN_CHECK.match(message)
     if own and value is not _MISSING and isinstance(value, dict):
         # A table's own check (its __post_init__): "key: why", the key by its field name.
         key = _original_key(value, own["key"])
-        return f"[{'.'.join(tables)}] {key}: {own['why']}"
+        return f"[{_table_name(tables)}] {key}: {own['why']}"
     key = path[len(tables)] if len(path) > len(tables) else ""
-    if key.endswith("]"):  # msgspec names no key of a free-form table: say which one
-        key = "values"
-    elif key:
-        key = _original_key(_walk(data, path[: len(tables)])[1], key)
+    if key:
+        parent = _walk(data, path[: len(tables)], schema)[1]
+        if key.endswith("]"):  # an entry of a free-form table
+            kind = _schema_type(schema, path[: len(tables) + 1])
+            key = _toml_key(_refused_entry(parent, kind) or "")
+        else:
+            key = _original_key(parent, key)
     expected = _EXPECTED.fullmatch(message)
     if expected:
         kinds = [k for k in expected["kind"].split(" | ") if k != "null"]
@@ -177,29 +180,52 @@ def _describe(error: str, data: Mapping[str, Any], schema: type[ConfigTable]) ->
         rest = expected["rest"].strip()
         message = f"expected {kind}" + (f" {rest}" if rest else "")
         if kinds == ["object"] and key and not isinstance(value, dict):
-            return f"[{'.'.join([*tables, key])}] must be a table, got {_toml(value)}"
+            return f"[{_table_name([*tables, key])}] must be a table, got {_toml(value)}"
     elif message.startswith("Invalid enum value"):
         choices = _choices(schema, path)
         message = "must be " + " or ".join(f'"{c}"' for c in choices) if choices else message
     got = f", got {_toml(value)}" if value is not _MISSING and not isinstance(value, dict) else ""
-    head = f"[{'.'.join(tables)}] " if tables else ""
+    head = f"[{_table_name(tables)}] " if tables else ""
     return f"{head}{key}: {message}{got}" if key else f"{head}{message}"
 
 
 _MISSING = object()
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _walk(data: Mapping[str, Any], path: list[str]) -> tuple[list[str], Any]:
-    """The table names along ``path`` (as written in the file) and the value it ends at."""
+def _toml_key(key: str) -> str:
+    """``key`` as TOML writes it: bare, or quoted when it has other characters."""
+    return key if _BARE_KEY.fullmatch(key) else f'"{key}"'
+
+
+def _table_name(tables: list[str]) -> str:
+    return ".".join(_toml_key(t) for t in tables)
+
+
+def _walk(
+    data: Mapping[str, Any], path: list[str], schema: type[ConfigTable] | None = None
+) -> tuple[list[str], Any]:
+    """The table names along ``path`` (as written in the file) and the value it ends at.
+
+    msgspec says ``[...]`` for a key of a free-form table (``[dkim.domains]``): with
+    ``schema``, the first entry the schema refuses stands for it.
+    """
     tables: list[str] = []
     value: Any = data
-    for step in path:
+    for depth, step in enumerate(path):
         if step.endswith("]"):  # a list index or msgspec's "[...]" for a dict key
             index = step[:-1]
             if isinstance(value, list) and index.isdigit() and int(index) < len(value):
                 value = value[int(index)]
                 continue
-            return tables, _MISSING
+            entry = _refused_entry(
+                value, _schema_type(schema, path[: depth + 1]) if schema else None
+            )
+            if entry is None:
+                return tables, _MISSING
+            tables.append(entry)
+            value = value[entry]
+            continue
         if not isinstance(value, dict):
             return tables, _MISSING
         tables.append(_original_key(value, step))
@@ -209,10 +235,22 @@ def _walk(data: Mapping[str, Any], path: list[str]) -> tuple[list[str], Any]:
     return tables, value
 
 
+def _refused_entry(table: Any, kind: Any) -> str | None:
+    """The first key of ``table`` whose value is not a ``kind``."""
+    if not isinstance(table, dict) or kind is None:
+        return None
+    for key, item in table.items():
+        try:
+            msgspec.convert(normalise(item), kind, strict=True)
+        except msgspec.ValidationError:
+            return str(key)
+    return None
+
+
 def _original_key(table: Any, key: str) -> str:
     """The key as written in the file for the normalised ``key``."""
     if isinstance(table, dict):
-        from srsfwd.config import SRS_KEY_ALIASES
+        from srsfwd.srs_settings import SRS_KEY_ALIASES
 
         for raw in table:
             normal = raw.replace("-", "_")
@@ -238,15 +276,30 @@ def _choices(schema: type[ConfigTable], path: list[str]) -> list[str]:
 
 
 def _field_type(schema: type[ConfigTable], path: list[str]) -> Any:
-    """The schema's type at ``path`` (a ``Struct``, with ``None`` unions taken apart)."""
+    """The schema's type at ``path``: its ``Struct`` when it has one (``None`` unions
+    taken apart), else the type itself."""
+    kind = _schema_type(schema, path)
+    structs = [k for k in (get_args(kind) or (kind,)) if _is_struct(k)]
+    return structs[0] if structs else kind
+
+
+def _schema_type(schema: type[ConfigTable], path: list[str]) -> Any:
+    """The schema's type at ``path``; a ``...]`` step goes into a table's values or a
+    list's items."""
     kind: Any = schema
     for step in path:
-        structs = [k for k in (get_args(kind) or (kind,)) if _is_struct(k)]
+        options = get_args(kind) if get_origin(kind) not in (dict, list) else (kind,)
+        if step.endswith("]"):
+            inner = [get_args(k)[-1] for k in options if get_origin(k) in (dict, list)]
+            if not inner:
+                return None
+            kind = inner[0]
+            continue
+        structs = [k for k in (options or (kind,)) if _is_struct(k)]
         if not structs:
             return None
         kind = {f.name: f.type for f in msgspec.structs.fields(structs[0])}.get(step)
-    structs = [k for k in (get_args(kind) or (kind,)) if _is_struct(k)]
-    return structs[0] if structs else kind
+    return kind
 
 
 def _is_struct(kind: Any) -> bool:
