@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # the schema imports every feature's table, and they import t
 DEFAULT_CONFIG_PATH = Path("/etc/srsfwd/srsfwd.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/srsfwd")
 
+#: ``[srs] original_envelope``: in the SRS address, or under a short alias in a database.
+OriginalEnvelope = Literal["embedded", "database"]
+
 
 @dataclass(frozen=True, slots=True)
 class SRSSettings:
@@ -39,7 +42,7 @@ class SRSSettings:
     local_domains: tuple[str, ...] = ()
     local_domains_file: Path | None = None
     always_rewrite: bool = False
-    original_envelope: Literal["embedded", "database"] = "embedded"
+    original_envelope: OriginalEnvelope = "embedded"
     envelope_database: str | None = None
     max_aliases: int = 1_000_000
 

@@ -142,51 +142,61 @@ _KINDS = {
 
 
 def _describe(error: str, data: Mapping[str, Any], schema: type[ConfigTable]) -> str:
+    """msgspec's ``error`` as one line naming the table and key as the file writes them."""
     match = _WHERE.match(error)
     message, where = (match["message"], match["path"] or "") if match else (error, "")
     path = [p for p in re.split(r"\.|\[", where) if p]
     tables, value = _walk(data, path, schema)
     unknown = _UNKNOWN.fullmatch(message)
     if unknown:
-        raw = _original_key(value, unknown["key"])
-        known = _known_keys(schema, path)
-        if "-" in raw:
-            known = [k.replace("_", "-") for k in known]
-        near = difflib.get_close_matches(raw, known, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        if not tables:
-            if isinstance(value, dict) and isinstance(value.get(raw), dict):
-                hint = f" (did you mean [{near[0]}]?)" if near else ""
-                return f"unknown table [{raw}]{hint}"
-            return f"unknown setting {raw!r}{hint}"
-        return f"[{_table_name(tables)}] has no setting {raw!r}{hint}"
+        return _unknown_name(unknown["key"], tables, value, _known_keys(schema, path))
     own = _OWN_CHECK.match(message)
-    if own and value is not _MISSING and isinstance(value, dict):
+    if own and isinstance(value, dict):
         # A table's own check (its __post_init__): "key: why", the key by its field name.
-        key = _original_key(value, own["key"])
-        return f"[{_table_name(tables)}] {key}: {own['why']}"
-    key = path[len(tables)] if len(path) > len(tables) else ""
-    if key:
-        parent = _walk(data, path[: len(tables)], schema)[1]
-        if key.endswith("]"):  # an entry of a free-form table
-            kind = _schema_type(schema, path[: len(tables) + 1])
-            key = _toml_key(_refused_entry(parent, kind) or "")
-        else:
-            key = _original_key(parent, key)
+        return f"[{_table_name(tables)}] {_original_key(value, own['key'])}: {own['why']}"
+    key = _key_at(data, schema, path, tables)
     expected = _EXPECTED.fullmatch(message)
     if expected:
         kinds = [k for k in expected["kind"].split(" | ") if k != "null"]
-        kind = " or ".join(_KINDS.get(k, k) for k in kinds)
-        rest = expected["rest"].strip()
-        message = f"expected {kind}" + (f" {rest}" if rest else "")
         if kinds == ["object"] and key and not isinstance(value, dict):
             return f"[{_table_name([*tables, key])}] must be a table, got {_toml(value)}"
-    elif message.startswith("Invalid enum value"):
-        choices = _choices(schema, path)
-        message = "must be " + " or ".join(f'"{c}"' for c in choices) if choices else message
+        rest = expected["rest"].strip()
+        message = f"expected {' or '.join(_KINDS.get(k, k) for k in kinds)} {rest}".rstrip()
+    elif message.startswith("Invalid enum value") and (choices := _choices(schema, path)):
+        message = "must be " + " or ".join(f'"{c}"' for c in choices)
     got = f", got {_toml(value)}" if value is not _MISSING and not isinstance(value, dict) else ""
     head = f"[{_table_name(tables)}] " if tables else ""
     return f"{head}{key}: {message}{got}" if key else f"{head}{message}"
+
+
+def _unknown_name(key: str, tables: list[str], value: Any, known: list[str]) -> str:
+    """An unknown key or table, with the nearest known name."""
+    raw = _original_key(value, key)
+    if "-" in raw:
+        known = [k.replace("_", "-") for k in known]
+    near = difflib.get_close_matches(raw, known, n=1)
+    if tables:
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        return f"[{_table_name(tables)}] has no setting {raw!r}{hint}"
+    if isinstance(value, dict) and isinstance(value.get(raw), dict):
+        hint = f" (did you mean [{near[0]}]?)" if near else ""
+        return f"unknown table [{raw}]{hint}"
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return f"unknown setting {raw!r}{hint}"
+
+
+def _key_at(
+    data: Mapping[str, Any], schema: type[ConfigTable], path: list[str], tables: list[str]
+) -> str:
+    """The key (as the file writes it) after ``tables`` on ``path``; "" when none."""
+    if len(path) <= len(tables):
+        return ""
+    key = path[len(tables)]
+    parent = _walk(data, path[: len(tables)], schema)[1]
+    if key.endswith("]"):  # an entry of a free-form table: the first one refused
+        kind = _schema_type(schema, path[: len(tables) + 1])
+        return _toml_key(_refused_entry(parent, kind) or "")
+    return _original_key(parent, key)
 
 
 _MISSING = object()

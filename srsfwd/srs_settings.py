@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from srsfwd.config import Config, SRSSettings
+from srsfwd.config import Config, OriginalEnvelope, SRSSettings
 from srsfwd.config_schema import ConfigTable, Count, Strings, as_list, check_store_location, given
-from srsfwd.srs import MAX_HASH_LENGTH, STAMP_PERIOD
+from srsfwd.srs import MAX_HASH_LENGTH, STAMP_PERIOD, HashAlphabet
 
 # postsrsd's names for the same settings, accepted so its users can copy them over.
 SRS_KEY_ALIASES = {
@@ -37,12 +37,12 @@ class SrsTable(ConfigTable, frozen=True):
     separator: Literal["=", "+", "-"] | None = None
     hash_length: HashLength | None = None
     hash_minimum: HashLength | None = None
-    hash_alphabet: Literal["url", "classic"] | None = None
+    hash_alphabet: HashAlphabet | None = None
     max_age_days: MaxAgeDays | None = None
     local_domains: Strings | None = None
     local_domains_file: str | None = None
     always_rewrite: bool | None = None
-    original_envelope: Literal["embedded", "database"] | None = None
+    original_envelope: OriginalEnvelope | None = None
     envelope_database: str | None = None
     max_aliases: Count | None = None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -19,8 +19,14 @@ from srsfwd.hostport import parse_host_port
 
 #: postsrsd 2.x's default socket: Postfix (chrooted) names it ``unix:srs``.
 DEFAULT_SOCKETMAP = "unix:/var/spool/postfix/srs"
-LOG_TARGETS = ("stderr", "syslog")
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LogTarget = Literal["stderr", "syslog"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+#: What to do with a sender whose SRS local part would pass 64 octets.
+LongAddresses = Literal["refuse", "rewrite"]
+#: What an internal error does to a message in the milter.
+MilterDefaultAction = Literal["tempfail", "accept"]
+LOG_TARGETS: tuple[LogTarget, ...] = get_args(LogTarget)
+LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +93,12 @@ class ServeTable(ConfigTable, frozen=True):
     milter_connection_limit: PositiveCount | None = None
     peer_connection_limit: PositiveCount | None = None
     first_request_timeout: Seconds | None = None
-    long_addresses: Literal["refuse", "rewrite"] | None = None
-    log: Literal["stderr", "syslog"] | None = None
-    log_level: Literal["debug", "info", "warning", "error"] | None = None
+    long_addresses: LongAddresses | None = None
+    log: LogTarget | None = None
+    log_level: LogLevel | None = None
     metrics: str | None = None
     milter: Strings | None = None
-    milter_default_action: Literal["tempfail", "accept"] | None = None
+    milter_default_action: MilterDefaultAction | None = None
     milter_local_domains: list[str] | None = None
     milter_spam_header: str | None = None
     milter_pool_header: str | None = None
@@ -200,12 +206,12 @@ class ServeSettings:
     milter_connection_limit: int = 200
     peer_connection_limit: int = 150
     first_request_timeout: float = 10.0
-    long_addresses: Literal["refuse", "rewrite"] = "refuse"
-    log: Literal["stderr", "syslog"] = "stderr"
-    log_level: str = "info"
+    long_addresses: LongAddresses = "refuse"
+    log: LogTarget = "stderr"
+    log_level: LogLevel = "info"
     metrics: Endpoint | None = None
     milter: tuple[Endpoint, ...] = ()
-    milter_default_action: Literal["tempfail", "accept"] = "tempfail"
+    milter_default_action: MilterDefaultAction = "tempfail"
     milter_local_domains: tuple[str, ...] | None = None
     milter_spam_header: str = ""
     milter_pool_header: str = "X-Srsfwd-Pool"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from srsfwd.config import load_config
+from srsfwd.config import config_from_data, load_config
 from srsfwd.errors import ConfigError
 
 HOSTILE = [
@@ -57,3 +60,53 @@ def test_unknown_table_gets_a_did_you_mean(tmp_path: Path) -> None:
 
 def test_example_configuration_validates() -> None:
     load_config(Path(__file__).parents[2] / "examples" / "srsfwd.toml")
+
+
+_TABLE_NAMES = ["srs", "dkim", "dns", "decide", "pools", "limits", "forward", "serve", "ssr"]
+_KEY_NAMES = [
+    "domain",
+    "per_day",
+    "keep-alive",
+    "nameservers",
+    "domains",
+    "normal",
+    "high-risk",
+    "action",
+    "store",
+    "socketmap",
+    "socket-mode",
+    "dkim_sign",
+    "x",
+    "a.b",
+]
+_scalars = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.sampled_from(_KEY_NAMES), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+_files = st.dictionaries(
+    st.sampled_from([*_TABLE_NAMES, "state_dir"]),
+    st.one_of(st.dictionaries(st.sampled_from(_KEY_NAMES), _values, max_size=5), _values),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_files)
+def test_any_toml_shaped_data_is_a_configuration_or_one_error_line(data: dict[str, Any]) -> None:
+    error = ""
+    try:
+        config_from_data(data, None)
+    except ConfigError as exc:
+        error = str(exc) or "(empty)"
+    assert "\n" not in error
+    assert error != "(empty)"
