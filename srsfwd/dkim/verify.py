@@ -48,9 +48,9 @@ from srsfwd.dkim.keys import (
     load_public_key,
     parse_key_record,
 )
-from srsfwd.dkim.tags import TagListError, parse_tag_list, without_whitespace
+from srsfwd.dkim.tags import parse_tag_list, without_whitespace
 from srsfwd.dnscheck.resolver import DNSResolver
-from srsfwd.errors import DNSTempError, KeyFormatError
+from srsfwd.errors import DNSTempError, KeyFormatError, SrsfwdError, TagListError
 
 #: How far in the future ``t=`` may be before the signature is refused (dkimpy's 10 hours).
 FUTURE_SLOP = 36_000
@@ -99,7 +99,7 @@ class SignatureResult:
         )
 
 
-class _Verdict(Exception):  # noqa: N818 (control flow, not an error)
+class _Verdict(SrsfwdError):  # noqa: N818 (control flow, not an error)
     """Ends the checks of one signature with a result (internal control flow)."""
 
     def __init__(self, result: Result, reason: str) -> None:
