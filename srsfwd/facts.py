@@ -27,8 +27,8 @@ from srsfwd.authresults import gateway_spf
 from srsfwd.clock import Clock
 from srsfwd.dkim.canon import Message, author_domain, parse_message
 from srsfwd.dkim.verify import DkimVerifier
-from srsfwd.dnscheck.resolver import Resolver
-from srsfwd.dnscheck.spf import DEFAULT_TIMEOUT, check_host
+from srsfwd.dns.resolver import Resolver
+from srsfwd.dns.spf import DEFAULT_TIMEOUT, check_host
 from srsfwd.errors import DNSTempError, SignatureError
 from srsfwd.pool import DecideSettings, DKIMCheck, Facts, LimitLevel, SenderDNS
 

@@ -42,7 +42,7 @@ from srsfwd.dkim.keys import (
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner
 from srsfwd.dkim.verify import DkimVerifier, Result, SignatureResult
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.errors import ConfigError, KeyFormatError, KeyNotFoundError, SrsfwdError
 from srsfwd.keystore import (
     KeyStore,

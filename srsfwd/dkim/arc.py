@@ -51,7 +51,7 @@ from srsfwd.dkim.keys import SigningKey
 from srsfwd.dkim.sign import body_hash_in, default_header_list, fold, sign_digest
 from srsfwd.dkim.tags import parse_tag_list
 from srsfwd.dkim.verify import DkimVerifier, SignatureResult
-from srsfwd.dnscheck.resolver import DNSResolver
+from srsfwd.dns.resolver import DNSResolver
 from srsfwd.errors import SignatureError, TagListError
 
 log = logging.getLogger(__name__)

@@ -49,7 +49,7 @@ from srsfwd.dkim.keys import (
     parse_key_record,
 )
 from srsfwd.dkim.tags import parse_tag_list, without_whitespace
-from srsfwd.dnscheck.resolver import DNSResolver
+from srsfwd.dns.resolver import DNSResolver
 from srsfwd.errors import DNSTempError, KeyFormatError, SrsfwdError, TagListError
 
 #: How far in the future ``t=`` may be before the signature is refused (dkimpy's 10 hours).

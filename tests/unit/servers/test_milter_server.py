@@ -19,7 +19,7 @@ import pytest
 
 from srsfwd.cli.serve import load
 from srsfwd.dkim.arc import dkimpy_dnsfunc
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.forward import Forwarder
 from srsfwd.protocols.milter import (
     Abort,
