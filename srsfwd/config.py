@@ -59,7 +59,7 @@ class Config:
 
     Attributes:
         file: every table, checked against the schema and typed: what features read.
-        sections: the file as parsed (only to merge it with another source).
+        sections: the file as parsed (to merge it with another source, to tell what it sets).
     """
 
     path: Path | None = None

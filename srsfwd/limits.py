@@ -21,8 +21,8 @@ from typing import Literal, Protocol
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config_schema import ConfigTable, Count, check_store_location
 
-Action = Literal["alert", "block-for-today", "block"]
-ACTIONS: tuple[Action, ...] = ("alert", "block-for-today", "block")
+LimitAction = Literal["alert", "block-for-today", "block"]
+ACTIONS: tuple[LimitAction, ...] = ("alert", "block-for-today", "block")
 HOUR = 3600
 DAY = 86_400
 
@@ -50,7 +50,7 @@ class LimitsTable(ConfigTable, frozen=True):
     internal_per_hour: Count | None = None
     per_day: Count | None = None
     per_message: Count | None = None
-    action: Action | None = None
+    action: LimitAction | None = None
     store: str | None = None
 
     def __post_init__(self) -> None:
@@ -65,7 +65,7 @@ class LimitPolicy:
     internal_per_hour: int = 1000
     per_day: int = 1000
     per_message: int = 500
-    action: Action = "block-for-today"
+    action: LimitAction = "block-for-today"
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
