@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from srsfwd.address import strip_brackets
+from srsfwd.app import build_rewriter
 from srsfwd.cli.common import (
     DnsChoice,
     IPAddress,
@@ -40,6 +41,7 @@ from srsfwd.pool import (
     pools_from_config,
 )
 from srsfwd.pool import decide as decide_pool
+from srsfwd.srs import SRSRewriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ class _Setup:
     policy: Policy
     authserv_id: str
     pools: dict[Pool, PoolSettings]
+    rewriter: SRSRewriter | None
 
     def describe(self, decision: Decision, envelope: Envelope) -> dict[str, Any]:
         """The decision document of the pool decision alone."""
@@ -64,7 +67,10 @@ def _setup(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> _Setup:
     authserv = settings.authserv_id or dkim_settings(config).authserv_id
     pools = pools_from_config(config.sections)
     gatherer = build_gatherer(resolver, settings)
-    return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), pools)
+    rewriter = None
+    if config.srs.domain and config.srs.secrets_file:
+        rewriter = build_rewriter(config)
+    return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), pools, rewriter)
 
 
 def _forwarder(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> Forwarder | None:

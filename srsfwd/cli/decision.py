@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from srsfwd.authresults import build_header
+from srsfwd.errors import SrsfwdError
 from srsfwd.facts import Envelope
 from srsfwd.forward import ForwardResult
 from srsfwd.pool import Action, Decision, PoolSettings
+from srsfwd.srs import SRSRewriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +62,25 @@ def from_decision(
     *,
     pools: Mapping[Any, PoolSettings],
     authserv_id: str,
+    rewriter: SRSRewriter | None = None,
 ) -> dict[str, Any]:
-    """The document for the pool decision alone (no SRS domain and secrets configured,
-    so the SRS address of a message that gets SRS is not known)."""
+    """The document for the pool decision alone; the SRS address of a message that gets
+    SRS comes from ``rewriter`` (nothing is stored), and is None without one."""
     outbound = None
     notes = list(decision.facts.notes)
     chosen = pools.get(decision.pool) if decision.pool is not None else None
     if decision.action is Action.FORWARD:
+        sender: str | None = inbound.mail_from
+        if decision.srs:
+            sender, note = _srs_address(rewriter, inbound.mail_from)
+            notes += [note] if note else []
         outbound = Outbound(
-            None if decision.srs else inbound.mail_from,
+            sender,
             inbound.rcpts,
             chosen.transport if chosen else None,
             chosen.source_addresses[0] if chosen and chosen.source_addresses else None,
             (chosen.helo or None) if chosen else None,
         )
-        if decision.srs:
-            notes.append("no [srs] domain and secrets file: the SRS address is not shown")
     return decision_document(
         inbound,
         action=decision.action,
@@ -88,6 +93,16 @@ def from_decision(
         decision=decision,
         authserv_id=authserv_id,
     )
+
+
+def _srs_address(rewriter: SRSRewriter | None, sender: str) -> tuple[str | None, str | None]:
+    """The SRS address for ``sender``, or None and why not."""
+    if rewriter is None:
+        return None, "no [srs] domain and secrets file: the SRS address is not shown"
+    try:
+        return rewriter.forward(sender, dry_run=True), None
+    except SrsfwdError as exc:
+        return None, f"SRS rewrite failed: {exc}"
 
 
 def decision_document(

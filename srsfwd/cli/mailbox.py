@@ -292,7 +292,7 @@ def _json_line(record: dict[str, Any]) -> None:
 
 def _decide_all(
     box: mailbox.Mailbox,
-    keys: list[str],
+    keys: list[Any],
     gatherer: FactGatherer,
     policy: Policy,
     summary: Summary,
@@ -300,10 +300,10 @@ def _decide_all(
     emit: Callable[[dict[str, Any]], None] | None,
     advance: Callable[[], None],
 ) -> None:
-    def skip(key: str, reason: str) -> None:
+    def skip(key: object, reason: str) -> None:
         summary.skipped[reason] += 1
         if emit is not None:
-            emit({"type": "skipped", "key": key, "reason": reason})
+            emit({"type": "skipped", "key": str(key), "reason": reason})
 
     for key in keys:
         advance()
@@ -353,7 +353,7 @@ def _decide_all(
         if decision.pool is not None and decision.pool.value == "relay":
             summary.relay_senders[envelope.mail_from or "<>"] += 1
         if emit is not None:
-            emit({"type": "decision", "key": key, "decision": describe(decision, envelope)})
+            emit({"type": "decision", "key": str(key), "decision": describe(decision, envelope)})
 
 
 def _dns_failed(decision: Decision) -> bool:
