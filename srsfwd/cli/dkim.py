@@ -23,6 +23,7 @@ from srsfwd.cli.common import (
     resolver_from_options,
 )
 from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
+from srsfwd.cli.table import echo_table
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.dkim.arc import ArcSealer
 from srsfwd.dkim.canon import author_domain, parse_message
@@ -176,12 +177,19 @@ def keys_list(config_path: Path | None, keys_dir: Path | None, as_json: bool) ->
     if not stored:
         click.echo(f"no keys in {store.root}")
         return
-    click.echo(f"{'DOMAIN':30} {'SELECTOR':16} {'ALGORITHM':10} CREATED")
-    for item in stored:
-        note = f" (signs from {_date(item.active_from)})" if item.active_from > now else ""
-        click.echo(
-            f"{item.domain:30} {item.selector:16} {item.spec:10} {_date(item.created)}{note}"
-        )
+    echo_table(
+        ("domain", "selector", "algorithm", "created", "signs"),
+        (
+            (
+                item.domain,
+                item.selector,
+                item.spec,
+                _date(item.created),
+                "yes" if item.active_from <= now else f"from {_date(item.active_from)}",
+            )
+            for item in stored
+        ),
+    )
 
 
 @keys.command("check")

@@ -81,9 +81,9 @@ def test_relay_and_words(zone_file: Path) -> None:
     args[args.index("alice@sender.example")] = "a@soft.example"
     result = CliRunner().invoke(cli, args, input=MESSAGE)
     assert result.exit_code == 0
-    assert "pool:   relay  (SRS: no)" in result.output
+    assert "pool:          relay (SRS: no)" in result.output
     assert "relay-unauthenticated" in result.output
-    assert "from:   sender.example not authenticated" in result.output
+    assert "header from:   sender.example not authenticated" in result.output
 
 
 def test_unrelated_from_signature_is_envelope_not_authenticated(dns_server: ZoneServer) -> None:
@@ -94,9 +94,9 @@ def test_unrelated_from_signature_is_envelope_not_authenticated(dns_server: Zone
     args[args.index("alice@sender.example")] = "a@soft.example"
     result = CliRunner().invoke(cli, args, input=signed)
     assert result.exit_code == 0, result.output
-    assert "pool:   relay  (SRS: no)" in result.output
-    assert "reasons: envelope-not-authenticated, dkim-pass-header-from" in result.output
-    assert "from:   sender.example authenticated" in result.output
+    assert "pool:          relay (SRS: no)" in result.output
+    assert "reasons:       envelope-not-authenticated, dkim-pass-header-from" in result.output
+    assert "header from:   sender.example authenticated" in result.output
 
 
 def test_dns_timeout_exits_75(dns_server: ZoneServer, tmp_path: Path) -> None:
