@@ -96,8 +96,9 @@ def _of(limit: int | None) -> str:
 
 @limits.command()
 @config_option
+@json_option
 @click.argument("sender")
-def unblock(config_path: Path | None, sender: str, **_: Any) -> None:
+def unblock(config_path: Path | None, as_json: bool, sender: str, **_: Any) -> None:
     """Lift the block on SENDER (block or block-for-today).
 
     \b
@@ -105,4 +106,7 @@ def unblock(config_path: Path | None, sender: str, **_: Any) -> None:
       srsfwd limits unblock alice@example.org
     """
     lifted = _limits(config_path, create=False).unblock(sender)
+    if as_json:
+        echo_json({"sender": sender, "unblocked": lifted})
+        return
     click.echo(f"{sender}: {'unblocked' if lifted else 'was not blocked'}")

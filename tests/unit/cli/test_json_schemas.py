@@ -11,6 +11,7 @@ import mailbox
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from jsonschema import Draft202012Validator
@@ -212,3 +213,50 @@ def test_serve_check_json_fits_the_schema(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", "--config", str(config), "--check", "--json"])
     assert result.exit_code == 0, result.output
     validate(json.loads(result.stdout), "reports.schema.json", "serve_check")
+
+
+def test_keygen_and_keys_rotate_json_fit_the_schema(tmp_path: Path) -> None:
+    keys = str(tmp_path / "keys")
+    made = CliRunner().invoke(cli, ["keygen", "--keys-dir", keys, "x.example", "--json"])
+    validate(json.loads(made.stdout), "reports.schema.json", "keygen")
+    rotated = CliRunner().invoke(cli, ["keys", "rotate", "--keys-dir", keys, "x.example", "--json"])
+    document = json.loads(rotated.stdout)
+    validate(document, "reports.schema.json", "keys_rotate")
+    assert [key["selector"] for key in document["new_keys"]] != document["old_selectors"]
+
+
+def test_limits_unblock_json_fits_the_schema(tmp_path: Path) -> None:
+    config = tmp_path / "srsfwd.toml"
+    config.write_text('state_dir = "state"\n[limits]\nper_day = 2\n')
+    args = ["limits", "unblock", "--config", str(config), "x@y.example", "--json"]
+    document = json.loads(CliRunner().invoke(cli, args).stdout)
+    validate(document, "reports.schema.json", "limits_unblock")
+    assert document == {"sender": "x@y.example", "unblocked": False}
+
+
+#: Commands whose output is data (an address, a message, a configuration), not a report.
+NOT_REPORTS = {
+    ("rewrite",),
+    ("reverse",),
+    ("secret", "new"),
+    ("sign",),
+    ("seal",),
+    ("keys", "import-opendkim"),
+}
+
+
+def test_every_command_that_reports_takes_json() -> None:
+    from tests.unit.cli.test_help import command_paths
+
+    for path in command_paths(cli):
+        if path in NOT_REPORTS:
+            continue
+        context = click.Context(cli)
+        command: click.Command | None = cli
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.get_command(context, name)
+        assert command is not None
+        if isinstance(command, click.Group):
+            continue  # its subcommands are checked one by one
+        assert "--json" in [o for p in command.params for o in p.opts], path
