@@ -49,12 +49,18 @@ class _Setup:
     gatherer: FactGatherer
     policy: Policy
     authserv_id: str
-    pools: dict[Pool, PoolSettings]
     rewriter: SRSRewriter | None
+    pools: dict[Pool, PoolSettings]
 
     def describe(self, decision: Decision, envelope: Envelope) -> dict[str, Any]:
         """The decision document of the pool decision alone."""
-        return from_decision(decision, envelope, pools=self.pools, authserv_id=self.authserv_id)
+        return from_decision(
+            decision,
+            envelope,
+            pools=self.pools,
+            authserv_id=self.authserv_id,
+            rewriter=self.rewriter,
+        )
 
 
 def _setup(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> _Setup:
@@ -65,12 +71,12 @@ def _setup(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> _Setup:
     )
     resolver = resolver_from_options(config, dns, timeout=settings.dns_timeout)
     authserv = settings.authserv_id or dkim_settings(config).authserv_id
-    pools = pools_from_config(config.sections)
-    gatherer = build_gatherer(resolver, settings)
-    rewriter = None
+    rewriter: SRSRewriter | None = None
     if config.srs.domain and config.srs.secrets_file:
         rewriter = build_rewriter(config)
-    return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), pools, rewriter)
+    pools = pools_from_config(config.sections)
+    gatherer = build_gatherer(resolver, settings)
+    return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), rewriter, pools)
 
 
 def _forwarder(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> Forwarder | None:

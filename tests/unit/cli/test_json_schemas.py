@@ -159,6 +159,7 @@ def test_every_mailbox_json_line_fits_the_schema(
     for line in lines:
         validate(line, "mailbox.schema.json")
     assert [line["type"] for line in lines] == ["decision", "decision", "skipped", "summary"]
+    assert lines[0]["decision"]["outbound"]["mail_from"].startswith("SRS0=")
 
 
 def test_verify_json_fits_the_schema() -> None:
