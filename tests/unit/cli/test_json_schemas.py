@@ -261,3 +261,15 @@ def test_every_command_that_reports_takes_json() -> None:
         if isinstance(command, click.Group):
             continue  # its subcommands are checked one by one
         assert "--json" in [o for p in command.params for o in p.opts], path
+
+
+def test_bounce_json_fits_the_schema(tmp_path: Path) -> None:
+    secret = tmp_path / "srs.secret"
+    secret.write_text("a-test-secret-long-enough\n")
+    secret.chmod(0o600)
+    base = ["--domain", "fwd.example.net", "--secret-file", str(secret)]
+    address = CliRunner().invoke(cli, ["rewrite", *base, "alice@example.org"]).stdout.strip()
+    for rcpt in (address, FORGED_BOUNCE_RCPT):
+        args = ["bounce", *base, "--rcpt", rcpt, "--json"]
+        result = CliRunner().invoke(cli, args, input=b"Subject: failure\n\nbody\n")
+        validate(json.loads(result.stdout), "reports.schema.json", "bounce")
