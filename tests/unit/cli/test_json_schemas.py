@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from srsfwd.cli import cli
 from tests.dkimhelp import RFC8463
 from tests.dnsserver import ZoneServer
 from tests.schemas import SCHEMA_FILES, load_schema, validate
+from tests.smtp_sink import smtp_sink
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
 NORMAL = ("198.51.100.25", "mail.example.org", "alice@example.org", "normal")
@@ -44,11 +46,12 @@ def run(
     message: bytes | None = None,
     rcpt: str = "bob@receiver.example",
     json_output: bool = True,
+    extra: tuple[str, ...] = (),
 ) -> Result:
     ip, helo, sender, name = envelope
     args = [command, "--config", str(example / "srsfwd.toml")]
     args += ["--dns-server", f"127.0.0.1:{dns.port}", "--client-ip", ip, "--helo", helo]
-    args += ["--mail-from", sender, "--rcpt", rcpt, *(["--json"] if json_output else [])]
+    args += ["--mail-from", sender, "--rcpt", rcpt, *(["--json"] if json_output else []), *extra]
     data = message if message is not None else (EXAMPLES / "messages" / f"{name}.eml").read_bytes()
     return CliRunner().invoke(cli, args, input=data)
 
@@ -71,6 +74,20 @@ def test_a_forwarded_decision_fits_the_schema(
     result = run(command, example, dns, envelope)
     assert result.exit_code == 0, result.output
     validate(decision_of(command, result), "decision.schema.json")
+
+
+def test_forward_says_what_became_of_the_delivery(example: Path, dns: ZoneServer) -> None:
+    with smtp_sink() as sink:
+        target = f"{sink.host}:{sink.port}"
+        result = run("forward", example, dns, extra=("--deliver", target))
+        assert result.exit_code == 0, result.output
+        document = decision_of("forward", result)
+        validate(document, "decision.schema.json")
+        assert document["delivery"] == f"delivered to {target}"
+        assert len(sink.messages) == 1
+    words = run("forward", example, dns, json_output=False, extra=("--deliver", "127.0.0.1:9"))
+    assert words.exit_code == 75
+    assert re.search(r"^delivery: +not delivered: ", words.stderr, re.M)
 
 
 @pytest.mark.parametrize("command", ["decide", "forward"])
