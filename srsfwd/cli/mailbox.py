@@ -45,32 +45,34 @@ Describe = Callable[[Decision, Envelope], dict[str, Any]]
 # ----------------------------------------------------------------------- what is a mailbox
 
 
-class NotAMailboxError(ValueError):
-    """The path is no mbox file, Maildir or MH folder; the text says why in words."""
+def not_a_mailbox(reason: str) -> click.BadParameter:
+    """The usage error (exit status 2) for a ``--mailbox`` path that is no mailbox."""
+    return click.BadParameter(reason, param_hint="'--mailbox'")
 
 
 def mailbox_kind(path: Path) -> str:
-    """``mbox``, ``maildir`` or ``mh``; ``NotAMailboxError`` for anything else."""
+    """``mbox``, ``maildir`` or ``mh``; for anything else a usage error that says why in
+    words (``click.BadParameter``)."""
     if path.is_dir():
         if (path / "cur").is_dir() and (path / "new").is_dir():
             return "maildir"
         if (path / ".mh_sequences").is_file():
             return "mh"
-        raise NotAMailboxError(
+        raise not_a_mailbox(
             f"{path} is a folder but not a mailbox: a Maildir has cur/ and new/ in it, "
             "an MH folder a .mh_sequences file"
         )
     if not path.exists():
-        raise NotAMailboxError(f"{path} does not exist")
+        raise not_a_mailbox(f"{path} does not exist")
     if not path.is_file():
-        raise NotAMailboxError(f"{path} is neither a file nor a folder")
+        raise not_a_mailbox(f"{path} is neither a file nor a folder")
     try:
         with path.open("rb") as handle:
             start = handle.read(5)
     except OSError as exc:
-        raise NotAMailboxError(f"cannot read {path}: {exc.strerror}") from None
+        raise not_a_mailbox(f"cannot read {path}: {exc.strerror}") from None
     if start and start != b"From ":
-        raise NotAMailboxError(
+        raise not_a_mailbox(
             f"{path} is not an mbox file (it does not start with a 'From ' line); "
             "for one message, leave out --mailbox"
         )
@@ -99,8 +101,8 @@ class MailboxPath(_PathType):
         path = Path(value)
         try:
             mailbox_kind(path)
-        except NotAMailboxError as exc:
-            self.fail(str(exc), param, ctx)
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
         return path
 
 
@@ -262,8 +264,6 @@ def run_mailbox(
     try:
         box = open_mailbox(path)
         keys = list(box.keys())
-    except NotAMailboxError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--mailbox'") from None
     except (OSError, mailbox.Error) as exc:
         raise click.ClickException(f"cannot read mailbox {path}: {exc}") from None
     summary = Summary(since=since)

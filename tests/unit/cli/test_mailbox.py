@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given
@@ -16,7 +17,6 @@ from hypothesis import strategies as st
 
 from srsfwd.cli import cli
 from srsfwd.cli.mailbox import (
-    NotAMailboxError,
     header_fields,
     mailbox_kind,
     message_date,
@@ -118,7 +118,7 @@ def test_a_path_that_is_not_a_mailbox_is_refused_in_words(
 
 def test_not_a_mailbox_error_names_the_path(tmp_path: Path) -> None:
     (tmp_path / "msg.eml").write_bytes(GOOD)
-    with pytest.raises(NotAMailboxError, match=r"msg\.eml"):
+    with pytest.raises(click.BadParameter, match=r"msg\.eml"):
         mailbox_kind(tmp_path / "msg.eml")
 
 
