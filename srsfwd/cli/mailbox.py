@@ -38,6 +38,8 @@ else:  # click before 8.2 has no generic ParamType
 #: The recipient every message is decided for: outside every accepted domain.
 FORWARD_RCPT = "forwarded@forward.invalid"
 TOP_SENDERS = 10
+#: Why the message the run stopped at was not decided.
+DNS_DOWN = "DNS does not answer"
 #: Builds the ``--json`` decision document of one message.
 Describe = Callable[[Decision, Envelope], dict[str, Any]]
 
@@ -204,7 +206,7 @@ class Outcome:
 class Summary:
     """Counts over a mailbox."""
 
-    #: Messages read (decided or skipped).
+    #: Messages read: each one is either decided (counted in ``outcomes``) or skipped.
     messages: int = 0
     #: By pool, or by action (``reject``, ``tempfail``) when there is no pool.
     outcomes: dict[str, Outcome] = field(default_factory=dict)
@@ -334,9 +336,9 @@ def _decide_all(
             continue
         except DNSTempError:
             summary.stopped = _dns_down(gatherer)
+            skip(key, DNS_DOWN if summary.stopped is not None else "DNS failed for this message")
             if summary.stopped is not None:
                 break
-            summary.count(str(Action.TEMPFAIL), srs=False, reasons=("dns-temperror",))
             continue
         except SrsfwdError as exc:
             skip(key, f"error: {type(exc).__name__}")
@@ -346,7 +348,7 @@ def _decide_all(
             # message's, and each would wait out the timeouts: stop instead.
             summary.stopped = _dns_down(gatherer)
             if summary.stopped is not None:
-                summary.count(str(Action.TEMPFAIL), srs=False, reasons=("dns-temperror",))
+                skip(key, DNS_DOWN)
                 break
         outcome = str(decision.pool) if decision.pool else str(decision.action)
         summary.count(outcome, srs=decision.srs, reasons=decision.reasons)

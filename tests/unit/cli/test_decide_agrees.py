@@ -160,5 +160,8 @@ def test_mailbox_with_dns_down_says_so_once_and_stops(
     result = CliRunner().invoke(cli, [*args, "--mailbox", str(tmp_path / "mbox"), "--json"])
     assert result.exit_code == 75
     assert result.stderr.count("DNS does not answer") == 1
-    summary = json.loads(result.stdout.splitlines()[-1])
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = lines[-1]
     assert summary["messages"] < 20 and summary["stopped"]
+    assert len(lines) == summary["messages"] + 1  # a line for each message read
+    assert (lines[-2]["type"], lines[-2]["reason"]) == ("skipped", "DNS does not answer")

@@ -196,6 +196,8 @@ def test_json_gives_one_line_per_message_then_the_summary(zone: Path, tmp_path: 
     box = make_box(tmp_path / "mbox", "mbox", [GOOD, unknown, RELAYED])
     lines = json_lines(run(zone, box, "--json"))
     assert [line["type"] for line in lines] == ["decision", "skipped", "decision", "summary"]
+    summary = lines[-1]
+    assert summary["messages"] == summary["decided"] + sum(summary["skipped"].values())
     assert [line["key"] for line in lines[:3]] == ["0", "1", "2"]
     assert lines[0]["decision"]["pool"] == "normal"
     assert lines[1]["reason"] == "no Received hop with a client address"
