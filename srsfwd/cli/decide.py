@@ -142,8 +142,8 @@ def _status(action: Action) -> int:
 @click.option(
     "--since",
     type=SinceDate(),
-    help="With --mailbox: skip messages whose Date: is older than DATE (YYYY-MM-DD, or "
-    "YYYY-MM-DDTHH:MM[:SS][+HH:MM]; UTC unless an offset is given).",
+    help="With --mailbox: skip messages whose Date: field is older than DATE: "
+    "YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC unless an offset such as +01:00 follows.",
 )
 @click.argument("message", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def decide(
