@@ -73,7 +73,7 @@ def test_every_cited_docs_file_is_in_the_repository() -> None:
 
 
 # Our own test folders (postsrsd has a tests/ folder of its own, cited as such).
-TEST_FILE = re.compile(r"\btests/(?:unit|integration|lab)/[\w/.-]+\.py\b")
+TEST_FILE = re.compile(r"\btests/(?:unit|integration|lab)/[a-z0-9_/.-]+\.py\b")  # not X/test_Y.py
 
 
 def test_every_cited_test_file_is_in_the_repository() -> None:
@@ -94,7 +94,7 @@ CROSS_CUTTING_TESTS = {
 }
 
 
-def tested_module(test_file: Path) -> Path | None:
+def module_under_test(test_file: Path) -> Path | None:
     """The module or package of srsfwd a tests/unit file is named after, if any."""
     relative = test_file.relative_to(ROOT / "tests" / "unit")
     folder = ROOT / "srsfwd" / relative.parent
@@ -109,11 +109,11 @@ def tested_module(test_file: Path) -> Path | None:
 
 def test_every_unit_test_file_names_a_module_of_the_package() -> None:
     test_files = sorted((ROOT / "tests" / "unit").rglob("test_*.py"))
-    assert tested_module(ROOT / "tests" / "unit" / "dns" / "test_spf.py") is not None
+    assert module_under_test(ROOT / "tests" / "unit" / "dns" / "test_spf.py") is not None
     unnamed = [
         path.relative_to(ROOT).as_posix()
         for path in test_files
-        if tested_module(path) is None
+        if module_under_test(path) is None
         and path.relative_to(ROOT).as_posix() not in CROSS_CUTTING_TESTS
     ]
     assert unnamed == []
