@@ -381,10 +381,10 @@ def _dns_down(gatherer: FactGatherer) -> str | None:
 
 def show_summary(summary: Summary) -> None:
     """The summary as aligned tables."""
-    since = f" dated since {summary.since.isoformat()}" if summary.since else ""
+    since = f" (--since {summary.since.isoformat()})" if summary.since else ""
     click.echo(
-        f"{summary.messages} messages read, {summary.decided} decided{since}, "
-        f"{sum(summary.skipped.values())} skipped; "
+        f"{summary.messages} messages read, {summary.decided} decided, "
+        f"{sum(summary.skipped.values())} skipped{since}; "
         f"SRS: {summary.with_srs} yes, {summary.decided - summary.with_srs} no\n"
     )
     ranked = sorted(summary.outcomes.items(), key=lambda item: -item[1].messages)
