@@ -9,6 +9,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from srsfwd.cli import cli
+from tests.schemas import validate
 
 
 def check(*args: str) -> Any:
@@ -21,6 +22,10 @@ def test_the_example_configuration_is_valid(example: Path) -> None:
     result = CliRunner().invoke(cli, ["config", "check", "-c", str(example / "srsfwd.toml")])
     assert result.exit_code == 0
     assert result.stdout.splitlines()[0] == f"# {example / 'srsfwd.toml'}: valid"
+
+
+def test_the_json_document_fits_its_schema(example: Path) -> None:
+    validate(check("-c", str(example / "srsfwd.toml")), "reports.schema.json", "config_check")
 
 
 def test_a_value_from_the_file_says_so(example: Path) -> None:
