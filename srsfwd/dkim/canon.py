@@ -263,7 +263,7 @@ def _relaxed_lines(piece: bytes) -> bytes:
 
 def _trailing_crlfs(data: bytes) -> int:
     """How many CRLF pairs ``data`` ends with (bare CRs and LFs are not line ends)."""
-    tail = data[len(data.rstrip(b"\r\n")) :]  # only CRs and LFs, usually a few
+    tail = _line_end_tail(data)
     if not tail.endswith(b"\n"):
         return 0
     # The pairs run from after the last doubled CR or LF; an LF there starts no pair.
@@ -271,6 +271,19 @@ def _trailing_crlfs(data: bytes) -> int:
     if tail[start : start + 1] == b"\n":
         start += 1
     return (len(tail) - start) // 2
+
+
+def _line_end_tail(data: bytes) -> bytes:
+    """The CRs and LFs at the end of ``data``, usually a few. Stripping the whole of
+    ``data`` would copy it all (a piece of up to a chunk), so the end is stripped first
+    and the window doubled only while it holds nothing but CRs and LFs."""
+    size = 64
+    while True:
+        window = data[-size:]
+        kept = window.rstrip(b"\r\n")
+        if kept or size >= len(data):
+            return window[len(kept) :]
+        size *= 2
 
 
 def _trim_trailing_lines(body: bytes, *, empty: bytes) -> bytes:

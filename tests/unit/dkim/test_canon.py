@@ -117,6 +117,13 @@ def test_a_body_of_only_empty_lines_is_empty_in_relaxed_form() -> None:
     assert simple_body(b"\r\n" * 1_000_000) == b"\r\n"
 
 
+@pytest.mark.parametrize("empty_lines", [1, 31, 32, 33, 1000])
+def test_many_empty_lines_after_text_go_as_dkimpy_drops_them(empty_lines: int) -> None:
+    body = b"text \r\n" + b"\r\n" * empty_lines
+    assert relaxed_body(body) == Relaxed.canonicalize_body(body) == b"text\r\n"
+    assert simple_body(body) == Simple.canonicalize_body(body) == b"text \r\n"
+
+
 @given(st.lists(st.sampled_from([b" ", b"\t", b"\r\n ", b"\r\n\t", b"v", b"a b"]), max_size=30))
 def test_relaxed_header_matches_dkimpy(parts: list[bytes]) -> None:
     value = b"".join(parts)
