@@ -19,7 +19,7 @@ from srsfwd.cli.common import (
     read_message,
     with_overrides,
 )
-from srsfwd.cli.group import EXIT_FAILED, EXIT_OK
+from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, batch_status
 from srsfwd.errors import SrsfwdError
 from srsfwd.secretfile import write_new_secret
 
@@ -76,14 +76,14 @@ def rewrite(config_path: Path | None, senders: tuple[str, ...], **flags: Any) ->
         config = open_config(config_path)
         flags["local_domains"] = (*config.srs.local_domains, *flags["local_domains"])
     rewriter = _rewriter(config_path, need_domain=True, **flags)
-    failed = False
+    failures: list[SrsfwdError] = []
     for sender in lines_or_stdin(senders):
         try:
             click.echo(rewriter.forward(sender))
         except SrsfwdError as exc:
             error(f"{_shown(sender)}: {exc}")
-            failed = True
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+            failures.append(exc)
+    sys.exit(batch_status(failures))
 
 
 @click.command()
@@ -109,14 +109,14 @@ def reverse(
       alice@example.org
     """
     rewriter = _rewriter(config_path, need_domain=require_domain, **flags)
-    failed = False
+    failures: list[SrsfwdError] = []
     for address in lines_or_stdin(addresses):
         try:
             click.echo(rewriter.reverse(address, require_domain=require_domain))
         except SrsfwdError as exc:
             error(f"{_shown(address)}: {exc}")
-            failed = True
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+            failures.append(exc)
+    sys.exit(batch_status(failures))
 
 
 @click.group()
