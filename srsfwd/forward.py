@@ -22,7 +22,7 @@ from typing import Any, Literal
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.app import build_key_table, build_limits, build_resolver, build_rewriter
 from srsfwd.authorrewrite import author_change, author_in
-from srsfwd.authresults import build_header
+from srsfwd.authresults import ResultClause, header_clauses, results_field
 from srsfwd.authservid import claims_authserv_id
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
@@ -729,39 +729,49 @@ class Forwarder:
         """
         facts = decision.facts
 
-        def results(arc: str | None) -> str:
-            return build_header(
-                self.authserv_id,
+        def clauses(arc: str | None) -> list[ResultClause]:
+            return header_clauses(
                 spf=facts.spf,
                 mail_from=facts.mail_from,
                 helo=facts.helo or "",
                 spf_reason=facts.spf_reason,
                 dkim=facts.dkim,
                 arc=arc,
-                folded=True,
             )
 
-        def results_field(arc: str | None) -> Header:
+        def results(arc: str | None) -> str:
+            return results_field(self.authserv_id, clauses(arc), folded=True)
+
+        def clause_texts(arc: str) -> list[str]:
+            # Written as authres writes them (a test checks it), so
+            # the sealer puts them into the AAR without parsing our own field again.
+            return [clause.as_authres_writes_it() for clause in clauses(arc)]
+
+        def results_header(arc: str | None) -> Header:
             return header_from_line(results(arc).encode("utf-8"))
 
         signer = self._signer_for(decision, pool)
         if signer is None and self.sealer is None:
-            return (results_field(None),)
+            return (results_header(None),)
         bh = body_hash_in(message.source, message.body_at)
         signatures: tuple[Header, ...] = ()
         if signer is not None:
             lines = signer.signature_lines(Message(leaving, b""), bh=bh)
             signatures = tuple(map(header_from_line, lines))
         if self.sealer is None:
-            return (*signatures, results_field(None))
+            return (*signatures, results_header(None))
         # The sealer writes this hop's Authentication-Results (they go into the ARC set
         # too) from what arrived, not from our own fresh signature.
         fields = (*signatures, *leaving)
         sealed = self.sealer.seal_headers(
-            fields, bh=bh, whole=lambda: message.to_bytes(fields), results=results
+            fields,
+            bh=bh,
+            whole=lambda: message.to_bytes(fields),
+            results=results,
+            clauses=clause_texts,
         )
         if not sealed.sealed:  # a chain that ended before us: not continued, arc=fail
-            return (results_field(sealed.cv), *signatures)
+            return (results_header(sealed.cv), *signatures)
         return (*map(header_from_line, sealed.lines), *signatures)
 
     def _signer_for(self, decision: Decision, pool: Pool) -> DkimSigner | None:

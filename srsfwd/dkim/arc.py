@@ -207,6 +207,7 @@ class ArcSealer:
         bh: bytes,
         whole: Callable[[], bytes],
         results: Callable[[str], str] | None = None,
+        clauses: Callable[[str], Sequence[str]] | None = None,
     ) -> SealResult:
         """``seal`` for a message its caller parsed, hashed and changed already.
 
@@ -218,6 +219,9 @@ class ArcSealer:
             whole: the message as it will leave, in wire form; called only when a chain
                 arrived (dkimpy checks it) or without ``results``.
             results: as for ``seal``.
+            clauses: with ``results``, the results of that field for a chain state, each
+                as ``authres`` writes it: they go into the AAR as they are, where dkimpy
+                would parse the field again.
 
         Returns:
             The lines to prepend in ``lines`` (none when not sealed); ``message`` is empty.
@@ -229,7 +233,7 @@ class ArcSealer:
         state = self._chain_state(fields, whole)
         if isinstance(state, SealResult):
             return state
-        return self._new_set(fields, state, bh=bh, results=results, whole=whole)
+        return self._new_set(fields, state, bh=bh, results=results, whole=whole, clauses=clauses)
 
     def _chain_state(
         self, fields: tuple[Header, ...], whole: Callable[[], bytes]
@@ -266,40 +270,37 @@ class ArcSealer:
         bh: bytes,
         results: Callable[[str], str] | None,
         whole: Callable[[], bytes],
+        clauses: Callable[[str], Sequence[str]] | None = None,
     ) -> SealResult:
         """This hop's Authentication-Results and the new ARC set over ``fields``."""
         cv, why = state
         checked: tuple[SignatureResult, ...] = ()
+        texts = None
         if results is None:
             checked = tuple(self._dkim.verify(whole()))
             header = self._authentication_results(checked, cv)
         else:
             header = results(cv).encode("utf-8").rstrip(b"\r\n") + b"\r\n"
+            texts = None if clauses is None else clauses(cv)
         parsed = Message(fields, b"")
         names = default_header_list(fields)
         names += [b"dkim-signature"] * len(parsed.find("dkim-signature"))
         # What dkimpy parsed: this hop's field on top of the message's header fields.
         fields = parse_crlf(to_crlf(header)).headers + fields
-        arc_set, instance = self._arc_set(fields, bh, names, int(self._clock.now()))
+        arc_set, instance = self._arc_set(fields, bh, names, int(self._clock.now()), texts)
         return SealResult(b"", True, cv, instance, why, checked, (*arc_set, header))
 
-    def _arc_set(
-        self, fields: tuple[Header, ...], bh: bytes, names: Sequence[bytes], now: int
-    ) -> tuple[list[bytes], int]:
-        """The new set's lines (AS, AMS, AAR, in the order to prepend them) and its ``i=``,
-        ``bh`` being the body hash for the AMS.
-
-        Built as dkimpy's ``ARC.sign`` builds it, so the bytes are the same.
+    def _our_results(self, fields: tuple[Header, ...]) -> list[str]:
+        """The results of the Authentication-Results claiming our authserv-id, each as
+        ``authres`` writes it (what dkimpy puts into the AAR).
 
         Raises:
-            SignatureError: no usable Authentication-Results for our authserv-id, an ``arc=``
-                result that does not fit the chain, or ``i=`` over 50.
+            SignatureError: none, or one that does not parse.
         """
-        srv_id = self._authserv_id
         found_ar = False
-        results: list[authres.BaseAuthenticationResult] = []
+        results: list[str] = []
         for ar in fields:
-            if ar.name != _AR_NAME or not claims_authserv_id(ar.value, srv_id):
+            if ar.name != _AR_NAME or not claims_authserv_id(ar.value, self._authserv_id):
                 continue
             # Only this hop's field is left (seal strips the others), and it parses: one
             # that claims our id but does not parse must not be skipped, as dkimpy would.
@@ -310,16 +311,38 @@ class ArcSealer:
             except (UnicodeDecodeError, authres.AuthResError) as exc:
                 raise SignatureError(f"cannot seal: our Authentication-Results: {exc}") from None
             found_ar = True
-            results.extend(parsed_ar.results)
+            results.extend(str(r) for r in parsed_ar.results)
         if not found_ar:
             raise SignatureError("cannot seal: no usable Authentication-Results")
-        arc_results = [r for r in results if r.method == "arc"]
+        return results
+
+    def _arc_set(
+        self,
+        fields: tuple[Header, ...],
+        bh: bytes,
+        names: Sequence[bytes],
+        now: int,
+        clauses: Sequence[str] | None = None,
+    ) -> tuple[list[bytes], int]:
+        """The new set's lines (AS, AMS, AAR, in the order to prepend them) and its ``i=``,
+        ``bh`` being the body hash for the AMS and ``clauses`` this hop's results as
+        ``authres`` writes them, when the caller has them (else read from ``fields``).
+
+        Built as dkimpy's ``ARC.sign`` builds it, so the bytes are the same.
+
+        Raises:
+            SignatureError: no usable Authentication-Results for our authserv-id, an ``arc=``
+                result that does not fit the chain, or ``i=`` over 50.
+        """
+        srv_id = self._authserv_id
+        texts = list(clauses) if clauses is not None else self._our_results(fields)
+        arc_results = [t.partition("=")[2] for t in texts if t.partition("=")[0] == "arc"]
         if not arc_results:
             cv = b"none"
         elif len(arc_results) > 1:
             cv = b"fail"  # several arc= results for us: dkimpy fails the chain
         else:
-            cv = str(arc_results[0].result).lower().encode("utf-8")
+            cv = arc_results[0].split(None, 1)[0].lower().encode("utf-8")
 
         present: list[tuple[int, bytes]] = []
         for arc in fields:
@@ -340,7 +363,7 @@ class ArcSealer:
             raise SignatureError("cannot seal: no usable Authentication-Results (no arc= result)")
 
         auth_results = srv_id.encode("ascii") + b"".join(
-            b";\r\n " + str(r).encode("utf-8") for r in results
+            b";\r\n " + text.encode("utf-8") for text in texts
         )
         aar_value = b"i=%d; " % instance + auth_results.rstrip() + b"\r\n"
         aar = Header(_AAR_NAME, b" " + aar_value[:-2])
