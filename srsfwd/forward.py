@@ -27,11 +27,11 @@ from srsfwd.authservid import claims_authserv_id
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
 from srsfwd.dkim.arc import ArcSealer
-from srsfwd.dkim.canon import MAX_HEADER_BYTES, Header, Message
+from srsfwd.dkim.canon import MAX_HEADER_BYTES, Header, Message, body_start
 from srsfwd.dkim.settings import dkim_settings
-from srsfwd.dkim.sign import DkimSigner, body_hash_in
+from srsfwd.dkim.sign import DkimSigner, body_hash_in, wire_form
 from srsfwd.dmarc import discover, predict
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.errors import (
     AddressError,
     ConfigError,
@@ -50,7 +50,6 @@ from srsfwd.limits import LimitVerdict, SendingLimits
 from srsfwd.message import (
     FieldChange,
     FieldRef,
-    HeaderTooBigError,
     MessageChanges,
     ParsedMessage,
     header_from_line,
@@ -361,8 +360,6 @@ class Forwarder:
         arrival = Envelope(client_ip=client_ip, helo=helo, mail_from=sender, rcpts=targets)
         try:
             return self._forward(message, arrival, spam, sasl_user, dry_run)
-        except _Refused as refused:
-            return refused.result
         except TemporaryError as exc:
             log.warning("deferring message from <%s>: %s", sender, exc)
             return _temporary(
@@ -391,13 +388,13 @@ class Forwarder:
         sasl_user: str | None,
         dry_run: bool,
     ) -> ForwardResult:
-        """validate → gather → decide → rewrite, sign, seal (``_outcome``) → record.
-
-        Raises:
-            _Refused: a refusal found before the decision.
-        """
+        """validate → gather → decide → rewrite, sign, seal (``_outcome``) → record."""
         parsed = self._validate(message, arrival)
+        if isinstance(parsed, ForwardResult):
+            return parsed
         work = self._reverse_bounces(parsed, arrival, dry_run)
+        if isinstance(work, ForwardResult):
+            return work
         counting, verdict = self._peek_limits(work)
         facts = self.gatherer.gather(parsed, work.envelope, spam=spam, sasl_user=sasl_user)
         decision = decide(facts if verdict is None else with_limits(facts, verdict), self.policy)
@@ -406,12 +403,14 @@ class Forwarder:
             return result
         return self._record(work, facts, verdict, counting, result)
 
-    def _validate(self, message: bytes | ParsedMessage, arrival: Envelope) -> ParsedMessage:
-        """The envelope's addresses checked and the message parsed, once.
+    def _validate(
+        self, message: bytes | ParsedMessage, arrival: Envelope
+    ) -> ParsedMessage | ForwardResult:
+        """The envelope's addresses checked and the message parsed, once; or the refusal
+        of a message that can never be forwarded.
 
         Raises:
             AddressError: an address that is not one (refused, see ``forward``).
-            _Refused: a message that can never be forwarded.
         """
         sender, targets = arrival.mail_from, arrival.rcpts
         for address in (sender, *targets) if sender else targets:
@@ -420,16 +419,15 @@ class Forwarder:
         if isinstance(parsed, ParsedMessage):
             return parsed
         reason, words = parsed
-        raise _Refused(
-            _refused(Action.REJECT, f"550 5.6.0 {words}", reason, mail_from=sender, rcpts=targets)
+        return _refused(
+            Action.REJECT, f"550 5.6.0 {words}", reason, mail_from=sender, rcpts=targets
         )
 
-    def _reverse_bounces(self, parsed: ParsedMessage, arrival: Envelope, dry_run: bool) -> _Work:
-        """Bounces to our SRS addresses turned back to the original senders.
-
-        Raises:
-            _Refused: an SRS address of ours that does not verify (a forged bounce).
-        """
+    def _reverse_bounces(
+        self, parsed: ParsedMessage, arrival: Envelope, dry_run: bool
+    ) -> _Work | ForwardResult:
+        """Bounces to our SRS addresses turned back to the original senders; or the
+        refusal of an SRS address of ours that does not verify (a forged bounce)."""
         notes: list[str] = []
         final: list[str] = []
         for rcpt in arrival.rcpts:
@@ -439,15 +437,13 @@ class Forwarder:
             try:
                 original = self.rewriter.reverse(rcpt)
             except SRSError as exc:
-                raise _Refused(
-                    _refused(
-                        Action.REJECT,
-                        f"550 5.7.1 <{rcpt}>: not a valid bounce address here ({exc})",
-                        "srs-bounce-invalid",
-                        mail_from=arrival.mail_from,
-                        rcpts=arrival.rcpts,
-                    )
-                ) from None
+                return _refused(
+                    Action.REJECT,
+                    f"550 5.7.1 <{rcpt}>: not a valid bounce address here ({exc})",
+                    "srs-bounce-invalid",
+                    mail_from=arrival.mail_from,
+                    rcpts=arrival.rcpts,
+                )
             notes.append(f"{rcpt} reversed to {original}")
             final.append(original)
         envelope = dataclasses.replace(arrival, rcpts=tuple(final))
@@ -853,13 +849,17 @@ def read_message(message: bytes | ParsedMessage) -> ParsedMessage | tuple[str, s
     Not a message, a header section over the limit, or not exactly one From field
     (RFC 5322 §3.6): sending it again cannot help, so these are refused with 5xx.
     """
+    too_big = "header-too-big", f"header section larger than {MAX_HEADER_BYTES} bytes"
     if not isinstance(message, ParsedMessage):
+        data = wire_form(message)  # the one conversion to CRLF
+        if body_start(data) - 4 > MAX_HEADER_BYTES:
+            return too_big
         try:
-            message = ParsedMessage.parse(message)
-        except HeaderTooBigError:
-            return "header-too-big", f"header section larger than {MAX_HEADER_BYTES} bytes"
+            message = ParsedMessage.parse_wire(data)
         except SignatureError as exc:
             return "not-a-message", str(exc)
+    elif message.header_size > MAX_HEADER_BYTES:
+        return too_big
     froms = len(message.find("from"))
     if froms == 0:
         return "no-from", "message has no From field (RFC 5322 3.6)"
@@ -887,14 +887,6 @@ def _forged_results(message: ParsedMessage, authserv_id: str) -> tuple[FieldRef,
             found.append(FieldRef(header.name.rstrip(b" \t").decode("ascii"), index))
     found.reverse()
     return tuple(found)
-
-
-class _Refused(Exception):  # noqa: N818 (control flow between the steps of a forward)
-    """A step found a refusal before the decision: ``result`` is the answer."""
-
-    def __init__(self, result: ForwardResult) -> None:
-        super().__init__(result.smtp_reply)
-        self.result = result
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,16 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from srsfwd.dkim.canon import MAX_HEADER_BYTES, Header, Message, body_start, parse_crlf
+from srsfwd.dkim.canon import Header, Message, body_start, parse_crlf
 from srsfwd.dkim.sign import wire_form
 from srsfwd.errors import SignatureError
 
 _CRLF = b"\r\n"
 _NAME_DELETE = bytes(range(0x21, 0x7F)).replace(b":", b"")
-
-
-class HeaderTooBigError(SignatureError):
-    """A header section over ``MAX_HEADER_BYTES``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +42,18 @@ class ParsedMessage:
         parsed.
 
         Raises:
-            HeaderTooBigError: a header section over ``MAX_HEADER_BYTES``.
-            SignatureError: not a message.
+            SignatureError: not a message, or a header section over ``MAX_HEADER_BYTES``.
         """
-        data = wire_form(message)
+        return cls.parse_wire(wire_form(message))
+
+    @classmethod
+    def parse_wire(cls, data: bytes) -> ParsedMessage:
+        """``parse`` for ``data`` in wire form already (``wire_form``: no second pass).
+
+        Raises:
+            SignatureError: not a message, or a header section over ``MAX_HEADER_BYTES``.
+        """
         start = body_start(data)
-        if start - 4 > MAX_HEADER_BYTES:
-            raise HeaderTooBigError(f"header section larger than {MAX_HEADER_BYTES} bytes")
         return cls(parse_crlf(data[:start]).headers, data, start)
 
     @classmethod
@@ -60,25 +61,27 @@ class ParsedMessage:
         """A message from fields already split (name, value after the colon, CRLF folds)
         and its body in CRLF form, as a milter receives them.
 
+        The size of the header section is for the caller to check (``header_size``).
+
         Raises:
-            HeaderTooBigError: a header section over ``MAX_HEADER_BYTES``.
             SignatureError: a field name RFC 5322 does not allow, or no field at all.
         """
         headers = tuple(Header(name, value) for name, value in fields)
-        size = 0
         for header in headers:
             name = header.name.rstrip(b" \t")
             if not name or name.translate(None, _NAME_DELETE):
                 shown = header.name[:40].decode("ascii", "replace")
                 raise SignatureError(f"not a mail message: {shown!r} is not a field name")
-            size += len(header.name) + len(header.value) + 3
         if not headers:
             raise SignatureError("not a mail message: no header fields")
-        if size > MAX_HEADER_BYTES:
-            raise HeaderTooBigError(f"header section larger than {MAX_HEADER_BYTES} bytes")
         if body and not body.endswith(_CRLF):
             body += _CRLF  # what goes on the wire is what was hashed
         return cls(headers, body, 0)
+
+    @property
+    def header_size(self) -> int:
+        """Bytes of the header section, each field with its CRLF."""
+        return sum(len(h.name) + len(h.value) + 3 for h in self.headers)
 
     @property
     def size(self) -> int:
@@ -205,7 +208,6 @@ def _position(fields: list[Header], name: str, index: int) -> int:
 __all__ = [
     "FieldChange",
     "FieldRef",
-    "HeaderTooBigError",
     "MessageChanges",
     "ParsedMessage",
     "header_from_line",

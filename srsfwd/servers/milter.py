@@ -39,10 +39,10 @@ from srsfwd.authservid import claims_authserv_id
 from srsfwd.dkim.canon import Header
 from srsfwd.errors import AddressError, ProtocolError, SignatureError, SRSError
 from srsfwd.forward import Forwarder, ForwardResult
-from srsfwd.message import HeaderTooBigError, MessageChanges, ParsedMessage
-from srsfwd.pool import Action as PoolAction
+from srsfwd.message import MessageChanges, ParsedMessage
+from srsfwd.pool import Action
 from srsfwd.protocols.milter import (
-    Action,
+    ActionFlag,
     AddHeader,
     AddRecipient,
     ChangeFrom,
@@ -53,6 +53,7 @@ from srsfwd.protocols.milter import (
     Event,
     InsertHeader,
     Message,
+    MilterReply,
     Negotiation,
     OptionNegotiation,
     Progress,
@@ -60,7 +61,6 @@ from srsfwd.protocols.milter import (
     Quit,
     Rcpt,
     Reject,
-    Reply,
     SmtpReply,
     Tempfail,
 )
@@ -99,8 +99,8 @@ class Verdict:
     """
 
     outcome: str
-    final: Reply
-    actions: tuple[Reply, ...] = ()
+    final: MilterReply
+    actions: tuple[MilterReply, ...] = ()
     pool: str | None = None
     srs: bool = False
     reasons: tuple[str, ...] = ()
@@ -132,7 +132,7 @@ class Verdict:
         return "milter: " + " ".join(f"{k}={v}" for k, v in fields.items())
 
 
-def smtp_reply(line: str | None, *, temporary: bool) -> Reply:
+def smtp_reply(line: str | None, *, temporary: bool) -> MilterReply:
     """The REPLYCODE for the pipeline's reply ``550 5.7.1 text``; a plain reject or
     tempfail if it does not fit what Postfix accepts."""
     match = _REPLY.fullmatch(line or "")
@@ -162,7 +162,7 @@ def received_message(message: Message, *, leading_space: bool) -> ParsedMessage:
     return ParsedMessage.from_fields(fields, message.body)
 
 
-def header_actions(changes: MessageChanges, *, leading_space: bool) -> list[Reply]:
+def header_actions(changes: MessageChanges, *, leading_space: bool) -> list[MilterReply]:
     """The milter actions that make the pipeline's header ``changes``, in their order.
 
     Deletions first, highest index first (CHGHEADER with an empty value): the MTA
@@ -171,7 +171,7 @@ def header_actions(changes: MessageChanges, *, leading_space: bool) -> list[Repl
     Then the changed fields (CHGHEADER), the appended ones (ADDHEADER) and the ones on
     top (INSHEADER at 0, the lowest first).
     """
-    actions: list[Reply] = [ChangeHeader(ref.index, ref.name, b"") for ref in changes.deleted]
+    actions: list[MilterReply] = [ChangeHeader(ref.index, ref.name, b"") for ref in changes.deleted]
     actions += [
         ChangeHeader(change.index, change.name, _wire_value(change.value, leading_space))
         for change in changes.changed
@@ -199,13 +199,13 @@ def _wire_value(value: bytes, leading_space: bool) -> bytes:
     return value
 
 
-def forged_results_deletions(message: Message, authserv_id: str) -> tuple[Reply, ...]:
+def forged_results_deletions(message: Message, authserv_id: str) -> tuple[MilterReply, ...]:
     """CHGHEADER deletions of the arriving Authentication-Results claiming ``authserv_id``.
 
     For mail that is not forwarded (local recipients only): nothing else changes, but
     nobody may write our verdicts into a local mailbox either (RFC 8601 §5).
     """
-    deletions: list[Reply] = []
+    deletions: list[MilterReply] = []
     nth = 0
     for header in message.headers:
         if header.name.strip().lower() != "authentication-results":
@@ -216,9 +216,9 @@ def forged_results_deletions(message: Message, authserv_id: str) -> tuple[Reply,
     return tuple(reversed(deletions))  # highest index first, so earlier indexes stay valid
 
 
-def envelope_changes(message: Message, result: ForwardResult) -> list[Reply]:
+def envelope_changes(message: Message, result: ForwardResult) -> list[MilterReply]:
     """CHGFROM for the SRS sender, DELRCPT/ADDRCPT for recipients the pipeline changed."""
-    actions: list[Reply] = []
+    actions: list[MilterReply] = []
     if result.changes is not None and result.changes.new_sender is not None:
         actions.append(ChangeFrom(f"<{result.changes.new_sender}>"))
     before = [strip_brackets(r.recipient) for r in message.recipients]
@@ -318,13 +318,13 @@ class MilterService:
         """Stop taking work; messages in the pipeline finish."""
         self._executor.shutdown(wait=False)
 
-    async def run(self, function: Callable[[], Verdict | Reply]) -> Verdict | Reply:
+    async def run(self, function: Callable[[], Verdict | MilterReply]) -> Verdict | MilterReply:
         """``function`` in a worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
     # -- in the worker threads ------------------------------------------------------
 
-    def check_recipient(self, rcpt: Rcpt) -> Reply:
+    def check_recipient(self, rcpt: Rcpt) -> MilterReply:
         """RCPT: refuse an SRS address of ours that does not verify (a forged bounce)."""
         address = strip_brackets(rcpt.recipient)
         with self.forwarders.borrow() as forwarder:
@@ -361,11 +361,10 @@ class MilterService:
             try:
                 parsed = received_message(message, leading_space=leading_space)
             except SignatureError as exc:
-                too_big = isinstance(exc, HeaderTooBigError)
                 return Verdict(
                     "reject",
                     smtp_reply(f"550 5.6.0 {exc}", temporary=False),
-                    reasons=("header-too-big" if too_big else "not-a-message",),
+                    reasons=("not-a-message",),
                     mail_from=sender,
                     rcpts=rcpts,
                 )
@@ -382,8 +381,8 @@ class MilterService:
                 sasl_user=message.macros.get("auth_authen") or None,
             )
         pool = None if result.pool is None else str(result.pool)
-        if result.action is not PoolAction.FORWARD or result.changes is None:
-            temporary = result.action is PoolAction.TEMPFAIL
+        if result.action is not Action.FORWARD or result.changes is None:
+            temporary = result.action is Action.TEMPFAIL
             final = smtp_reply(result.smtp_reply, temporary=temporary)
             return Verdict(
                 str(result.action),
@@ -454,7 +453,7 @@ class MilterConnection(Connection):
             raise RuntimeError("no milter service configured")
         self.milter = milter
         self._codec = MilterCodec(
-            Negotiation(required=Action.CHGFROM | Action.ADDHDRS),
+            Negotiation(required=ActionFlag.CHGFROM | ActionFlag.ADDHDRS),
             max_message=milter.max_message + 1,
         )
         self._events: deque[Event] = deque()
@@ -497,7 +496,7 @@ class MilterConnection(Connection):
     def _invalid(self) -> bytes:
         return b""  # nothing to say to a peer that broke the protocol: just close
 
-    def _write(self, reply: Reply) -> None:
+    def _write(self, reply: MilterReply) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(self._codec.send(reply))
 
@@ -555,7 +554,7 @@ class MilterConnection(Connection):
             log.exception("milter: recipient check failed")
             self._count_error()
             reply = TEMPFAIL_REPLY
-        assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a Reply
+        assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a MilterReply
         log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))
         self._write(reply)
 
@@ -591,7 +590,9 @@ class MilterConnection(Connection):
             log.debug("milter: queue_id=%s replied %s", message.queue_id or "-", "; ".join(done))
         self._count(verdict, seconds)
 
-    async def _waiting(self, work: Coroutine[object, object, Verdict | Reply]) -> Verdict | Reply:
+    async def _waiting(
+        self, work: Coroutine[object, object, Verdict | MilterReply]
+    ) -> Verdict | MilterReply:
         """``work``'s result, sending PROGRESS while it takes long."""
         future = asyncio.ensure_future(work)
         while True:
@@ -618,7 +619,7 @@ class MilterConnection(Connection):
             self.context.metrics.errors.labels("milter-internal").inc()
 
 
-def describe(reply: Reply) -> str:
+def describe(reply: MilterReply) -> str:
     """A milter reply in a debug line: what it does; of the headers it adds, only the
     names (but for ours, the pool)."""
     if isinstance(reply, ChangeFrom):

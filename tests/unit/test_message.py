@@ -11,7 +11,6 @@ from srsfwd.errors import SignatureError
 from srsfwd.message import (
     FieldChange,
     FieldRef,
-    HeaderTooBigError,
     MessageChanges,
     ParsedMessage,
     header_from_line,
@@ -40,10 +39,14 @@ def test_a_last_line_without_crlf_gets_one() -> None:
     assert ParsedMessage.parse(b"From: a@x\r\n\r\nbody").to_bytes().endswith(b"body\r\n")
 
 
-def test_a_header_section_over_the_limit_is_its_own_error() -> None:
+def test_a_header_section_over_the_limit_is_not_parsed() -> None:
     big = b"X-Big: " + b"a" * MAX_HEADER_BYTES + b"\r\n\r\nbody\r\n"
-    with pytest.raises(HeaderTooBigError):
+    with pytest.raises(SignatureError, match="larger than"):
         ParsedMessage.parse(big)
+
+
+def test_the_header_size_counts_each_field_with_its_line_end() -> None:
+    assert ParsedMessage.parse(MESSAGE).header_size == MESSAGE.index(b"\r\n\r\n") + 2
 
 
 def test_changes_delete_by_name_and_index_then_change_then_add() -> None:
