@@ -52,10 +52,12 @@ CLIENT, HELO, SENDER, RCPT = "198.51.100.25", "mail.example.org", "alice@example
 
 
 def rate(function: Callable[[], object], count: int) -> float:
-    started = time.perf_counter()
+    """Calls per second of this process's CPU time (the DNS server's thread included):
+    on a machine other jobs share, CPU time moves far less than the wall clock."""
+    started = time.process_time()
     for _ in range(count):
         function()
-    return count / (time.perf_counter() - started)
+    return count / (time.process_time() - started)
 
 
 def four_kb_message(example: Path) -> bytes:
@@ -100,10 +102,10 @@ def once():
     )
     assert result.forwarded and result.srs, result
 once()
-started = time.perf_counter()
+started = time.process_time()
 for _ in range(count):
     once()
-print(count / (time.perf_counter() - started))
+print(count / (time.process_time() - started))
 server.stop()
 """
 
@@ -222,7 +224,7 @@ def main() -> None:
     finally:
         server.stop()
 
-    print(f"Forwards per second, 4 KB message, best of {args.rounds} interleaved rounds")
+    print(f"Forwards per CPU second, 4 KB message, best of {args.rounds} interleaved rounds")
     print("  srsfwd Forwarder.forward (SPF, DKIM verify, decision, SRS, RSA-2048 sign,")
     print("    limits in SQLite)")
     for arc in (False, True):
@@ -239,7 +241,7 @@ def main() -> None:
     verdict = "ok" if best["ours"] >= TARGET else "MISSED"
     print(f"  target >= {TARGET:,}/s with ARC off: {verdict}")
 
-    print("Sending-limit checks per second (one sender, distinct recipients counts)")
+    print("Sending-limit checks per CPU second (one sender, distinct recipients counts)")
     sqlite_store = open_store(str(work / "limits.sqlite"))
     db = sqlite3.connect(work / "bare.sqlite", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
