@@ -154,7 +154,7 @@ def received_message(message: Message, *, leading_space: bool) -> ParsedMessage:
     space = b"" if leading_space else b" "
     fields = [
         (
-            header.name.encode("ascii"),
+            header.name.encode("utf-8", "surrogateescape"),  # checked by from_fields
             space + header.value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"),
         )
         for header in message.headers

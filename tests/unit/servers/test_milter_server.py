@@ -485,8 +485,9 @@ def test_received_message_keeps_each_field_as_the_mta_sent_it() -> None:
     assert parsed.to_bytes() == b"Subject: a\r\n\tb\r\nFrom: x@example.org\r\n\r\nbody\r\n"
 
 
-def test_received_message_refuses_a_field_name_that_is_not_one() -> None:
-    message = milter_message([MilterHeader("Bad Name", b" x")], b"")
+@pytest.mark.parametrize("name", ["Bad Name", "Caf\u00e9", ""])
+def test_received_message_refuses_a_field_name_that_is_not_one(name: str) -> None:
+    message = milter_message([MilterHeader(name, b" x")], b"")
     with pytest.raises(SignatureError):
         received_message(message, leading_space=True)
 
