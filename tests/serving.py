@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from srsfwd import FrozenClock, SRSRewriter
-from srsfwd.handlers import SRSMaps
 from srsfwd.protocols import socketmap, tcptable
 from srsfwd.protocols.milter import (
     AddHeader,
@@ -36,6 +35,7 @@ from srsfwd.protocols.milter.mta import MtaClient
 from srsfwd.protocols.milter.replies import FINAL_REPLIES
 from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import Endpoint, ServeSettings
+from srsfwd.srsmaps import SRSMaps
 from tests.ports import free_port
 
 NEW_YEAR_2020 = 1577836860

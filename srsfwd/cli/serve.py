@@ -19,7 +19,6 @@ from srsfwd.cli.group import EXIT_FAILED
 from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
 from srsfwd.forward import Forwarder
-from srsfwd.handlers import SRSMaps
 from srsfwd.pool import decide_settings
 from srsfwd.postsrsdconf import read_postsrsd
 from srsfwd.servers import eventloop
@@ -29,6 +28,7 @@ from srsfwd.servers.preflight import serving_problems
 from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import ServeSettings, serve_settings
 from srsfwd.srs import SRSRewriter
+from srsfwd.srsmaps import SRSMaps
 
 log = logging.getLogger("srsfwd")
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
-from srsfwd.handlers import FORWARD, MAPS, TCP_TABLE_CODES, SRSMaps
 from srsfwd.protocols import socketmap, tcptable
+from srsfwd.srsmaps import FORWARD, MAPS, TCP_TABLE_CODES, SRSMaps
 
 if TYPE_CHECKING:
     from srsfwd.servers.metrics import Metrics

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from srsfwd.errors import ConfigError, SrsfwdError
-from srsfwd.handlers import SRSMaps
 from srsfwd.servers.connection import PROTOCOLS, Connection, ServerContext
 from srsfwd.servers.metrics import Metrics
 from srsfwd.servers.milter import MilterConnection, MilterService
 from srsfwd.servers.settings import Endpoint, ServeSettings
 from srsfwd.servers.systemd import sd_notify
+from srsfwd.srsmaps import SRSMaps
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from srsfwd.errors import ConfigError
-from srsfwd.handlers import SRSMaps
 from srsfwd.protocols.socketmap import Reply, Request, Status, netstring
 from srsfwd.protocols.tcptable import Code
 from srsfwd.servers.connection import Connection
 from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import Endpoint, ServeSettings
+from srsfwd.srsmaps import SRSMaps
 from tests.ports import free_port
 from tests.serving import (
     SocketmapClient,
@@ -31,7 +31,7 @@ from tests.serving import (
     running,
     settings_for,
 )
-from tests.unit.test_handlers import STATELESS
+from tests.unit.test_srsmaps import STATELESS
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from srsfwd import FrozenClock, SRSRewriter, StoreError
-from srsfwd.handlers import SRSMaps, to_tcp_table
 from srsfwd.protocols.socketmap import Reply, Request, Status
 from srsfwd.protocols.tcptable import Code
+from srsfwd.srsmaps import SRSMaps, to_tcp_table
 from srsfwd.stores.sqlite import SQLiteStore
 
 NEW_YEAR_2020 = 1577836860  # 2020-01-01 00:01:00 UTC, postsrsd's test time
