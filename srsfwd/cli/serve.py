@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from srsfwd.address import MAX_LOCAL_PART
-from srsfwd.app import build_rewriter
+from srsfwd.app import build_resolver, build_rewriter
 from srsfwd.cli.common import WarningsToStderr, config_option, echo_json, error, json_option
 from srsfwd.cli.group import EXIT_FAILED
 from srsfwd.config import Config, config_from_data, load_config
@@ -146,9 +146,13 @@ def load(config_path: Path | None, postsrsd_path: Path | None, *, notes: Any) ->
     settings = serve_settings(config)
     milter = None
     if settings.milter:
-        accepted = decide_settings(config.sections, config.srs.local_domains).policy.accepted
+        decide = decide_settings(config.sections, config.srs.local_domains)
+        # One resolver, and so one DNS cache, for every worker thread (it is thread-safe).
+        resolver = build_resolver(config, timeout=decide.dns_timeout)
         milter = MilterService.from_settings(
-            settings, lambda: Forwarder.from_config(config), accepted=accepted
+            settings,
+            lambda: Forwarder.from_config(config, resolver=resolver),
+            accepted=decide.policy.accepted,
         )
     return Loaded(settings, SRSMaps(_rewriter(config, settings)), milter)
 

@@ -1,0 +1,236 @@
+"""The lookup connections: Postfix's socketmap and tcp_table clients, asking the SRS maps.
+
+asyncio protocols rather than streams: a lookup is answered inside ``buffer_updated``
+with no task or await per request, which is what makes one process fast enough to
+replace postsrsd's fork per connection. Nothing a client sends can raise out of here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, cast
+
+from srsfwd.protocols import socketmap, tcptable
+from srsfwd.servers.connection import Connection, ServerContext
+from srsfwd.srsmaps import FORWARD, MAPS, TCP_TABLE_CODES
+
+log = logging.getLogger(__name__)
+
+#: Requests answered in one go before other connections get their turn.
+BATCH = 64
+INTERNAL_ERROR = socketmap.Reply(socketmap.Status.TEMP, "Internal error.")
+#: What one debug line says a lookup did, by map and status.
+_OUTCOMES = {
+    socketmap.Status.OK: ("rewritten", "reversed"),
+    socketmap.Status.NOTFOUND: ("kept", "not ours"),
+    socketmap.Status.PERM: ("refused", "refused"),
+    socketmap.Status.TEMP: ("deferred", "deferred"),
+    socketmap.Status.TIMEOUT: ("deferred", "deferred"),
+}
+
+
+class LookupConnection(Connection):
+    """What socketmap and tcp_table share: requests decoded in batches, answered by the
+    context's ``maps``, replies written once per batch.
+
+    At most ``BATCH`` requests are answered before the other connections get their
+    turn: a client that pipelines thousands of lookups waits for the rest while
+    everyone else is served, and its backlog is never more than one read.
+    """
+
+    _decoder: socketmap.RequestDecoder | tcptable.RequestDecoder
+
+    def __init__(self, context: ServerContext) -> None:
+        super().__init__(context)
+        self._draining = False
+        self._eof = False
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._serve(bytes(self._read_view[:nbytes]))
+
+    def eof_received(self) -> bool:
+        # The client is done sending: answer what it sent, then close.
+        self._eof = True
+        return self._draining
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._draining:
+            self._loop.call_soon(self._continue)
+        else:
+            self.transport.resume_reading()
+
+    def _serve(self, data: bytes) -> None:
+        requests = self._decoder.feed(data, BATCH)
+        transport = self.transport
+        if transport is None:
+            return
+        if requests:
+            self.last_request = self._loop.time()
+            self.started = True
+            transport.write(self._answer(requests))
+        if self._decoder.error is not None:
+            self._protocol_error(self._decoder.error)
+        elif self._decoder.backlog:
+            if not self._draining:
+                self._draining = True
+                transport.pause_reading()
+            if not self._write_paused:
+                self._loop.call_soon(self._continue)
+        elif self._draining:
+            self._draining = False
+            if self._eof:
+                transport.close()
+            elif not self._write_paused:
+                transport.resume_reading()
+
+    def _continue(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and not self._write_paused:
+            self._serve(b"")
+
+    def _answer(self, requests: Sequence[Any]) -> bytes:
+        raise NotImplementedError
+
+    def _lookup(self, request: socketmap.Request) -> socketmap.Reply:
+        metrics = self.context.metrics
+        started = time.perf_counter() if metrics is not None else 0.0
+        try:
+            reply = self.context.maps.lookup(request)
+        except Exception:  # noqa: BLE001 - a bug: _internal_error logs it
+            reply = self._internal_error(request.name)
+        if metrics is not None:
+            metrics.observe(request.name, reply.status.value, time.perf_counter() - started)
+        return reply
+
+    def _internal_error(self, name: str) -> socketmap.Reply:
+        """Log the exception being handled: a bug, not the client's fault. The reply is
+        "try again", so mail is deferred, not lost, and the connection is kept."""
+        log.exception("%s: lookup in %r failed", self.service, name)
+        if self.context.metrics is not None:
+            self.context.metrics.errors.labels("internal").inc()
+        return INTERNAL_ERROR
+
+    def _quick_path(self) -> bool:
+        """Whether this read may be answered without the batch machinery: nothing is
+        pending and there are no metrics or debug lines to write about it."""
+        return (
+            not self._draining
+            and self.transport is not None
+            and self.context.metrics is None
+            and not log.isEnabledFor(logging.DEBUG)
+        )
+
+    def _answered(self, reply: bytes) -> None:
+        """Send the reply to the one request of a quick read."""
+        self.last_request = self._loop.time()
+        self.started = True
+        cast(asyncio.Transport, self.transport).write(reply)
+
+    def _logged_lookup(self, request: socketmap.Request) -> socketmap.Reply:
+        """``_lookup``, and one debug line about it (addresses and replies, no secret)."""
+        reply = self._lookup(request)
+        name = request.name
+        known = name in MAPS
+        log.debug(
+            "%s: lookup map=%s key=%r %s result=%s reply=%r",
+            self.service,
+            name if known else repr(name),
+            request.key,
+            _OUTCOMES[reply.status][name != FORWARD] if known else "refused",
+            reply.status.value,
+            reply.text,
+        )
+        return reply
+
+    def _lookup_function(self) -> Callable[[socketmap.Request], socketmap.Reply]:
+        """The lookup for this batch: asked once per batch, so the lookup path does not
+        pay for debug logging when it is off."""
+        return self._logged_lookup if log.isEnabledFor(logging.DEBUG) else self._lookup
+
+
+class SocketmapConnection(LookupConnection):
+    """Postfix ``socketmap:`` lookups: maps ``forward`` and ``reverse``."""
+
+    service = "socketmap"
+    _decoder: socketmap.RequestDecoder
+
+    def __init__(self, context: ServerContext) -> None:
+        super().__init__(context)
+        self._decoder = socketmap.RequestDecoder()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # The quick path: one whole request in one read, as Postfix asks.
+        data = self._read_view[:nbytes].tobytes()
+        request = self._decoder.plain_request(data)
+        if request is None or not self._quick_path():
+            self._serve(data)
+        else:
+            self._answered(socketmap.encode_reply(self._lookup(request)))
+
+    def _answer(self, requests: Sequence[socketmap.Request]) -> bytes:
+        encode, lookup = socketmap.encode_reply, self._lookup_function()
+        return b"".join([encode(lookup(r)) for r in requests])
+
+    def _invalid(self) -> bytes:
+        return socketmap.encode_reply(socketmap.INVALID_QUERY)
+
+
+class TcpTableConnection(LookupConnection):
+    """Postfix ``tcp:`` lookups on one map, as postsrsd 1.x serves them."""
+
+    service = "tcp_table"
+    group = "tcp_table"
+    map_name: ClassVar[str] = ""
+    _decoder: tcptable.RequestDecoder
+
+    def __init__(self, context: ServerContext) -> None:
+        super().__init__(context)
+        self._decoder = tcptable.RequestDecoder()
+        self._forward = self.map_name == FORWARD
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # The quick path: one plain ``get`` line in one read, as Postfix asks; straight
+        # to the map, with no request, list or batch made for it.
+        data = self._read_view[:nbytes].tobytes()
+        key = self._decoder.plain_key(data)
+        if key is None or not self._quick_path():
+            self._serve(data)
+            return
+        maps = self.context.maps
+        try:
+            reply = maps.forward(key) if self._forward else maps.reverse(key)
+        except Exception:  # noqa: BLE001 - a bug: _internal_error logs it
+            reply = self._internal_error(self.map_name)
+        self._answered(tcptable.encode(TCP_TABLE_CODES[reply.status], reply.text))
+
+    def _answer(self, requests: Sequence[tcptable.Request]) -> bytes:
+        name, encode, lookup = self.map_name, tcptable.encode, self._lookup_function()
+        replies = [lookup(socketmap.Request(name, r.key)) for r in requests]
+        return b"".join([encode(TCP_TABLE_CODES[r.status], r.text) for r in replies])
+
+    def _invalid(self) -> bytes:
+        return tcptable.encode_reply(tcptable.INVALID_REQUEST)
+
+
+class TcpForwardConnection(TcpTableConnection):
+    service = "tcp_table forward"
+    map_name = "forward"
+
+
+class TcpReverseConnection(TcpTableConnection):
+    service = "tcp_table reverse"
+    map_name = "reverse"
+
+
+#: The lookup servers by the name ``ServeSettings.endpoints`` gives them.
+LOOKUP_KINDS: dict[str, type[LookupConnection]] = {
+    "socketmap": SocketmapConnection,
+    "tcp-forward": TcpForwardConnection,
+    "tcp-reverse": TcpReverseConnection,
+}
