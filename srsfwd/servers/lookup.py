@@ -15,7 +15,7 @@ from typing import Any, ClassVar, cast
 
 from srsfwd.protocols import socketmap, tcptable
 from srsfwd.servers.connection import Connection, ServerContext
-from srsfwd.srsmaps import FORWARD, MAPS, TCP_TABLE_CODES
+from srsfwd.srsmaps import FORWARD, MAPS, REVERSE, TCP_TABLE_CODES, SRSMaps, tcp_table_line
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,12 @@ class LookupConnection(Connection):
     At most ``BATCH`` requests are answered before the other connections get their
     turn: a client that pipelines thousands of lookups waits for the rest while
     everyone else is served, and its backlog is never more than one read.
+
+    The quick path: a read that is exactly one plain request (how Postfix asks), with
+    nothing pending and no metrics or debug lines to write, goes straight to the maps
+    and its reply bytes straight to the transport, a forward answer from the day's
+    cache of encoded replies when it is there. No request object, list or batch is
+    made for it.
     """
 
     _decoder: socketmap.RequestDecoder | tcptable.RequestDecoder
@@ -47,6 +53,8 @@ class LookupConnection(Connection):
         super().__init__(context)
         self._draining = False
         self._eof = False
+        # Asked once: the daemon sets its metrics and log level before it listens.
+        self._quick = context.metrics is None and not log.isEnabledFor(logging.DEBUG)
 
     def buffer_updated(self, nbytes: int) -> None:
         self._serve(bytes(self._read_view[:nbytes]))
@@ -116,16 +124,6 @@ class LookupConnection(Connection):
             self.context.metrics.errors.labels("internal").inc()
         return INTERNAL_ERROR
 
-    def _quick_path(self) -> bool:
-        """Whether this read may be answered without the batch machinery: nothing is
-        pending and there are no metrics or debug lines to write about it."""
-        return (
-            not self._draining
-            and self.transport is not None
-            and self.context.metrics is None
-            and not log.isEnabledFor(logging.DEBUG)
-        )
-
     def _answered(self, reply: bytes) -> None:
         """Send the reply to the one request of a quick read."""
         self.last_request = self._loop.time()
@@ -165,13 +163,21 @@ class SocketmapConnection(LookupConnection):
         self._decoder = socketmap.RequestDecoder()
 
     def buffer_updated(self, nbytes: int) -> None:
-        # The quick path: one whole request in one read, as Postfix asks.
         data = self._read_view[:nbytes].tobytes()
-        request = self._decoder.plain_request(data)
-        if request is None or not self._quick_path():
+        quick = self._quick and not self._draining and self.transport is not None
+        request = self._decoder.plain_request(data) if quick else None
+        if request is None:
             self._serve(data)
-        else:
-            self._answered(socketmap.encode_reply(self._lookup(request)))
+            return
+        encode, maps = socketmap.encode_reply, self.context.maps
+        try:
+            if request.name == FORWARD:
+                reply = maps.forward_wire(request.key, encode)
+            else:
+                reply = encode(maps.lookup(request))
+        except Exception:  # noqa: BLE001 - a bug: _internal_error logs it
+            reply = encode(self._internal_error(request.name))
+        self._answered(reply)
 
     def _answer(self, requests: Sequence[socketmap.Request]) -> bytes:
         encode, lookup = socketmap.encode_reply, self._lookup_function()
@@ -192,22 +198,23 @@ class TcpTableConnection(LookupConnection):
     def __init__(self, context: ServerContext) -> None:
         super().__init__(context)
         self._decoder = tcptable.RequestDecoder()
-        self._forward = self.map_name == FORWARD
 
     def buffer_updated(self, nbytes: int) -> None:
-        # The quick path: one plain ``get`` line in one read, as Postfix asks; straight
-        # to the map, with no request, list or batch made for it.
         data = self._read_view[:nbytes].tobytes()
-        key = self._decoder.plain_key(data)
-        if key is None or not self._quick_path():
+        quick = self._quick and not self._draining and self.transport is not None
+        key = self._decoder.plain_key(data) if quick else None
+        if key is None:
             self._serve(data)
             return
-        maps = self.context.maps
         try:
-            reply = maps.forward(key) if self._forward else maps.reverse(key)
+            line = self._line(self.context.maps, key)
         except Exception:  # noqa: BLE001 - a bug: _internal_error logs it
-            reply = self._internal_error(self.map_name)
-        self._answered(tcptable.encode(TCP_TABLE_CODES[reply.status], reply.text))
+            line = tcp_table_line(self._internal_error(self.map_name))
+        self._answered(line)
+
+    def _line(self, maps: SRSMaps, key: str) -> bytes:
+        """The reply line to ``get key`` on this connection's map."""
+        raise NotImplementedError
 
     def _answer(self, requests: Sequence[tcptable.Request]) -> bytes:
         name, encode, lookup = self.map_name, tcptable.encode, self._lookup_function()
@@ -220,12 +227,18 @@ class TcpTableConnection(LookupConnection):
 
 class TcpForwardConnection(TcpTableConnection):
     service = "tcp_table forward"
-    map_name = "forward"
+    map_name = FORWARD
+
+    def _line(self, maps: SRSMaps, key: str) -> bytes:
+        return maps.forward_wire(key, tcp_table_line)
 
 
 class TcpReverseConnection(TcpTableConnection):
     service = "tcp_table reverse"
-    map_name = "reverse"
+    map_name = REVERSE
+
+    def _line(self, maps: SRSMaps, key: str) -> bytes:
+        return tcp_table_line(maps.reverse(key))
 
 
 #: The lookup servers by the name ``ServeSettings.endpoints`` gives them.

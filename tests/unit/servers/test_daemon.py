@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from srsfwd.errors import ConfigError
-from srsfwd.protocols.socketmap import Reply, Request, Status, netstring
+from srsfwd.protocols.socketmap import Reply, Status, netstring
 from srsfwd.protocols.tcptable import Code
 from srsfwd.servers.connection import Connection
 from srsfwd.servers.runtime import Daemon, Loaded
@@ -384,16 +384,23 @@ def test_reload_opens_new_endpoints_and_closes_dropped_ones(tmp_path: Path) -> N
     run(scenario)
 
 
-class Exploding(SRSMaps):
-    def lookup(self, request: Request) -> Reply:
-        if request.key == "boom@x.example":
+def exploding_maps() -> SRSMaps:
+    """Maps whose rewriter has a bug: it raises on ``boom@x.example``."""
+    maps = postsrsd_maps()
+    forward = maps.rewriter.forward
+
+    def buggy(sender: str, *, dry_run: bool = False) -> str:
+        if sender == "boom@x.example":
             raise RuntimeError("a bug")
-        return super().lookup(request)
+        return forward(sender, dry_run=dry_run)
+
+    maps.rewriter.forward = buggy  # type: ignore[method-assign]
+    return maps
 
 
 def test_a_bug_in_a_lookup_is_a_temporary_failure(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
-    maps = Exploding(postsrsd_maps().rewriter)
+    maps = exploding_maps()
 
     async def scenario() -> None:
         async with running(fixed(settings, maps)):
@@ -402,6 +409,19 @@ def test_a_bug_in_a_lookup_is_a_temporary_failure(tmp_path: Path) -> None:
                 Status.TEMP, "Internal error."
             )
             assert (await client.ask("forward a@b.example")).status is Status.OK
+            client.close()
+
+    run(scenario)
+
+
+def test_a_bug_in_a_tcp_table_lookup_is_a_temporary_failure(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+
+    async def scenario() -> None:
+        async with running(fixed(settings, exploding_maps())):
+            client = await TcpTableClient.open(settings.tcp_table_forward[0])
+            assert (await client.ask("boom@x.example")).code is Code.TRY_AGAIN
+            assert (await client.ask("a@b.example")).code is Code.FOUND
             client.close()
 
     run(scenario)
