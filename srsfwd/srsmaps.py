@@ -32,7 +32,7 @@ from srsfwd.errors import (
     SRSLengthError,
 )
 from srsfwd.protocols import tcptable
-from srsfwd.protocols.socketmap import MAX_KEY, Reply, Request, Status
+from srsfwd.protocols.socketmap import MAX_KEY, Request, SocketmapReply, Status
 from srsfwd.srs import SRSRewriter
 
 _T = TypeVar("_T")
@@ -44,13 +44,13 @@ FORWARD = "forward"
 REVERSE = "reverse"
 MAPS = (FORWARD, REVERSE)
 
-TOO_BIG = Reply(Status.PERM, "Too big.")
-INVALID_MAP = Reply(Status.PERM, "Invalid map.")
-NO_DOMAIN = Reply(Status.NOTFOUND, "No domain.")
-LOCAL = Reply(Status.NOTFOUND, "Need not rewrite local domain.")
+TOO_BIG = SocketmapReply(Status.PERM, "Too big.")
+INVALID_MAP = SocketmapReply(Status.PERM, "Invalid map.")
+NO_DOMAIN = SocketmapReply(Status.NOTFOUND, "No domain.")
+LOCAL = SocketmapReply(Status.NOTFOUND, "Need not rewrite local domain.")
 
 #: How a reply goes on the wire: a socketmap netstring or a tcp_table line.
-WireEncoder = Callable[[Reply], bytes]
+WireEncoder = Callable[[SocketmapReply], bytes]
 
 
 class SRSMaps:
@@ -73,11 +73,11 @@ class SRSMaps:
     def __init__(self, rewriter: SRSRewriter, *, cache_size: int = FORWARD_CACHE_SIZE) -> None:
         self.rewriter = rewriter
         self.cache_size = cache_size
-        self._cache: dict[str, Reply] = {}
+        self._cache: dict[str, SocketmapReply] = {}
         self._wire_caches: dict[WireEncoder, dict[str, bytes]] = {}
         self._cache_day = ""
 
-    def lookup(self, request: Request) -> Reply:
+    def lookup(self, request: Request) -> SocketmapReply:
         """The socketmap reply to ``request``.
 
         Raises only what the rewriter raises unexpectedly (a bug): the server answers
@@ -89,7 +89,7 @@ class SRSMaps:
             return self.reverse(request.key)
         return INVALID_MAP
 
-    def forward(self, sender: str) -> Reply:
+    def forward(self, sender: str) -> SocketmapReply:
         """The SRS address for ``sender``, or why it keeps its own."""
         day = self.rewriter.today()
         if day != self._cache_day:
@@ -117,14 +117,14 @@ class SRSMaps:
         self._wire_caches.clear()
         self._cache_day = day
 
-    def _cached_forward(self, sender: str) -> Reply:
+    def _cached_forward(self, sender: str) -> SocketmapReply:
         reply = self._cache.get(sender)
         if reply is None:
             reply = self._forward(sender)
             self._keep(self._cache, sender, reply, reply)
         return reply
 
-    def _keep(self, cache: dict[str, _T], sender: str, value: _T, reply: Reply) -> None:
+    def _keep(self, cache: dict[str, _T], sender: str, value: _T, reply: SocketmapReply) -> None:
         """Cache ``value`` for ``sender`` unless ``reply`` is a temporary failure."""
         if reply.status is not Status.TEMP and self.cache_size > 0:
             if len(cache) >= self.cache_size:
@@ -136,7 +136,7 @@ class SRSMaps:
         """Forward answers in the caches now (as replies and as each wire's bytes)."""
         return len(self._cache) + sum(len(cache) for cache in self._wire_caches.values())
 
-    def _forward(self, sender: str) -> Reply:
+    def _forward(self, sender: str) -> SocketmapReply:
         if _too_big(sender):
             return TOO_BIG
         if "@" not in sender:
@@ -144,28 +144,28 @@ class SRSMaps:
         try:
             rewritten = self.rewriter.forward(sender)
         except SRSFormatError as exc:
-            return Reply(Status.PERM, str(exc))
+            return SocketmapReply(Status.PERM, str(exc))
         except (SRSLengthError, AddressError) as exc:
-            return Reply(Status.NOTFOUND, _sentence(str(exc)))
+            return SocketmapReply(Status.NOTFOUND, _sentence(str(exc)))
         except SrsfwdError as exc:
             return _failure(exc)
         if rewritten == sender:
             return LOCAL
-        return Reply(Status.OK, rewritten)
+        return SocketmapReply(Status.OK, rewritten)
 
-    def reverse(self, address: str) -> Reply:
+    def reverse(self, address: str) -> SocketmapReply:
         """The original sender of the SRS ``address``, or why it is not ours."""
         if _too_big(address):
             return TOO_BIG
         try:
-            return Reply(Status.OK, self.rewriter.reverse(address))
+            return SocketmapReply(Status.OK, self.rewriter.reverse(address))
         except SRSAliasError as exc:
             status = Status.NOTFOUND if self.rewriter.database_mode else Status.PERM
-            return Reply(status, str(exc))
+            return SocketmapReply(status, str(exc))
         except SrsfwdError as exc:
             if exc.temporary:
-                return Reply(Status.TEMP, _sentence(str(exc)))
-            return Reply(Status.NOTFOUND, _sentence(str(exc)))
+                return SocketmapReply(Status.TEMP, _sentence(str(exc)))
+            return SocketmapReply(Status.NOTFOUND, _sentence(str(exc)))
 
 
 #: tcp_table's code for each socketmap status.
@@ -178,12 +178,12 @@ TCP_TABLE_CODES = {
 }
 
 
-def to_tcp_table(reply: Reply) -> tcptable.Reply:
+def to_tcp_table(reply: SocketmapReply) -> tcptable.TcpTableReply:
     """The tcp_table form of a socketmap reply."""
-    return tcptable.Reply(TCP_TABLE_CODES[reply.status], reply.text)
+    return tcptable.TcpTableReply(TCP_TABLE_CODES[reply.status], reply.text)
 
 
-def tcp_table_line(reply: Reply) -> bytes:
+def tcp_table_line(reply: SocketmapReply) -> bytes:
     """The tcp_table reply line for a socketmap reply."""
     return tcptable.encode(TCP_TABLE_CODES[reply.status], reply.text)
 
@@ -193,8 +193,8 @@ def _too_big(key: str) -> bool:
     return len(key) > MAX_KEY // 4 and len(key.encode("utf-8", "surrogateescape")) > MAX_KEY
 
 
-def _failure(exc: SrsfwdError) -> Reply:
-    return Reply(Status.TEMP if exc.temporary else Status.PERM, _sentence(str(exc)))
+def _failure(exc: SrsfwdError) -> SocketmapReply:
+    return SocketmapReply(Status.TEMP if exc.temporary else Status.PERM, _sentence(str(exc)))
 
 
 def _sentence(text: str) -> str:

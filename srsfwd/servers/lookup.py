@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 #: Requests answered in one go before other connections get their turn.
 BATCH = 64
-INTERNAL_ERROR = socketmap.Reply(socketmap.Status.TEMP, "Internal error.")
+INTERNAL_ERROR = socketmap.SocketmapReply(socketmap.Status.TEMP, "Internal error.")
 #: What one debug line says a lookup did, by map and status.
 _OUTCOMES = {
     socketmap.Status.OK: ("rewritten", "reversed"),
@@ -105,7 +105,7 @@ class LookupConnection(Connection):
     def _answer(self, requests: Sequence[Any]) -> bytes:
         raise NotImplementedError
 
-    def _lookup(self, request: socketmap.Request) -> socketmap.Reply:
+    def _lookup(self, request: socketmap.Request) -> socketmap.SocketmapReply:
         metrics = self.context.metrics
         started = time.perf_counter() if metrics is not None else 0.0
         try:
@@ -116,7 +116,7 @@ class LookupConnection(Connection):
             metrics.observe(request.name, reply.status.value, time.perf_counter() - started)
         return reply
 
-    def _internal_error(self, name: str) -> socketmap.Reply:
+    def _internal_error(self, name: str) -> socketmap.SocketmapReply:
         """Log the exception being handled: a bug, not the client's fault. The reply is
         "try again", so mail is deferred, not lost, and the connection is kept."""
         log.exception("%s: lookup in %r failed", self.service, name)
@@ -130,7 +130,7 @@ class LookupConnection(Connection):
         self.started = True
         cast(asyncio.Transport, self.transport).write(reply)
 
-    def _logged_lookup(self, request: socketmap.Request) -> socketmap.Reply:
+    def _logged_lookup(self, request: socketmap.Request) -> socketmap.SocketmapReply:
         """``_lookup``, and one debug line about it (addresses and replies, no secret)."""
         reply = self._lookup(request)
         name = request.name
@@ -146,7 +146,7 @@ class LookupConnection(Connection):
         )
         return reply
 
-    def _lookup_function(self) -> Callable[[socketmap.Request], socketmap.Reply]:
+    def _lookup_function(self) -> Callable[[socketmap.Request], socketmap.SocketmapReply]:
         """The lookup for this batch: asked once per batch, so the lookup path does not
         pay for debug logging when it is off."""
         return self._logged_lookup if log.isEnabledFor(logging.DEBUG) else self._lookup

@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 
 from srsfwd.errors import ProtocolError
 from srsfwd.protocols.milter import (
-    Action,
+    ActionFlag,
     AddHeader,
     AddRecipient,
     ChangeFrom,
@@ -27,13 +27,13 @@ from srsfwd.protocols.milter import (
     Event,
     InsertHeader,
     MilterCodec,
+    MilterReply,
     Negotiation,
     OptionNegotiation,
     Progress,
     ProtocolFlag,
     Quit,
     Rcpt,
-    Reply,
     SmtpReply,
 )
 from srsfwd.servers.connection import Connection, ServerContext
@@ -59,7 +59,7 @@ class MilterConnection(Connection):
     def __init__(self, context: ServerContext) -> None:
         super().__init__(context)
         self._codec = MilterCodec(
-            Negotiation(required=Action.CHGFROM | Action.ADDHDRS),
+            Negotiation(required=ActionFlag.CHGFROM | ActionFlag.ADDHDRS),
             max_message=self.milter.max_message + 1,
         )
         self._events: deque[Event] = deque()
@@ -115,7 +115,7 @@ class MilterConnection(Connection):
     def _invalid(self) -> bytes:
         return b""  # nothing to say to a peer that broke the protocol: just close
 
-    def _write(self, reply: Reply) -> None:
+    def _write(self, reply: MilterReply) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(self._codec.send(reply))
 
@@ -174,7 +174,7 @@ class MilterConnection(Connection):
             log.exception("milter: recipient check failed")
             self._count_error()
             reply = TEMPFAIL_REPLY
-        assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a Reply
+        assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a MilterReply
         log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))
         self._write(reply)
 
@@ -211,7 +211,9 @@ class MilterConnection(Connection):
             log.debug("milter: queue_id=%s replied %s", message.queue_id or "-", "; ".join(done))
         self._count(verdict, seconds)
 
-    async def _waiting(self, work: Coroutine[object, object, Verdict | Reply]) -> Verdict | Reply:
+    async def _waiting(
+        self, work: Coroutine[object, object, Verdict | MilterReply]
+    ) -> Verdict | MilterReply:
         """``work``'s result, sending PROGRESS while it takes long."""
         future = asyncio.ensure_future(work)
         while True:
@@ -238,7 +240,7 @@ class MilterConnection(Connection):
             self.context.metrics.errors.labels("milter-internal").inc()
 
 
-def describe(reply: Reply) -> str:
+def describe(reply: MilterReply) -> str:
     """A milter reply in a debug line: what it does; of the headers it adds, only the
     names (but for ours, the pool)."""
     if isinstance(reply, ChangeFrom):
