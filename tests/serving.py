@@ -71,11 +71,16 @@ class Notes:
             self.ready.set()
 
 
+#: Whether ``running`` serves lookups in a thread per connection (tests of that mode
+#: set it for the daemon's scenarios).
+LOOKUP_THREADS = False
+
+
 @asynccontextmanager
 async def running(loader: Callable[[], Loaded]) -> AsyncIterator[Daemon]:
     """The daemon serving in this event loop until the block ends."""
     notes = Notes()
-    daemon = Daemon(loader, notify=notes)
+    daemon = Daemon(loader, notify=notes, lookup_threads=LOOKUP_THREADS)
     task = asyncio.create_task(daemon.run())
     ready = asyncio.create_task(notes.ready.wait())
     await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED, timeout=10)

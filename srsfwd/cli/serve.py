@@ -64,6 +64,12 @@ UNLIMITED_LOCAL_PART = 4096
     show_default=True,
     help="auto: uvloop when installed (pip install 'srsfwd[fast]'), else asyncio's own.",
 )
+@click.option(
+    "--lookup-threads",
+    is_flag=True,
+    help="Serve each socketmap and tcp_table connection in a thread of its own, as"
+    " postsrsd serves each in a process, rather than in the event loop.",
+)
 @json_option
 def serve(
     config_path: Path | None,
@@ -73,6 +79,7 @@ def serve(
     check: bool,
     as_json: bool,
     event_loop: LoopChoice,
+    lookup_threads: bool,
 ) -> None:
     """Serve SRS to Postfix: socketmap (postsrsd 2.x), tcp_table (postsrsd 1.x), milter.
 
@@ -124,7 +131,7 @@ def serve(
         click.echo(f"SRS domain {first.maps.rewriter.domain}; configuration is fine")
         return
     setup_logging(log_target or first.settings.log, log_level or first.settings.log_level)
-    daemon = Daemon(loader)
+    daemon = Daemon(loader, lookup_threads=lookup_threads)
     try:
         eventloop.run(daemon.run(), event_loop)
     except SrsfwdError as exc:

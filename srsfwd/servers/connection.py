@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import socket
 import struct
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -65,6 +66,10 @@ class ServerContext:
     peer_limit: int = 150
     first_request_timeout: float = 10.0
     metrics: Metrics | None = None
+    #: Serve each lookup connection in a thread of its own (``lookup.py``).
+    lookup_threads: bool = False
+    #: Held by those threads while they use the maps.
+    lock: threading.Lock = field(default_factory=threading.Lock)
     milter: MilterService | None = None
     connections: set[Connection] = field(default_factory=set)
     refused: int = 0

@@ -8,17 +8,23 @@ replace postsrsd's fork per connection. Nothing a client sends can raise out of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, cast
 
 from srsfwd.protocols import socketmap, tcptable
-from srsfwd.servers.connection import Connection, ServerContext
+from srsfwd.servers.connection import READ_SIZE, Connection, ServerContext
 from srsfwd.srsmaps import FORWARD, MAPS, REVERSE, TCP_TABLE_CODES, SRSMaps, tcp_table_line
 
 log = logging.getLogger(__name__)
 
+#: Seconds a closed threaded connection may still spend sending what it answered.
+DRAIN_SECONDS = 2.0
 #: Requests answered in one go before other connections get their turn.
 BATCH = 64
 INTERNAL_ERROR = socketmap.SocketmapReply(socketmap.Status.TEMP, "Internal error.")
@@ -45,9 +51,17 @@ class LookupConnection(Connection):
     and its reply bytes straight to the transport, a forward answer from the day's
     cache of encoded replies when it is there. No request object, list or batch is
     made for it.
+
+    With ``ServerContext.lookup_threads`` the connection is served by a thread of its
+    own instead, as postsrsd serves each connection in a process of its own: blocking
+    ``recv`` and ``sendall`` on a duplicate of the socket, every request of a read
+    answered and the replies sent at once, the same quick path and the same answers.
+    The event loop keeps what it does for every connection (limits, idle sweeps,
+    reload, shutdown): ``close`` shuts the socket down under the thread, which then ends.
     """
 
     _decoder: socketmap.RequestDecoder | tcptable.RequestDecoder
+    _sock: socket.socket | None = None
 
     def __init__(self, context: ServerContext) -> None:
         super().__init__(context)
@@ -56,8 +70,94 @@ class LookupConnection(Connection):
         # Asked once: the daemon sets its metrics and log level before it listens.
         self._quick = context.metrics is None and not log.isEnabledFor(logging.DEBUG)
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.transport is not None and self.context.lookup_threads:
+            # The transport starts reading once this returns: stop it then.
+            self._loop.call_soon(self._hand_over)
+
     def buffer_updated(self, nbytes: int) -> None:
-        self._serve(bytes(self._read_view[:nbytes]))
+        data = self._read_view[:nbytes].tobytes()
+        if self._quick and not self._draining and self.transport is not None:
+            reply = self._quick_reply(data)
+            if reply is not None:
+                self.last_request = self._loop.time()
+                self.started = True
+                self.transport.write(reply)
+                return
+        self._serve(data)
+
+    def _quick_reply(self, data: bytes) -> bytes | None:
+        """The reply if ``data`` is exactly one plain request, else None (then the
+        batch path answers it, the same way)."""
+        raise NotImplementedError
+
+    def close(self, reason: str) -> None:
+        if self._sock is not None:
+            # The thread finishes the reply it is sending, reads the end and stops;
+            # one that cannot send (a client that does not read) is cut off later.
+            self._shut_down(socket.SHUT_RD)
+            self._loop.call_later(DRAIN_SECONDS, self._shut_down, socket.SHUT_RDWR)
+        super().close(reason)
+
+    def abort(self) -> None:
+        if self._sock is not None:
+            self._shut_down(socket.SHUT_RDWR)
+        super().abort()
+
+    def _hand_over(self) -> None:
+        """Stop the event loop reading and start the connection's thread; anything the
+        loop read first was answered by it, in order, before this."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._draining:  # requests left from the loop's reads: answer them first
+            self._loop.call_soon(self._hand_over)
+            return
+        transport.pause_reading()  # from now on only the thread reads
+        fileno = transport.get_extra_info("socket").fileno()
+        self._sock = socket.socket(fileno=os.dup(fileno))
+        self._sock.setblocking(True)
+        threading.Thread(
+            target=self._serve_in_thread, name=f"srsfwd {self.service}", daemon=True
+        ).start()
+
+    def _serve_in_thread(self) -> None:
+        sock, decoder, lock = cast(socket.socket, self._sock), self._decoder, self.context.lock
+        try:
+            while data := sock.recv(READ_SIZE):
+                with lock:  # the maps (and a database mode store) one thread at a time
+                    reply = self._quick_reply(data) if self._quick else None
+                    if reply is None:
+                        requests = decoder.feed(data)
+                        reply = self._answer(requests) if requests else b""
+                if reply:
+                    self.last_request = self._loop.time()
+                    self.started = True
+                    sock.sendall(reply)
+                if decoder.error is not None:
+                    self._call_soon(self.context.note_client_error, self.service, decoder.error)
+                    sock.sendall(self._invalid())
+                    break
+        except OSError:
+            pass  # the client is gone, or close() shut the socket down
+        except Exception:  # a bug: the connection ends, the daemon goes on
+            log.exception("%s: connection thread failed", self.service)
+        finally:
+            sock.close()
+            self._call_soon(self._thread_ended)
+
+    def _thread_ended(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _call_soon(self, callback: Callable[..., object], *args: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon is done
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _shut_down(self, how: int) -> None:
+        with contextlib.suppress(OSError):
+            cast(socket.socket, self._sock).shutdown(how)
 
     def eof_received(self) -> bool:
         # The client is done sending: answer what it sent, then close.
@@ -124,12 +224,6 @@ class LookupConnection(Connection):
             self.context.metrics.errors.labels("internal").inc()
         return INTERNAL_ERROR
 
-    def _answered(self, reply: bytes) -> None:
-        """Send the reply to the one request of a quick read."""
-        self.last_request = self._loop.time()
-        self.started = True
-        cast(asyncio.Transport, self.transport).write(reply)
-
     def _logged_lookup(self, request: socketmap.Request) -> socketmap.SocketmapReply:
         """``_lookup``, and one debug line about it (addresses and replies, no secret)."""
         reply = self._lookup(request)
@@ -162,22 +256,17 @@ class SocketmapConnection(LookupConnection):
         super().__init__(context)
         self._decoder = socketmap.RequestDecoder()
 
-    def buffer_updated(self, nbytes: int) -> None:
-        data = self._read_view[:nbytes].tobytes()
-        quick = self._quick and not self._draining and self.transport is not None
-        request = self._decoder.plain_request(data) if quick else None
+    def _quick_reply(self, data: bytes) -> bytes | None:
+        request = self._decoder.plain_request(data)
         if request is None:
-            self._serve(data)
-            return
+            return None
         encode, maps = socketmap.encode_reply, self.context.maps
         try:
             if request.name == FORWARD:
-                reply = maps.forward_wire(request.key, encode)
-            else:
-                reply = encode(maps.lookup(request))
+                return maps.forward_wire(request.key, encode)
+            return encode(maps.lookup(request))
         except Exception:  # noqa: BLE001 - a bug: _internal_error logs it
-            reply = encode(self._internal_error(request.name))
-        self._answered(reply)
+            return encode(self._internal_error(request.name))
 
     def _answer(self, requests: Sequence[socketmap.Request]) -> bytes:
         encode, lookup = socketmap.encode_reply, self._lookup_function()
@@ -199,18 +288,14 @@ class TcpTableConnection(LookupConnection):
         super().__init__(context)
         self._decoder = tcptable.RequestDecoder()
 
-    def buffer_updated(self, nbytes: int) -> None:
-        data = self._read_view[:nbytes].tobytes()
-        quick = self._quick and not self._draining and self.transport is not None
-        key = self._decoder.plain_key(data) if quick else None
+    def _quick_reply(self, data: bytes) -> bytes | None:
+        key = self._decoder.plain_key(data)
         if key is None:
-            self._serve(data)
-            return
+            return None
         try:
-            line = self._line(self.context.maps, key)
+            return self._line(self.context.maps, key)
         except Exception:  # noqa: BLE001 - a bug: _internal_error logs it
-            line = tcp_table_line(self._internal_error(self.map_name))
-        self._answered(line)
+            return tcp_table_line(self._internal_error(self.map_name))
 
     def _line(self, maps: SRSMaps, key: str) -> bytes:
         """The reply line to ``get key`` on this connection's map."""

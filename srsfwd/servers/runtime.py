@@ -74,11 +74,20 @@ class Daemon:
     Args:
         loader: builds settings and maps; called at start and on every SIGHUP.
         notify: where systemd notifications go (sd_notify by default).
+        lookup_threads: serve each socketmap and tcp_table connection in a thread of
+            its own rather than in the event loop (``srsfwd.servers.lookup``).
     """
 
-    def __init__(self, loader: Loader, *, notify: Callable[[str], object] = sd_notify) -> None:
+    def __init__(
+        self,
+        loader: Loader,
+        *,
+        notify: Callable[[str], object] = sd_notify,
+        lookup_threads: bool = False,
+    ) -> None:
         self._loader = loader
         self._notify = notify
+        self._lookup_threads = lookup_threads
         self._listeners: dict[tuple[str, str], _Listener] = {}
         self._stop = asyncio.Event()
         self._context: ServerContext | None = None
@@ -102,7 +111,12 @@ class Daemon:
         settings = loaded.settings
         if settings.metrics is not None:
             self._metrics = Metrics()
-        self._context = ServerContext(maps=loaded.maps, metrics=self._metrics, milter=loaded.milter)
+        self._context = ServerContext(
+            maps=loaded.maps,
+            metrics=self._metrics,
+            milter=loaded.milter,
+            lookup_threads=self._lookup_threads,
+        )
         self._context.configure(settings)
         loop = asyncio.get_running_loop()
         try:
