@@ -111,8 +111,9 @@ class LookupConnection(Connection):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._draining:  # requests left from the loop's reads: answer them first
-            self._loop.call_soon(self._hand_over)
+        if self._draining or transport.get_write_buffer_size():
+            # Requests or replies left from the loop's reads go first, in order.
+            self._loop.call_later(0.01, self._hand_over)
             return
         transport.pause_reading()  # from now on only the thread reads
         fileno = transport.get_extra_info("socket").fileno()
