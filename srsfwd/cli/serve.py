@@ -19,7 +19,7 @@ from srsfwd.cli.group import EXIT_FAILED
 from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
 from srsfwd.forward import Forwarder
-from srsfwd.pool import decide_settings
+from srsfwd.pool_settings import decide_settings
 from srsfwd.postsrsdconf import read_postsrsd
 from srsfwd.servers import eventloop
 from srsfwd.servers.eventloop import LOOP_CHOICES, LoopChoice
@@ -153,7 +153,7 @@ def load(config_path: Path | None, postsrsd_path: Path | None, *, notes: Any) ->
     settings = serve_settings(config)
     milter = None
     if settings.milter:
-        decide = decide_settings(config.sections, config.srs.local_domains)
+        decide = decide_settings(config)
         # One resolver, and so one DNS cache, for every worker thread (it is thread-safe).
         resolver = build_resolver(config, timeout=decide.dns_timeout)
         milter = MilterService.from_settings(
