@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from srsfwd import FrozenClock, SRSRewriter
-from srsfwd.handlers import SRSMaps
 from srsfwd.protocols import socketmap, tcptable
 from srsfwd.protocols.milter import (
     AddHeader,
@@ -36,6 +35,7 @@ from srsfwd.protocols.milter.mta import MtaClient
 from srsfwd.protocols.milter.replies import FINAL_REPLIES
 from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import Endpoint, ServeSettings
+from srsfwd.srsmaps import SRSMaps
 from tests.ports import free_port
 
 NEW_YEAR_2020 = 1577836860
@@ -71,11 +71,16 @@ class Notes:
             self.ready.set()
 
 
+#: Whether ``running`` serves lookups in a thread per connection (tests of that mode
+#: set it for the daemon's scenarios).
+LOOKUP_THREADS = False
+
+
 @asynccontextmanager
 async def running(loader: Callable[[], Loaded]) -> AsyncIterator[Daemon]:
     """The daemon serving in this event loop until the block ends."""
     notes = Notes()
-    daemon = Daemon(loader, notify=notes)
+    daemon = Daemon(loader, notify=notes, lookup_threads=LOOKUP_THREADS)
     task = asyncio.create_task(daemon.run())
     ready = asyncio.create_task(notes.ready.wait())
     await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED, timeout=10)

@@ -18,7 +18,7 @@ from srsfwd.protocols.milter import (
     AddHeader,
     Continue,
     EndOfMessage,
-    MilterConnection,
+    MilterCodec,
     Negotiation,
     OptionNegotiation,
     Quit,
@@ -27,7 +27,7 @@ from srsfwd.protocols.milter import (
 
 class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
-        codec = MilterConnection(Negotiation(actions=ActionFlag.ADDHDRS))
+        codec = MilterCodec(Negotiation(actions=ActionFlag.ADDHDRS))
         while data := self.request.recv(65536):
             for event in codec.feed(data):
                 if isinstance(event, OptionNegotiation) and codec.options_reply is not None:

@@ -13,13 +13,12 @@ from typing import Any
 import click
 
 from srsfwd.address import MAX_LOCAL_PART
-from srsfwd.app import build_rewriter
+from srsfwd.app import build_resolver, build_rewriter
 from srsfwd.cli.common import WarningsToStderr, config_option, echo_json, error, json_option
 from srsfwd.cli.group import EXIT_FAILED
 from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
 from srsfwd.forward import Forwarder
-from srsfwd.handlers import SRSMaps
 from srsfwd.pool_settings import decide_settings
 from srsfwd.postsrsdconf import read_postsrsd
 from srsfwd.servers import eventloop
@@ -29,6 +28,7 @@ from srsfwd.servers.preflight import serving_problems
 from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import ServeSettings, serve_settings
 from srsfwd.srs import SRSRewriter
+from srsfwd.srsmaps import SRSMaps
 
 log = logging.getLogger("srsfwd")
 
@@ -64,6 +64,12 @@ UNLIMITED_LOCAL_PART = 4096
     show_default=True,
     help="auto: uvloop when installed (pip install 'srsfwd[fast]'), else asyncio's own.",
 )
+@click.option(
+    "--lookup-threads",
+    is_flag=True,
+    help="Serve each socketmap and tcp_table connection in a thread of its own, as"
+    " postsrsd serves each in a process, rather than in the event loop.",
+)
 @json_option
 def serve(
     config_path: Path | None,
@@ -73,6 +79,7 @@ def serve(
     check: bool,
     as_json: bool,
     event_loop: LoopChoice,
+    lookup_threads: bool,
 ) -> None:
     """Serve SRS to Postfix: socketmap (postsrsd 2.x), tcp_table (postsrsd 1.x), milter.
 
@@ -124,7 +131,7 @@ def serve(
         click.echo(f"SRS domain {first.maps.rewriter.domain}; configuration is fine")
         return
     setup_logging(log_target or first.settings.log, log_level or first.settings.log_level)
-    daemon = Daemon(loader)
+    daemon = Daemon(loader, lookup_threads=lookup_threads)
     try:
         eventloop.run(daemon.run(), event_loop)
     except SrsfwdError as exc:
@@ -146,9 +153,13 @@ def load(config_path: Path | None, postsrsd_path: Path | None, *, notes: Any) ->
     settings = serve_settings(config)
     milter = None
     if settings.milter:
-        accepted = decide_settings(config).policy.accepted
+        decide = decide_settings(config)
+        # One resolver, and so one DNS cache, for every worker thread (it is thread-safe).
+        resolver = build_resolver(config, timeout=decide.dns_timeout)
         milter = MilterService.from_settings(
-            settings, lambda: Forwarder.from_config(config), accepted=accepted
+            settings,
+            lambda: Forwarder.from_config(config, resolver=resolver),
+            accepted=decide.policy.accepted,
         )
     return Loaded(settings, SRSMaps(_rewriter(config, settings)), milter)
 

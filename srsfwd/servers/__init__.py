@@ -1,1 +1,1 @@
-"""The daemon: asyncio servers around the pure codecs and handlers (the only sockets)."""
+"""The daemon: asyncio servers around the pure codecs and the SRS maps (the only sockets)."""

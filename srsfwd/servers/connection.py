@@ -1,8 +1,11 @@
-"""One client connection: bytes to the codec, requests to the handler, replies back.
+"""What every client connection shares: limits, idle time, backpressure, errors.
 
-asyncio protocols rather than streams: a lookup is answered inside ``data_received``
-with no task or await per request, which is what makes one process fast enough to
-replace postsrsd's fork per connection. Nothing a client sends can raise out of here.
+``Connection`` is the base of one connection class per protocol (``lookup.py``:
+socketmap and tcp_table; ``milter_connection.py``: the milter). ``ServerContext`` is
+what they all share, the handler of each service among it: ``maps`` answers the
+lookups, ``milter`` runs the pipeline. A reload swaps those two, and every connection
+asks the context for its handler at each request, so open connections take the new
+ones with no special case. This module imports neither protocol's connection.
 """
 
 from __future__ import annotations
@@ -12,19 +15,17 @@ import ipaddress
 import logging
 import socket
 import struct
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
-
-from srsfwd.handlers import FORWARD, MAPS, TCP_TABLE_CODES, SRSMaps
-from srsfwd.protocols import socketmap, tcptable
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, cast
 
 if TYPE_CHECKING:
     from srsfwd.servers.metrics import Metrics
     from srsfwd.servers.milter import MilterService
     from srsfwd.servers.settings import ServeSettings
+    from srsfwd.srsmaps import SRSMaps
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +33,10 @@ log = logging.getLogger(__name__)
 WRITE_HIGH_WATER = 64 * 1024
 #: Bytes read from a client at once.
 READ_SIZE = 16 * 1024
-#: Requests answered in one go before other connections get their turn.
-BATCH = 64
 #: Lines a second about clients closed for protocol errors; the rest are counted.
 CLIENT_LOGS_PER_SECOND = 10
-INTERNAL_ERROR = socketmap.SocketmapReply(socketmap.Status.TEMP, "Internal error.")
 #: struct ucred, what SO_PEERCRED gives for a unix socket peer: pid, uid, gid.
 _UCRED = struct.Struct("3i")
-#: What one debug line says a lookup did, by map and status.
-_OUTCOMES = {
-    socketmap.Status.OK: ("rewritten", "reversed"),
-    socketmap.Status.NOTFOUND: ("kept", "not ours"),
-    socketmap.Status.PERM: ("refused", "refused"),
-    socketmap.Status.TEMP: ("deferred", "deferred"),
-    socketmap.Status.TIMEOUT: ("deferred", "deferred"),
-}
 
 
 class Refusal(NamedTuple):
@@ -58,7 +48,10 @@ class Refusal(NamedTuple):
 
 @dataclass(slots=True, eq=False)
 class ServerContext:
-    """What every connection shares; the daemon swaps ``maps`` and limits on reload.
+    """What every connection shares; the daemon swaps the handlers and limits on reload.
+
+    The handlers: ``maps`` answers socketmap and tcp_table lookups, ``milter`` (None
+    when the milter is off) runs the forwarding pipeline.
 
     ``limits`` caps the connections of each service (``Connection.group``) and
     ``peer_limit`` those of one peer to one service, so that the clients of one service,
@@ -73,6 +66,10 @@ class ServerContext:
     peer_limit: int = 150
     first_request_timeout: float = 10.0
     metrics: Metrics | None = None
+    #: Serve each lookup connection in a thread of its own (``lookup.py``).
+    lookup_threads: bool = False
+    #: Held by those threads while they use the maps.
+    lock: threading.Lock = field(default_factory=threading.Lock)
     milter: MilterService | None = None
     connections: set[Connection] = field(default_factory=set)
     refused: int = 0
@@ -101,6 +98,15 @@ class ServerContext:
             log.info("%s: closing connection: %s", service, reason)
         else:
             self._suppressed += 1
+
+    def swap(self, maps: SRSMaps, milter: MilterService | None) -> MilterService | None:
+        """Put in the handlers of a new configuration; the milter service it replaces.
+
+        Connections ask for their handler at each request, so this is all a reload
+        needs: the message in the pipeline finishes on the service it started on.
+        """
+        old, self.maps, self.milter = self.milter, maps, milter
+        return old
 
     def configure(self, settings: ServeSettings) -> None:
         """Take the idle times and limits of ``settings`` (at start and on reload)."""
@@ -147,18 +153,15 @@ class ServerContext:
 
 
 class Connection(asyncio.BufferedProtocol):
-    """The shared half: limits, idle time, fairness, backpressure, errors.
+    """The shared half of every connection: admission, idle time, backpressure, errors.
 
-    Reads go into a fixed 16 KiB buffer, and at most ``BATCH`` requests are answered
-    before the other connections get their turn: a client that pipelines thousands of
-    lookups waits for the rest while everyone else is served, and its backlog is never
-    more than one read.
+    Reads go into a fixed ``READ_SIZE`` buffer; a subclass handles them in
+    ``buffer_updated`` and says what a protocol error is answered with (``_invalid``).
     """
 
     service: ClassVar[str] = "?"
     #: The service whose connection limit this connection counts against.
     group: ClassVar[str] = "socketmap"
-    _decoder: socketmap.RequestDecoder | tcptable.RequestDecoder
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context
@@ -171,8 +174,6 @@ class Connection(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._read_view = memoryview(bytearray(READ_SIZE))
         self._write_paused = False
-        self._draining = False
-        self._eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         context = self.context
@@ -215,12 +216,10 @@ class Connection(asyncio.BufferedProtocol):
         return self._read_view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._serve(bytes(self._read_view[:nbytes]))
+        raise NotImplementedError
 
     def eof_received(self) -> bool:
-        # The client is done sending: answer what it sent, then close.
-        self._eof = True
-        return self._draining
+        return False  # the client is done: close
 
     def pause_writing(self) -> None:
         # The client does not read its replies: stop reading its requests, and let the
@@ -231,11 +230,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        if self.transport is None or self.transport.is_closing():
-            return
-        if self._draining:
-            self._loop.call_soon(self._continue)
-        else:
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def close(self, reason: str) -> None:
@@ -249,39 +244,8 @@ class Connection(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _serve(self, data: bytes) -> None:
-        requests = self._decoder.feed(data, BATCH)
-        transport = self.transport
-        if transport is None:
-            return
-        if requests:
-            self.last_request = self._loop.time()
-            self.started = True
-            transport.write(self._answer(requests))
-        if self._decoder.error is not None:
-            self._protocol_error(self._decoder.error)
-        elif self._decoder.backlog:
-            if not self._draining:
-                self._draining = True
-                transport.pause_reading()
-            if not self._write_paused:
-                self._loop.call_soon(self._continue)
-        elif self._draining:
-            self._draining = False
-            if self._eof:
-                transport.close()
-            elif not self._write_paused:
-                transport.resume_reading()
-
-    def _continue(self) -> None:
-        transport = self.transport
-        if transport is not None and not transport.is_closing() and not self._write_paused:
-            self._serve(b"")
-
-    def _answer(self, requests: Sequence[Any]) -> bytes:
-        raise NotImplementedError
-
     def _invalid(self) -> bytes:
+        """What a client that broke the protocol is told before it is closed."""
         raise NotImplementedError
 
     def _protocol_error(self, reason: object) -> None:
@@ -289,145 +253,6 @@ class Connection(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.write(self._invalid())
             self.transport.close()
-
-    def _lookup(self, request: socketmap.Request) -> socketmap.SocketmapReply:
-        metrics = self.context.metrics
-        started = time.perf_counter() if metrics is not None else 0.0
-        try:
-            reply = self.context.maps.lookup(request)
-        except Exception:  # noqa: BLE001 - a bug: _internal_error logs it
-            reply = self._internal_error(request.name)
-        if metrics is not None:
-            metrics.observe(request.name, reply.status.value, time.perf_counter() - started)
-        return reply
-
-    def _internal_error(self, name: str) -> socketmap.SocketmapReply:
-        """Log the exception being handled: a bug, not the client's fault. The reply is
-        "try again", so mail is deferred, not lost, and the connection is kept."""
-        log.exception("%s: lookup in %r failed", self.service, name)
-        if self.context.metrics is not None:
-            self.context.metrics.errors.labels("internal").inc()
-        return INTERNAL_ERROR
-
-    def _quick_path(self) -> bool:
-        """Whether this read may be answered without the batch machinery: nothing is
-        pending and there are no metrics or debug lines to write about it."""
-        return (
-            not self._draining
-            and self.transport is not None
-            and self.context.metrics is None
-            and not log.isEnabledFor(logging.DEBUG)
-        )
-
-    def _answered(self, reply: bytes) -> None:
-        """Send the reply to the one request of a quick read."""
-        self.last_request = self._loop.time()
-        self.started = True
-        cast(asyncio.Transport, self.transport).write(reply)
-
-    def _logged_lookup(self, request: socketmap.Request) -> socketmap.SocketmapReply:
-        """``_lookup``, and one debug line about it (addresses and replies, no secret)."""
-        reply = self._lookup(request)
-        name = request.name
-        known = name in MAPS
-        log.debug(
-            "%s: lookup map=%s key=%r %s result=%s reply=%r",
-            self.service,
-            name if known else repr(name),
-            request.key,
-            _OUTCOMES[reply.status][name != FORWARD] if known else "refused",
-            reply.status.value,
-            reply.text,
-        )
-        return reply
-
-    def _lookup_function(self) -> Callable[[socketmap.Request], socketmap.SocketmapReply]:
-        """The lookup for this batch: asked once per batch, so the lookup path does not
-        pay for debug logging when it is off."""
-        return self._logged_lookup if log.isEnabledFor(logging.DEBUG) else self._lookup
-
-
-class SocketmapConnection(Connection):
-    """Postfix ``socketmap:`` lookups: maps ``forward`` and ``reverse``."""
-
-    service = "socketmap"
-    _decoder: socketmap.RequestDecoder
-
-    def __init__(self, context: ServerContext) -> None:
-        super().__init__(context)
-        self._decoder = socketmap.RequestDecoder()
-
-    def buffer_updated(self, nbytes: int) -> None:
-        # The quick path: one whole request in one read, as Postfix asks.
-        data = self._read_view[:nbytes].tobytes()
-        request = self._decoder.plain_request(data)
-        if request is None or not self._quick_path():
-            self._serve(data)
-        else:
-            self._answered(socketmap.encode_reply(self._lookup(request)))
-
-    def _answer(self, requests: Sequence[socketmap.Request]) -> bytes:
-        encode, lookup = socketmap.encode_reply, self._lookup_function()
-        return b"".join([encode(lookup(r)) for r in requests])
-
-    def _invalid(self) -> bytes:
-        return socketmap.encode_reply(socketmap.INVALID_QUERY)
-
-
-class TcpTableConnection(Connection):
-    """Postfix ``tcp:`` lookups on one map, as postsrsd 1.x serves them."""
-
-    service = "tcp_table"
-    group = "tcp_table"
-    map_name: ClassVar[str] = ""
-    _decoder: tcptable.RequestDecoder
-
-    def __init__(self, context: ServerContext) -> None:
-        super().__init__(context)
-        self._decoder = tcptable.RequestDecoder()
-        self._forward = self.map_name == FORWARD
-
-    def buffer_updated(self, nbytes: int) -> None:
-        # The quick path: one plain ``get`` line in one read, as Postfix asks; straight
-        # to the map, with no request, list or batch made for it.
-        data = self._read_view[:nbytes].tobytes()
-        key = self._decoder.plain_key(data)
-        if key is None or not self._quick_path():
-            self._serve(data)
-            return
-        maps = self.context.maps
-        try:
-            reply = maps.forward(key) if self._forward else maps.reverse(key)
-        except Exception:  # noqa: BLE001 - a bug: _internal_error logs it
-            reply = self._internal_error(self.map_name)
-        self._answered(tcptable.encode(TCP_TABLE_CODES[reply.status], reply.text))
-
-    def _answer(self, requests: Sequence[tcptable.Request]) -> bytes:
-        name, encode, lookup = self.map_name, tcptable.encode, self._lookup_function()
-        replies = [lookup(socketmap.Request(name, r.key)) for r in requests]
-        return b"".join([encode(TCP_TABLE_CODES[r.status], r.text) for r in replies])
-
-    def _invalid(self) -> bytes:
-        return tcptable.encode_reply(tcptable.INVALID_REQUEST)
-
-
-class TcpForwardConnection(TcpTableConnection):
-    service = "tcp_table forward"
-    map_name = "forward"
-
-
-class TcpReverseConnection(TcpTableConnection):
-    service = "tcp_table reverse"
-    map_name = "reverse"
-
-
-#: Server kinds by the name ``ServeSettings.endpoints`` gives them; the runtime adds
-#: ``milter`` (``srsfwd.servers.milter``, which builds on this module).
-PROTOCOLS: dict[str, type[Connection]] = {
-    "socketmap": SocketmapConnection,
-    "tcp-forward": TcpForwardConnection,
-    "tcp-reverse": TcpReverseConnection,
-}
 
 
 def peer_of(transport: asyncio.BaseTransport) -> str:

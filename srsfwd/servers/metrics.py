@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from srsfwd.errors import ConfigError
-from srsfwd.handlers import MAPS
+from srsfwd.srsmaps import MAPS
 
 if TYPE_CHECKING:
     from srsfwd.servers.settings import Endpoint

@@ -4,10 +4,11 @@ One asyncio process serves every enabled endpoint. SIGHUP re-reads the configura
 and secrets through the injected loader and swaps them in under open connections;
 SIGTERM (or SIGINT) stops listening, lets answered replies drain and exits.
 
-Server kinds are ``connection.PROTOCOLS`` entries named by ``ServeSettings.endpoints``;
-another kind (the milter) joins by adding its ``Connection`` subclass there and its
+Server kinds are ``KINDS`` entries named by ``ServeSettings.endpoints``, one
+``Connection`` subclass each; another kind joins by adding its class there and its
 endpoints to ``[serve]``: listening, limits, idle sweeps, reload and shutdown then apply
-to it unchanged.
+to it unchanged. A reload swaps the handlers in the shared ``ServerContext``; the
+connections ask it for theirs at each request.
 """
 
 from __future__ import annotations
@@ -27,19 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from srsfwd.errors import ConfigError, SrsfwdError
-from srsfwd.handlers import SRSMaps
-from srsfwd.servers.connection import PROTOCOLS, Connection, ServerContext
+from srsfwd.servers.connection import Connection, ServerContext
+from srsfwd.servers.lookup import LOOKUP_KINDS
 from srsfwd.servers.metrics import Metrics
-from srsfwd.servers.milter import MilterConnection, MilterService
+from srsfwd.servers.milter import MilterService
+from srsfwd.servers.milter_connection import MilterConnection
 from srsfwd.servers.settings import Endpoint, ServeSettings
 from srsfwd.servers.systemd import sd_notify
+from srsfwd.srsmaps import SRSMaps
 
 log = logging.getLogger(__name__)
 
 #: Seconds SIGTERM waits for unsent replies before it drops the connections.
 DRAIN_SECONDS = 2.0
 #: Every server kind: the lookup tables and the milter.
-KINDS: dict[str, type[Connection]] = {**PROTOCOLS, "milter": MilterConnection}
+KINDS: dict[str, type[Connection]] = {**LOOKUP_KINDS, "milter": MilterConnection}
 #: Pending connections the kernel queues: a burst of Postfix processes starting at once
 #: must not see "connection refused" (unix sockets do not retry as TCP does).
 LISTEN_BACKLOG = 1024
@@ -71,11 +74,20 @@ class Daemon:
     Args:
         loader: builds settings and maps; called at start and on every SIGHUP.
         notify: where systemd notifications go (sd_notify by default).
+        lookup_threads: serve each socketmap and tcp_table connection in a thread of
+            its own rather than in the event loop (``srsfwd.servers.lookup``).
     """
 
-    def __init__(self, loader: Loader, *, notify: Callable[[str], object] = sd_notify) -> None:
+    def __init__(
+        self,
+        loader: Loader,
+        *,
+        notify: Callable[[str], object] = sd_notify,
+        lookup_threads: bool = False,
+    ) -> None:
         self._loader = loader
         self._notify = notify
+        self._lookup_threads = lookup_threads
         self._listeners: dict[tuple[str, str], _Listener] = {}
         self._stop = asyncio.Event()
         self._context: ServerContext | None = None
@@ -99,7 +111,12 @@ class Daemon:
         settings = loaded.settings
         if settings.metrics is not None:
             self._metrics = Metrics()
-        self._context = ServerContext(maps=loaded.maps, metrics=self._metrics, milter=loaded.milter)
+        self._context = ServerContext(
+            maps=loaded.maps,
+            metrics=self._metrics,
+            milter=loaded.milter,
+            lookup_threads=self._lookup_threads,
+        )
         self._context.configure(settings)
         loop = asyncio.get_running_loop()
         try:
@@ -157,12 +174,8 @@ class Daemon:
                 self._metrics.reloads.labels("failed").inc()
         else:
             context = self.context
-            context.maps = loaded.maps
+            old = context.swap(loaded.maps, loaded.milter)
             context.configure(loaded.settings)
-            old, context.milter = context.milter, loaded.milter
-            for connection in context.connections:
-                if isinstance(connection, MilterConnection) and loaded.milter is not None:
-                    connection.milter = loaded.milter
             if old is not None:
                 old.close()
             log.info("reloaded; %d connections kept open", len(context.connections))

@@ -8,13 +8,18 @@ runs one thread per connection, and the pure-Python milter libraries are alpha (
 * ``commands``: one event per MTA command and ``decode_command``;
 * ``replies``: one value per filter reply or action, each with ``encode()``;
 * ``negotiation``: what we ask for (``Negotiation``) and what was agreed (``Negotiated``);
-* ``connection``: ``MilterConnection``, the order of commands and the ``Message`` built
+* ``codec``: ``MilterCodec``, the order of commands and the ``Message`` built
   for the pipeline;
 * ``mta``: the MTA side (``MtaClient``) for tests, integration tests and benchmarks.
 """
 
 from __future__ import annotations
 
+from srsfwd.protocols.milter.codec import MAX_MACROS as MAX_MACROS
+from srsfwd.protocols.milter.codec import MAX_MESSAGE as MAX_MESSAGE
+from srsfwd.protocols.milter.codec import Message as Message
+from srsfwd.protocols.milter.codec import MilterCodec as MilterCodec
+from srsfwd.protocols.milter.codec import Stage as Stage
 from srsfwd.protocols.milter.commands import Abort as Abort
 from srsfwd.protocols.milter.commands import Body as Body
 from srsfwd.protocols.milter.commands import Connect as Connect
@@ -32,11 +37,6 @@ from srsfwd.protocols.milter.commands import QuitNewConnection as QuitNewConnect
 from srsfwd.protocols.milter.commands import Rcpt as Rcpt
 from srsfwd.protocols.milter.commands import Unknown as Unknown
 from srsfwd.protocols.milter.commands import decode_command as decode_command
-from srsfwd.protocols.milter.connection import MAX_MACROS as MAX_MACROS
-from srsfwd.protocols.milter.connection import MAX_MESSAGE as MAX_MESSAGE
-from srsfwd.protocols.milter.connection import Message as Message
-from srsfwd.protocols.milter.connection import MilterConnection as MilterConnection
-from srsfwd.protocols.milter.connection import Stage as Stage
 from srsfwd.protocols.milter.negotiation import DEFAULT_ACTIONS as DEFAULT_ACTIONS
 from srsfwd.protocols.milter.negotiation import DEFAULT_MACROS as DEFAULT_MACROS
 from srsfwd.protocols.milter.negotiation import DEFAULT_PROTOCOL as DEFAULT_PROTOCOL
@@ -104,7 +104,7 @@ __all__ = [
     "MacroStage",
     "Mail",
     "Message",
-    "MilterConnection",
+    "MilterCodec",
     "MilterReply",
     "Negotiated",
     "Negotiation",

@@ -1,6 +1,6 @@
 """The MTA side, pure: encodes what Postfix sends and decodes what a filter answers.
 
-It lets the unit tests talk to ``MilterConnection`` without sockets, and the integration
+It lets the unit tests talk to ``MilterCodec`` without sockets, and the integration
 tests and benchmarks talk to ``srsfwd serve`` (or to any milter) without Postfix. It
 follows Postfix's ``milter8.c``: the OPTNEG offer of version 6 with every action and
 flag, macros before each event, body chunks of at most 65,535 bytes, an empty EOB.

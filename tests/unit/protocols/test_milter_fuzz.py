@@ -22,7 +22,7 @@ from srsfwd.protocols.milter import (
     Connect,
     Family,
     Helo,
-    MilterConnection,
+    MilterCodec,
 )
 from srsfwd.protocols.milter.mta import MtaClient, ReplyDecoder, encode_command
 
@@ -32,7 +32,7 @@ _PREFIX = encode_command(_CLIENT.offer)
 
 def fuzz_filter_side(data: bytes) -> None:
     """Feed ``data`` after a valid negotiation, in two pieces split by its first byte."""
-    conn = MilterConnection(max_packet=70_000, max_message=10_000)
+    conn = MilterCodec(max_packet=70_000, max_message=10_000)
     conn.feed(_PREFIX)
     if conn.options_reply is not None:
         conn.send(conn.options_reply)

@@ -35,7 +35,7 @@ from srsfwd.protocols.milter import (
     InsertHeader,
     MacroStage,
     Mail,
-    MilterConnection,
+    MilterCodec,
     MilterReply,
     OptionNegotiation,
     OptionsReply,
@@ -193,9 +193,9 @@ def test_any_chunking_of_a_session_gives_the_same_events_and_message(
         Quit(),
     ]
     data = client.encode(*session)
-    one = MilterConnection()
+    one = MilterCodec()
     whole = one.feed(data)
-    other = MilterConnection()
+    other = MilterCodec()
     pieces = [event for chunk in chunked(data, cuts) for event in other.feed(chunk)]
     assert pieces == whole == session
     assert one.message == other.message
@@ -207,7 +207,7 @@ def test_any_chunking_of_a_session_gives_the_same_events_and_message(
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_raise_nothing_but_protocol_error(data: bytes) -> None:
     try:
-        MilterConnection().feed(data)
+        MilterCodec().feed(data)
     except ProtocolError:
         pass
 
@@ -216,7 +216,7 @@ def test_arbitrary_bytes_raise_nothing_but_protocol_error(data: bytes) -> None:
 def test_arbitrary_packets_after_negotiation_raise_nothing_but_protocol_error(
     packets: list[tuple[int, bytes]],
 ) -> None:
-    conn = MilterConnection()
+    conn = MilterCodec()
     conn.feed(encode_command(MtaClient().offer))
     assert conn.options_reply is not None
     conn.send(conn.options_reply)

@@ -42,7 +42,7 @@ from srsfwd.protocols.milter import (
 )
 from srsfwd.protocols.milter import Header as MilterHeader
 from srsfwd.protocols.milter import Message as MilterMessage
-from srsfwd.servers import milter as milter_module
+from srsfwd.servers import milter_connection
 from srsfwd.servers.milter import header_actions, received_message
 from srsfwd.servers.runtime import Loaded
 from srsfwd.servers.settings import Endpoint
@@ -439,7 +439,7 @@ def test_one_log_line_per_message(config: Path, caplog: pytest.LogCaptureFixture
         async with running(loader(config)):
             await one_message(config, "normal", "alice@example.org", [OUTSIDE])
 
-    with caplog.at_level("INFO", logger="srsfwd.servers.milter"):
+    with caplog.at_level("INFO", logger="srsfwd.servers.milter_connection"):
         run(scenario)
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("milter:")]
     assert "queue_id=QID1 action=forward pool=normal srs=yes" in line
@@ -502,7 +502,7 @@ def test_silent_dns_gets_progress_then_a_deferral(
         'zone_files = ["example.zone"]', f'nameservers = ["127.0.0.1"]\nport = {dns_server.port}'
     )
     config.write_text(text.replace("timeout = 5.0", "timeout = 1.0"))
-    monkeypatch.setattr(milter_module, "PROGRESS_EVERY", 0.1)
+    monkeypatch.setattr(milter_connection, "PROGRESS_EVERY", 0.1)
 
     async def scenario() -> list[MilterReply]:
         async with running(loader(config)):
@@ -543,6 +543,17 @@ def test_reload_swaps_the_pipeline_under_open_connections(config: Path) -> None:
             assert final == Continue()
 
     run(scenario)
+
+
+def test_every_worker_shares_one_resolver_and_its_dns_cache(config: Path) -> None:
+    milter = load(config, None, notes=print).milter
+    assert milter is not None
+    try:
+        with milter.forwarders.borrow() as one, milter.forwarders.borrow() as other:
+            assert one is not other
+            assert one.gatherer.resolver is other.gatherer.resolver
+    finally:
+        milter.close()
 
 
 def test_shutdown_answers_the_message_in_the_pipeline_first(

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from srsfwd.errors import ConfigError
-from srsfwd.handlers import SRSMaps
-from srsfwd.protocols.socketmap import Request, SocketmapReply, Status, netstring
+from srsfwd.protocols.socketmap import SocketmapReply, Status, netstring
 from srsfwd.protocols.tcptable import Code
 from srsfwd.servers.connection import Connection
 from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import Endpoint, ServeSettings
+from srsfwd.srsmaps import SRSMaps
 from tests.ports import free_port
 from tests.serving import (
     SocketmapClient,
@@ -31,7 +31,7 @@ from tests.serving import (
     running,
     settings_for,
 )
-from tests.unit.test_handlers import STATELESS
+from tests.unit.test_srsmaps import STATELESS
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
@@ -386,16 +386,23 @@ def test_reload_opens_new_endpoints_and_closes_dropped_ones(tmp_path: Path) -> N
     run(scenario)
 
 
-class Exploding(SRSMaps):
-    def lookup(self, request: Request) -> SocketmapReply:
-        if request.key == "boom@x.example":
+def exploding_maps() -> SRSMaps:
+    """Maps whose rewriter has a bug: it raises on ``boom@x.example``."""
+    maps = postsrsd_maps()
+    forward = maps.rewriter.forward
+
+    def buggy(sender: str, *, dry_run: bool = False) -> str:
+        if sender == "boom@x.example":
             raise RuntimeError("a bug")
-        return super().lookup(request)
+        return forward(sender, dry_run=dry_run)
+
+    maps.rewriter.forward = buggy  # type: ignore[method-assign]
+    return maps
 
 
 def test_a_bug_in_a_lookup_is_a_temporary_failure(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
-    maps = Exploding(postsrsd_maps().rewriter)
+    maps = exploding_maps()
 
     async def scenario() -> None:
         async with running(fixed(settings, maps)):
@@ -404,6 +411,19 @@ def test_a_bug_in_a_lookup_is_a_temporary_failure(tmp_path: Path) -> None:
                 Status.TEMP, "Internal error."
             )
             assert (await client.ask("forward a@b.example")).status is Status.OK
+            client.close()
+
+    run(scenario)
+
+
+def test_a_bug_in_a_tcp_table_lookup_is_a_temporary_failure(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+
+    async def scenario() -> None:
+        async with running(fixed(settings, exploding_maps())):
+            client = await TcpTableClient.open(settings.tcp_table_forward[0])
+            assert (await client.ask("boom@x.example")).code is Code.TRY_AGAIN
+            assert (await client.ask("a@b.example")).code is Code.FOUND
             client.close()
 
     run(scenario)

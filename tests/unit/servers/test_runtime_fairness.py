@@ -17,7 +17,7 @@ import pytest
 from srsfwd.address import DomainSet
 from srsfwd.forward import Forwarder
 from srsfwd.protocols.milter import Command, DefineMacros, Mail, OptionsReply, Rcpt, SmtpReply
-from srsfwd.protocols.milter.connection import MAX_HEADERS
+from srsfwd.protocols.milter.codec import MAX_HEADERS
 from srsfwd.protocols.milter.mta import encode_command
 from srsfwd.protocols.socketmap import Status
 from srsfwd.protocols.tcptable import Code

@@ -17,7 +17,7 @@ from srsfwd.protocols.milter import (
     Family,
     Header,
     Mail,
-    MilterConnection,
+    MilterCodec,
     Negotiation,
     ProtocolFlag,
     Rcpt,
@@ -27,7 +27,7 @@ from srsfwd.protocols.milter.mta import MtaClient
 
 def agreed_client(negotiation: Negotiation | None = None) -> MtaClient:
     client = MtaClient()
-    conn = MilterConnection(negotiation)
+    conn = MilterCodec(negotiation)
     conn.feed(client.encode(client.offer))
     assert conn.options_reply is not None
     client.receive(conn.send(conn.options_reply))
@@ -87,7 +87,7 @@ def test_message_body_is_sent_in_chunks_of_65535_bytes() -> None:
 
 def test_client_and_connection_hold_a_whole_conversation() -> None:
     client = agreed_client()
-    conn = MilterConnection()
+    conn = MilterCodec()
     conn.feed(client.encode(client.offer))
     assert conn.options_reply is not None
     conn.send(conn.options_reply)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from srsfwd import FrozenClock, SRSRewriter, StoreError
-from srsfwd.handlers import SRSMaps, to_tcp_table
-from srsfwd.protocols.socketmap import Request, SocketmapReply, Status
+from srsfwd.protocols.socketmap import Request, SocketmapReply, Status, encode_reply
 from srsfwd.protocols.tcptable import Code
+from srsfwd.srsmaps import SRSMaps, WireEncoder, tcp_table_line, to_tcp_table
 from srsfwd.stores.sqlite import SQLiteStore
 
 NEW_YEAR_2020 = 1577836860  # 2020-01-01 00:01:00 UTC, postsrsd's test time
@@ -211,6 +211,31 @@ def test_the_forward_cache_holds_a_bounded_number_of_answers() -> None:
     assert srs.forward("user9@otherdomain.com").text.endswith("=user9@example.com")
 
 
+@pytest.mark.parametrize("encode", [encode_reply, tcp_table_line])
+def test_a_forward_answer_on_the_wire_is_the_encoded_reply(encode: WireEncoder) -> None:
+    for sender in ("alice@otherdomain.com", "bob@example.com", "no-domain"):
+        assert maps().forward_wire(sender, encode) == encode(maps().forward(sender))
+
+
+def test_a_forward_answer_on_the_wire_is_cached_for_the_day() -> None:
+    clock = FrozenClock(NEW_YEAR_2020)
+    srs = SRSMaps(SRSRewriter(["tops3cr3t"], "example.com", clock=clock))
+    first = srs.forward_wire("test@otherdomain.com", tcp_table_line)
+    assert srs.forward_wire("test@otherdomain.com", tcp_table_line) is first
+    assert srs.forward_wire("test@otherdomain.com", encode_reply).startswith(b"48:OK SRS0=")
+    assert srs.cached == 2
+    clock.advance(86_400)
+    assert b"=2X=" in srs.forward_wire("test@otherdomain.com", tcp_table_line)
+    assert srs.cached == 1
+
+
+def test_the_wire_cache_holds_a_bounded_number_of_answers() -> None:
+    srs = SRSMaps(maps().rewriter, cache_size=3)
+    for n in range(10):
+        srs.forward_wire(f"user{n}@otherdomain.com", tcp_table_line)
+        assert srs.cached <= 3
+
+
 class FlakyStore:
     def __init__(self) -> None:
         self.down = True
@@ -232,6 +257,15 @@ def test_a_store_outage_is_not_cached() -> None:
     assert srs.forward(long_sender).status is TEMP
     store.down = False
     assert srs.forward(long_sender).status is OK
+
+
+def test_a_store_outage_on_the_wire_is_not_cached() -> None:
+    store = FlakyStore()
+    srs = maps(alias_store=store)
+    long_sender = "a" * 50 + "@otherdomain.com"
+    assert srs.forward_wire(long_sender, tcp_table_line).startswith(b"400 ")
+    store.down = False
+    assert srs.forward_wire(long_sender, tcp_table_line).startswith(b"200 ")
 
 
 def test_reverse_answers_are_not_cached() -> None:

@@ -176,8 +176,8 @@ class _Transaction:
         self.macros: dict[Command, dict[str, str]] = {}
 
 
-class MilterConnection:
-    """The filter side of one milter connection (one socket from Postfix).
+class MilterCodec:
+    """The protocol state of one milter connection, filter side: a sans-IO codec.
 
     What it holds is bounded (``held``): header, body and recipient bytes by
     ``max_message``, header fields and recipients by ``MAX_HEADERS`` and

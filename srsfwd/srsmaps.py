@@ -21,6 +21,9 @@ Where srsfwd differs, on purpose (docs/postfix.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from srsfwd.errors import (
     AddressError,
     SRSAliasError,
@@ -31,6 +34,8 @@ from srsfwd.errors import (
 from srsfwd.protocols import tcptable
 from srsfwd.protocols.socketmap import MAX_KEY, Request, SocketmapReply, Status
 from srsfwd.srs import SRSRewriter
+
+_T = TypeVar("_T")
 
 #: Forward results the per-day cache holds at most; when full it starts afresh.
 FORWARD_CACHE_SIZE = 4096
@@ -44,6 +49,9 @@ INVALID_MAP = SocketmapReply(Status.PERM, "Invalid map.")
 NO_DOMAIN = SocketmapReply(Status.NOTFOUND, "No domain.")
 LOCAL = SocketmapReply(Status.NOTFOUND, "Need not rewrite local domain.")
 
+#: How a reply goes on the wire: a socketmap netstring or a tcp_table line.
+WireEncoder = Callable[[SocketmapReply], bytes]
+
 
 class SRSMaps:
     """The ``forward`` and ``reverse`` maps over one ``SRSRewriter``.
@@ -53,17 +61,20 @@ class SRSMaps:
     class). The cache is keyed by sender, emptied when the rewriter's day stamp changes,
     holds at most ``cache_size`` answers (then starts afresh, so a client sending
     endless distinct senders costs a bounded amount of memory) and never holds a
-    temporary failure. A reload builds new maps, so a new configuration starts with an
-    empty cache. Reverse answers are not cached: reverse is how forged and unknown
-    addresses arrive, and caching them would hand memory to whoever sends them.
+    temporary failure. ``forward_wire`` keeps the answers as each wire encodes them
+    too, under the same rules, so that a hit on the servers' lookup path is one dict
+    lookup returning ready bytes. A reload builds new maps, so a new configuration
+    starts with empty caches. Reverse answers are not cached: reverse is how forged and
+    unknown addresses arrive, and caching them would hand memory to whoever sends them.
     """
 
-    __slots__ = ("_cache", "_cache_day", "cache_size", "rewriter")
+    __slots__ = ("_cache", "_cache_day", "_wire_caches", "cache_size", "rewriter")
 
     def __init__(self, rewriter: SRSRewriter, *, cache_size: int = FORWARD_CACHE_SIZE) -> None:
         self.rewriter = rewriter
         self.cache_size = cache_size
         self._cache: dict[str, SocketmapReply] = {}
+        self._wire_caches: dict[WireEncoder, dict[str, bytes]] = {}
         self._cache_day = ""
 
     def lookup(self, request: Request) -> SocketmapReply:
@@ -81,25 +92,49 @@ class SRSMaps:
     def forward(self, sender: str) -> SocketmapReply:
         """The SRS address for ``sender``, or why it keeps its own."""
         day = self.rewriter.today()
-        cache = self._cache
         if day != self._cache_day:
-            cache.clear()
-            self._cache_day = day
-        else:
-            cached = cache.get(sender)
-            if cached is not None:
-                return cached
-        reply = self._forward(sender)
+            self._new_day(day)
+        return self._cached_forward(sender)
+
+    def forward_wire(self, sender: str, encode: WireEncoder) -> bytes:
+        """``encode(self.forward(sender))``; a cache hit is one dict lookup and no
+        encoding (the servers' lookup path)."""
+        day = self.rewriter.today()
+        if day != self._cache_day:
+            self._new_day(day)
+        cache = self._wire_caches.get(encode)
+        if cache is None:
+            cache = self._wire_caches[encode] = {}
+        wire = cache.get(sender)
+        if wire is None:
+            reply = self._forward(sender)
+            wire = encode(reply)
+            self._keep(cache, sender, wire, reply)
+        return wire
+
+    def _new_day(self, day: str) -> None:
+        self._cache.clear()
+        self._wire_caches.clear()
+        self._cache_day = day
+
+    def _cached_forward(self, sender: str) -> SocketmapReply:
+        reply = self._cache.get(sender)
+        if reply is None:
+            reply = self._forward(sender)
+            self._keep(self._cache, sender, reply, reply)
+        return reply
+
+    def _keep(self, cache: dict[str, _T], sender: str, value: _T, reply: SocketmapReply) -> None:
+        """Cache ``value`` for ``sender`` unless ``reply`` is a temporary failure."""
         if reply.status is not Status.TEMP and self.cache_size > 0:
             if len(cache) >= self.cache_size:
                 cache.clear()
-            cache[sender] = reply
-        return reply
+            cache[sender] = value
 
     @property
     def cached(self) -> int:
-        """Forward answers in the cache now."""
-        return len(self._cache)
+        """Forward answers in the caches now (as replies and as each wire's bytes)."""
+        return len(self._cache) + sum(len(cache) for cache in self._wire_caches.values())
 
     def _forward(self, sender: str) -> SocketmapReply:
         if _too_big(sender):
@@ -146,6 +181,11 @@ TCP_TABLE_CODES = {
 def to_tcp_table(reply: SocketmapReply) -> tcptable.TcpTableReply:
     """The tcp_table form of a socketmap reply."""
     return tcptable.TcpTableReply(TCP_TABLE_CODES[reply.status], reply.text)
+
+
+def tcp_table_line(reply: SocketmapReply) -> bytes:
+    """The tcp_table reply line for a socketmap reply."""
+    return tcptable.encode(TCP_TABLE_CODES[reply.status], reply.text)
 
 
 def _too_big(key: str) -> bool:

@@ -24,12 +24,12 @@ from srsfwd.protocols.milter import (
     Family,
     Header,
     Mail,
-    MilterConnection,
+    MilterCodec,
     OptionNegotiation,
     ProtocolFlag,
     Rcpt,
 )
-from srsfwd.protocols.milter.connection import MAX_ENVELOPE_FIELD, MAX_HEADERS, MAX_RECIPIENTS
+from srsfwd.protocols.milter.codec import MAX_ENVELOPE_FIELD, MAX_HEADERS, MAX_RECIPIENTS
 from srsfwd.protocols.milter.mta import encode_command
 
 CLIENT = Connect("mail.example.org", Family.INET, 40_000, "192.0.2.7")
@@ -39,9 +39,9 @@ def wire(*events: Event) -> bytes:
     return b"".join(encode_command(event) for event in events)
 
 
-def in_a_transaction(max_message: int = 64 * 1024 * 1024) -> MilterConnection:
+def in_a_transaction(max_message: int = 64 * 1024 * 1024) -> MilterCodec:
     """A connection with every event answered, MAIL sent."""
-    conn = MilterConnection(max_message=max_message)
+    conn = MilterCodec(max_message=max_message)
     conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), ProtocolFlag(0))))
     assert conn.options_reply is not None
     conn.send(conn.options_reply)
@@ -51,7 +51,7 @@ def in_a_transaction(max_message: int = 64 * 1024 * 1024) -> MilterConnection:
     return conn
 
 
-def feed_answered(conn: MilterConnection, event: Event) -> None:
+def feed_answered(conn: MilterCodec, event: Event) -> None:
     conn.feed(encode_command(event))
     while conn.awaiting is not None:
         conn.send(Continue())
@@ -79,7 +79,7 @@ def test_a_macro_flood_is_a_protocol_error_before_it_is_held() -> None:
 
 
 def test_macros_of_every_stage_count_against_one_budget() -> None:
-    conn = MilterConnection()
+    conn = MilterCodec()
     conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), ProtocolFlag(0))))
     half = (("{x}", "v" * (MAX_MACROS // 2)),)
     conn.feed(encode_command(DefineMacros(Command.CONNECT, half)))

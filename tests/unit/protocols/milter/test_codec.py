@@ -1,4 +1,4 @@
-"""MilterConnection: negotiation, the order of commands, the message built, and what we
+"""MilterCodec: negotiation, the order of commands, the message built, and what we
 may send when."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from srsfwd.protocols.milter import (
     Helo,
     InsertHeader,
     Mail,
-    MilterConnection,
+    MilterCodec,
     Negotiation,
     OptionNegotiation,
     Progress,
@@ -50,12 +50,12 @@ ALL_FLAGS = ProtocolFlag(0x1FFFFF)
 CLIENT = Connect("mail.example.org", Family.INET, 40_000, "192.0.2.7")
 
 
-def stage(conn: MilterConnection) -> Stage:
+def stage(conn: MilterCodec) -> Stage:
     """The stage, read through a call so that mypy does not narrow it across feeds."""
     return conn.stage
 
 
-def awaiting(conn: MilterConnection) -> Command | None:
+def awaiting(conn: MilterCodec) -> Command | None:
     """The awaited command, read through a call for the same reason."""
     return conn.awaiting
 
@@ -66,21 +66,21 @@ def wire(*events: Event) -> bytes:
 
 def negotiated(
     negotiation: Negotiation | None = None, *, offer: ProtocolFlag = ALL_FLAGS
-) -> MilterConnection:
-    conn = MilterConnection(negotiation)
+) -> MilterCodec:
+    conn = MilterCodec(negotiation)
     conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), offer)))
     assert conn.options_reply is not None
     conn.send(conn.options_reply)
     return conn
 
 
-def connected(negotiation: Negotiation | None = None) -> MilterConnection:
+def connected(negotiation: Negotiation | None = None) -> MilterCodec:
     conn = negotiated(negotiation)
     conn.feed(wire(CLIENT, Helo("mail.example.org")))
     return conn
 
 
-def answer_all(conn: MilterConnection, events: list[Event]) -> None:
+def answer_all(conn: MilterCodec, events: list[Event]) -> None:
     """Feed events one by one, answering each awaited one with CONTINUE."""
     for event in events:
         conn.feed(encode_command(event))
@@ -106,7 +106,7 @@ def transaction(body: bytes = b"Hi\r\n") -> list[Event]:
 
 
 def test_optneg_is_answered_with_the_options_reply() -> None:
-    conn = MilterConnection()
+    conn = MilterCodec()
     (event,) = conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), ProtocolFlag(0x1FFFFF))))
     assert conn.needs_reply(event)
     assert awaiting(conn) is Command.OPTNEG
@@ -135,7 +135,7 @@ def test_without_no_reply_flags_every_event_is_answered() -> None:
 
 
 def test_symbol_lists_are_left_out_when_the_mta_cannot_take_them() -> None:
-    conn = MilterConnection()
+    conn = MilterCodec()
     conn.feed(wire(OptionNegotiation(6, DEFAULT_ACTIONS, ProtocolFlag(0x1FFFFF))))
     assert conn.options_reply is not None
     assert not conn.options_reply.macros
@@ -144,17 +144,17 @@ def test_symbol_lists_are_left_out_when_the_mta_cannot_take_them() -> None:
 
 def test_protocol_version_below_6_is_refused() -> None:
     with pytest.raises(ProtocolError, match="version 2"):
-        MilterConnection().feed(wire(OptionNegotiation(2, ActionFlag(0x3F), ProtocolFlag(0x7F))))
+        MilterCodec().feed(wire(OptionNegotiation(2, ActionFlag(0x3F), ProtocolFlag(0x7F))))
 
 
 def test_mta_without_a_required_action_is_refused() -> None:
-    conn = MilterConnection(Negotiation(required=ActionFlag.CHGFROM))
+    conn = MilterCodec(Negotiation(required=ActionFlag.CHGFROM))
     with pytest.raises(ProtocolError, match="CHGFROM"):
         conn.feed(wire(OptionNegotiation(6, ActionFlag.ADDHDRS, ProtocolFlag(0x1FFFFF))))
 
 
 def test_newer_mta_version_gets_version_6() -> None:
-    conn = MilterConnection()
+    conn = MilterCodec()
     conn.feed(wire(OptionNegotiation(7, ActionFlag(0x1FF), ProtocolFlag(0x1FFFFF))))
     assert conn.options_reply is not None
     assert conn.options_reply.version == 6
@@ -188,7 +188,7 @@ def test_out_of_order_command_is_a_protocol_error(events: list[Event]) -> None:
 
 def test_command_before_optneg_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="before option negotiation"):
-        MilterConnection().feed(wire(CLIENT))
+        MilterCodec().feed(wire(CLIENT))
 
 
 def test_helo_before_connect_is_a_protocol_error() -> None:
@@ -298,7 +298,7 @@ def test_body_chunks_and_final_eob_chunk_are_joined() -> None:
 
 
 def test_message_over_the_cap_is_truncated_and_counted() -> None:
-    conn = MilterConnection(max_message=100)
+    conn = MilterCodec(max_message=100)
     conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), ProtocolFlag(0x1FFFFF))))
     assert conn.options_reply is not None
     conn.send(conn.options_reply)
@@ -435,7 +435,7 @@ def test_options_reply_outside_negotiation_is_refused() -> None:
 
 
 def test_other_reply_to_optneg_is_refused() -> None:
-    conn = MilterConnection()
+    conn = MilterCodec()
     conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), ProtocolFlag(0x1FFFFF))))
     with pytest.raises(RuntimeError, match="OPTNEG"):
         conn.send(Continue())
@@ -508,6 +508,6 @@ def test_quit_nc_without_connect_events_goes_straight_to_session() -> None:
 
 
 def test_nothing_needs_a_reply_before_negotiation_but_optneg() -> None:
-    conn = MilterConnection()
+    conn = MilterCodec()
     assert not conn.needs_reply(Mail("a@x"))
     assert conn.needs_reply(OptionNegotiation(6, ActionFlag.NONE, ProtocolFlag.NONE))
