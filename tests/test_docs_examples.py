@@ -10,6 +10,9 @@ A block's language says what it holds and how it is checked:
 - ``toml``: merged into examples/srsfwd.toml, the whole configuration validates;
 - ``json``: parses;
 - ``dns``: records a zone file holds, loaded as one;
+- ``postfix-main``, ``postfix-master``, ``postfix-table``: lines of Postfix's main.cf,
+  master.cf and a regexp table, read by Postfix's own ``postconf`` and ``postmap``
+  (with ``--integration``): known parameters, each value as shown, no warnings;
 - ``text``: shown, not run (synopses, output, log lines, Postfix's own files); the
   options of an ``srsfwd`` synopsis must be in that command's ``--help``.
 
@@ -51,7 +54,11 @@ from srsfwd.servers.settings import serve_settings
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-LANGUAGES = {"console", "sh", "python", "toml", "json", "dns", "text"}
+LANGUAGES = {"console", "sh", "python", "toml", "json", "dns", "text"} | {
+    "postfix-main",
+    "postfix-master",
+    "postfix-table",
+}
 NOT_RUN = re.compile(r"<!-- not run: (?P<why>[^>]+?) -->")
 
 
@@ -389,3 +396,54 @@ def test_dns_example_is_a_zone_that_answers(block: Block) -> None:
     for owner, kind in records:
         if kind in lookups:
             assert lookups[kind](owner), f"{owner} {kind}"
+
+
+# -- Postfix's files ------------------------------------------------------------------
+
+
+def postfix(program: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    path = Path("/usr/sbin") / program
+    if not path.exists():
+        pytest.fail(f"{program} is not installed: run .ci/run, which installs the test peers")
+    return subprocess.run(
+        [str(path), *arguments], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def parameters(text: str) -> dict[str, str]:
+    """The ``name = value`` lines of a main.cf fragment."""
+    return dict(re.findall(r"^(\w+) = (.*)$", text, re.MULTILINE))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("block", blocks("postfix-main"))
+def test_main_cf_example_means_what_it_shows(block: Block, tmp_path: Path) -> None:
+    (tmp_path / "main.cf").write_text(block.text)
+    (tmp_path / "master.cf").write_text("")
+    done = postfix("postconf", "-c", str(tmp_path), "-n")
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    for name, value in parameters(block.text).items():
+        read = postfix("postconf", "-c", str(tmp_path), "-h", name).stdout.strip()
+        assert read == value and "#" not in read, f"main.cf reads {name} as {read!r}"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("block", blocks("postfix-master"))
+def test_master_cf_example_is_read_as_shown(block: Block, tmp_path: Path) -> None:
+    (tmp_path / "main.cf").write_text("")
+    (tmp_path / "master.cf").write_text(block.text)
+    done = postfix("postconf", "-c", str(tmp_path), "-M")
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    services = re.findall(r"^(\S+)\s+(unix|inet|fifo|pass)\s", block.text, re.MULTILINE)
+    assert len(done.stdout.splitlines()) == len(services), done.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("block", blocks("postfix-table"))
+def test_regexp_table_example_is_read_without_warnings(block: Block, tmp_path: Path) -> None:
+    table = tmp_path / "table"
+    table.write_text(block.text)
+    (tmp_path / "main.cf").write_text("")
+    query = ("-q", "X-Srsfwd-Pool: relay", f"regexp:{table}")
+    done = postfix("postmap", "-c", str(tmp_path), *query)
+    assert done.returncode in (0, 1) and done.stderr == "", done.stderr
