@@ -3,7 +3,8 @@
 A block's language says what it holds and how it is checked:
 
 - ``console``: ``$ `` command lines, each followed by the output it prints, compared line
-  by line (``…`` in a shown line stands for any text; JSON output is compared as JSON);
+  by line (``…`` in a shown line stands for any text); JSON output is compared as JSON,
+  keys and all, a shown ``"…"`` standing for any value;
 - ``sh``: commands, run in order in one folder, each of which must succeed;
 - ``python``: run as a script from the repository's point of view (``>>>`` blocks as
   doctests); ``send`` and ``refuse`` are the reader's own functions;
@@ -223,13 +224,29 @@ def test_console_example_prints_what_it_shows(block: Block, sandbox: Sandbox) ->
 
 def assert_output_matches(expected: list[str], printed: str, command: str) -> None:
     if expected and expected[0].startswith(("{", "[")):
-        assert json.loads(printed) == json.loads("\n".join(expected)), command
+        assert_json_matches(json.loads("\n".join(expected)), json.loads(printed), command)
         return
     lines = printed.rstrip("\n").splitlines() if printed.strip() else []
     assert len(lines) == len(expected), f"{command}\n{printed}"
     for want, got in zip(expected, lines, strict=True):
         pattern = ".*".join(re.escape(part) for part in want.rstrip().split("…"))
         assert re.fullmatch(pattern, got.rstrip()), f"{command}\nwant: {want}\ngot:  {got}"
+
+
+def assert_json_matches(expected: Any, printed: Any, where: str) -> None:
+    """The same document, keys and all; a shown ``"…"`` stands for any value."""
+    if expected == "…":
+        return
+    if isinstance(expected, dict) and isinstance(printed, dict):
+        assert sorted(printed) == sorted(expected), f"{where}: keys"
+        for key, value in expected.items():
+            assert_json_matches(value, printed[key], f"{where}: {key}")
+    elif isinstance(expected, list) and isinstance(printed, list):
+        assert len(printed) == len(expected), f"{where}: items"
+        for number, (want, got) in enumerate(zip(expected, printed, strict=True)):
+            assert_json_matches(want, got, f"{where}: [{number}]")
+    else:
+        assert printed == expected, where
 
 
 @pytest.mark.parametrize("block", blocks("sh"))
