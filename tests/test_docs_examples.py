@@ -41,6 +41,7 @@ import sys
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from email.utils import formatdate
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,12 @@ LANGUAGES = {"console", "sh", "python", "toml", "json", "dns", "text"} | {
     "postfix-master",
     "postfix-table",
 }
+# The example messages as the mailbox in ~/Maildir holds them: name, sender, HELO, client.
+DELIVERED = [
+    ("normal", "alice@example.org", "mail.example.org", "198.51.100.25"),
+    ("relay", "carol@unsigned.example", "mx.unsigned.example", "192.0.2.99"),
+    ("no-a-no-mx", "dave@nowhere.example", "mail.nowhere.example", "192.0.2.98"),
+]
 NOT_RUN = re.compile(r"<!-- not run: (?P<why>[^>]+?) -->")
 
 
@@ -159,8 +166,12 @@ class Sandbox:
         )
         shutil.copy(EXAMPLES / "messages" / "normal.eml", self.work / "message.eml")
         box = mailbox.Maildir(self.home / "Maildir")
-        for name in ("normal", "relay", "no-a-no-mx"):
-            box.add((EXAMPLES / "messages" / f"{name}.eml").read_bytes())
+        for name, sender, helo, ip in DELIVERED:
+            received = (
+                f"Return-Path: <{sender}>\nReceived: from {helo} ({helo} [{ip}])\n"
+                f"\tby mx.fwd.example.net with ESMTP; {formatdate()}\n"
+            )
+            box.add(received.encode() + (EXAMPLES / "messages" / f"{name}.eml").read_bytes())
 
     def run(self, command: str) -> subprocess.CompletedProcess[str]:
         python = shlex.quote(sys.executable)
