@@ -17,8 +17,8 @@ A block's language says what it holds and how it is checked:
 - ``text``: shown, not run (synopses, output, log lines, Postfix's own files); the
   options of an ``srsfwd`` synopsis must be in that command's ``--help``.
 
-A line ``<!-- not run: why -->`` just before a block leaves it out (a Python one is still
-compiled, and the options of its ``srsfwd`` command lines are still checked).
+A line ``<!-- not run: why -->`` just before a block leaves it out (the options of its
+``srsfwd`` command lines are still checked).
 
 Commands run through bash as a reader types them, with ``srsfwd`` this checkout's CLI, in
 a fresh folder holding a copy of examples/ (as ``examples/`` and as the folder itself, so
@@ -108,9 +108,9 @@ def blocks_of(document: Path) -> Iterator[Block]:
 ALL_BLOCKS = [block for document in DOCUMENTS for block in blocks_of(document)]
 
 
-def blocks(language: str, *, run: bool = True) -> list[Any]:
-    """pytest parameters for the blocks in ``language`` (only those run, unless ``run=False``)."""
-    chosen = [b for b in ALL_BLOCKS if b.language == language and (b.not_run is None or not run)]
+def blocks(language: str) -> list[Any]:
+    """pytest parameters for the blocks in ``language`` that are run."""
+    chosen = [b for b in ALL_BLOCKS if b.language == language and b.not_run is None]
     return [pytest.param(block, id=block.where) for block in chosen]
 
 
@@ -329,19 +329,6 @@ class Reader:
 
     def refuse(self, reply: str) -> None:
         self.refused.append(reply)
-
-
-@pytest.mark.parametrize("block", blocks("python", run=False))
-def test_python_example_compiles(block: Block) -> None:
-    compile(python_source(block.text), block.where, "exec")
-
-
-def python_source(text: str) -> str:
-    """The code of a block: itself, or a doctest's ``>>>`` and ``...`` lines."""
-    if ">>> " not in text:
-        return text
-    examples = doctest.DocTestParser().get_examples(text)
-    return "".join(example.source for example in examples)
 
 
 @pytest.mark.parametrize("block", blocks("python"))
