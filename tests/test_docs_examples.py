@@ -20,28 +20,22 @@ A block's language says what it holds and how it is checked:
 A line ``<!-- not run: why -->`` just before a block leaves it out (the options of its
 ``srsfwd`` command lines are still checked).
 
-Commands run through bash as a reader types them, with ``srsfwd`` this checkout's CLI, in
-a fresh folder holding a copy of examples/ (as ``examples/`` and as the folder itself, so
-``srsfwd.toml``, ``example.zone`` and ``message.eml`` are there) and a mailbox in
-``~/Maildir``. ``/etc/srsfwd`` becomes a temporary copy of the example, where the
-configuration is found by default. The DNS of every example is examples/example.zone.
-The README's "Using it" commands build on each other: tests/test_readme.py runs them.
+Commands and Python run in a reader's folder with the example configured
+(tests/readerfolder.py). The README's "Using it" commands build on each other:
+tests/test_readme.py runs them.
 """
 
 from __future__ import annotations
 
 import doctest
 import json
-import mailbox
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from email.utils import formatdate
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -52,21 +46,14 @@ from srsfwd.config import load_config
 from srsfwd.dnscheck.resolver import Resolver
 from srsfwd.forward import Forwarder
 from srsfwd.servers.settings import serve_settings
+from tests.readerfolder import ROOT, ReaderFolder
 
-ROOT = Path(__file__).parent.parent
-EXAMPLES = ROOT / "examples"
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LANGUAGES = {"console", "sh", "python", "toml", "json", "dns", "text"} | {
     "postfix-main",
     "postfix-master",
     "postfix-table",
 }
-# The example messages as the mailbox in ~/Maildir holds them: name, sender, HELO, client.
-DELIVERED = [
-    ("normal", "alice@example.org", "mail.example.org", "198.51.100.25"),
-    ("relay", "carol@unsigned.example", "mx.unsigned.example", "192.0.2.99"),
-    ("no-a-no-mx", "dave@nowhere.example", "mail.nowhere.example", "192.0.2.98"),
-]
 NOT_RUN = re.compile(r"<!-- not run: (?P<why>[^>]+?) -->")
 
 
@@ -143,68 +130,9 @@ def console_commands(text: str) -> list[Shown]:
     return shown
 
 
-class Sandbox:
-    """A reader's folder: the example copied in, ``srsfwd`` and ``python`` this checkout's."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.work = tmp / "work"
-        self.home = tmp / "home"
-        self.etc = tmp / "etc"
-        self.home.mkdir()
-        for folder in (self.work, self.work / "examples", self.etc / "srsfwd"):
-            copy_example(folder)
-        # OpenDKIM's tables as docs/postfix.md describes them, for `keys import-opendkim`.
-        opendkim = self.etc / "opendkim"
-        opendkim.mkdir()
-        key_file = "/etc/opendkim/keys/example.com/mail.private"
-        (opendkim / "KeyTable").write_text(
-            f"mail._domainkey.example.com example.com:mail:{key_file}\n"
-        )
-        (opendkim / "SigningTable").write_text(
-            "*@example.com mail._domainkey.example.com\n"
-            "*@lists.example.com mail._domainkey.example.com\n"
-        )
-        shutil.copy(EXAMPLES / "messages" / "normal.eml", self.work / "message.eml")
-        box = mailbox.Maildir(self.home / "Maildir")
-        for name, sender, helo, ip in DELIVERED:
-            received = (
-                f"Return-Path: <{sender}>\nReceived: from {helo} ({helo} [{ip}])\n"
-                f"\tby mx.fwd.example.net with ESMTP; {formatdate()}\n"
-            )
-            box.add(received.encode() + (EXAMPLES / "messages" / f"{name}.eml").read_bytes())
-
-    def run(self, command: str) -> subprocess.CompletedProcess[str]:
-        python = shlex.quote(sys.executable)
-        script = (
-            f'srsfwd() {{ {python} -m srsfwd "$@"; }}\npython() {{ {python} "$@"; }}\n'
-            + command.replace("/etc/", f"{self.etc}/")
-        )
-        return subprocess.run(
-            ["bash", "-c", script],
-            cwd=self.work,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "PYTHONPATH": str(ROOT),
-                "HOME": str(self.home),
-                "SRSFWD_CONFIG": str(self.etc / "srsfwd" / "srsfwd.toml"),
-            },
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-
-def copy_example(folder: Path) -> None:
-    """examples/ into ``folder``, with the modes git does not keep."""
-    shutil.copytree(EXAMPLES, folder, dirs_exist_ok=True)
-    for secret in (*folder.glob("*keys/*/*.key"), folder / "srs.secret"):
-        secret.chmod(0o600)
-
-
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Sandbox:
-    return Sandbox(tmp_path)
+def sandbox(tmp_path: Path) -> ReaderFolder:
+    return ReaderFolder(tmp_path)
 
 
 # -- what every block must be ---------------------------------------------------------
@@ -225,7 +153,7 @@ def test_every_marker_says_why_and_is_rare() -> None:
 
 
 @pytest.mark.parametrize("block", blocks("console"))
-def test_console_example_prints_what_it_shows(block: Block, sandbox: Sandbox) -> None:
+def test_console_example_prints_what_it_shows(block: Block, sandbox: ReaderFolder) -> None:
     for shown in console_commands(block.text):
         done = sandbox.run(shown.command)
         printed = done.stdout + done.stderr
@@ -261,7 +189,7 @@ def assert_json_matches(expected: Any, printed: Any, where: str) -> None:
 
 
 @pytest.mark.parametrize("block", blocks("sh"))
-def test_shell_example_runs(block: Block, sandbox: Sandbox) -> None:
+def test_shell_example_runs(block: Block, sandbox: ReaderFolder) -> None:
     for command in commands(block.text):
         done = sandbox.run(command)
         assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
@@ -333,7 +261,7 @@ class Reader:
 
 @pytest.mark.parametrize("block", blocks("python"))
 def test_python_example_runs(
-    block: Block, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    block: Block, sandbox: ReaderFolder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(sandbox.work)
     reader = Reader([], [])
@@ -353,7 +281,7 @@ def test_python_example_runs(
 
 
 @pytest.mark.parametrize("block", blocks("toml"))
-def test_configuration_example_validates(block: Block, sandbox: Sandbox) -> None:
+def test_configuration_example_validates(block: Block, sandbox: ReaderFolder) -> None:
     example = tomllib.loads((sandbox.work / "srsfwd.toml").read_text(encoding="utf-8"))
     fragment = tomllib.loads(block.text.replace("/etc/", f"{sandbox.etc}/"))
     merged = sandbox.work / "merged.toml"
