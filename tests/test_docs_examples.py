@@ -8,7 +8,8 @@ A block's language says what it holds and how it is checked:
 - ``sh``: commands, run in order in one folder, each of which must succeed;
 - ``python``: run as a script from the repository's point of view (``>>>`` blocks as
   doctests); ``send`` and ``refuse`` are the reader's own functions;
-- ``toml``: merged into examples/srsfwd.toml, the whole configuration validates;
+- ``toml``: a configuration that validates on its own, or a fragment that validates
+  merged into examples/srsfwd.toml;
 - ``json``: parses;
 - ``dns``: records a zone file holds, loaded as one;
 - ``postfix-main``, ``postfix-master``, ``postfix-table``: lines of Postfix's main.cf,
@@ -44,6 +45,7 @@ import pytest
 
 from srsfwd.config import load_config
 from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.errors import SrsfwdError
 from srsfwd.forward import Forwarder
 from srsfwd.servers.settings import serve_settings
 from tests.readerfolder import ROOT, ReaderFolder
@@ -245,7 +247,7 @@ def test_shown_srsfwd_options_exist(line: str) -> None:
 
 
 @dataclass
-class Reader:
+class ScriptFunctions:
     """The functions a forwarding script writes itself (README, "Using it")."""
 
     refused: list[str]
@@ -264,7 +266,7 @@ def test_python_example_runs(
     block: Block, sandbox: ReaderFolder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(sandbox.work)
-    reader = Reader([], [])
+    reader = ScriptFunctions([], [])
     names: dict[str, Any] = {"send": reader.send, "refuse": reader.refuse}
     if ">>> " in block.text:
         test = doctest.DocTestParser().get_doctest(block.text, names, block.where, None, 0)
@@ -282,12 +284,21 @@ def test_python_example_runs(
 
 @pytest.mark.parametrize("block", blocks("toml"))
 def test_configuration_example_validates(block: Block, sandbox: ReaderFolder) -> None:
-    example = tomllib.loads((sandbox.work / "srsfwd.toml").read_text(encoding="utf-8"))
-    fragment = tomllib.loads(block.text.replace("/etc/", f"{sandbox.etc}/"))
-    merged = sandbox.work / "merged.toml"
-    merged.write_text(toml_text(merge(example, fragment)), encoding="utf-8")
-    config = load_config(merged)
-    # Every section's reader, as the commands that need them call them.
+    text = block.text.replace("/etc/", f"{sandbox.etc}/")
+    alone = sandbox.work / "alone.toml"
+    alone.write_text(text, encoding="utf-8")
+    try:
+        validate(alone)
+    except SrsfwdError:  # a fragment: it goes into the example's configuration
+        example = tomllib.loads((sandbox.work / "srsfwd.toml").read_text(encoding="utf-8"))
+        merged = sandbox.work / "merged.toml"
+        merged.write_text(toml_text(merge(example, tomllib.loads(text))), encoding="utf-8")
+        validate(merged)
+
+
+def validate(path: Path) -> None:
+    """Read the configuration at ``path`` with every section's reader, as commands do."""
+    config = load_config(path)
     Forwarder.from_config(config)
     serve_settings(config)
 
