@@ -43,7 +43,7 @@ from srsfwd.dkim.keys import (
 )
 from srsfwd.dkim.sign import DkimSigner, default_header_list, sign_digest
 from srsfwd.dkim.verify import DkimVerifier
-from srsfwd.dnscheck.resolver import MXRecord
+from srsfwd.dns.resolver import MXRecord
 from tests.dkimhelp import dkimpy_private
 
 NOW = 1_795_000_000

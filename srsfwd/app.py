@@ -16,7 +16,7 @@ from srsfwd.srs import HashAlphabet, SRSRewriter
 from srsfwd.stores import open_store
 
 if TYPE_CHECKING:  # imported where used: a command that only rewrites starts faster
-    from srsfwd.dnscheck.resolver import Resolver
+    from srsfwd.dns.resolver import Resolver
     from srsfwd.keystore import KeyTable
 
 ALIAS_DATABASE_NAME = "srs-aliases.sqlite"
@@ -102,7 +102,7 @@ def build_resolver(
     Raises:
         ConfigError: a bad ``[dns]`` table, an unreadable zone file, no resolv.conf.
     """
-    from srsfwd.dnscheck.resolver import Resolver
+    from srsfwd.dns.resolver import Resolver
 
     dns = dns_settings(config)
     zones = tuple(zone_files) or (() if nameservers else dns.zone_files)

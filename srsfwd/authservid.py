@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from srsfwd.errors import SrsfwdError
+
 #: The field name, as found in the lower-cased head.
 _NAME = b"authentication-results"
 #: The line break that ends a field: one not followed by a continuation line.
@@ -28,8 +30,8 @@ _TSPECIALS = frozenset(b'()<>@,;:\\"/[]?=')
 _WSP = frozenset(b" \t\r\n")
 
 
-class _Broken(Exception):  # noqa: N818 (control flow inside the reader)
-    """The field does not follow the grammar."""
+class _Broken(SrsfwdError):  # noqa: N818 (control flow inside the reader)
+    """The field does not follow the grammar; never leaves this module."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,18 +15,10 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from srsfwd.errors import SrsfwdError, TemporaryError
+from srsfwd.errors import DeliveryDeferredError, DeliveryError
 
 EX_TEMPFAIL = 75
 POOL_HEADER = "X-Srsfwd-Pool"
-
-
-class DeliveryError(SrsfwdError):
-    """The next hop refused the message for good (5xx)."""
-
-
-class DeliveryDeferredError(TemporaryError):
-    """The next hop could not take the message now (4xx, no connection, timeout)."""
 
 
 @dataclass(frozen=True, slots=True)

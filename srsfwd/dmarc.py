@@ -30,7 +30,7 @@ MAX_RECORD = 4096
 
 
 class TxtResolver(Protocol):
-    """What discovery needs from ``srsfwd.dnscheck.resolver.Resolver``."""
+    """What discovery needs from ``srsfwd.dns.resolver.Resolver``."""
 
     def txt(self, name: str) -> list[bytes]: ...
 

@@ -28,8 +28,8 @@ from srsfwd.dkim.keys import (
     public_key_data,
     zone_line,
 )
-from srsfwd.dnscheck.resolver import Resolver
-from srsfwd.dnscheck.spf import check_host
+from srsfwd.dns.resolver import Resolver
+from srsfwd.dns.spf import check_host
 from srsfwd.errors import DNSTempError, KeyFormatError
 from srsfwd.pool import Pool, PoolSettings
 

@@ -11,13 +11,21 @@
     │   └── SRSAliasError        database mode: the alias is unknown
     ├── DSNError                 a bounce message srsfwd cannot read
     ├── DKIMError
+    │   ├── TagListError         not a DKIM/ARC tag list (RFC 6376 §3.2; also a ValueError)
     │   ├── KeyFormatError       a private key, key file or DNS key record that cannot be used
     │   ├── KeyNotFoundError     no key in the store for this domain / selector
     │   └── SignatureError       a message that cannot be signed or sealed (garbage, no From)
+    ├── DeliveryError            the next hop refused the message for good (5xx)
     ├── TemporaryError           .temporary = True
     │   ├── StoreError           the alias or limits store could not answer
-    │   └── DNSTempError         DNS timed out or answered SERVFAIL: retry later
-    └── ProtocolError            a peer broke a wire format: log it, close the connection
+    │   ├── DNSTempError         DNS timed out or answered SERVFAIL: retry later
+    │   └── DeliveryDeferredError  the next hop could not take the message now (4xx)
+    ├── ProtocolError            a peer broke a wire format: log it, close the connection
+    └── CommandError             (srsfwd.cli.group) a SrsfwdError as the command line prints it
+
+Every exception class under ``srsfwd/`` is in this tree (a test walks the modules); the
+command line's ``CommandError`` lives with click in ``srsfwd/cli/group.py`` so that
+importing this module never imports click.
 
 Expected outcomes (a decision, an SPF result) are return values, never exceptions.
 """
@@ -71,6 +79,10 @@ class DKIMError(SrsfwdError):
     """A DKIM or ARC key, signature or message problem."""
 
 
+class TagListError(DKIMError, ValueError):
+    """Not a DKIM/ARC tag list; the caller turns it into its own, more precise error."""
+
+
 class KeyFormatError(DKIMError):
     """A private key, key file or DNS key record that cannot be used (never named KeyError)."""
 
@@ -91,6 +103,14 @@ class TemporaryError(SrsfwdError):
 
 class StoreError(TemporaryError):
     """The alias or limits store could not be read or written."""
+
+
+class DeliveryError(SrsfwdError):
+    """The next hop refused the message for good (5xx)."""
+
+
+class DeliveryDeferredError(TemporaryError):
+    """The next hop could not take the message now (4xx, no connection, timeout)."""
 
 
 class ProtocolError(SrsfwdError):

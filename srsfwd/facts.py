@@ -27,10 +27,10 @@ from srsfwd.authresults import gateway_spf
 from srsfwd.clock import Clock
 from srsfwd.dkim.canon import Message, author_domain, parse_message
 from srsfwd.dkim.verify import DkimVerifier
-from srsfwd.dnscheck.resolver import Resolver
-from srsfwd.dnscheck.spf import DEFAULT_TIMEOUT, check_host
+from srsfwd.dns.resolver import Resolver
+from srsfwd.dns.spf import DEFAULT_TIMEOUT, check_host
 from srsfwd.errors import DNSTempError, SignatureError
-from srsfwd.pool import DecideSettings, DKIMCheck, Facts, LimitVerdict, SenderDNS
+from srsfwd.pool import DecideSettings, DKIMCheck, Facts, LimitLevel, SenderDNS
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -151,7 +151,7 @@ class FactGatherer:
         envelope: Envelope,
         *,
         spam: bool = False,
-        limit_verdict: LimitVerdict | None = None,
+        limit_verdict: LimitLevel | None = None,
         limit_name: str | None = None,
         sasl_user: str | None = None,
     ) -> Facts:
@@ -311,7 +311,7 @@ def with_limits(facts: Facts, verdict: LimitCheck) -> Facts:
     """
     if verdict.outcome == "ok":
         return facts
-    level: LimitVerdict = "alert" if verdict.outcome == "alert" else "block"
+    level: LimitLevel = "alert" if verdict.outcome == "alert" else "block"
     return dataclasses.replace(
         facts,
         limit_verdict=level,

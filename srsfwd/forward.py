@@ -30,7 +30,7 @@ from srsfwd.dkim.canon import MAX_HEADER_BYTES, body_start, parse_crlf, to_crlf
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner, body_hash_in, wire_form
 from srsfwd.dmarc import discover, predict
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.errors import (
     AddressError,
     ConfigError,

@@ -29,7 +29,7 @@ from srsfwd.errors import (
     SRSLengthError,
 )
 from srsfwd.protocols import tcptable
-from srsfwd.protocols.socketmap import MAX_KEY, Reply, Request, Status
+from srsfwd.protocols.socketmap import MAX_KEY, Request, SocketmapReply, Status
 from srsfwd.srs import SRSRewriter
 
 #: Forward results the per-day cache holds at most; when full it starts afresh.
@@ -39,10 +39,10 @@ FORWARD = "forward"
 REVERSE = "reverse"
 MAPS = (FORWARD, REVERSE)
 
-TOO_BIG = Reply(Status.PERM, "Too big.")
-INVALID_MAP = Reply(Status.PERM, "Invalid map.")
-NO_DOMAIN = Reply(Status.NOTFOUND, "No domain.")
-LOCAL = Reply(Status.NOTFOUND, "Need not rewrite local domain.")
+TOO_BIG = SocketmapReply(Status.PERM, "Too big.")
+INVALID_MAP = SocketmapReply(Status.PERM, "Invalid map.")
+NO_DOMAIN = SocketmapReply(Status.NOTFOUND, "No domain.")
+LOCAL = SocketmapReply(Status.NOTFOUND, "Need not rewrite local domain.")
 
 
 class SRSMaps:
@@ -63,10 +63,10 @@ class SRSMaps:
     def __init__(self, rewriter: SRSRewriter, *, cache_size: int = FORWARD_CACHE_SIZE) -> None:
         self.rewriter = rewriter
         self.cache_size = cache_size
-        self._cache: dict[str, Reply] = {}
+        self._cache: dict[str, SocketmapReply] = {}
         self._cache_day = ""
 
-    def lookup(self, request: Request) -> Reply:
+    def lookup(self, request: Request) -> SocketmapReply:
         """The socketmap reply to ``request``.
 
         Raises only what the rewriter raises unexpectedly (a bug): the server answers
@@ -78,7 +78,7 @@ class SRSMaps:
             return self.reverse(request.key)
         return INVALID_MAP
 
-    def forward(self, sender: str) -> Reply:
+    def forward(self, sender: str) -> SocketmapReply:
         """The SRS address for ``sender``, or why it keeps its own."""
         day = self.rewriter.today()
         cache = self._cache
@@ -101,7 +101,7 @@ class SRSMaps:
         """Forward answers in the cache now."""
         return len(self._cache)
 
-    def _forward(self, sender: str) -> Reply:
+    def _forward(self, sender: str) -> SocketmapReply:
         if _too_big(sender):
             return TOO_BIG
         if "@" not in sender:
@@ -109,28 +109,28 @@ class SRSMaps:
         try:
             rewritten = self.rewriter.forward(sender)
         except SRSFormatError as exc:
-            return Reply(Status.PERM, str(exc))
+            return SocketmapReply(Status.PERM, str(exc))
         except (SRSLengthError, AddressError) as exc:
-            return Reply(Status.NOTFOUND, _sentence(str(exc)))
+            return SocketmapReply(Status.NOTFOUND, _sentence(str(exc)))
         except SrsfwdError as exc:
             return _failure(exc)
         if rewritten == sender:
             return LOCAL
-        return Reply(Status.OK, rewritten)
+        return SocketmapReply(Status.OK, rewritten)
 
-    def reverse(self, address: str) -> Reply:
+    def reverse(self, address: str) -> SocketmapReply:
         """The original sender of the SRS ``address``, or why it is not ours."""
         if _too_big(address):
             return TOO_BIG
         try:
-            return Reply(Status.OK, self.rewriter.reverse(address))
+            return SocketmapReply(Status.OK, self.rewriter.reverse(address))
         except SRSAliasError as exc:
             status = Status.NOTFOUND if self.rewriter.database_mode else Status.PERM
-            return Reply(status, str(exc))
+            return SocketmapReply(status, str(exc))
         except SrsfwdError as exc:
             if exc.temporary:
-                return Reply(Status.TEMP, _sentence(str(exc)))
-            return Reply(Status.NOTFOUND, _sentence(str(exc)))
+                return SocketmapReply(Status.TEMP, _sentence(str(exc)))
+            return SocketmapReply(Status.NOTFOUND, _sentence(str(exc)))
 
 
 #: tcp_table's code for each socketmap status.
@@ -143,9 +143,9 @@ TCP_TABLE_CODES = {
 }
 
 
-def to_tcp_table(reply: Reply) -> tcptable.Reply:
+def to_tcp_table(reply: SocketmapReply) -> tcptable.TcpTableReply:
     """The tcp_table form of a socketmap reply."""
-    return tcptable.Reply(TCP_TABLE_CODES[reply.status], reply.text)
+    return tcptable.TcpTableReply(TCP_TABLE_CODES[reply.status], reply.text)
 
 
 def _too_big(key: str) -> bool:
@@ -153,8 +153,8 @@ def _too_big(key: str) -> bool:
     return len(key) > MAX_KEY // 4 and len(key.encode("utf-8", "surrogateescape")) > MAX_KEY
 
 
-def _failure(exc: SrsfwdError) -> Reply:
-    return Reply(Status.TEMP if exc.temporary else Status.PERM, _sentence(str(exc)))
+def _failure(exc: SrsfwdError) -> SocketmapReply:
+    return SocketmapReply(Status.TEMP if exc.temporary else Status.PERM, _sentence(str(exc)))
 
 
 def _sentence(text: str) -> str:

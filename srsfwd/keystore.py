@@ -66,7 +66,7 @@ class StoredKey:
         return "ed25519" if self.spec == "ed25519" else "rsa"
 
 
-def check_domain(domain: str) -> str:
+def normalise_domain(domain: str) -> str:
     """``domain`` lower-cased without a trailing dot.
 
     Raises:
@@ -97,7 +97,7 @@ class KeyStore:
 
     def key_path(self, domain: str, selector: str) -> Path:
         """Where the private key of ``selector`` for ``domain`` lives."""
-        return self.root / check_domain(domain) / f"{check_selector(selector)}.key"
+        return self.root / normalise_domain(domain) / f"{check_selector(selector)}.key"
 
     def create(
         self,
@@ -174,7 +174,7 @@ class KeyStore:
         """
         if not self.root.is_dir():
             return []
-        folders = [self.root / check_domain(domain)] if domain else sorted(self.root.iterdir())
+        folders = [self.root / normalise_domain(domain)] if domain else sorted(self.root.iterdir())
         found: list[StoredKey] = []
         for folder in folders:
             if not folder.is_dir() or folder.name.startswith("."):
@@ -275,7 +275,7 @@ class KeyTable:
         for pattern, value in table.items():
             key = pattern.lower().rstrip(".")
             target = key.removeprefix("*.")
-            check_domain(target)
+            normalise_domain(target)
             if isinstance(value, list):
                 value = {"selectors": value}
             if isinstance(value, str):
@@ -290,7 +290,7 @@ class KeyTable:
             if not isinstance(domain, str) or not isinstance(selectors, list):
                 raise ConfigError(f"[dkim.domains] {pattern!r}: wrong value types")
             rules[key] = DomainRule(
-                check_domain(domain), tuple(check_selector(str(s)) for s in selectors)
+                normalise_domain(domain), tuple(check_selector(str(s)) for s in selectors)
             )
         return cls(store, rules)
 
@@ -300,7 +300,7 @@ class KeyTable:
         Without a rule, a domain that has its own folder in the store signs as itself.
         A ``*.example.com`` rule covers subdomains only, never example.com itself.
         """
-        name = check_domain(domain)
+        name = normalise_domain(domain)
         if name in self.rules:
             return self.rules[name]
         labels = name.split(".")
@@ -375,5 +375,5 @@ def read_opendkim_tables(key_table: str, signing_table: str) -> dict[str, Domain
         pattern = pattern.lower()
         old = rules.get(pattern)
         selectors = (old.selectors if old else ()) + (selector,)
-        rules[pattern] = DomainRule(check_domain(domain), selectors)
+        rules[pattern] = DomainRule(normalise_domain(domain), selectors)
     return rules

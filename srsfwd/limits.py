@@ -20,8 +20,8 @@ from typing import Literal, Protocol
 
 from srsfwd.clock import Clock, SystemClock
 
-Action = Literal["alert", "block-for-today", "block"]
-ACTIONS: tuple[Action, ...] = ("alert", "block-for-today", "block")
+LimitAction = Literal["alert", "block-for-today", "block"]
+ACTIONS: tuple[LimitAction, ...] = ("alert", "block-for-today", "block")
 HOUR = 3600
 DAY = 86_400
 
@@ -50,7 +50,7 @@ class LimitPolicy:
     internal_per_hour: int = 1000
     per_day: int = 1000
     per_message: int = 500
-    action: Action = "block-for-today"
+    action: LimitAction = "block-for-today"
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:

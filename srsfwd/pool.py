@@ -72,7 +72,8 @@ SPF_RESULTS: tuple[str, ...] = (
 #: Per-signature DKIM result words (RFC 8601 §2.7.1).
 DKIMResultWord = Literal["pass", "fail", "neutral", "policy", "permerror", "temperror"]
 
-LimitVerdict = Literal["alert", "block"]
+#: How the sending limits weigh on the decision (the pool-side level of a limits verdict).
+LimitLevel = Literal["alert", "block"]
 
 #: Whose key signs a forwarded message: the From domain's when allowed, else the SRS
 #: domain's ("auto"); the SRS domain's only ("srs-domain"); nobody's ("none").
@@ -154,7 +155,7 @@ class Facts:
     ``{auth_authen}``), None when it did not.
     ``limit_verdict`` comes from the sending limits with ``limit_name``, and
     optionally their own reason code (``too-many-recipients``, ``limit-block``...) and
-    detail; ``srsfwd.facts.with_limits`` fills them from a ``LimitVerdict``.
+    detail; ``srsfwd.facts.with_limits`` fills them from a ``srsfwd.limits.LimitVerdict``.
     """
 
     mail_from: str
@@ -164,7 +165,7 @@ class Facts:
     forwarded: bool = True
     sender_dns: SenderDNS = field(default_factory=SenderDNS)
     spam: bool = False
-    limit_verdict: LimitVerdict | None = None
+    limit_verdict: LimitLevel | None = None
     limit_name: str | None = None
     limit_reason: str | None = None
     limit_detail: str = ""

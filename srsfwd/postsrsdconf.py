@@ -205,8 +205,8 @@ def _from_confuse(
         raise ConfigError(f"{path}, line {lines[exc.key]}: {exc.message}") from None
 
 
-class _SettingError(Exception):
-    """A wrong value, reported with the line of ``key``."""
+class _SettingError(ConfigError):
+    """A wrong value, reported with the line of ``key`` by the reader that catches it."""
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)

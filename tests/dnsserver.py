@@ -1,6 +1,6 @@
 """A real DNS server on 127.0.0.1 for tests: dnslib's server answering from zone text.
 
-Tests reach it through ``srsfwd.dnscheck.resolver.Resolver`` exactly as production reaches a
+Tests reach it through ``srsfwd.dns.resolver.Resolver`` exactly as production reaches a
 recursive server, over UDP and TCP. Use the ``dns_server`` fixture (tests/conftest.py):
 
     def test_something(dns_server: ZoneServer) -> None:
@@ -26,7 +26,7 @@ from dnslib.dns import DNSError
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 from srsfwd.clock import Clock
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 
 Mode = Literal["answer", "servfail", "refused", "silent"]
 

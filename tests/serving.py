@@ -27,10 +27,10 @@ from srsfwd.protocols.milter import (
     Family,
     Helo,
     InsertHeader,
+    MilterReply,
     OptionsReply,
     Progress,
     Rcpt,
-    Reply,
 )
 from srsfwd.protocols.milter.mta import MtaClient
 from srsfwd.protocols.milter.replies import FINAL_REPLIES
@@ -95,7 +95,7 @@ class SocketmapClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self._decoder = socketmap.ReplyDecoder()
-        self._pending: list[socketmap.Reply] = []
+        self._pending: list[socketmap.SocketmapReply] = []
 
     @classmethod
     async def open(cls, endpoint: Endpoint) -> SocketmapClient:
@@ -103,7 +103,7 @@ class SocketmapClient:
             return cls(*await asyncio.open_unix_connection(endpoint.path))
         return cls(*await asyncio.open_connection(endpoint.host, endpoint.port))
 
-    async def ask(self, line: str) -> socketmap.Reply:
+    async def ask(self, line: str) -> socketmap.SocketmapReply:
         name, _, key = line.partition(" ")
         self.writer.write(socketmap.encode_request(socketmap.Request(name, key)))
         return await self.reply()
@@ -112,7 +112,7 @@ class SocketmapClient:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def reply(self, wait: float = 5) -> socketmap.Reply:
+    async def reply(self, wait: float = 5) -> socketmap.SocketmapReply:
         while not self._pending:
             data = await asyncio.wait_for(self.reader.read(65536), wait)
             if not data:
@@ -145,11 +145,11 @@ class TcpTableClient:
     async def open(cls, endpoint: Endpoint) -> TcpTableClient:
         return cls(*await asyncio.open_connection(endpoint.host, endpoint.port))
 
-    async def ask(self, key: str) -> tcptable.Reply:
+    async def ask(self, key: str) -> tcptable.TcpTableReply:
         self.writer.write(tcptable.encode_request(tcptable.Request(key)))
         return await self.reply()
 
-    async def reply(self, wait: float = 5) -> tcptable.Reply:
+    async def reply(self, wait: float = 5) -> tcptable.TcpTableReply:
         line = await asyncio.wait_for(self.reader.readline(), wait)
         if not line:
             raise ConnectionError("closed by the server")
@@ -206,9 +206,9 @@ def serve_process(*args: str, tmp: Path) -> Iterator[tuple[subprocess.Popen[byte
 class MilterOutcome:
     """What a milter answered for one transaction: RCPT replies, actions, the final reply."""
 
-    rcpt_replies: list[Reply]
-    actions: list[Reply]
-    final: Reply | None
+    rcpt_replies: list[MilterReply]
+    actions: list[MilterReply]
+    final: MilterReply | None
 
 
 def split_message(message: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
@@ -232,7 +232,7 @@ class MilterClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.mta = MtaClient()
-        self._pending: list[Reply] = []
+        self._pending: list[MilterReply] = []
 
     @classmethod
     async def open(cls, endpoint: Endpoint) -> MilterClient:
@@ -240,7 +240,7 @@ class MilterClient:
             return cls(*await asyncio.open_unix_connection(endpoint.path))
         return cls(*await asyncio.open_connection(endpoint.host, endpoint.port))
 
-    async def reply(self, wait: float = 30) -> Reply:
+    async def reply(self, wait: float = 30) -> MilterReply:
         while not self._pending:
             data = await asyncio.wait_for(self.reader.read(65536), wait)
             if not data:
@@ -252,9 +252,9 @@ class MilterClient:
         self.writer.write(self.mta.encode(*events))
         await self.writer.drain()
 
-    async def final(self, wait: float = 30) -> tuple[list[Reply], Reply]:
+    async def final(self, wait: float = 30) -> tuple[list[MilterReply], MilterReply]:
         """Actions, then the final reply (PROGRESS skipped)."""
-        actions: list[Reply] = []
+        actions: list[MilterReply] = []
         while True:
             reply = await self.reply(wait)
             if isinstance(reply, Progress):
@@ -304,7 +304,7 @@ class MilterClient:
         self.writer.close()
 
 
-def apply_actions(message: bytes, actions: Sequence[Reply]) -> bytes:
+def apply_actions(message: bytes, actions: Sequence[MilterReply]) -> bytes:
     """``message`` as Postfix delivers it after the header actions (our Received aside).
 
     Actions apply in order, as Postfix applies them: a CHGHEADER index counts the fields of

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from srsfwd.protocols.milter import (
-    Action,
+    ActionFlag,
     AddHeader,
     Continue,
     EndOfMessage,
@@ -27,7 +27,7 @@ from srsfwd.protocols.milter import (
 
 class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
-        codec = MilterConnection(Negotiation(actions=Action.ADDHDRS))
+        codec = MilterConnection(Negotiation(actions=ActionFlag.ADDHDRS))
         while data := self.request.recv(65536):
             for event in codec.feed(data):
                 if isinstance(event, OptionNegotiation) and codec.options_reply is not None:

@@ -72,6 +72,57 @@ def test_every_cited_docs_file_is_in_the_repository() -> None:
     assert sorted(name for name in cited if not (ROOT / name).is_file()) == []
 
 
+# Our own test folders (postsrsd has a tests/ folder of its own, cited as such).
+TEST_FILE = re.compile(r"\btests/(?:unit|integration|lab)/[a-z0-9_/.-]+\.py\b")  # not X/test_Y.py
+
+
+def test_every_cited_test_file_is_in_the_repository() -> None:
+    cited = {match for _, text in repository_text() for match in TEST_FILE.findall(text)}
+    assert cited, "the pattern finds the tests the docs cite"
+    assert sorted(name for name in cited if not (ROOT / name).is_file()) == []
+
+
+# tests/unit mirrors srsfwd/ (docs/architecture.md): tests/unit/X/test_Y.py, or
+# test_Y_aspect.py, tests srsfwd/X/Y.py or the package srsfwd/X/Y/. These few test what
+# cuts across the modules instead, and say so here:
+CROSS_CUTTING_TESTS = {
+    "tests/unit/test_public_api.py": "what the package exports (srsfwd/__init__.py)",
+    "tests/unit/test_path_arguments.py": "every API that takes a file or folder",
+    "tests/unit/cli/test_help.py": "every command's --help",
+    "tests/unit/cli/test_json_output.py": "every reporting command's --json",
+    "tests/unit/cli/test_error_hints.py": "every command's error hints",
+}
+
+
+def module_under_test(test_file: Path) -> Path | None:
+    """The module or package of srsfwd a tests/unit file is named after, if any."""
+    relative = test_file.relative_to(ROOT / "tests" / "unit")
+    folder = ROOT / "srsfwd" / relative.parent
+    words = relative.stem.removeprefix("test_").split("_")
+    for end in range(len(words), 0, -1):
+        name = "_".join(words[:end])
+        for candidate in (folder / f"{name}.py", folder / name / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def test_every_unit_test_file_names_a_module_of_the_package() -> None:
+    test_files = sorted((ROOT / "tests" / "unit").rglob("test_*.py"))
+    assert module_under_test(ROOT / "tests" / "unit" / "dns" / "test_spf.py") is not None
+    unnamed = [
+        path.relative_to(ROOT).as_posix()
+        for path in test_files
+        if module_under_test(path) is None
+        and path.relative_to(ROOT).as_posix() not in CROSS_CUTTING_TESTS
+    ]
+    assert unnamed == []
+
+
+def test_the_cross_cutting_tests_exist() -> None:
+    assert sorted(name for name in CROSS_CUTTING_TESTS if not (ROOT / name).is_file()) == []
+
+
 def imported_top_level_modules(*folders: str) -> set[str]:
     names: set[str] = set()
     for folder in folders:

@@ -20,7 +20,7 @@ from srsfwd.hostport import parse_host_port
 from srsfwd.sizes import MAX_MESSAGE
 
 if TYPE_CHECKING:
-    from srsfwd.dnscheck.resolver import Resolver
+    from srsfwd.dns.resolver import Resolver
 
     _HostPortType = click.ParamType[tuple[str, int]]
     _TextType = click.ParamType[str]

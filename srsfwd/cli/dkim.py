@@ -42,13 +42,13 @@ from srsfwd.dkim.keys import (
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner
 from srsfwd.dkim.verify import DkimVerifier, Result, SignatureResult
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.errors import ConfigError, KeyFormatError, KeyNotFoundError, SrsfwdError
 from srsfwd.keystore import (
     KeyStore,
     KeyTable,
-    check_domain,
     check_selector,
+    normalise_domain,
     read_opendkim_tables,
 )
 
@@ -121,7 +121,7 @@ def keygen(
     """
     config = open_config(config_path)
     store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
-    name = check_domain(domain)
+    name = normalise_domain(domain)
     key = generate_key(algorithm)
     chosen = check_selector(selector or default_selector(_clock().now(), key.key_type))
     store.create(name, chosen, key, pem=private_key_pem(key), now=_clock().now(), testing=testing)
@@ -211,7 +211,7 @@ def keys_check(
     config = open_config(config_path)
     problems = 0
     store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
-    name = check_domain(domain)
+    name = normalise_domain(domain)
     chosen = list(selectors) or [k.selector for k in store.list_keys(name)]
     if not chosen:
         raise KeyNotFoundError(f"no keys for {name} in {store.root}")
@@ -283,7 +283,7 @@ def keys_rotate(
     config = open_config(config_path)
     now = _clock().now()
     store = KeyStore(keys_dir or dkim_settings(config).keys_dir)
-    name = check_domain(domain)
+    name = normalise_domain(domain)
     current = store.newest(name, now=now)
     if not current:
         raise KeyNotFoundError(f"no keys for {name}; make one with 'srsfwd keygen {name}'")

@@ -19,7 +19,7 @@ EXIT_TEMPFAIL = 75
 EXIT_INTERRUPTED = 130
 
 
-class CommandError(click.ClickException):
+class CommandError(click.ClickException, SrsfwdError):
     """A ``SrsfwdError`` as click prints it (``Error: ...``): exit status 1."""
 
     exit_code = EXIT_FAILED
@@ -29,6 +29,7 @@ class TemporaryCommandError(CommandError):
     """A temporary ``SrsfwdError``: exit status 75, try again later."""
 
     exit_code = EXIT_TEMPFAIL
+    temporary = True
 
 
 class LazyGroup(click.Group):
@@ -85,6 +86,8 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except CommandError:
+            raise
         except SrsfwdError as exc:
             raise (TemporaryCommandError if exc.temporary else CommandError)(str(exc)) from None
         except KeyboardInterrupt:

@@ -49,10 +49,10 @@ from srsfwd.dkim.canon import (
 )
 from srsfwd.dkim.keys import SigningKey
 from srsfwd.dkim.sign import body_hash_in, default_header_list, fold, sign_digest
-from srsfwd.dkim.tags import TagListError, parse_tag_list
+from srsfwd.dkim.tags import parse_tag_list
 from srsfwd.dkim.verify import DkimVerifier, SignatureResult
-from srsfwd.dnscheck.resolver import DNSResolver
-from srsfwd.errors import SignatureError
+from srsfwd.dns.resolver import DNSResolver
+from srsfwd.errors import SignatureError, TagListError
 
 log = logging.getLogger(__name__)
 

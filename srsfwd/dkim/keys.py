@@ -15,8 +15,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from srsfwd.dkim.tags import TagListError, parse_tag_list, without_whitespace
-from srsfwd.errors import KeyFormatError
+from srsfwd.dkim.tags import parse_tag_list, without_whitespace
+from srsfwd.errors import KeyFormatError, TagListError
 
 #: What ``srsfwd keygen --algorithm`` accepts.
 KeySpec = Literal["rsa-2048", "rsa-3072", "rsa-4096", "ed25519"]

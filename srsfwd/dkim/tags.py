@@ -6,6 +6,8 @@ accepts names the RFC does not and reports errors as a bare exception.
 
 from __future__ import annotations
 
+from srsfwd.errors import TagListError
+
 _FWS = b" \t\r\n"
 _ALPHA = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _NAME_CHARS = _ALPHA | frozenset(b"0123456789_")
@@ -16,10 +18,6 @@ _VALUE_CHARS = frozenset(range(0x21, 0x7F)) - {0x3B} | frozenset(_FWS)
 # byte, so what is left is what is not allowed (C speed: this runs per signature, per key).
 _NAME_DELETE = bytes(_NAME_CHARS)
 _VALUE_DELETE = bytes(_VALUE_CHARS)
-
-
-class TagListError(ValueError):
-    """Not a tag list; the caller turns it into its own SrsfwdError."""
 
 
 def parse_tag_list(data: bytes) -> dict[str, bytes]:

@@ -45,12 +45,13 @@ from srsfwd.dkim.canon import (
 from srsfwd.dkim.keys import (
     MIN_VERIFY_BITS,
     KeyRecord,
+    PublicKey,
     load_public_key,
     parse_key_record,
 )
-from srsfwd.dkim.tags import TagListError, parse_tag_list, without_whitespace
-from srsfwd.dnscheck.resolver import DNSResolver
-from srsfwd.errors import DNSTempError, KeyFormatError
+from srsfwd.dkim.tags import parse_tag_list, without_whitespace
+from srsfwd.dns.resolver import DNSResolver
+from srsfwd.errors import DNSTempError, KeyFormatError, TagListError
 
 #: How far in the future ``t=`` may be before the signature is refused (dkimpy's 10 hours).
 FUTURE_SLOP = 36_000
@@ -99,23 +100,41 @@ class SignatureResult:
         )
 
 
-class _Verdict(Exception):  # noqa: N818 (control flow, not an error)
-    """Ends the checks of one signature with a result (internal control flow)."""
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """Where the checks of one signature end: the result and why."""
 
-    def __init__(self, result: Result, reason: str) -> None:
-        super().__init__(reason)
-        self.result = result
-        self.reason = reason
+    result: Result
+    reason: str
+
+
+_VERIFIES = _Verdict(Result.PASS, "signature verifies")
 
 
 @dataclass
 class _Facts:
+    """What is known of one signature so far; its result reports what was reached."""
+
     domain: str = ""
     selector: str = ""
     algorithm: str = ""
     identity: str = ""
     key_bits: int | None = None
     testing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Tags:
+    """The checked tags of one DKIM-Signature field: what hashing and verifying need."""
+
+    names: list[bytes]  # h=, lower case
+    header_canon: str
+    body_canon: str
+    length: int | None  # l=
+    signature: bytes  # b=, decoded
+    body_hash: bytes  # bh=, decoded
+    identity_domain: str  # the domain of i=
+    key_type: str  # rsa or ed25519, from a=
 
 
 class DkimVerifier:
@@ -164,11 +183,7 @@ class DkimVerifier:
                 )
                 continue
             facts = _Facts()
-            try:
-                self._check(message, field, now, facts, bodies)
-                verdict = _Verdict(Result.PASS, "signature verifies")
-            except _Verdict as stop:
-                verdict = stop
+            verdict = self._check(message, field, now, facts, bodies)
             results.append(
                 SignatureResult(
                     verdict.result,
@@ -190,135 +205,217 @@ class DkimVerifier:
         now: int,
         facts: _Facts,
         bodies: dict[tuple[str, int | None], tuple[bytes, int]],
-    ) -> None:
-        try:
-            tags = parse_tag_list(field.value)
-        except TagListError as exc:
-            raise _Verdict(Result.PERMERROR, f"signature: {exc}") from None
-        text = {k: v.decode("ascii", "replace") for k, v in tags.items()}
-        facts.domain = _plain(text.get("d", "")).lower()
-        facts.selector = _plain(text.get("s", ""))
-        facts.algorithm = _plain(text.get("a", "")).lower()
-        missing = [t for t in _REQUIRED if t not in tags]
-        if missing:
-            raise _Verdict(
-                Result.PERMERROR, f"signature lacks {', '.join(t + '=' for t in missing)}"
-            )
-        if text["v"].strip() != "1":
-            raise _Verdict(Result.PERMERROR, f"unknown version v={text['v']}")
-        if facts.algorithm == "rsa-sha1":
-            raise _Verdict(Result.FAIL, "rsa-sha1 is not acceptable (RFC 8301)")
-        if facts.algorithm not in ("rsa-sha256", "ed25519-sha256"):
-            raise _Verdict(Result.PERMERROR, f"unknown algorithm a={facts.algorithm}")
-        if not _is_name(facts.domain) or not _is_name(facts.selector):
-            raise _Verdict(Result.PERMERROR, "d= or s= is not a DNS name")
-        facts.identity = _plain(text.get("i", "@" + facts.domain))
-        identity_domain = facts.identity.rpartition("@")[2].lower()
-        if identity_domain != facts.domain and not identity_domain.endswith("." + facts.domain):
-            raise _Verdict(Result.PERMERROR, "i= is not in the d= domain")
-        header_canon, body_canon = _canonicalisation(text.get("c", "simple/simple"))
-        names = [n.strip().lower().encode("ascii") for n in _plain_keep(text["h"]).split(":")]
-        if b"from" not in names:
-            raise _Verdict(Result.FAIL, "h= does not include From (RFC 6376 §6.1.1)")
-        expire = _number(text, "x")
-        signed_at = _number(text, "t")
-        if expire is not None:
-            if signed_at is not None and expire < signed_at:
-                raise _Verdict(Result.PERMERROR, "x= is before t=")
-            if expire < now:
-                raise _Verdict(Result.FAIL, "signature expired (x=)")
-        if signed_at is not None and signed_at > now + FUTURE_SLOP:
-            raise _Verdict(Result.PERMERROR, "t= is in the future")
-        if "q" in tags and "dns/txt" not in _plain(text["q"]).lower().split(":"):
-            raise _Verdict(Result.PERMERROR, "no supported query method in q=")
-        length = _number(text, "l")
-        try:
-            signature = base64.b64decode(without_whitespace(tags["b"]), validate=True)
-            claimed_bh = base64.b64decode(without_whitespace(tags["bh"]), validate=True)
-        except (binascii.Error, ValueError):
-            raise _Verdict(Result.PERMERROR, "b= or bh= is not base64") from None
-
-        record = self._key_record(facts)
-        facts.testing = record.testing
-        key_type = "ed25519" if facts.algorithm == "ed25519-sha256" else "rsa"
-        if record.key_type != key_type:
-            raise _Verdict(
-                Result.PERMERROR, f"key is k={record.key_type}, signature a={facts.algorithm}"
-            )
-        if record.hashes is not None and "sha256" not in record.hashes:
-            raise _Verdict(Result.FAIL, "key record h= does not allow sha256")
-        if not set(record.services) & {"*", "email"}:
-            raise _Verdict(Result.PERMERROR, "key record s= is not for email")
-        if record.strict and identity_domain != facts.domain:
-            raise _Verdict(Result.FAIL, "key record t=s forbids a subdomain in i=")
-        try:
-            public, bits = load_public_key(record)
-        except KeyFormatError as exc:
-            raise _Verdict(Result.PERMERROR, str(exc)) from None
-        facts.key_bits = bits
-        if key_type == "rsa" and bits < self._min_rsa_bits:
-            raise _Verdict(Result.FAIL, f"{bits}-bit RSA key is too short (RFC 8301)")
-
-        # Hashed as it is canonicalised, once per c= and l= (no copy of the body kept).
-        hashed = bodies.get((body_canon, length))
-        if hashed is None:
-            chunks = BODY_CANONICALISATIONS[body_canon](message.body)
-            hashed = bodies[(body_canon, length)] = body_digest(chunks, length)
-        body_hash, body_length = hashed
-        if length is not None and length > body_length:
-            raise _Verdict(Result.PERMERROR, "l= is longer than the body")
-        if body_hash != claimed_bh:
-            raise _Verdict(Result.FAIL, "body hash does not match (body changed)")
-
-        canon: Callable[[bytes, bytes], bytes] = (
-            relaxed_header if header_canon == "relaxed" else simple_header
+    ) -> _Verdict:
+        """The steps, in order; the first that does not pass gives the verdict."""
+        tags = _parse_tags(field)
+        if isinstance(tags, _Verdict):
+            return tags
+        checked = _check_tags(tags, now, facts)
+        if isinstance(checked, _Verdict):
+            return checked
+        record = self._fetch_key(facts)
+        if isinstance(record, _Verdict):
+            return record
+        public = self._check_key(record, checked, facts)
+        if isinstance(public, _Verdict):
+            return public
+        body_length = _verify_body_hash(message, checked, bodies)
+        if isinstance(body_length, _Verdict):
+            return body_length
+        return (
+            _verify_signature(message, field, checked, public)
+            or _check_coverage(message, checked, body_length)
+            or _VERIFIES
         )
-        digest = hashlib.sha256()
-        for header in select_headers(message.headers, names):
-            digest.update(canon(header.name, header.value) + b"\r\n")
-        digest.update(canon(field.name, _without_b(field.value)))
-        try:
-            if isinstance(public, ed25519.Ed25519PublicKey):
-                public.verify(signature, digest.digest())
-            else:
-                public.verify(
-                    signature, digest.digest(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
-                )
-        except InvalidSignature:
-            raise _Verdict(Result.FAIL, "signature does not verify (headers changed)") from None
-        unsigned = 0 if length is None else body_length - length
-        _check_coverage(message, names, unsigned)
 
-    def _key_record(self, facts: _Facts) -> KeyRecord:
+    def _fetch_key(self, facts: _Facts) -> KeyRecord | _Verdict:
+        """The first usable key record at ``selector._domainkey.domain``."""
         name = f"{facts.selector}._domainkey.{facts.domain}"
         try:
             answers = self._resolver.txt(name)
         except DNSTempError as exc:
-            raise _Verdict(Result.TEMPERROR, str(exc)) from None
+            return _Verdict(Result.TEMPERROR, str(exc))
         if not answers:
-            raise _Verdict(Result.PERMERROR, f"no key record at {name}")
+            return _Verdict(Result.PERMERROR, f"no key record at {name}")
         errors = []
         for answer in answers:
             try:
                 return parse_key_record(answer)
             except KeyFormatError as exc:
                 errors.append(str(exc))
-        raise _Verdict(Result.PERMERROR, f"{name}: {errors[0]}")
+        return _Verdict(Result.PERMERROR, f"{name}: {errors[0]}")
+
+    def _check_key(self, record: KeyRecord, tags: _Tags, facts: _Facts) -> PublicKey | _Verdict:
+        """The public key, if the record allows this signature and the key is strong enough."""
+        facts.testing = record.testing
+        if record.key_type != tags.key_type:
+            return _Verdict(
+                Result.PERMERROR, f"key is k={record.key_type}, signature a={facts.algorithm}"
+            )
+        if record.hashes is not None and "sha256" not in record.hashes:
+            return _Verdict(Result.FAIL, "key record h= does not allow sha256")
+        if not set(record.services) & {"*", "email"}:
+            return _Verdict(Result.PERMERROR, "key record s= is not for email")
+        if record.strict and tags.identity_domain != facts.domain:
+            return _Verdict(Result.FAIL, "key record t=s forbids a subdomain in i=")
+        try:
+            public, bits = load_public_key(record)
+        except KeyFormatError as exc:
+            return _Verdict(Result.PERMERROR, str(exc))
+        facts.key_bits = bits
+        if tags.key_type == "rsa" and bits < self._min_rsa_bits:
+            return _Verdict(Result.FAIL, f"{bits}-bit RSA key is too short (RFC 8301)")
+        return public
 
 
-def _check_coverage(message: Message, names: list[bytes], unsigned: int) -> None:
+def _parse_tags(field: Header) -> dict[str, bytes] | _Verdict:
+    """The tag list of the DKIM-Signature field."""
+    try:
+        return parse_tag_list(field.value)
+    except TagListError as exc:
+        return _Verdict(Result.PERMERROR, f"signature: {exc}")
+
+
+def _check_tags(tags: dict[str, bytes], now: int, facts: _Facts) -> _Tags | _Verdict:
+    """The signature's own tags, checked before any DNS: RFC 6376 §3.5 and §6.1.1."""
+    text = {k: v.decode("ascii", "replace") for k, v in tags.items()}
+    facts.domain = _plain(text.get("d", "")).lower()
+    facts.selector = _plain(text.get("s", ""))
+    facts.algorithm = _plain(text.get("a", "")).lower()
+    verdict = _check_signer(tags, text, facts)
+    if verdict:
+        return verdict
+    identity_domain = facts.identity.rpartition("@")[2].lower()
+    canonicalisation = _canonicalisation(text.get("c", "simple/simple"))
+    if isinstance(canonicalisation, _Verdict):
+        return canonicalisation
+    names = [n.strip().lower().encode("ascii") for n in _plain_keep(text["h"]).split(":")]
+    if b"from" not in names:
+        return _Verdict(Result.FAIL, "h= does not include From (RFC 6376 §6.1.1)")
+    verdict = _check_times(text, now)
+    if verdict:
+        return verdict
+    if "q" in tags and "dns/txt" not in _plain(text["q"]).lower().split(":"):
+        return _Verdict(Result.PERMERROR, "no supported query method in q=")
+    length = _number(text, "l")
+    if isinstance(length, _Verdict):
+        return length
+    try:
+        signature = base64.b64decode(without_whitespace(tags["b"]), validate=True)
+        body_hash = base64.b64decode(without_whitespace(tags["bh"]), validate=True)
+    except (binascii.Error, ValueError):
+        return _Verdict(Result.PERMERROR, "b= or bh= is not base64")
+    return _Tags(
+        names=names,
+        header_canon=canonicalisation[0],
+        body_canon=canonicalisation[1],
+        length=length,
+        signature=signature,
+        body_hash=body_hash,
+        identity_domain=identity_domain,
+        key_type="ed25519" if facts.algorithm == "ed25519-sha256" else "rsa",
+    )
+
+
+def _check_signer(tags: dict[str, bytes], text: dict[str, str], facts: _Facts) -> _Verdict | None:
+    """Required tags, version, algorithm, and who signs (``d=``, ``s=``, ``i=``)."""
+    missing = [t for t in _REQUIRED if t not in tags]
+    if missing:
+        return _Verdict(Result.PERMERROR, f"signature lacks {', '.join(t + '=' for t in missing)}")
+    if text["v"].strip() != "1":
+        return _Verdict(Result.PERMERROR, f"unknown version v={text['v']}")
+    if facts.algorithm == "rsa-sha1":
+        return _Verdict(Result.FAIL, "rsa-sha1 is not acceptable (RFC 8301)")
+    if facts.algorithm not in ("rsa-sha256", "ed25519-sha256"):
+        return _Verdict(Result.PERMERROR, f"unknown algorithm a={facts.algorithm}")
+    if not _is_name(facts.domain) or not _is_name(facts.selector):
+        return _Verdict(Result.PERMERROR, "d= or s= is not a DNS name")
+    facts.identity = _plain(text.get("i", "@" + facts.domain))
+    identity_domain = facts.identity.rpartition("@")[2].lower()
+    if identity_domain != facts.domain and not identity_domain.endswith("." + facts.domain):
+        return _Verdict(Result.PERMERROR, "i= is not in the d= domain")
+    return None
+
+
+def _check_times(text: dict[str, str], now: int) -> _Verdict | None:
+    """``x=`` (expiry) and ``t=`` (signing time) against each other and ``now``."""
+    expire = _number(text, "x")
+    if isinstance(expire, _Verdict):
+        return expire
+    signed_at = _number(text, "t")
+    if isinstance(signed_at, _Verdict):
+        return signed_at
+    if expire is not None:
+        if signed_at is not None and expire < signed_at:
+            return _Verdict(Result.PERMERROR, "x= is before t=")
+        if expire < now:
+            return _Verdict(Result.FAIL, "signature expired (x=)")
+    if signed_at is not None and signed_at > now + FUTURE_SLOP:
+        return _Verdict(Result.PERMERROR, "t= is in the future")
+    return None
+
+
+def _verify_body_hash(
+    message: Message, tags: _Tags, bodies: dict[tuple[str, int | None], tuple[bytes, int]]
+) -> int | _Verdict:
+    """The body's canonical length if its hash is ``bh=``.
+
+    Hashed as it is canonicalised, once per ``c=`` and ``l=`` in ``bodies`` (no copy of the
+    body kept).
+    """
+    hashed = bodies.get((tags.body_canon, tags.length))
+    if hashed is None:
+        chunks = BODY_CANONICALISATIONS[tags.body_canon](message.body)
+        hashed = bodies[(tags.body_canon, tags.length)] = body_digest(chunks, tags.length)
+    body_hash, body_length = hashed
+    if tags.length is not None and tags.length > body_length:
+        return _Verdict(Result.PERMERROR, "l= is longer than the body")
+    if body_hash != tags.body_hash:
+        return _Verdict(Result.FAIL, "body hash does not match (body changed)")
+    return body_length
+
+
+def _verify_signature(
+    message: Message, field: Header, tags: _Tags, public: PublicKey
+) -> _Verdict | None:
+    """``b=`` over the signed header fields and the signature field itself."""
+    canon: Callable[[bytes, bytes], bytes] = (
+        relaxed_header if tags.header_canon == "relaxed" else simple_header
+    )
+    digest = hashlib.sha256()
+    for header in select_headers(message.headers, tags.names):
+        digest.update(canon(header.name, header.value) + b"\r\n")
+    digest.update(canon(field.name, _without_b(field.value)))
+    try:
+        if isinstance(public, ed25519.Ed25519PublicKey):
+            public.verify(tags.signature, digest.digest())
+        else:
+            public.verify(
+                tags.signature,
+                digest.digest(),
+                padding.PKCS1v15(),
+                utils.Prehashed(hashes.SHA256()),
+            )
+    except InvalidSignature:
+        return _Verdict(Result.FAIL, "signature does not verify (headers changed)")
+    return None
+
+
+def _check_coverage(message: Message, tags: _Tags, body_length: int) -> _Verdict | None:
     """Refuse (``policy``) a verified signature that leaves content outside it.
 
     Anyone may append text after an ``l=`` length (RFC 6376 §8.2) or add a From field
     above a signature that covers one (§8.15: the reader sees the new one); dkimpy fails
     the latter, and neither can authenticate the message as it is.
     """
+    unsigned = 0 if tags.length is None else body_length - tags.length
     if unsigned:
-        raise _Verdict(Result.POLICY, f"l= leaves {unsigned} bytes of the body unsigned")
+        return _Verdict(Result.POLICY, f"l= leaves {unsigned} bytes of the body unsigned")
     froms = len(message.find("from"))
-    covered = names.count(b"from")
+    covered = tags.names.count(b"from")
     if froms > covered:
-        raise _Verdict(Result.POLICY, f"the message has {froms} From fields, h= covers {covered}")
+        return _Verdict(Result.POLICY, f"the message has {froms} From fields, h= covers {covered}")
+    return None
 
 
 def _plain(value: str) -> str:
@@ -329,12 +426,12 @@ def _plain_keep(value: str) -> str:
     return value.replace("\r", "").replace("\n", "")
 
 
-def _number(text: dict[str, str], tag: str) -> int | None:
+def _number(text: dict[str, str], tag: str) -> int | _Verdict | None:
     if tag not in text:
         return None
     value = _plain(text[tag])
     if not value.isdigit() or len(value) > 12:
-        raise _Verdict(Result.PERMERROR, f"{tag}= is not a number")
+        return _Verdict(Result.PERMERROR, f"{tag}= is not a number")
     return int(value)
 
 
@@ -342,12 +439,12 @@ def _is_name(value: str) -> bool:
     return bool(value) and value.isascii() and all(c.isalnum() or c in "-._" for c in value)
 
 
-def _canonicalisation(value: str) -> tuple[str, str]:
+def _canonicalisation(value: str) -> tuple[str, str] | _Verdict:
     parts = _plain(value).lower().split("/")
     if len(parts) == 1:
         parts.append("simple")
     if len(parts) != 2 or not set(parts) <= {"simple", "relaxed"}:
-        raise _Verdict(Result.PERMERROR, f"unknown canonicalisation c={value}")
+        return _Verdict(Result.PERMERROR, f"unknown canonicalisation c={value}")
     return parts[0], parts[1]
 
 

@@ -44,7 +44,7 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
+class SocketmapReply:
     """One answer: a status and its data (the value for OK, a reason otherwise)."""
 
     status: Status
@@ -52,7 +52,7 @@ class Reply:
 
 
 #: What postsrsd answers to a broken netstring before it closes the connection.
-INVALID_QUERY = Reply(Status.PERM, "Invalid query.")
+INVALID_QUERY = SocketmapReply(Status.PERM, "Invalid query.")
 
 
 class RequestDecoder:
@@ -158,7 +158,7 @@ def encode_request(request: Request) -> bytes:
     return netstring(f"{request.name} {request.key}".encode("utf-8", "surrogateescape"))
 
 
-def encode_reply(reply: Reply) -> bytes:
+def encode_reply(reply: SocketmapReply) -> bytes:
     """The netstring for ``reply``, cut to what Postfix accepts."""
     payload = f"{reply.status} {reply.text}".encode("utf-8", "surrogateescape")
     return netstring(payload[:MAX_REPLY])
@@ -177,14 +177,14 @@ class ReplyDecoder:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[Reply]:
+    def feed(self, data: bytes) -> list[SocketmapReply]:
         """The replies completed by ``data``.
 
         Raises:
             ProtocolError: the server broke the framing or sent an unknown status.
         """
         self._buffer += data
-        replies: list[Reply] = []
+        replies: list[SocketmapReply] = []
         while (colon := self._buffer.find(b":")) != -1:
             head = bytes(self._buffer[:colon])
             if not head.isdigit() or len(head) > _MAX_DIGITS:
@@ -199,7 +199,7 @@ class ReplyDecoder:
                 code = Status(status.decode("ascii"))
             except (UnicodeDecodeError, ValueError):
                 raise ProtocolError(f"unknown socketmap status {status[:20]!r}") from None
-            replies.append(Reply(code, text.decode("utf-8", "surrogateescape")))
+            replies.append(SocketmapReply(code, text.decode("utf-8", "surrogateescape")))
             del self._buffer[: comma + 1]
         if len(self._buffer) > _MAX_DIGITS and self._buffer.find(b":") == -1:
             raise ProtocolError("no netstring length in sight")

@@ -40,7 +40,7 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
+class TcpTableReply:
     """One answer: for FOUND the value, otherwise a reason."""
 
     code: Code
@@ -50,7 +50,7 @@ class Reply:
 _PREFIX = {code: b"%d " % code for code in Code}
 
 #: What postsrsd 1.x answers to a malformed line before it closes the connection.
-INVALID_REQUEST = Reply(Code.NOT_FOUND, "Invalid request")
+INVALID_REQUEST = TcpTableReply(Code.NOT_FOUND, "Invalid request")
 
 
 class RequestDecoder:
@@ -180,13 +180,13 @@ def encode_request(request: Request) -> bytes:
     return b"get " + quote(request.key.encode("utf-8", "surrogateescape")) + b"\n"
 
 
-def encode_reply(reply: Reply) -> bytes:
+def encode_reply(reply: TcpTableReply) -> bytes:
     """The reply line: the value %xx-encoded for 200, the reason made one line otherwise."""
     return encode(reply.code, reply.text)
 
 
 def encode(code: Code, text: str) -> bytes:
-    """``encode_reply`` without making a ``Reply`` first (the server's hot path)."""
+    """``encode_reply`` without making a ``TcpTableReply`` first (the server's hot path)."""
     data = text.encode("utf-8", "surrogateescape")
     data = quote(data) if code is Code.FOUND else data.replace(b"\r", b" ").replace(b"\n", b" ")
     line = _PREFIX[code] + data
@@ -201,14 +201,14 @@ class ReplyDecoder:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[Reply]:
+    def feed(self, data: bytes) -> list[TcpTableReply]:
         """The replies completed by ``data``.
 
         Raises:
             ProtocolError: a line that is not ``<code> <text>`` or is too long.
         """
         self._buffer += data
-        replies: list[Reply] = []
+        replies: list[TcpTableReply] = []
         start = 0
         while (newline := self._buffer.find(b"\n", start)) != -1:
             line = bytes(self._buffer[start:newline])
@@ -220,7 +220,7 @@ class ReplyDecoder:
                 raise ProtocolError(f"bad tcp_table reply {line[:40]!r}") from None
             if status is Code.FOUND:
                 text = unquote(text)
-            replies.append(Reply(status, text.decode("utf-8", "surrogateescape")))
+            replies.append(TcpTableReply(status, text.decode("utf-8", "surrogateescape")))
         del self._buffer[:start]
         if len(self._buffer) > MAX_REPLY:
             raise ProtocolError("reply line too long")

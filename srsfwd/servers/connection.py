@@ -36,7 +36,7 @@ READ_SIZE = 16 * 1024
 BATCH = 64
 #: Lines a second about clients closed for protocol errors; the rest are counted.
 CLIENT_LOGS_PER_SECOND = 10
-INTERNAL_ERROR = socketmap.Reply(socketmap.Status.TEMP, "Internal error.")
+INTERNAL_ERROR = socketmap.SocketmapReply(socketmap.Status.TEMP, "Internal error.")
 #: struct ucred, what SO_PEERCRED gives for a unix socket peer: pid, uid, gid.
 _UCRED = struct.Struct("3i")
 #: What one debug line says a lookup did, by map and status.
@@ -290,7 +290,7 @@ class Connection(asyncio.BufferedProtocol):
             self.transport.write(self._invalid())
             self.transport.close()
 
-    def _lookup(self, request: socketmap.Request) -> socketmap.Reply:
+    def _lookup(self, request: socketmap.Request) -> socketmap.SocketmapReply:
         metrics = self.context.metrics
         started = time.perf_counter() if metrics is not None else 0.0
         try:
@@ -301,7 +301,7 @@ class Connection(asyncio.BufferedProtocol):
             metrics.observe(request.name, reply.status.value, time.perf_counter() - started)
         return reply
 
-    def _internal_error(self, name: str) -> socketmap.Reply:
+    def _internal_error(self, name: str) -> socketmap.SocketmapReply:
         """Log the exception being handled: a bug, not the client's fault. The reply is
         "try again", so mail is deferred, not lost, and the connection is kept."""
         log.exception("%s: lookup in %r failed", self.service, name)
@@ -325,7 +325,7 @@ class Connection(asyncio.BufferedProtocol):
         self.started = True
         cast(asyncio.Transport, self.transport).write(reply)
 
-    def _logged_lookup(self, request: socketmap.Request) -> socketmap.Reply:
+    def _logged_lookup(self, request: socketmap.Request) -> socketmap.SocketmapReply:
         """``_lookup``, and one debug line about it (addresses and replies, no secret)."""
         reply = self._lookup(request)
         name = request.name
@@ -341,7 +341,7 @@ class Connection(asyncio.BufferedProtocol):
         )
         return reply
 
-    def _lookup_function(self) -> Callable[[socketmap.Request], socketmap.Reply]:
+    def _lookup_function(self) -> Callable[[socketmap.Request], socketmap.SocketmapReply]:
         """The lookup for this batch: asked once per batch, so the lookup path does not
         pay for debug logging when it is off."""
         return self._logged_lookup if log.isEnabledFor(logging.DEBUG) else self._lookup

@@ -38,9 +38,9 @@ from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.authservid import claims_authserv_id, is_our_results_field
 from srsfwd.errors import AddressError, ProtocolError, SRSError
 from srsfwd.forward import Forwarder, ForwardResult
-from srsfwd.pool import Action as PoolAction
+from srsfwd.pool import Action
 from srsfwd.protocols.milter import (
-    Action,
+    ActionFlag,
     AddHeader,
     AddRecipient,
     ChangeFrom,
@@ -51,6 +51,7 @@ from srsfwd.protocols.milter import (
     Event,
     InsertHeader,
     Message,
+    MilterReply,
     Negotiation,
     OptionNegotiation,
     Progress,
@@ -58,7 +59,6 @@ from srsfwd.protocols.milter import (
     Quit,
     Rcpt,
     Reject,
-    Reply,
     SmtpReply,
     Tempfail,
 )
@@ -97,8 +97,8 @@ class Verdict:
     """
 
     outcome: str
-    final: Reply
-    actions: tuple[Reply, ...] = ()
+    final: MilterReply
+    actions: tuple[MilterReply, ...] = ()
     pool: str | None = None
     srs: bool = False
     reasons: tuple[str, ...] = ()
@@ -130,7 +130,7 @@ class Verdict:
         return "milter: " + " ".join(f"{k}={v}" for k, v in fields.items())
 
 
-def smtp_reply(line: str | None, *, temporary: bool) -> Reply:
+def smtp_reply(line: str | None, *, temporary: bool) -> MilterReply:
     """The REPLYCODE for the pipeline's reply ``550 5.7.1 text``; a plain reject or
     tempfail if it does not fit what Postfix accepts."""
     match = _REPLY.fullmatch(line or "")
@@ -172,7 +172,7 @@ def _split(message: bytes) -> tuple[bytes, bytes]:
 
 def header_changes(
     original: bytes, prepared: bytes, *, leading_space: bool, authserv_id: str | None = None
-) -> tuple[list[Reply], list[str]]:
+) -> tuple[list[MilterReply], list[str]]:
     """The milter actions that turn ``original`` into ``prepared``, and the new field names.
 
     The pipeline prepends fields and removes Authentication-Results that claim our
@@ -190,7 +190,7 @@ def header_changes(
     if old_body != new_body:
         raise ValueError("the pipeline changed the body")
     old, new = _fields(old_head), _fields(new_head)
-    appended: list[Reply] = []
+    appended: list[MilterReply] = []
     if _count(new, b"reply-to") > _count(old, b"reply-to") and _is(new[-1], b"reply-to"):
         appended.append(AddHeader("Reply-To", _header_value(new.pop(), leading_space)))
     i, removed, changed = len(new) - 1, [], []
@@ -212,7 +212,7 @@ def header_changes(
     # Deletions first: the MTA applies edits in order, and CHGHEADER's index counts the
     # fields of that name as they are then; once ours is inserted on top, index 1 would be
     # this hop's own Authentication-Results.
-    actions: list[Reply] = []
+    actions: list[MilterReply] = []
     for j in removed:  # highest index first, so earlier indexes stay valid
         name = old[j].partition(b":")[0].strip()
         if name.lower() != b"authentication-results":
@@ -247,13 +247,13 @@ def _header_value(field: bytes, leading_space: bool) -> bytes:
     return value
 
 
-def forged_results_deletions(message: Message, authserv_id: str) -> tuple[Reply, ...]:
+def forged_results_deletions(message: Message, authserv_id: str) -> tuple[MilterReply, ...]:
     """CHGHEADER deletions of the arriving Authentication-Results claiming ``authserv_id``.
 
     For mail that is not forwarded (local recipients only): nothing else changes, but
     nobody may write our verdicts into a local mailbox either (RFC 8601 §5).
     """
-    deletions: list[Reply] = []
+    deletions: list[MilterReply] = []
     nth = 0
     for header in message.headers:
         if header.name.strip().lower() != "authentication-results":
@@ -264,9 +264,9 @@ def forged_results_deletions(message: Message, authserv_id: str) -> tuple[Reply,
     return tuple(reversed(deletions))  # highest index first, so earlier indexes stay valid
 
 
-def envelope_changes(message: Message, result: ForwardResult) -> list[Reply]:
+def envelope_changes(message: Message, result: ForwardResult) -> list[MilterReply]:
     """CHGFROM for the SRS sender, DELRCPT/ADDRCPT for recipients the pipeline changed."""
-    actions: list[Reply] = []
+    actions: list[MilterReply] = []
     sender = strip_brackets(message.sender or "")
     if result.mail_from != sender:
         actions.append(ChangeFrom(f"<{result.mail_from}>"))
@@ -367,13 +367,13 @@ class MilterService:
         """Stop taking work; messages in the pipeline finish."""
         self._executor.shutdown(wait=False)
 
-    async def run(self, function: Callable[[], Verdict | Reply]) -> Verdict | Reply:
+    async def run(self, function: Callable[[], Verdict | MilterReply]) -> Verdict | MilterReply:
         """``function`` in a worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
     # -- in the worker threads ------------------------------------------------------
 
-    def check_recipient(self, rcpt: Rcpt) -> Reply:
+    def check_recipient(self, rcpt: Rcpt) -> MilterReply:
         """RCPT: refuse an SRS address of ours that does not verify (a forged bounce)."""
         address = strip_brackets(rcpt.recipient)
         with self.forwarders.borrow() as forwarder:
@@ -422,8 +422,8 @@ class MilterService:
                 sasl_user=message.macros.get("auth_authen") or None,
             )
         pool = None if result.pool is None else str(result.pool)
-        if result.action is not PoolAction.FORWARD or result.message is None:
-            temporary = result.action is PoolAction.TEMPFAIL
+        if result.action is not Action.FORWARD or result.message is None:
+            temporary = result.action is Action.TEMPFAIL
             final = smtp_reply(result.smtp_reply, temporary=temporary)
             return Verdict(
                 str(result.action),
@@ -499,7 +499,7 @@ class MilterConnection(Connection):
             raise RuntimeError("no milter service configured")
         self.milter = milter
         self._codec = MilterCodec(
-            Negotiation(required=Action.CHGFROM | Action.ADDHDRS),
+            Negotiation(required=ActionFlag.CHGFROM | ActionFlag.ADDHDRS),
             max_message=milter.max_message + 1,
         )
         self._events: deque[Event] = deque()
@@ -542,7 +542,7 @@ class MilterConnection(Connection):
     def _invalid(self) -> bytes:
         return b""  # nothing to say to a peer that broke the protocol: just close
 
-    def _write(self, reply: Reply) -> None:
+    def _write(self, reply: MilterReply) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(self._codec.send(reply))
 
@@ -600,7 +600,7 @@ class MilterConnection(Connection):
             log.exception("milter: recipient check failed")
             self._count_error()
             reply = TEMPFAIL_REPLY
-        assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a Reply
+        assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a MilterReply
         log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))
         self._write(reply)
 
@@ -636,7 +636,9 @@ class MilterConnection(Connection):
             log.debug("milter: queue_id=%s replied %s", message.queue_id or "-", "; ".join(done))
         self._count(verdict, seconds)
 
-    async def _waiting(self, work: Coroutine[object, object, Verdict | Reply]) -> Verdict | Reply:
+    async def _waiting(
+        self, work: Coroutine[object, object, Verdict | MilterReply]
+    ) -> Verdict | MilterReply:
         """``work``'s result, sending PROGRESS while it takes long."""
         future = asyncio.ensure_future(work)
         while True:
@@ -663,7 +665,7 @@ class MilterConnection(Connection):
             self.context.metrics.errors.labels("milter-internal").inc()
 
 
-def describe(reply: Reply) -> str:
+def describe(reply: MilterReply) -> str:
     """A milter reply in a debug line: what it does; of the headers it adds, only the
     names (but for ours, the pool)."""
     if isinstance(reply, ChangeFrom):

@@ -26,7 +26,8 @@ from srsfwd.config import load_config
 from srsfwd.dkim.arc import ArcSealer, dkimpy_dnsfunc
 from srsfwd.dkim.canon import parse_message
 from srsfwd.dkim.keys import DkimKey, SigningKey
-from srsfwd.dkim.tags import TagListError, parse_tag_list
+from srsfwd.dkim.tags import parse_tag_list
+from srsfwd.errors import TagListError
 from srsfwd.forward import Forwarder, ForwardResult
 from srsfwd.pool import Action, Pool
 from tests.arcchains import NOT_CONTINUED, SEALED_AS_FAILED

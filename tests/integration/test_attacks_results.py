@@ -26,7 +26,7 @@ from srsfwd.authservid import claims_authserv_id
 from srsfwd.config import load_config
 from srsfwd.dkim.arc import dkimpy_dnsfunc
 from srsfwd.dkim.canon import Message, parse_message, to_crlf
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.forward import Forwarder, ForwardResult
 from srsfwd.pool import Action, Pool
 from tests.dnsserver import ZoneServer

@@ -45,7 +45,7 @@ from srsfwd.dkim.keys import (
 from srsfwd.dkim.keys import key_record_text as record_of
 from srsfwd.dkim.sign import DkimSigner
 from srsfwd.dkim.tags import parse_tag_list
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.forward import Forwarder, ForwardResult
 from srsfwd.keystore import KeyStore
 from srsfwd.orgdomain import aligned

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from srsfwd.cli import cli
 from srsfwd.config import load_config
 from srsfwd.dkim.arc import dkimpy_dnsfunc
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.forward import Forwarder, ForwardResult
 from srsfwd.pool import Action, Pool
 from tests.dnsserver import ZoneServer

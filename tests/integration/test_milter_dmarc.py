@@ -16,7 +16,7 @@ import dkim
 import pytest
 
 from srsfwd.dkim.arc import dkimpy_dnsfunc
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.orgdomain import aligned
 from tests.dnsserver import ZoneServer
 from tests.integration.test_milter_postfix import ZONE, Rig, running_rig

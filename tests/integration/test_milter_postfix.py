@@ -27,7 +27,7 @@ import pytest
 
 from srsfwd.config import load_config
 from srsfwd.dkim.arc import dkimpy_dnsfunc
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.forward import Forwarder
 from tests.dnsserver import ZoneServer
 from tests.integration.postfix import Postfix, private_postfix, world_readable_tempdir

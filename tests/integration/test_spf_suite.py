@@ -3,7 +3,7 @@
 The suite ships in pyspf's sdist (``test/rfc7208-tests.yml``); it is fetched with
 ``pip download`` at test time and never copied into this repository. Every scenario's zone
 is served by a real dnslib server on 127.0.0.1 that follows CNAMEs as a recursive server
-would and stays silent for the suite's TIMEOUT names; ``srsfwd.dnscheck.spf.check_host``
+would and stays silent for the suite's TIMEOUT names; ``srsfwd.dns.spf.check_host``
 asks it through ``Resolver``, and must get the suite's result for every case.
 """
 
@@ -22,7 +22,7 @@ from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSLabel, DNS
 from dnslib.dns import DNSError
 from dnslib.server import BaseResolver
 
-from srsfwd.dnscheck.spf import check_host
+from srsfwd.dns.spf import check_host
 from tests.dnsserver import ZoneServer
 
 pytestmark = pytest.mark.integration

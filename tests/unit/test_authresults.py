@@ -28,7 +28,7 @@ from srsfwd.config import load_config
 from srsfwd.dkim.arc import ArcSealer, dkimpy_dnsfunc
 from srsfwd.dkim.canon import parse_message
 from srsfwd.dkim.keys import DkimKey, SigningKey
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.forward import Forwarder
 from srsfwd.pool import DKIMCheck
 from tests.dkimhelp import MESSAGE, dnsfunc_for, zone_for

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from srsfwd import SrsfwdError
 from srsfwd.address import read_domains_file
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.keystore import read_opendkim_tables
 from srsfwd.postsrsdconf import read_postsrsd
 

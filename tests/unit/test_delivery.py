@@ -9,13 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from srsfwd.delivery import (
-    DeliveryDeferredError,
-    DeliveryError,
-    deliver_sendmail,
-    deliver_smtp,
-    with_pool_header,
-)
+from srsfwd.delivery import deliver_sendmail, deliver_smtp, with_pool_header
+from srsfwd.errors import DeliveryDeferredError, DeliveryError
 from tests.ports import free_port
 from tests.smtp_sink import Sink, smtp_sink
 

@@ -14,7 +14,7 @@ import pytest
 
 from srsfwd import FrozenClock, SRSRewriter, StoreError
 from srsfwd.handlers import SRSMaps, to_tcp_table
-from srsfwd.protocols.socketmap import Reply, Request, Status
+from srsfwd.protocols.socketmap import Request, SocketmapReply, Status
 from srsfwd.protocols.tcptable import Code
 from srsfwd.stores.sqlite import SQLiteStore
 
@@ -110,7 +110,7 @@ def request(line: str) -> Request:
 
 @pytest.mark.parametrize(("line", "status", "text"), STATELESS, ids=lambda v: str(v)[:40])
 def test_postsrsd_socketmap_cases(line: str, status: Status, text: str) -> None:
-    assert maps().lookup(request(line)) == Reply(status, text)
+    assert maps().lookup(request(line)) == SocketmapReply(status, text)
 
 
 LONG_KEY = "test@" + "a" * (512 - 9) + ".net"  # 512 octets: the longest postsrsd takes
@@ -126,7 +126,7 @@ def test_long_sender_keeps_its_address_by_default() -> None:
 
 def test_long_sender_is_rewritten_as_postsrsd_when_asked() -> None:
     reply = maps(max_local_part=4096).lookup(Request("forward", LONG_KEY))
-    assert reply == Reply(OK, "SRS0=G7tR=2W=" + "a" * (512 - 9) + ".net=test@example.com")
+    assert reply == SocketmapReply(OK, "SRS0=G7tR=2W=" + "a" * (512 - 9) + ".net=test@example.com")
 
 
 def test_senders_srs_cannot_carry_are_left_alone() -> None:
@@ -151,11 +151,11 @@ def test_database_mode_reverses_aliases(tmp_path: Path) -> None:
     )
     db = maps(alias_store=store)
     alias = "SRS0=bxzH=2W=1=DCJGDE6N24LCRT41A4T0G1UIF0DTKKQJ@example.com"
-    assert db.lookup(Request("reverse", alias)) == Reply(OK, "test@otherdomain.com")
+    assert db.lookup(Request("reverse", alias)) == SocketmapReply(OK, "test@otherdomain.com")
     lowered = "SRS0=bxzH=2W=1=dcjgde6n24lcrt41a4t0g1uif0dtkkqj@example.com"
-    assert db.lookup(Request("reverse", lowered)) == Reply(OK, "test@otherdomain.com")
+    assert db.lookup(Request("reverse", lowered)) == SocketmapReply(OK, "test@otherdomain.com")
     unknown = "SRS0=hdxW=2W=1=VVVVVVUNVVVVVVS1VVVVVVUIVVVTKKQJ@example.com"
-    assert db.lookup(Request("reverse", unknown)) == Reply(NOTFOUND, "Unknown alias.")
+    assert db.lookup(Request("reverse", unknown)) == SocketmapReply(NOTFOUND, "Unknown alias.")
     assert db.lookup(Request("forward", "test@otherdomain.com")).text == (
         "SRS0=vmyz=2W=otherdomain.com=test@example.com"
     )
@@ -172,9 +172,9 @@ class BrokenStore:
 def test_a_store_outage_is_temporary() -> None:
     db = maps(alias_store=BrokenStore())
     long_sender = "a" * 50 + "@otherdomain.com"
-    assert db.lookup(Request("forward", long_sender)) == Reply(TEMP, "Store is down.")
+    assert db.lookup(Request("forward", long_sender)) == SocketmapReply(TEMP, "Store is down.")
     alias = "SRS0=bxzH=2W=1=DCJGDE6N24LCRT41A4T0G1UIF0DTKKQJ@example.com"
-    assert db.lookup(Request("reverse", alias)) == Reply(TEMP, "Store is down.")
+    assert db.lookup(Request("reverse", alias)) == SocketmapReply(TEMP, "Store is down.")
 
 
 @pytest.mark.parametrize(
@@ -182,7 +182,7 @@ def test_a_store_outage_is_temporary() -> None:
     [(OK, Code.FOUND), (NOTFOUND, Code.NOT_FOUND), (PERM, Code.NOT_FOUND), (TEMP, Code.TRY_AGAIN)],
 )
 def test_tcp_table_codes(status: Status, code: Code) -> None:
-    assert to_tcp_table(Reply(status, "x")).code is code
+    assert to_tcp_table(SocketmapReply(status, "x")).code is code
 
 
 def test_a_forward_answer_is_cached_for_the_day() -> None:

@@ -51,19 +51,19 @@ from srsfwd.protocols.milter.replies import Continue as Continue
 from srsfwd.protocols.milter.replies import DeleteRecipient as DeleteRecipient
 from srsfwd.protocols.milter.replies import Discard as Discard
 from srsfwd.protocols.milter.replies import InsertHeader as InsertHeader
+from srsfwd.protocols.milter.replies import MilterReply as MilterReply
 from srsfwd.protocols.milter.replies import OptionsReply as OptionsReply
 from srsfwd.protocols.milter.replies import Progress as Progress
 from srsfwd.protocols.milter.replies import Quarantine as Quarantine
 from srsfwd.protocols.milter.replies import Reject as Reject
 from srsfwd.protocols.milter.replies import ReplaceBody as ReplaceBody
-from srsfwd.protocols.milter.replies import Reply as Reply
 from srsfwd.protocols.milter.replies import Skip as Skip
 from srsfwd.protocols.milter.replies import SmtpReply as SmtpReply
 from srsfwd.protocols.milter.replies import Tempfail as Tempfail
 from srsfwd.protocols.milter.wire import CHUNK_SIZE as CHUNK_SIZE
 from srsfwd.protocols.milter.wire import MAX_PACKET as MAX_PACKET
 from srsfwd.protocols.milter.wire import VERSION as VERSION
-from srsfwd.protocols.milter.wire import Action as Action
+from srsfwd.protocols.milter.wire import ActionFlag as ActionFlag
 from srsfwd.protocols.milter.wire import Command as Command
 from srsfwd.protocols.milter.wire import Family as Family
 from srsfwd.protocols.milter.wire import MacroStage as MacroStage
@@ -81,7 +81,7 @@ __all__ = [
     "VERSION",
     "Abort",
     "Accept",
-    "Action",
+    "ActionFlag",
     "AddHeader",
     "AddRecipient",
     "Body",
@@ -105,6 +105,7 @@ __all__ = [
     "Mail",
     "Message",
     "MilterConnection",
+    "MilterReply",
     "Negotiated",
     "Negotiation",
     "OptionNegotiation",
@@ -118,7 +119,6 @@ __all__ = [
     "Rcpt",
     "Reject",
     "ReplaceBody",
-    "Reply",
     "Skip",
     "SmtpReply",
     "Tempfail",

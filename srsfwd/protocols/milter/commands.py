@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from srsfwd.errors import ProtocolError
 from srsfwd.protocols.milter.wire import (
-    Action,
+    ActionFlag,
     Command,
     Family,
     ProtocolFlag,
@@ -36,7 +36,7 @@ class OptionNegotiation:
     """SMFIC_OPTNEG: the MTA's version and the actions and protocol flags it offers."""
 
     version: int
-    actions: Action
+    actions: ActionFlag
     protocol: ProtocolFlag
 
 
@@ -186,7 +186,7 @@ def _optneg(payload: bytes) -> OptionNegotiation:
     if len(payload) < _OPTNEG.size:
         raise ProtocolError(f"milter OPTNEG: {len(payload)} bytes, need {_OPTNEG.size}")
     version, actions, protocol = _OPTNEG.unpack_from(payload)
-    return OptionNegotiation(version, Action(actions), ProtocolFlag(protocol))
+    return OptionNegotiation(version, ActionFlag(actions), ProtocolFlag(protocol))
 
 
 def _macros(payload: bytes) -> DefineMacros:

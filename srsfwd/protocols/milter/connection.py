@@ -44,14 +44,14 @@ from srsfwd.protocols.milter.replies import (
     MODIFICATIONS,
     AddRecipient,
     Discard,
+    MilterReply,
     OptionsReply,
     Progress,
-    Reply,
     Skip,
 )
 from srsfwd.protocols.milter.wire import (
     MAX_PACKET,
-    Action,
+    ActionFlag,
     Command,
     PacketDecoder,
     ProtocolFlag,
@@ -278,7 +278,7 @@ class MilterConnection:
 
     # -- output ----------------------------------------------------------------------
 
-    def send(self, reply: Reply) -> bytes:
+    def send(self, reply: MilterReply) -> bytes:
         """The bytes of ``reply``, after checking that it may be sent now.
 
         Raises:
@@ -303,7 +303,7 @@ class MilterConnection:
             if due is not Command.END_OF_MESSAGE:
                 raise RuntimeError(f"milter: {type(reply).__name__} before end of message")
             if isinstance(reply, AddRecipient) and reply.args:
-                needed = Action.ADDRCPT_PAR
+                needed = ActionFlag.ADDRCPT_PAR
             if not negotiated.actions & needed:
                 raise RuntimeError(f"milter: action {needed!r} was not negotiated")
             return reply.encode()

@@ -42,12 +42,12 @@ from srsfwd.protocols.milter.replies import (
     DeleteRecipient,
     Discard,
     InsertHeader,
+    MilterReply,
     OptionsReply,
     Progress,
     Quarantine,
     Reject,
     ReplaceBody,
-    Reply,
     Skip,
     SmtpReply,
     Tempfail,
@@ -58,7 +58,7 @@ from srsfwd.protocols.milter.wire import (
     CHUNK_SIZE,
     MAX_PACKET,
     VERSION,
-    Action,
+    ActionFlag,
     Command,
     Family,
     MacroStage,
@@ -162,7 +162,7 @@ def _options(payload: bytes) -> OptionsReply:
         except ValueError:
             raise ProtocolError(f"milter OPTNEG reply: unknown macro stage {stage}") from None
         rest = rest[end + 1 :]
-    return OptionsReply(Action(actions), ProtocolFlag(protocol), macros, version)
+    return OptionsReply(ActionFlag(actions), ProtocolFlag(protocol), macros, version)
 
 
 def _strings(code: ReplyCode, payload: bytes, count: int) -> list[bytes]:
@@ -189,7 +189,7 @@ def _indexed_header(code: ReplyCode, payload: bytes) -> tuple[int, str, bytes]:
     return index, text(name, code.name), value
 
 
-def decode_reply(code: int, payload: bytes) -> Reply:
+def decode_reply(code: int, payload: bytes) -> MilterReply:
     """The reply value for one packet from a filter.
 
     Raises:
@@ -199,7 +199,7 @@ def decode_reply(code: int, payload: bytes) -> Reply:
         reply = ReplyCode(code)
     except ValueError:
         raise ProtocolError(f"milter: unknown reply {bytes((code,))!r}") from None
-    simple: dict[ReplyCode, Reply] = {
+    simple: dict[ReplyCode, MilterReply] = {
         ReplyCode.CONTINUE: Continue(),
         ReplyCode.ACCEPT: Accept(),
         ReplyCode.REJECT: Reject(),
@@ -248,7 +248,7 @@ class ReplyDecoder:
     def __init__(self, max_packet: int = MAX_PACKET) -> None:
         self._packets = PacketDecoder(max_packet)
 
-    def feed(self, data: bytes) -> list[Reply]:
+    def feed(self, data: bytes) -> list[MilterReply]:
         """Every reply completed by ``data``.
 
         Raises:
@@ -268,7 +268,7 @@ class MtaClient:
     def __init__(
         self,
         *,
-        actions: Action = ALL_ACTIONS,
+        actions: ActionFlag = ALL_ACTIONS,
         protocol: ProtocolFlag = ALL_PROTOCOL_FLAGS,
         version: int = VERSION,
         max_packet: int = MAX_PACKET,
@@ -282,7 +282,7 @@ class MtaClient:
         """The packets for ``events``, in order."""
         return b"".join(encode_command(event) for event in events)
 
-    def receive(self, data: bytes) -> list[Reply]:
+    def receive(self, data: bytes) -> list[MilterReply]:
         """Replies completed by ``data``; remembers the OPTNEG answer."""
         replies = self._replies.feed(data)
         for reply in replies:

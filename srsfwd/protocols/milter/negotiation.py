@@ -16,17 +16,17 @@ from types import MappingProxyType
 from srsfwd.errors import ProtocolError
 from srsfwd.protocols.milter.commands import OptionNegotiation
 from srsfwd.protocols.milter.replies import OptionsReply
-from srsfwd.protocols.milter.wire import VERSION, Action, Command, MacroStage, ProtocolFlag
+from srsfwd.protocols.milter.wire import VERSION, ActionFlag, Command, MacroStage, ProtocolFlag
 
 #: The end-of-message actions the forwarding pipeline uses: headers (Authentication-Results,
 #: ARC, DKIM-Signature, the pool marker), the SRS sender, recipients, and HOLD.
 DEFAULT_ACTIONS = (
-    Action.ADDHDRS
-    | Action.CHGHDRS
-    | Action.ADDRCPT
-    | Action.DELRCPT
-    | Action.CHGFROM
-    | Action.QUARANTINE
+    ActionFlag.ADDHDRS
+    | ActionFlag.CHGHDRS
+    | ActionFlag.ADDRCPT
+    | ActionFlag.DELRCPT
+    | ActionFlag.CHGFROM
+    | ActionFlag.QUARANTINE
 )
 
 #: Skip what we never look at (unknown commands, DATA, EOH) and answer only where a
@@ -93,7 +93,7 @@ class Negotiated:
     """What both sides agreed on; fixed for the life of the milter connection."""
 
     version: int
-    actions: Action
+    actions: ActionFlag
     protocol: ProtocolFlag
     macros: Mapping[MacroStage, tuple[str, ...]]
 
@@ -121,10 +121,10 @@ class Negotiation:
         required: actions without which we cannot work (e.g. CHGFROM for SRS).
     """
 
-    actions: Action = DEFAULT_ACTIONS
+    actions: ActionFlag = DEFAULT_ACTIONS
     protocol: ProtocolFlag = DEFAULT_PROTOCOL
     macros: Mapping[MacroStage, tuple[str, ...]] = field(default_factory=lambda: DEFAULT_MACROS)
-    required: Action = Action.NONE
+    required: ActionFlag = ActionFlag.NONE
 
     def answer(self, offer: OptionNegotiation) -> tuple[OptionsReply, Negotiated]:
         """Our OPTNEG reply to the MTA's offer, and the agreement it makes.
@@ -142,8 +142,8 @@ class Negotiation:
             raise ProtocolError(f"the MTA does not allow milter actions {missing!r}")
         actions = self.actions & offer.actions
         protocol = self.protocol & offer.protocol
-        macros = dict(self.macros) if offer.actions & Action.SETSYMLIST else {}
+        macros = dict(self.macros) if offer.actions & ActionFlag.SETSYMLIST else {}
         if macros:
-            actions |= Action.SETSYMLIST
+            actions |= ActionFlag.SETSYMLIST
         reply = OptionsReply(actions, protocol, macros, VERSION)
         return reply, Negotiated(VERSION, actions, protocol, MappingProxyType(macros))

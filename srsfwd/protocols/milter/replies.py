@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from srsfwd.protocols.milter.wire import (
     VERSION,
-    Action,
+    ActionFlag,
     MacroStage,
     ProtocolFlag,
     ReplyCode,
@@ -346,7 +346,7 @@ class OptionsReply:
     """The filter's SMFIC_OPTNEG answer: version, the actions and protocol flags it chose,
     and the macros it wants per stage (the SETSYMLIST part of the packet)."""
 
-    actions: Action
+    actions: ActionFlag
     protocol: ProtocolFlag
     macros: Mapping[MacroStage, tuple[str, ...]] = field(default_factory=dict)
     version: int = VERSION
@@ -359,14 +359,14 @@ class OptionsReply:
 
     def encode(self) -> bytes:
         """The packet."""
-        actions = self.actions | (Action.SETSYMLIST if self.macros else Action.NONE)
+        actions = self.actions | (ActionFlag.SETSYMLIST if self.macros else ActionFlag.NONE)
         payload = bytearray(_OPTNEG.pack(self.version, actions, self.protocol))
         for stage in sorted(self.macros):
             payload += _U32.pack(stage) + " ".join(self.macros[stage]).encode("ascii") + b"\0"
         return encode_packet(ReplyCode.OPTNEG, bytes(payload))
 
 
-Reply = (
+MilterReply = (
     Continue
     | Accept
     | Reject
@@ -390,13 +390,13 @@ Reply = (
 FINAL_REPLIES = (Continue, Accept, Reject, Tempfail, Discard, Skip, SmtpReply)
 
 #: End-of-message actions and the negotiated action each one needs.
-MODIFICATIONS: dict[type[Reply], Action] = {
-    AddHeader: Action.ADDHDRS,
-    InsertHeader: Action.ADDHDRS,
-    ChangeHeader: Action.CHGHDRS,
-    ChangeFrom: Action.CHGFROM,
-    AddRecipient: Action.ADDRCPT,
-    DeleteRecipient: Action.DELRCPT,
-    ReplaceBody: Action.CHGBODY,
-    Quarantine: Action.QUARANTINE,
+MODIFICATIONS: dict[type[MilterReply], ActionFlag] = {
+    AddHeader: ActionFlag.ADDHDRS,
+    InsertHeader: ActionFlag.ADDHDRS,
+    ChangeHeader: ActionFlag.CHGHDRS,
+    ChangeFrom: ActionFlag.CHGFROM,
+    AddRecipient: ActionFlag.ADDRCPT,
+    DeleteRecipient: ActionFlag.DELRCPT,
+    ReplaceBody: ActionFlag.CHGBODY,
+    Quarantine: ActionFlag.QUARANTINE,
 }

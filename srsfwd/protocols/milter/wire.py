@@ -71,7 +71,7 @@ class ReplyCode(enum.IntEnum):
     OPTNEG = ord("O")  # the negotiation reply reuses SMFIC_OPTNEG
 
 
-class Action(enum.IntFlag):
+class ActionFlag(enum.IntFlag):
     """What the filter may do at end of message (``SMFIF_*``), offered and requested in OPTNEG."""
 
     NONE = 0
@@ -87,7 +87,7 @@ class Action(enum.IntFlag):
 
 
 #: Every action of protocol version 6: what Postfix offers.
-ALL_ACTIONS = Action(0x1FF)
+ALL_ACTIONS = ActionFlag(0x1FF)
 
 
 class ProtocolFlag(enum.IntFlag):

@@ -30,7 +30,7 @@ def write_setup(tmp: Path, serve: str = "") -> Path:
     return config
 
 
-def ask(conn: socket.socket, line: str) -> socketmap.Reply:
+def ask(conn: socket.socket, line: str) -> socketmap.SocketmapReply:
     name, _, key = line.partition(" ")
     conn.sendall(socketmap.encode_request(socketmap.Request(name, key)))
     decoder = socketmap.ReplyDecoder()
@@ -238,7 +238,7 @@ def test_from_postsrsd_serves_debians_tcp_tables(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", reverse), timeout=5) as conn:
             conn.sendall(f"get {reply.text}\n".encode())
             (back,) = tcptable.ReplyDecoder().feed(conn.makefile("rb").readline())
-        assert back == tcptable.Reply(tcptable.Code.FOUND, "test@otherdomain.com")
+        assert back == tcptable.TcpTableReply(tcptable.Code.FOUND, "test@otherdomain.com")
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
 
@@ -275,7 +275,7 @@ def test_sighup_rereads_the_domains_file(tmp_path: Path) -> None:
             process.send_signal(signal.SIGHUP)
             notes.expect("RELOADING=1")
             notes.expect("READY=1")
-            assert ask(conn, "forward bob@example.org") == socketmap.Reply(
+            assert ask(conn, "forward bob@example.org") == socketmap.SocketmapReply(
                 socketmap.Status.NOTFOUND, "Need not rewrite local domain."
             )
         process.send_signal(signal.SIGTERM)

@@ -55,7 +55,7 @@ def abuse(kind: str, sock_path: str, tcp_port: int, stop: threading.Event) -> No
             pass
 
 
-def tcp_lookup_once_free(port: int) -> tcptable.Reply:
+def tcp_lookup_once_free(port: int) -> tcptable.TcpTableReply:
     """A tcp_table lookup once the server has taken in the abusers' last closes.
 
     Until then the service may still be at its connection limit and refuse (reset) a new
@@ -97,7 +97,7 @@ def test_the_daemon_keeps_serving_and_memory_stays_bounded(tmp_path: Path) -> No
         good.connect(sock_path)
         decoder = socketmap.ReplyDecoder()
 
-        def ask(key: str) -> socketmap.Reply:
+        def ask(key: str) -> socketmap.SocketmapReply:
             good.sendall(socketmap.encode_request(socketmap.Request("forward", key)))
             while not (replies := decoder.feed(good.recv(4096))):
                 pass

@@ -25,7 +25,7 @@ from srsfwd.dkim.canon import body_start, parse_crlf, parse_message
 from srsfwd.dkim.keys import DkimKey, SigningKey
 from srsfwd.dkim.sign import DkimSigner, body_hash_in
 from srsfwd.dkim.tags import parse_tag_list
-from srsfwd.dnscheck.resolver import MXRecord
+from srsfwd.dns.resolver import MXRecord
 from srsfwd.errors import SignatureError
 from tests.arcchains import SEALED_AS_FAILED
 from tests.dkimhelp import MESSAGE, dkimpy_arc_set, zone_for

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from srsfwd.dkim.tags import TagListError, parse_tag_list, without_whitespace
+from srsfwd.dkim.tags import parse_tag_list, without_whitespace
+from srsfwd.errors import TagListError
 
 names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,7}", fullmatch=True)
 values = st.from_regex(r"[!-:<-~]([!-:<-~ ]{0,30}[!-:<-~])?", fullmatch=True)

@@ -16,7 +16,7 @@ from srsfwd.dkim.canon import parse_message
 from srsfwd.dkim.keys import DkimKey, SigningKey, key_record_text, load_private_key
 from srsfwd.dkim.sign import DkimSigner, signature_header
 from srsfwd.dkim.verify import DkimVerifier, Result
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.errors import SignatureError
 from tests.dkimhelp import DATA, MESSAGE, RFC8463, RFC8463_TIME, dkimpy_private, zone_for
 from tests.dnsserver import ZoneServer

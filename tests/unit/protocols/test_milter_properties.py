@@ -13,7 +13,7 @@ from srsfwd.protocols.milter import (
     CHUNK_SIZE,
     Abort,
     Accept,
-    Action,
+    ActionFlag,
     AddHeader,
     AddRecipient,
     Body,
@@ -36,6 +36,7 @@ from srsfwd.protocols.milter import (
     MacroStage,
     Mail,
     MilterConnection,
+    MilterReply,
     OptionNegotiation,
     OptionsReply,
     PacketDecoder,
@@ -47,7 +48,6 @@ from srsfwd.protocols.milter import (
     Rcpt,
     Reject,
     ReplaceBody,
-    Reply,
     Skip,
     SmtpReply,
     Tempfail,
@@ -84,7 +84,7 @@ events: st.SearchStrategy[Event] = st.one_of(
     st.builds(
         OptionNegotiation,
         st.integers(0, 2**32 - 1),
-        st.integers(0, 2**32 - 1).map(Action),
+        st.integers(0, 2**32 - 1).map(ActionFlag),
         st.integers(0, 2**32 - 1).map(ProtocolFlag),
     ),
     st.builds(
@@ -114,7 +114,7 @@ folded_values = st.lists(
 ).map(lambda lines: "\n\t".join(lines).encode())
 reply_text = st.text(string.ascii_letters + string.digits + " %.,;:!-", max_size=40).map(str.strip)
 
-replies: st.SearchStrategy[Reply] = st.one_of(
+replies: st.SearchStrategy[MilterReply] = st.one_of(
     st.sampled_from([Continue(), Accept(), Reject(), Tempfail(), Discard(), Skip(), Progress()]),
     st.builds(
         lambda code, a, b, t: SmtpReply(code, f"{str(code)[0]}.{a}.{b}", t),
@@ -133,7 +133,7 @@ replies: st.SearchStrategy[Reply] = st.one_of(
     st.builds(Quarantine, st.text(string.ascii_letters + " ", max_size=30)),
     st.builds(
         OptionsReply,
-        st.integers(0, 0xFF).map(Action),
+        st.integers(0, 0xFF).map(ActionFlag),
         st.integers(0, 2**21 - 1).map(ProtocolFlag),
         st.dictionaries(
             st.sampled_from(list(MacroStage)), st.lists(macro_names, min_size=1).map(tuple)
@@ -158,7 +158,7 @@ def test_mta_encoder_and_decoder_round_trip(sample: list[Event]) -> None:
 
 
 @given(replies)
-def test_reply_encoder_and_mta_decoder_round_trip(reply: Reply) -> None:
+def test_reply_encoder_and_mta_decoder_round_trip(reply: MilterReply) -> None:
     packet = reply.encode()
     decoded = decode_reply(packet[4], packet[5:])
     assert decoded.encode() == packet

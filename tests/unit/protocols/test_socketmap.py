@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from srsfwd.errors import ProtocolError
 from srsfwd.protocols.socketmap import (
     MAX_PAYLOAD,
-    Reply,
     ReplyDecoder,
     Request,
     RequestDecoder,
+    SocketmapReply,
     Status,
     encode_reply,
     encode_request,
@@ -60,8 +60,10 @@ def test_garbage_never_raises_and_the_buffer_stays_bounded(
     assert decoder.buffered <= MAX_PAYLOAD + 8
 
 
-@given(st.lists(st.builds(Reply, st.sampled_from(list(Status)), keys), max_size=6), st.data())
-def test_replies_round_trip(replies: list[Reply], data: st.DataObject) -> None:
+@given(
+    st.lists(st.builds(SocketmapReply, st.sampled_from(list(Status)), keys), max_size=6), st.data()
+)
+def test_replies_round_trip(replies: list[SocketmapReply], data: st.DataObject) -> None:
     wire = b"".join(encode_reply(r) for r in replies)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=6)))
     decoder, got, last = ReplyDecoder(), [], 0
@@ -125,8 +127,8 @@ def test_a_length_still_arriving_is_kept() -> None:
 
 
 def test_replies_are_netstrings() -> None:
-    assert encode_reply(Reply(Status.OK, "a@b")) == b"6:OK a@b,"
-    assert encode_reply(Reply(Status.NOTFOUND, "")) == b"9:NOTFOUND ,"
+    assert encode_reply(SocketmapReply(Status.OK, "a@b")) == b"6:OK a@b,"
+    assert encode_reply(SocketmapReply(Status.NOTFOUND, "")) == b"9:NOTFOUND ,"
 
 
 def test_reply_decoder_refuses_an_unknown_status() -> None:

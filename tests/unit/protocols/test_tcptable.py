@@ -10,10 +10,10 @@ from srsfwd.errors import ProtocolError
 from srsfwd.protocols.tcptable import (
     MAX_LINE,
     Code,
-    Reply,
     ReplyDecoder,
     Request,
     RequestDecoder,
+    TcpTableReply,
     encode_reply,
     encode_request,
     quote,
@@ -54,8 +54,8 @@ def test_garbage_never_raises_and_the_buffer_stays_bounded(
         assert decoder.buffered <= MAX_LINE
 
 
-@given(st.lists(st.builds(Reply, st.sampled_from(list(Code)), keys), max_size=6))
-def test_found_replies_round_trip(replies: list[Reply]) -> None:
+@given(st.lists(st.builds(TcpTableReply, st.sampled_from(list(Code)), keys), max_size=6))
+def test_found_replies_round_trip(replies: list[TcpTableReply]) -> None:
     found = [r for r in replies if r.code is Code.FOUND]
     wire = b"".join(encode_reply(r) for r in found)
     assert ReplyDecoder().feed(wire) == found
@@ -69,14 +69,14 @@ def test_keys_are_decoded_in_either_case_and_crlf_is_stripped() -> None:
 
 
 def test_values_are_encoded_with_lower_case_hex_as_postsrsd() -> None:
-    assert encode_reply(Reply(Code.FOUND, "SRS0=x=a b@example.com")) == (
+    assert encode_reply(TcpTableReply(Code.FOUND, "SRS0=x=a b@example.com")) == (
         b"200 SRS0=x=a%20b@example.com\n"
     )
-    assert encode_reply(Reply(Code.FOUND, "100%")) == b"200 100%25\n"
+    assert encode_reply(TcpTableReply(Code.FOUND, "100%")) == b"200 100%25\n"
 
 
 def test_reasons_are_one_line() -> None:
-    assert encode_reply(Reply(Code.NOT_FOUND, "two\nlines")) == b"500 two lines\n"
+    assert encode_reply(TcpTableReply(Code.NOT_FOUND, "two\nlines")) == b"500 two lines\n"
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import pytest
 
 from srsfwd.cli.serve import load
 from srsfwd.dkim.arc import dkimpy_dnsfunc
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.forward import Forwarder
 from srsfwd.protocols.milter import (
     Abort,
@@ -32,9 +32,9 @@ from srsfwd.protocols.milter import (
     DeleteRecipient,
     InsertHeader,
     Mail,
+    MilterReply,
     Progress,
     Rcpt,
-    Reply,
     SmtpReply,
 )
 from srsfwd.servers import milter as milter_module
@@ -98,7 +98,7 @@ async def one_message(
     client_ip: str = "198.51.100.25",
     helo: str = "mail.example.org",
     message: bytes | None = None,
-) -> tuple[list[Reply], list[Reply], Reply | None]:
+) -> tuple[list[MilterReply], list[MilterReply], MilterReply | None]:
     client = await MilterClient.open(endpoint(config))
     await client.start(client_ip, helo)
     outcome = await client.transaction(sender, rcpts, message or eml(config, name))
@@ -106,7 +106,7 @@ async def one_message(
     return outcome.rcpt_replies, outcome.actions, outcome.final
 
 
-def of(kind: type[Reply], actions: list[Reply]) -> list[Reply]:
+def of(kind: type[MilterReply], actions: list[MilterReply]) -> list[MilterReply]:
     return [a for a in actions if isinstance(a, kind)]
 
 
@@ -160,7 +160,7 @@ OWN_LETTER = (
 )
 
 
-async def own_domain_message(config: Path, mail_macros: list[tuple[str, str]]) -> list[Reply]:
+async def own_domain_message(config: Path, mail_macros: list[tuple[str, str]]) -> list[MilterReply]:
     """alice@example.net (an accepted domain) from an address in nobody's SPF record."""
     client = await MilterClient.open(endpoint(config))
     await client.start("203.0.113.77", "laptop")
@@ -391,7 +391,7 @@ def test_internal_error_defers_or_accepts_as_configured(config: Path) -> None:
     def broken() -> Forwarder:
         raise RuntimeError("broken on purpose")
 
-    async def scenario(action: str) -> Reply | None:
+    async def scenario(action: str) -> MilterReply | None:
         async with running(loader(config)) as daemon:
             milter = daemon.context.milter
             assert milter is not None
@@ -512,7 +512,7 @@ def test_silent_dns_gets_progress_then_a_deferral(
     config.write_text(text.replace("timeout = 5.0", "timeout = 1.0"))
     monkeypatch.setattr(milter_module, "PROGRESS_EVERY", 0.1)
 
-    async def scenario() -> list[Reply]:
+    async def scenario() -> list[MilterReply]:
         async with running(loader(config)):
             client = await MilterClient.open(endpoint(config))
             await client.start()
@@ -564,7 +564,7 @@ def test_shutdown_answers_the_message_in_the_pipeline_first(
     )
     config.write_text(text.replace("timeout = 5.0", "timeout = 0.2"))
 
-    async def scenario() -> Reply:
+    async def scenario() -> MilterReply:
         async with running(loader(config)) as daemon:
             client = await MilterClient.open(endpoint(config))
             await client.start()

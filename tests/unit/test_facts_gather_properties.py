@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from srsfwd.address import DomainSet
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.errors import AddressError
 from srsfwd.facts import Envelope, FactGatherer
 from srsfwd.pool import Action, Policy, decide

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from srsfwd.clock import FrozenClock
-from srsfwd.dnscheck.resolver import MXRecord, Resolver
+from srsfwd.dns.resolver import MXRecord, Resolver
 from srsfwd.errors import ConfigError, DNSTempError
 from tests.dnsserver import ZoneServer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from srsfwd.address import DomainSet
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.facts import Envelope, FactGatherer
 
 ZONE = """

@@ -19,7 +19,7 @@ from typing import Any
 
 import spf
 
-from srsfwd.dnscheck.resolver import MXRecord, Resolver
+from srsfwd.dns.resolver import MXRecord, Resolver
 from srsfwd.errors import DNSTempError
 
 _current: contextvars.ContextVar[Resolver | None] = contextvars.ContextVar(

@@ -12,7 +12,7 @@ import pytest
 from srsfwd.errors import ProtocolError
 from srsfwd.protocols.milter import (
     Abort,
-    Action,
+    ActionFlag,
     Body,
     Command,
     Connect,
@@ -39,7 +39,7 @@ VECTORS: list[tuple[str, bytes, Event]] = [
     (
         "optneg",
         b"\x00\x00\x00\x0dO\x00\x00\x00\x06\x00\x00\x01\xff\x00\x1f\xff\xff",
-        OptionNegotiation(6, Action(0x1FF), ProtocolFlag(0x1FFFFF)),
+        OptionNegotiation(6, ActionFlag(0x1FF), ProtocolFlag(0x1FFFFF)),
     ),
     (
         "macros",
@@ -104,7 +104,7 @@ def test_eob_with_a_final_chunk_keeps_it() -> None:
 
 def test_optneg_ignores_bytes_after_the_three_words() -> None:
     event = decode_command(ord("O"), b"\x00\x00\x00\x06" + b"\x00" * 8 + b"extra")
-    assert event == OptionNegotiation(6, Action.NONE, ProtocolFlag.NONE)
+    assert event == OptionNegotiation(6, ActionFlag.NONE, ProtocolFlag.NONE)
 
 
 def test_helo_keeps_8bit_bytes_recoverable() -> None:

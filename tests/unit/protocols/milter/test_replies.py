@@ -7,7 +7,7 @@ import pytest
 from srsfwd.errors import ProtocolError
 from srsfwd.protocols.milter import (
     Accept,
-    Action,
+    ActionFlag,
     AddHeader,
     AddRecipient,
     ChangeFrom,
@@ -17,13 +17,13 @@ from srsfwd.protocols.milter import (
     Discard,
     InsertHeader,
     MacroStage,
+    MilterReply,
     OptionsReply,
     Progress,
     ProtocolFlag,
     Quarantine,
     Reject,
     ReplaceBody,
-    Reply,
     Skip,
     SmtpReply,
     Tempfail,
@@ -32,7 +32,7 @@ from srsfwd.protocols.milter.mta import decode_reply
 
 SRS = "SRS0=HHH=TT=example.org=alice@fwd.example"
 
-VECTORS: list[tuple[str, bytes, Reply]] = [
+VECTORS: list[tuple[str, bytes, MilterReply]] = [
     ("continue", b"\x00\x00\x00\x01c", Continue()),
     ("accept", b"\x00\x00\x00\x01a", Accept()),
     ("reject", b"\x00\x00\x00\x01r", Reject()),
@@ -80,7 +80,7 @@ VECTORS: list[tuple[str, bytes, Reply]] = [
         b"\x00\x00\x00\x1fO\x00\x00\x00\x06\x00\x00\x01\x41\x00\x00\x01\x80"
         b"\x00\x00\x00\x00{client_addr}\x00",
         OptionsReply(
-            Action.ADDHDRS | Action.CHGFROM | Action.SETSYMLIST,
+            ActionFlag.ADDHDRS | ActionFlag.CHGFROM | ActionFlag.SETSYMLIST,
             ProtocolFlag.NR_HDR | ProtocolFlag.NOUNKNOWN,
             {MacroStage.CONNECT: ("{client_addr}",)},
         ),
@@ -89,18 +89,18 @@ VECTORS: list[tuple[str, bytes, Reply]] = [
 
 
 @pytest.mark.parametrize(("wire", "reply"), [v[1:] for v in VECTORS], ids=[v[0] for v in VECTORS])
-def test_reply_encodes_to_its_bytes(wire: bytes, reply: Reply) -> None:
+def test_reply_encodes_to_its_bytes(wire: bytes, reply: MilterReply) -> None:
     assert int.from_bytes(wire[:4], "big") == len(wire) - 4
     assert reply.encode() == wire
 
 
 @pytest.mark.parametrize(("wire", "reply"), [v[1:] for v in VECTORS], ids=[v[0] for v in VECTORS])
-def test_mta_decoder_reads_the_reply_back(wire: bytes, reply: Reply) -> None:
+def test_mta_decoder_reads_the_reply_back(wire: bytes, reply: MilterReply) -> None:
     assert decode_reply(wire[4], wire[5:]) == reply
 
 
 def test_options_reply_announces_setsymlist_when_it_lists_macros() -> None:
-    reply = OptionsReply(Action.ADDHDRS, ProtocolFlag.NONE, {MacroStage.END_OF_MESSAGE: ("i",)})
+    reply = OptionsReply(ActionFlag.ADDHDRS, ProtocolFlag.NONE, {MacroStage.END_OF_MESSAGE: ("i",)})
     assert reply.encode()[9:13] == b"\x00\x00\x01\x01"
 
 
@@ -149,7 +149,7 @@ BAD = [
     ("quarantine-newline", lambda: Quarantine("a\nb")),
     (
         "symlist-bad-name",
-        lambda: OptionsReply(Action.NONE, ProtocolFlag.NONE, {MacroStage.CONNECT: ("a b",)}),
+        lambda: OptionsReply(ActionFlag.NONE, ProtocolFlag.NONE, {MacroStage.CONNECT: ("a b",)}),
     ),
 ]
 

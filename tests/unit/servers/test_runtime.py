@@ -18,7 +18,7 @@ import pytest
 
 from srsfwd.errors import ConfigError
 from srsfwd.handlers import SRSMaps
-from srsfwd.protocols.socketmap import Reply, Request, Status, netstring
+from srsfwd.protocols.socketmap import Request, SocketmapReply, Status, netstring
 from srsfwd.protocols.tcptable import Code
 from srsfwd.servers.connection import Connection
 from srsfwd.servers.runtime import Daemon, Loaded
@@ -73,7 +73,7 @@ def test_postsrsd_black_box_queries_over_one_unix_connection(tmp_path: Path) -> 
             assert stat.S_ISSOCK(mode) and mode & 0o777 == 0o666  # postsrsd's mode
             client = await SocketmapClient.open(settings.socketmap[0])
             for line, status, text in STATELESS:
-                assert await client.ask(line) == Reply(status, text), line
+                assert await client.ask(line) == SocketmapReply(status, text), line
             client.close()
 
     run(scenario)
@@ -97,7 +97,7 @@ def test_protocol_violations_are_answered_and_closed(tmp_path: Path, wire: bytes
         async with running(fixed(settings)):
             client = await SocketmapClient.open(settings.socketmap[0])
             await client.send_raw(wire)
-            assert await client.reply() == Reply(Status.PERM, "Invalid query.")
+            assert await client.reply() == SocketmapReply(Status.PERM, "Invalid query.")
             assert await client.closed()
             client.close()
             # ... and the daemon serves the next client.
@@ -218,13 +218,15 @@ def test_a_thousand_connections_at_once(tmp_path: Path) -> None:
         peer_connection_limit=1200,
     )
 
-    async def one(index: int) -> Reply:
+    async def one(index: int) -> SocketmapReply:
         endpoint = settings.socketmap[0] if index % 2 else settings.tcp_table_forward[0]
         if endpoint.path is None:
             tcp = await TcpTableClient.open(endpoint)
             reply = await tcp.ask(f"u{index}@d.example")
             tcp.close()
-            return Reply(Status.OK if reply.code is Code.FOUND else Status.PERM, reply.text)
+            return SocketmapReply(
+                Status.OK if reply.code is Code.FOUND else Status.PERM, reply.text
+            )
         client = await SocketmapClient.open(endpoint)
         answer = await client.ask(f"forward u{index}@d.example")
         client.close()
@@ -385,7 +387,7 @@ def test_reload_opens_new_endpoints_and_closes_dropped_ones(tmp_path: Path) -> N
 
 
 class Exploding(SRSMaps):
-    def lookup(self, request: Request) -> Reply:
+    def lookup(self, request: Request) -> SocketmapReply:
         if request.key == "boom@x.example":
             raise RuntimeError("a bug")
         return super().lookup(request)
@@ -398,7 +400,7 @@ def test_a_bug_in_a_lookup_is_a_temporary_failure(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running(fixed(settings, maps)):
             client = await SocketmapClient.open(settings.socketmap[0])
-            assert await client.ask("forward boom@x.example") == Reply(
+            assert await client.ask("forward boom@x.example") == SocketmapReply(
                 Status.TEMP, "Internal error."
             )
             assert (await client.ask("forward a@b.example")).status is Status.OK

@@ -11,7 +11,7 @@ from srsfwd.protocols.milter import (
     DEFAULT_MACROS,
     Abort,
     Accept,
-    Action,
+    ActionFlag,
     AddHeader,
     AddRecipient,
     Body,
@@ -68,7 +68,7 @@ def negotiated(
     negotiation: Negotiation | None = None, *, offer: ProtocolFlag = ALL_FLAGS
 ) -> MilterConnection:
     conn = MilterConnection(negotiation)
-    conn.feed(wire(OptionNegotiation(6, Action(0x1FF), offer)))
+    conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), offer)))
     assert conn.options_reply is not None
     conn.send(conn.options_reply)
     return conn
@@ -107,7 +107,7 @@ def transaction(body: bytes = b"Hi\r\n") -> list[Event]:
 
 def test_optneg_is_answered_with_the_options_reply() -> None:
     conn = MilterConnection()
-    (event,) = conn.feed(wire(OptionNegotiation(6, Action(0x1FF), ProtocolFlag(0x1FFFFF))))
+    (event,) = conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), ProtocolFlag(0x1FFFFF))))
     assert conn.needs_reply(event)
     assert awaiting(conn) is Command.OPTNEG
     assert conn.options_reply is not None
@@ -118,7 +118,7 @@ def test_optneg_is_answered_with_the_options_reply() -> None:
 def test_negotiation_asks_for_our_actions_and_macros() -> None:
     conn = negotiated()
     assert conn.negotiated is not None
-    assert conn.negotiated.actions == DEFAULT_ACTIONS | Action.SETSYMLIST
+    assert conn.negotiated.actions == DEFAULT_ACTIONS | ActionFlag.SETSYMLIST
     assert dict(conn.negotiated.macros) == dict(DEFAULT_MACROS)
 
 
@@ -139,23 +139,23 @@ def test_symbol_lists_are_left_out_when_the_mta_cannot_take_them() -> None:
     conn.feed(wire(OptionNegotiation(6, DEFAULT_ACTIONS, ProtocolFlag(0x1FFFFF))))
     assert conn.options_reply is not None
     assert not conn.options_reply.macros
-    assert not conn.options_reply.actions & Action.SETSYMLIST
+    assert not conn.options_reply.actions & ActionFlag.SETSYMLIST
 
 
 def test_protocol_version_below_6_is_refused() -> None:
     with pytest.raises(ProtocolError, match="version 2"):
-        MilterConnection().feed(wire(OptionNegotiation(2, Action(0x3F), ProtocolFlag(0x7F))))
+        MilterConnection().feed(wire(OptionNegotiation(2, ActionFlag(0x3F), ProtocolFlag(0x7F))))
 
 
 def test_mta_without_a_required_action_is_refused() -> None:
-    conn = MilterConnection(Negotiation(required=Action.CHGFROM))
+    conn = MilterConnection(Negotiation(required=ActionFlag.CHGFROM))
     with pytest.raises(ProtocolError, match="CHGFROM"):
-        conn.feed(wire(OptionNegotiation(6, Action.ADDHDRS, ProtocolFlag(0x1FFFFF))))
+        conn.feed(wire(OptionNegotiation(6, ActionFlag.ADDHDRS, ProtocolFlag(0x1FFFFF))))
 
 
 def test_newer_mta_version_gets_version_6() -> None:
     conn = MilterConnection()
-    conn.feed(wire(OptionNegotiation(7, Action(0x1FF), ProtocolFlag(0x1FFFFF))))
+    conn.feed(wire(OptionNegotiation(7, ActionFlag(0x1FF), ProtocolFlag(0x1FFFFF))))
     assert conn.options_reply is not None
     assert conn.options_reply.version == 6
 
@@ -175,7 +175,7 @@ OUT_OF_ORDER: list[tuple[str, list[Event]]] = [
         [Mail("a@example.org"), Rcpt("b@example.net"), Body(b"x"), Header("A", b"b")],
     ),
     ("connect-twice", [CLIENT]),
-    ("optneg-twice", [OptionNegotiation(6, Action.NONE, ProtocolFlag.NONE)]),
+    ("optneg-twice", [OptionNegotiation(6, ActionFlag.NONE, ProtocolFlag.NONE)]),
 ]
 
 
@@ -299,7 +299,7 @@ def test_body_chunks_and_final_eob_chunk_are_joined() -> None:
 
 def test_message_over_the_cap_is_truncated_and_counted() -> None:
     conn = MilterConnection(max_message=100)
-    conn.feed(wire(OptionNegotiation(6, Action(0x1FF), ProtocolFlag(0x1FFFFF))))
+    conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), ProtocolFlag(0x1FFFFF))))
     assert conn.options_reply is not None
     conn.send(conn.options_reply)
     conn.feed(wire(CLIENT))
@@ -394,7 +394,7 @@ def test_action_before_end_of_message_is_refused() -> None:
 
 
 def test_action_that_was_not_negotiated_is_refused() -> None:
-    conn = connected(Negotiation(actions=Action.ADDHDRS))
+    conn = connected(Negotiation(actions=ActionFlag.ADDHDRS))
     answer_all(conn, transaction()[:-1])
     conn.feed(wire(EndOfMessage()))
     with pytest.raises(RuntimeError, match="not negotiated"):
@@ -436,7 +436,7 @@ def test_options_reply_outside_negotiation_is_refused() -> None:
 
 def test_other_reply_to_optneg_is_refused() -> None:
     conn = MilterConnection()
-    conn.feed(wire(OptionNegotiation(6, Action(0x1FF), ProtocolFlag(0x1FFFFF))))
+    conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), ProtocolFlag(0x1FFFFF))))
     with pytest.raises(RuntimeError, match="OPTNEG"):
         conn.send(Continue())
 
@@ -510,4 +510,4 @@ def test_quit_nc_without_connect_events_goes_straight_to_session() -> None:
 def test_nothing_needs_a_reply_before_negotiation_but_optneg() -> None:
     conn = MilterConnection()
     assert not conn.needs_reply(Mail("a@x"))
-    assert conn.needs_reply(OptionNegotiation(6, Action.NONE, ProtocolFlag.NONE))
+    assert conn.needs_reply(OptionNegotiation(6, ActionFlag.NONE, ProtocolFlag.NONE))

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import spf
 
-import srsfwd.dnscheck.spf as adapter
-from srsfwd.dnscheck.resolver import Resolver
-from srsfwd.dnscheck.spf import check_host
+import srsfwd.dns.spf as adapter
+from srsfwd.dns.resolver import Resolver
+from srsfwd.dns.spf import check_host
 
 
 def zone(tmp_path: Path, name: str, policy: str) -> Resolver:

@@ -11,7 +11,7 @@ from srsfwd.errors import ProtocolError
 from srsfwd.protocols.milter import (
     MAX_MACROS,
     MAX_PACKET,
-    Action,
+    ActionFlag,
     Body,
     Command,
     Connect,
@@ -42,7 +42,7 @@ def wire(*events: Event) -> bytes:
 def in_a_transaction(max_message: int = 64 * 1024 * 1024) -> MilterConnection:
     """A connection with every event answered, MAIL sent."""
     conn = MilterConnection(max_message=max_message)
-    conn.feed(wire(OptionNegotiation(6, Action(0x1FF), ProtocolFlag(0))))
+    conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), ProtocolFlag(0))))
     assert conn.options_reply is not None
     conn.send(conn.options_reply)
     for event in (CLIENT, Mail("alice@example.org")):
@@ -80,7 +80,7 @@ def test_a_macro_flood_is_a_protocol_error_before_it_is_held() -> None:
 
 def test_macros_of_every_stage_count_against_one_budget() -> None:
     conn = MilterConnection()
-    conn.feed(wire(OptionNegotiation(6, Action(0x1FF), ProtocolFlag(0))))
+    conn.feed(wire(OptionNegotiation(6, ActionFlag(0x1FF), ProtocolFlag(0))))
     half = (("{x}", "v" * (MAX_MACROS // 2)),)
     conn.feed(encode_command(DefineMacros(Command.CONNECT, half)))
     conn.feed(encode_command(DefineMacros(Command.CONNECT, half)))  # replaces the first

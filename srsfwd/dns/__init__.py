@@ -1,0 +1,1 @@
+"""DNS: the one resolver every srsfwd feature asks (``resolver``) and SPF over it (``spf``)."""

@@ -1,1 +1,0 @@
-"""DNS: the one resolver every srsfwd feature asks, and record checks."""
