@@ -44,7 +44,7 @@ from typing import Any
 import pytest
 
 from srsfwd.config import load_config
-from srsfwd.dnscheck.resolver import Resolver
+from srsfwd.dns.resolver import Resolver
 from srsfwd.errors import SrsfwdError
 from srsfwd.forward import Forwarder
 from srsfwd.servers.settings import serve_settings
