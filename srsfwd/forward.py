@@ -139,31 +139,6 @@ class ForwardResult:
     def forwarded(self) -> bool:
         return self.action is Action.FORWARD
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON form: the ``--json`` output of ``srsfwd forward``."""
-        out: dict[str, Any] = {
-            "action": str(self.action),
-            "pool": None if self.pool is None else str(self.pool),
-            "srs": self.srs,
-            "mail_from": self.mail_from,
-            "rcpts": list(self.rcpts),
-            "transport": self.transport,
-            "source_address": self.source_address,
-            "helo": self.helo,
-            "reasons": list(self.reasons),
-            "notes": list(self.notes),
-        }
-        if self.smtp_reply is not None:
-            out["smtp_reply"] = self.smtp_reply
-        if self.dmarc is not None:
-            out["dmarc"] = self.dmarc.as_dict()
-        if self.decision is not None:
-            facts = self.decision.facts
-            out["spf"] = facts.spf
-            out["dkim"] = [check.as_dict() for check in facts.dkim]
-            out["from_authenticated"] = self.decision.from_authenticated
-        return out
-
 
 def _refused(
     action: Action,

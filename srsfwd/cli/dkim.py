@@ -23,6 +23,7 @@ from srsfwd.cli.common import (
     resolver_from_options,
 )
 from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
+from srsfwd.cli.table import echo_table
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.dkim.arc import ArcSealer
 from srsfwd.dkim.canon import author_domain, parse_message
@@ -101,6 +102,7 @@ def _date(when: float) -> str:
     help="Key type and size.",
 )
 @click.option("--testing", is_flag=True, help="Publish with t=y (receivers treat it as a test).")
+@json_option
 @click.argument("domain")
 def keygen(
     config_path: Path | None,
@@ -108,6 +110,7 @@ def keygen(
     selector: str | None,
     algorithm: str,
     testing: bool,
+    as_json: bool,
     domain: str,
 ) -> None:
     """Make a DKIM key for DOMAIN and print the DNS record to publish.
@@ -125,9 +128,28 @@ def keygen(
     key = generate_key(algorithm)
     chosen = check_selector(selector or default_selector(_clock().now(), key.key_type))
     store.create(name, chosen, key, pem=private_key_pem(key), now=_clock().now(), testing=testing)
+    text = key_record_text(key, testing=testing)
+    if as_json:
+        echo_json(_record_dict(store, name, chosen, algorithm, text))
+        return
     click.echo(f"; wrote {store.key_path(name, chosen)} (keep it secret) and its .txt")
     click.echo(f"; publish this record in the {name} zone:")
-    click.echo(zone_line(chosen, name, key_record_text(key, testing=testing)), nl=False)
+    click.echo(zone_line(chosen, name, text), nl=False)
+
+
+def _record_dict(
+    store: KeyStore, domain: str, selector: str, algorithm: str, text: str
+) -> dict[str, object]:
+    """A new key and the record to publish for it, as ``--json`` prints them."""
+    return {
+        "domain": domain,
+        "selector": selector,
+        "algorithm": algorithm,
+        "key_file": str(store.key_path(domain, selector)),
+        "record_name": f"{selector}._domainkey.{domain}",
+        "record_text": text,
+        "zone_line": zone_line(selector, domain, text),
+    }
 
 
 # ------------------------------------------------------------------------------------ keys
@@ -176,12 +198,19 @@ def keys_list(config_path: Path | None, keys_dir: Path | None, as_json: bool) ->
     if not stored:
         click.echo(f"no keys in {store.root}")
         return
-    click.echo(f"{'DOMAIN':30} {'SELECTOR':16} {'ALGORITHM':10} CREATED")
-    for item in stored:
-        note = f" (signs from {_date(item.active_from)})" if item.active_from > now else ""
-        click.echo(
-            f"{item.domain:30} {item.selector:16} {item.spec:10} {_date(item.created)}{note}"
-        )
+    echo_table(
+        ("domain", "selector", "algorithm", "created", "signs"),
+        (
+            (
+                item.domain,
+                item.selector,
+                item.spec,
+                _date(item.created),
+                "yes" if item.active_from <= now else f"from {_date(item.active_from)}",
+            )
+            for item in stored
+        ),
+    )
 
 
 @keys.command("check")
@@ -266,9 +295,14 @@ def _check_published(
     show_default=True,
     help="Hours until srsfwd signs with the new key (time to publish it).",
 )
+@json_option
 @click.argument("domain")
 def keys_rotate(
-    config_path: Path | None, keys_dir: Path | None, activate_after: int, domain: str
+    config_path: Path | None,
+    keys_dir: Path | None,
+    activate_after: int,
+    as_json: bool,
+    domain: str,
 ) -> None:
     """Make new keys for DOMAIN beside the old ones, and print the steps to publish them.
 
@@ -290,6 +324,7 @@ def keys_rotate(
     taken = {k.selector for k in store.list_keys(name)}
     active_from = now + activate_after * 3600
     made: list[tuple[str, str]] = []
+    records = []
     for old in current:
         selector = _free_selector(default_selector(now, old.key_type), taken)
         taken.add(selector)
@@ -297,8 +332,21 @@ def keys_rotate(
         store.create(
             name, selector, key, pem=private_key_pem(key), now=now, active_from=active_from
         )
-        made.append((selector, zone_line(selector, name, key_record_text(key))))
+        text = key_record_text(key)
+        made.append((selector, zone_line(selector, name, text)))
+        records.append(_record_dict(store, name, selector, old.spec, text))
     withdraw = active_from + DEFAULT_OVERLAP_DAYS * 86400
+    if as_json:
+        echo_json(
+            {
+                "domain": name,
+                "new_keys": records,
+                "old_selectors": [k.selector for k in current],
+                "active_from": _iso(active_from),
+                "withdraw_old_after": _iso(withdraw),
+            }
+        )
+        return
     old_names = ", ".join(k.selector for k in current)
     click.echo(f"New keys for {name}: {', '.join(s for s, _ in made)} (old: {old_names}).")
     click.echo("1. Publish now:")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -12,10 +11,13 @@ from srsfwd.cli.common import (
     DnsChoice,
     config_option,
     dns_options,
+    echo_json,
+    json_option,
     open_config,
     resolver_from_options,
 )
 from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
+from srsfwd.cli.table import echo_table
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.doctor import (
     Finding,
@@ -32,13 +34,13 @@ from srsfwd.doctor import (
 from srsfwd.keystore import KeyStore
 from srsfwd.pool import pools_from_config
 
-_MARK = {Severity.OK: "ok     ", Severity.WARNING: "WARNING", Severity.ERROR: "ERROR  "}
+_MARK = {Severity.OK: "ok", Severity.WARNING: "WARNING", Severity.ERROR: "ERROR"}
 
 
 @click.command()
 @config_option
 @dns_options
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
+@json_option
 def doctor(
     config_path: Path | None,
     dns: DnsChoice,
@@ -92,10 +94,18 @@ def doctor(
     findings += check_dmarc(resolver, {k.domain for k in stored})
     findings.append(check_secret(config.srs.secrets_file))
     if as_json:
-        click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+        echo_json([f.as_dict() for f in findings])
     else:
-        for finding in findings:
-            click.echo(f"{_MARK[finding.severity]} {finding.check:<6} {finding.message}")
-            if finding.fix and finding.severity is not Severity.OK:
-                click.echo(f"{'':15}fix: {finding.fix}")
+        echo_table(
+            ("result", "check", "finding", "fix"),
+            (
+                (
+                    _MARK[f.severity],
+                    f.check,
+                    f.message,
+                    f.fix if f.fix and f.severity is not Severity.OK else "",
+                )
+                for f in findings
+            ),
+        )
     sys.exit(EXIT_FAILED if failed(findings) else EXIT_TEMPFAIL if unknown(findings) else EXIT_OK)

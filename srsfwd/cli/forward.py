@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from srsfwd.address import strip_brackets
 from srsfwd.cli.common import (
     DnsChoice,
     HostPort,
@@ -18,10 +19,12 @@ from srsfwd.cli.common import (
     read_message,
     resolver_from_options,
 )
+from srsfwd.cli.decision import describe, from_forward_result
 from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
 from srsfwd.delivery import POOL_HEADER, deliver_sendmail, deliver_smtp, with_pool_header
 from srsfwd.errors import SrsfwdError
-from srsfwd.forward import Forwarder, ForwardResult
+from srsfwd.facts import Envelope
+from srsfwd.forward import Forwarder
 from srsfwd.pool import Action, decide_settings
 
 _STATUS = {Action.FORWARD: EXIT_OK, Action.REJECT: EXIT_FAILED, Action.TEMPFAIL: EXIT_TEMPFAIL}
@@ -32,32 +35,6 @@ def _build(config_path: Path | None, dns: DnsChoice) -> Forwarder:
     timeout = decide_settings(config.sections).dns_timeout
     resolver = resolver_from_options(config, dns, timeout=timeout)
     return Forwarder.from_config(config, resolver=resolver)
-
-
-def _describe(result: ForwardResult) -> None:
-    def say(text: str) -> None:
-        click.echo(text.rstrip(), err=True)
-
-    say(f"action:    {result.action}")
-    if result.forwarded:
-        say(f"pool:      {result.pool}  (SRS: {'yes' if result.srs else 'no'})")
-        where = result.source_address or "default address"
-        say(f"transport: {result.transport} (from {where}, HELO {result.helo or '-'})")
-    else:
-        say(f"reply:     {result.smtp_reply}")
-    say(f"mail from: <{result.mail_from}>")
-    say(f"rcpt to:   {', '.join(f'<{r}>' for r in result.rcpts)}")
-    say(f"reasons:   {', '.join(result.reasons)}")
-    if result.decision is not None:
-        facts = result.decision.facts
-        say(f"spf:       {facts.spf} {facts.spf_reason}")
-        for check in facts.dkim:
-            say(f"dkim:      {check.result} d={check.domain} s={check.selector} {check.reason}")
-        if facts.from_domain:
-            state = "authenticated" if result.decision.from_authenticated else "not authenticated"
-            say(f"from:      {facts.from_domain} {state}")
-    for note in result.notes:
-        say(f"note:      {note}")
 
 
 @click.command()
@@ -180,15 +157,14 @@ def forward(
                 delivery_note += f" (and its count stays: {store})"
         except OSError as exc:
             raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+    inbound = Envelope(client_ip, helo, strip_brackets(mail_from.strip()), rcpts)
+    out = from_forward_result(
+        result, inbound, authserv_id=forwarder.authserv_id, delivery=delivery_note
+    )
     if as_json:
-        out = result.as_dict()
-        if delivery_note:
-            out["delivery"] = delivery_note
-        click.echo(json.dumps(out, sort_keys=True), err=True)
+        click.echo(json.dumps(out, indent=2, sort_keys=True), err=True)
     else:
-        _describe(result)
-        if delivery_note:
-            click.echo(f"delivery:  {delivery_note}", err=True)
+        click.echo("\n".join(describe(out)), err=True)
     sys.exit(status)
 
 

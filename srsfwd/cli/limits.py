@@ -9,6 +9,7 @@ import click
 
 from srsfwd.app import build_limits
 from srsfwd.cli.common import config_option, echo_json, json_option, open_config
+from srsfwd.cli.table import echo_table
 from srsfwd.limits import SendingLimits
 
 
@@ -68,32 +69,36 @@ def show(config_path: Path | None, as_json: bool, sender: str | None) -> None:
         return
     if sender:
         counts, block = store.status(sender)
-        click.echo(f"sender:              {sender}")
-        click.echo(
-            f"external this hour:  {counts.external_this_hour} of "
-            f"{policy.external_per_hour or 'unlimited'}"
+        click.echo(f"sender {sender}: {f'blocked: {block}' if block else 'not blocked'}")
+        echo_table(
+            ("limit", "used", "of"),
+            (
+                ("external this hour", counts.external_this_hour, _of(policy.external_per_hour)),
+                ("internal this hour", counts.internal_this_hour, _of(policy.internal_per_hour)),
+                ("today (UTC)", counts.today, _of(policy.per_day)),
+            ),
+            numeric=(1, 2),
         )
-        click.echo(
-            f"internal this hour:  {counts.internal_this_hour} of "
-            f"{policy.internal_per_hour or 'unlimited'}"
-        )
-        click.echo(f"today:               {counts.today} of {policy.per_day or 'unlimited'}")
-        click.echo(f"blocked:             {block or 'no'}")
         return
     blocked = store.blocked()
     click.echo(f"blocked senders: {len(blocked)}")
-    for who, why in blocked:
-        click.echo(f"  {who}  {why}")
+    if blocked:
+        echo_table(("sender", "why"), blocked)
     busiest = store.busiest()
-    click.echo("busiest senders today (UTC):")
-    for who, count in busiest:
-        click.echo(f"  {count:>7}  {who}")
+    click.echo(f"\nbusiest senders today (UTC): {len(busiest)}")
+    if busiest:
+        echo_table(("sender", "recipients"), busiest, numeric=(1,))
+
+
+def _of(limit: int | None) -> str:
+    return str(limit) if limit else "unlimited"
 
 
 @limits.command()
 @config_option
+@json_option
 @click.argument("sender")
-def unblock(config_path: Path | None, sender: str, **_: Any) -> None:
+def unblock(config_path: Path | None, as_json: bool, sender: str, **_: Any) -> None:
     """Lift the block on SENDER (block or block-for-today).
 
     \b
@@ -101,4 +106,7 @@ def unblock(config_path: Path | None, sender: str, **_: Any) -> None:
       srsfwd limits unblock alice@example.org
     """
     lifted = _limits(config_path, create=False).unblock(sender)
+    if as_json:
+        echo_json({"sender": sender, "unblocked": lifted})
+        return
     click.echo(f"{sender}: {'unblocked' if lifted else 'was not blocked'}")

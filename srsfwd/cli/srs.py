@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -14,7 +13,9 @@ import click
 
 from srsfwd.cli.common import (
     config_option,
+    echo_json,
     error,
+    json_option,
     lines_or_stdin,
     open_config,
     read_message,
@@ -165,7 +166,7 @@ def secret_new(file: Path, rotate: bool) -> None:
 @click.option("--max-age", "max_age_days", type=click.IntRange(0, 1023), help="Days [21].")
 @click.option("--rcpt", help="The envelope recipient (when the message does not show it).")
 @click.option("--require-domain", is_flag=True, help="Refuse addresses outside --domain.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @click.argument(
     "message", required=False, type=click.Path(dir_okay=False, allow_dash=True, path_type=Path)
 )
@@ -194,7 +195,7 @@ def bounce(
     rewriter = _rewriter(config_path, need_domain=require_domain, **flags)
     report = check_bounce(read_message(message), rewriter, rcpt=rcpt, require_domain=require_domain)
     if as_json:
-        click.echo(json.dumps(dataclasses.asdict(report) | {"deliverable": report.deliverable}))
+        echo_json(dataclasses.asdict(report) | {"deliverable": report.deliverable})
     else:
         click.echo(f"SRS address:  {report.srs_address or '(none)'}")
         if report.deliverable:

@@ -81,9 +81,9 @@ def test_relay_and_words(zone_file: Path) -> None:
     args[args.index("alice@sender.example")] = "a@soft.example"
     result = CliRunner().invoke(cli, args, input=MESSAGE)
     assert result.exit_code == 0
-    assert "pool:   relay  (SRS: no)" in result.output
+    assert "pool:          relay (SRS: no)" in result.output
     assert "relay-unauthenticated" in result.output
-    assert "from:   sender.example not authenticated" in result.output
+    assert "header from:   sender.example not authenticated" in result.output
 
 
 def test_unrelated_from_signature_is_envelope_not_authenticated(dns_server: ZoneServer) -> None:
@@ -94,9 +94,9 @@ def test_unrelated_from_signature_is_envelope_not_authenticated(dns_server: Zone
     args[args.index("alice@sender.example")] = "a@soft.example"
     result = CliRunner().invoke(cli, args, input=signed)
     assert result.exit_code == 0, result.output
-    assert "pool:   relay  (SRS: no)" in result.output
-    assert "reasons: envelope-not-authenticated, dkim-pass-header-from" in result.output
-    assert "from:   sender.example authenticated" in result.output
+    assert "pool:          relay (SRS: no)" in result.output
+    assert "reasons:       envelope-not-authenticated, dkim-pass-header-from" in result.output
+    assert "header from:   sender.example authenticated" in result.output
 
 
 def test_dns_timeout_exits_75(dns_server: ZoneServer, tmp_path: Path) -> None:
@@ -133,8 +133,8 @@ def test_srs_rewrite_shown_when_configured(zone_file: Path, tmp_path: Path) -> N
     args[args.index("alice@sender.example")] = "SRS0=abcd=TT=orig.example=alice@sender.example"
     out = json.loads(CliRunner().invoke(cli, args, input=MESSAGE).output)
     assert out["srs"] is True
-    assert out["srs_mail_from"].startswith("SRS1=")
-    assert out["srs_mail_from"].endswith("@fwd.example")
+    assert out["outbound"]["mail_from"].startswith("SRS1=")
+    assert out["outbound"]["mail_from"].endswith("@fwd.example")
 
 
 @pytest.mark.parametrize(
@@ -215,9 +215,10 @@ def test_mailbox_summary(zone_file: Path, tmp_path: Path, kind: str) -> None:
     args = ["decide", "--zone", str(zone_file), "--mailbox", str(path)]
     result = CliRunner().invoke(cli, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{"):])
+    summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["messages"] == 6
-    assert summary["pools"] == {"normal": 2, "relay": 2, "high-risk": 1}
+    assert {name: o["messages"] for name, o in summary["outcomes"].items()} == {
+        "normal": 2, "relay": 2, "high-risk": 1}
     assert summary["relay_senders"] == {"a@soft.example": 2}
     assert summary["skipped"] == {"no Received hop with a client address": 1}
     table = CliRunner().invoke(cli, args)
@@ -240,5 +241,6 @@ def test_pool_transport_from_config(zone_file: Path, tmp_path: Path) -> None:
                                                             "--json")[1:]]
     args[args.index("alice@sender.example")] = "a@soft.example"
     out = json.loads(CliRunner().invoke(cli, args, input=MESSAGE).output)
-    assert (out["pool"], out["transport"], out["source_addresses"], out["helo"]) == (
-        "relay", "relaypool", ["198.51.100.9"], "rly1.fwd.example")
+    outbound = out["outbound"]
+    assert (out["pool"], outbound["transport"], outbound["source_address"], outbound["helo"]) == (
+        "relay", "relaypool", "198.51.100.9", "rly1.fwd.example")

@@ -369,17 +369,15 @@ def test_cli_json_has_the_envelope_and_decision(example: Path, dns: ZoneServer) 
     )
     decision = json.loads(err)
     assert code == 0
-    assert {
-        k: decision[k] for k in ("action", "pool", "srs", "transport", "source_address", "helo")
-    } == {
-        "action": "forward",
-        "pool": "normal",
-        "srs": True,
+    assert (decision["action"], decision["pool"], decision["srs"]) == ("forward", "normal", True)
+    outbound = decision["outbound"]
+    assert {k: outbound[k] for k in ("transport", "source_address", "helo")} == {
         "transport": "smtp",
         "source_address": "127.0.0.2",
         "helo": "mta1.fwd.example.net",
     }
-    assert decision["mail_from"].startswith("SRS0=") and out.startswith(b"ARC-Seal:")
+    assert decision["inbound"]["mail_from"] == "alice@example.org"
+    assert outbound["mail_from"].startswith("SRS0=") and out.startswith(b"ARC-Seal:")
 
 
 def test_cli_forged_bounce_exits_1_with_reply(example: Path, dns: ZoneServer) -> None:

@@ -120,7 +120,8 @@ def test_replies_to_the_rewritten_from_reverse_to_the_author(
 
 def test_the_json_reports_what_the_dmarc_step_did(tmp_path: Path, dns: ZoneServer) -> None:
     result = send(forwarder(tmp_path, dns), UNSIGNED, "alice@spfonly.example")
-    report = result.as_dict()["dmarc"]
+    assert result.dmarc is not None
+    report = result.dmarc.as_dict()
     assert report["result"] == "dmarc-from-rewritten"
     assert report["policy_domain"] == "spfonly.example"
     assert report["disposition"] == "reject"

@@ -134,7 +134,7 @@ def test_a_dns_timeout_is_shown_as_temperror_not_as_no_records(
     result = CliRunner().invoke(cli, args, input=(EXAMPLES / "messages" / "relay.eml").read_bytes())
     assert result.exit_code == 75
     assert "no A/AAAA/MX" not in result.stdout
-    assert "sender domain unsigned.example: temperror" in result.stdout
+    assert "sender domain: unsigned.example: temperror" in result.stdout
 
 
 def _stored(sender: str, ip: str) -> bytes:
@@ -160,5 +160,8 @@ def test_mailbox_with_dns_down_says_so_once_and_stops(
     result = CliRunner().invoke(cli, [*args, "--mailbox", str(tmp_path / "mbox"), "--json"])
     assert result.exit_code == 75
     assert result.stderr.count("DNS does not answer") == 1
-    summary = json.loads(result.stdout)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = lines[-1]
     assert summary["messages"] < 20 and summary["stopped"]
+    assert len(lines) == summary["messages"] + 1  # a line for each message read
+    assert (lines[-2]["type"], lines[-2]["reason"]) == ("skipped", "DNS does not answer")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -62,6 +63,7 @@ def test_the_command_list_matches_each_commands_own_help() -> None:
 def test_help_imports_no_subcommand() -> None:
     # --help lists the commands from their one-line summaries: no DKIM, DNS or pool code.
     heavy: tuple[str, ...] = ("srsfwd.dkim", "srsfwd.dns", "dns", "dkim", "srsfwd.pool")
+    heavy += ("rich",)
     heavy += tuple({where.partition(":")[0] for where, _ in SUBCOMMANDS.values()})
     code = (
         "import sys; from srsfwd.cli import main\n"
@@ -72,3 +74,23 @@ def test_help_imports_no_subcommand() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.splitlines()[-1] == "loaded:"
+
+
+def test_rewrite_and_json_output_do_not_import_the_table_library(tmp_path: Path) -> None:
+    secret = tmp_path / "srs.secret"
+    secret.write_text("a-secret-long-enough-to-keep\n")
+    secret.chmod(0o600)
+    runs = [
+        ["rewrite", "--domain", "fwd.example", "--secret-file", str(secret), "a@b.example"],
+        ["keys", "list", "--keys-dir", str(tmp_path / "keys"), "--json"],
+    ]
+    for argv in runs:
+        code = (
+            "import sys; from srsfwd.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print('rich loaded:', 'rich' in sys.modules)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        )
+        assert done.stdout.splitlines()[-1] == "rich loaded: False", argv
