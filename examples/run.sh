@@ -8,7 +8,10 @@ if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     [ "$(id -u)" -eq 0 ] && sudo=() || sudo=(sudo)
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends python3-venv python3-pip
 fi
-[ -x .venv/bin/srsfwd ] || { python3 -m venv .venv && .venv/bin/pip install -q -e .; }
+# (Re)install when .venv is missing or pyproject.toml changed since: new dependencies.
+[ -x .venv/bin/python ] || python3 -m venv .venv
+[ .venv/.srsfwd-installed -nt pyproject.toml ] ||
+    { .venv/bin/pip install -q -e . && touch .venv/.srsfwd-installed; }
 # git keeps no file modes: srsfwd refuses secrets and keys that others can read.
 chmod 600 examples/srs.secret examples/keys/*/*.key examples/sender-keys/*/*.key
 chmod 700 examples/keys/* examples/sender-keys/*

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 from srsfwd.address import MAX_LOCAL_PART, read_domains_file
 from srsfwd.clock import Clock
 from srsfwd.config import Config, SRSSettings, StrPath
+from srsfwd.config_schema import given
 from srsfwd.dkim.settings import dkim_settings, dns_settings
 from srsfwd.errors import ConfigError
 from srsfwd.limits import LimitPolicy, SendingLimits
 from srsfwd.secretfile import load_secrets
-from srsfwd.srs import HashAlphabet, SRSRewriter
+from srsfwd.srs import SRSRewriter
 from srsfwd.stores import open_store
 
 if TYPE_CHECKING:  # imported where used: a command that only rewrites starts faster
@@ -63,16 +64,13 @@ def build_rewriter(
         store = open_store(
             where, base=config.base_dir, prefix=SRS_ALIAS_PREFIX, max_entries=srs.max_aliases
         )
-    alphabet: HashAlphabet = "classic" if srs.hash_alphabet == "classic" else "url"
-    if srs.hash_alphabet not in ("classic", "url"):
-        raise ConfigError("hash alphabet must be 'classic' or 'url'")
     try:
         return SRSRewriter(
             load_secrets(srs.secrets_file),
             domain,
             separator=srs.separator,
             hash_length=srs.hash_length,
-            hash_alphabet=alphabet,
+            hash_alphabet=srs.hash_alphabet,
             hash_min=min(srs.hash_minimum, srs.hash_length),
             max_age_days=srs.max_age_days,
             local_domains=local_domains,
@@ -133,34 +131,32 @@ def build_key_table(config: Config, keys_dir: StrPath | None = None) -> KeyTable
 
 
 LIMITS_DATABASE_NAME = "limits.sqlite"
-_LIMIT_KEYS = ("external_per_hour", "internal_per_hour", "per_day", "per_message", "action")
+
+
+def limits_store_location(config: Config) -> str:
+    """Where the sending limits are counted: ``[limits] store`` (an SQLite path or a
+    Redis URL), by default ``<state_dir>/limits.sqlite``."""
+    return config.file.limits.store or str(config.state_dir / LIMITS_DATABASE_NAME)
 
 
 def build_limits(
     config: Config, *, clock: Clock | None = None, create: bool = True
 ) -> SendingLimits:
-    """The sending limits from the ``[limits]`` table, on its store.
+    """The sending limits from the ``[limits]`` table (checked when it was loaded).
 
-    ``store`` is an SQLite path (default ``<state_dir>/limits.sqlite``) or a Redis URL.
     With ``create=False`` a missing SQLite store is not created: it reads as empty.
 
     Raises:
-        ConfigError: a bad value in ``[limits]``.
         StoreError: the store cannot be opened.
     """
-    table = config.sections.get("limits", {})
-    if not isinstance(table, dict):
-        raise ConfigError("[limits] must be a table")
-    unknown = set(table) - {*_LIMIT_KEYS, "store"}
-    if unknown:
-        raise ConfigError(f"[limits] has no setting {sorted(unknown)[0]!r}")
-    values = {k.replace("-", "_"): v for k, v in table.items() if k != "store"}
-    try:
-        policy = LimitPolicy(**values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[limits]: {exc}") from None
-    where = table.get("store") or str(config.state_dir / LIMITS_DATABASE_NAME)
-    if not isinstance(where, str):
-        raise ConfigError("[limits] store must be a path or a Redis URL")
-    store = open_store(where, base=config.base_dir, prefix="srsfwd:", create=create)
-    return SendingLimits(store, policy, clock=clock)
+    store = open_store(
+        limits_store_location(config), base=config.base_dir, prefix="srsfwd:", create=create
+    )
+    return SendingLimits(store, limit_policy(config), clock=clock)
+
+
+def limit_policy(config: Config) -> LimitPolicy:
+    """The limits of ``[limits]`` (checked when it was loaded); absent ones at their default."""
+    values = given(config.file.limits)
+    values.pop("store", None)
+    return LimitPolicy(**values)

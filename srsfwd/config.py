@@ -1,7 +1,9 @@
-"""The TOML configuration: read once into frozen settings; command-line flags win.
+"""The TOML configuration: checked once against its schema, read into frozen settings;
+command-line flags win.
 
-Each feature reads its own table: ``[srs]`` here, the others where they are used,
-from ``Config.sections``. Relative paths are taken from the configuration file's folder.
+The whole file is checked when it is loaded (``srsfwd.config_file``); each feature then
+reads its own typed table from ``Config.file`` (``[srs]`` is read once, into
+``Config.srs``). Relative paths are taken from the configuration file's folder.
 """
 
 from __future__ import annotations
@@ -11,23 +13,19 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from srsfwd.errors import ConfigError
+
+if TYPE_CHECKING:  # the schema imports every feature's table, and they import this module
+    from srsfwd.config_file import ConfigFile
+    from srsfwd.srs import HashAlphabet
 
 DEFAULT_CONFIG_PATH = Path("/etc/srsfwd/srsfwd.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/srsfwd")
 
-T = TypeVar("T")
-
-# postsrsd's names for the same settings, accepted so its users can copy them over.
-_SRS_KEY_ALIASES = {
-    "srs_domain": "domain",
-    "domains": "local_domains",
-    "domains_file": "local_domains_file",
-    "hash_min": "hash_minimum",
-    "max_age": "max_age_days",
-}
+#: ``[srs] original_envelope``: in the SRS address, or under a short alias in a database.
+OriginalEnvelope = Literal["embedded", "database"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,23 +37,35 @@ class SRSSettings:
     separator: str = "="
     hash_length: int = 4
     hash_minimum: int = 4
-    hash_alphabet: str = "url"
+    hash_alphabet: HashAlphabet = "url"
     max_age_days: int = 21
     local_domains: tuple[str, ...] = ()
     local_domains_file: Path | None = None
     always_rewrite: bool = False
-    original_envelope: str = "embedded"
+    original_envelope: OriginalEnvelope = "embedded"
     envelope_database: str | None = None
     max_aliases: int = 1_000_000
 
 
+def _empty_file() -> ConfigFile:
+    from srsfwd.config_file import ConfigFile
+
+    return ConfigFile()
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
-    """The whole configuration file, read once."""
+    """The whole configuration file, read once.
+
+    Attributes:
+        file: every table, checked against the schema and typed: what features read.
+        sections: the file as parsed (to merge it with another source, to tell what it sets).
+    """
 
     path: Path | None = None
     state_dir: Path = DEFAULT_STATE_DIR
     srs: SRSSettings = field(default_factory=SRSSettings)
+    file: ConfigFile = field(default_factory=_empty_file)
     sections: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -95,6 +105,8 @@ def load_config(path: StrPath | None) -> Config:
         raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is not valid TOML: nested too deeply") from None
     return config_from_data(data, path)
 
 
@@ -105,62 +117,18 @@ def config_from_data(data: Mapping[str, Any], path: StrPath | None) -> Config:
         path: the file it came from; relative paths are taken from its folder.
 
     Raises:
-        ConfigError: a wrong value.
+        ConfigError: a wrong value, an unknown table or key (one line naming it).
     """
+    from srsfwd.config_file import parse_config_file
+    from srsfwd.srs_settings import srs_settings
+
+    file = parse_config_file(data)
     base = Config(path=Path(path).absolute() if path is not None else None)
-    state_dir = (
-        base.resolve(_expect(data, "state_dir", str, ""))
-        if "state_dir" in data
-        else (DEFAULT_STATE_DIR)
+    state_dir = DEFAULT_STATE_DIR if file.state_dir is None else base.resolve(file.state_dir)
+    return Config(
+        path=base.path,
+        state_dir=state_dir,
+        srs=srs_settings(base, file.srs),
+        file=file,
+        sections=data,
     )
-    srs = _srs_settings(base, _table(data, "srs"))
-    return Config(path=base.path, state_dir=state_dir, srs=srs, sections=data)
-
-
-def _srs_settings(base: Config, table: Mapping[str, Any]) -> SRSSettings:
-    values: dict[str, Any] = {}
-    for raw_key, value in table.items():
-        key = raw_key.replace("-", "_")
-        key = _SRS_KEY_ALIASES.get(key, key)
-        if key not in SRSSettings.__dataclass_fields__:
-            raise ConfigError(f"[srs] has no setting {raw_key!r}")
-        values[key] = value
-    typed: dict[str, Any] = {}
-    for key, value in values.items():
-        default = getattr(SRSSettings(), key)
-        if key in ("secrets_file", "local_domains_file"):
-            typed[key] = base.resolve(_check(key, value, str))
-        elif key == "local_domains":
-            if isinstance(value, str):
-                value = value.replace(",", " ").split()
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError("[srs] local_domains must be a list of domains")
-            typed[key] = tuple(value)
-        elif isinstance(default, bool):
-            typed[key] = _check(key, value, bool)
-        elif isinstance(default, int):
-            typed[key] = _check(key, value, int)
-        else:
-            typed[key] = _check(key, value, str)
-    settings = SRSSettings(**typed)
-    if settings.original_envelope not in ("embedded", "database"):
-        raise ConfigError("[srs] original_envelope must be 'embedded' or 'database'")
-    return settings
-
-
-def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    table = data.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"[{name}] must be a table")
-    return table
-
-
-def _check(key: str, value: object, kind: type[T]) -> T:
-    # bool is an int in Python; a TOML 'true' must not pass as a hash length.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{key} must be a {kind.__name__}, not {value!r}")
-    return value
-
-
-def _expect(data: Mapping[str, Any], key: str, kind: type[T], default: T) -> T:
-    return _check(key, data.get(key, default), kind)

@@ -293,7 +293,7 @@ class FactGatherer:
 def build_gatherer(
     resolver: Resolver, settings: DecideSettings, *, clock: Clock | None = None
 ) -> FactGatherer:
-    """The ``FactGatherer`` that ``[decide]`` (read by ``srsfwd.pool.decide_settings``) asks for."""
+    """The ``FactGatherer`` that ``[decide]`` (``srsfwd.pool_settings``) asks for."""
     return FactGatherer(
         resolver,
         accepted=settings.policy.accepted,

@@ -16,7 +16,7 @@ import logging
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.app import build_key_table, build_limits, build_resolver, build_rewriter
@@ -44,6 +44,7 @@ from srsfwd.errors import (
     TemporaryError,
 )
 from srsfwd.facts import Envelope, FactGatherer, build_gatherer, with_limits
+from srsfwd.forward_settings import DmarcMode
 from srsfwd.keystore import KeyTable
 from srsfwd.limits import SendingLimits
 from srsfwd.orgdomain import aligned, preload
@@ -56,9 +57,8 @@ from srsfwd.pool import (
     PoolSettings,
     SignWith,
     decide,
-    decide_settings,
-    pools_from_config,
 )
+from srsfwd.pool_settings import decide_settings, pools_from_config
 from srsfwd.sizes import MAX_MESSAGE
 from srsfwd.srs import SRSRewriter
 
@@ -68,10 +68,6 @@ log = logging.getLogger(__name__)
 MAX_RCPTS = 10_000
 #: Domains whose signer (or lack of a key) is remembered.
 MAX_CACHED_DOMAINS = 10_000
-
-#: ``[forward] dmarc``: what to do with a copy that would fail a quarantine or reject policy.
-DmarcMode = Literal["rewrite-from", "keep", "reject"]
-DMARC_MODES: tuple[DmarcMode, ...] = ("rewrite-from", "keep", "reject")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,24 +209,9 @@ class Forwarder:
             ConfigError: a missing or wrong setting, key or secret.
             StoreError: the limits store cannot be opened.
         """
-        table = config.sections.get("forward", {})
-        if not isinstance(table, dict):
-            raise ConfigError("[forward] must be a table")
-        unknown = set(table) - {"dkim_sign", "arc", "dmarc"}
-        if unknown:
-            raise ConfigError(f"[forward] has no setting {sorted(unknown)[0]!r}")
-        sign_with = table.get("dkim_sign", "auto")
-        if sign_with not in ("auto", "srs-domain", "none"):
-            raise ConfigError("[forward] dkim_sign must be 'auto', 'srs-domain' or 'none'")
-        arc = table.get("arc", False)
-        if not isinstance(arc, bool):
-            raise ConfigError("[forward] arc must be true or false")
-        dmarc = table.get("dmarc", "rewrite-from")
-        if dmarc not in DMARC_MODES:
-            raise ConfigError("[forward] dmarc must be 'rewrite-from', 'keep' or 'reject'")
-        settings = decide_settings(
-            config.sections, config.srs.local_domains, srs_domain=config.srs.domain
-        )
+        table = config.file.forward
+        sign_with, arc, dmarc = table.dkim_sign, table.arc, table.dmarc
+        settings = decide_settings(config)
         resolver = resolver or build_resolver(config, timeout=settings.dns_timeout, clock=clock)
         rewriter = build_rewriter(config, clock=clock)
         authserv_id = (
@@ -255,7 +236,7 @@ class Forwarder:
             rewriter=rewriter,
             gatherer=build_gatherer(resolver, settings, clock=clock),
             policy=settings.policy,
-            pools=pools_from_config(config.sections),
+            pools=pools_from_config(config),
             authserv_id=authserv_id,
             key_table=key_table,
             sign_with=sign_with,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from srsfwd.clock import Clock, SystemClock
+from srsfwd.config_schema import ConfigTable, Count, check_store_location
 
 LimitAction = Literal["alert", "block-for-today", "block"]
 ACTIONS: tuple[LimitAction, ...] = ("alert", "block-for-today", "block")
@@ -40,6 +41,20 @@ class CounterStore(Protocol):
     def delete(self, key: str) -> bool: ...
 
     def items(self, prefix: str, *, now: float) -> Iterator[tuple[str, str]]: ...
+
+
+class LimitsTable(ConfigTable, frozen=True):
+    """The schema of the ``[limits]`` table: the limits and where the counts are kept."""
+
+    external_per_hour: Count | None = None
+    internal_per_hour: Count | None = None
+    per_day: Count | None = None
+    per_message: Count | None = None
+    action: LimitAction | None = None
+    store: str | None = None
+
+    def __post_init__(self) -> None:
+        check_store_location("store", self.store)
 
 
 @dataclass(frozen=True, slots=True)

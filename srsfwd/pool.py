@@ -36,14 +36,11 @@ DKIM, a trusted submission, or a SASL login (``accepted-domain-unauthenticated``
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
 from srsfwd.address import DomainSet
-from srsfwd.errors import ConfigError
 from srsfwd.orgdomain import aligned
 
 
@@ -502,45 +499,6 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     )
 
 
-def policy_from_config(
-    sections: Mapping[str, Any],
-    extra_accepted: Iterable[str] = (),
-    *,
-    srs_domain: str | None = None,
-) -> Policy:
-    """A ``Policy`` from the ``[decide]`` table, plus accepted domains given on the command
-    line and our SRS domain (``[srs] domain``, ``Config.srs.domain``).
-
-    Raises:
-        ConfigError: a wrong type or an unknown key in ``[decide]``.
-    """
-    table = sections.get("decide", {})
-    if not isinstance(table, dict):
-        raise ConfigError("[decide] must be a table")
-    known = {"accepted_domains", "aaaa_counts_as_a", "accepted_requires_auth",
-             "trusted_relays", "trusted_authserv_ids", "authserv_id", "dns_timeout"}
-    for key in table:
-        if key.replace("-", "_") not in known:
-            raise ConfigError(f"[decide] has no setting {key!r}")
-    table = {k.replace("-", "_"): v for k, v in table.items()}
-    domains = table.get("accepted_domains", [])
-    if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
-        raise ConfigError("[decide] accepted_domains must be a list of domains")
-    flags: dict[str, bool] = {}
-    for key in ("aaaa_counts_as_a", "accepted_requires_auth"):
-        if key in table:
-            value = table[key]
-            if not isinstance(value, bool):
-                raise ConfigError(f"[decide] {key} must be true or false")
-            flags[key] = value
-    try:
-        accepted = DomainSet([*domains, *extra_accepted])
-    except ValueError as exc:
-        raise ConfigError(f"accepted domain: {exc}") from None
-    srs = srs_domain.lower().rstrip(".") if srs_domain else None
-    return Policy(accepted=accepted, srs_domain=srs, **flags)
-
-
 @dataclass(frozen=True, slots=True)
 class DecideSettings:
     """The whole ``[decide]`` table: the ``Policy`` and what fact gathering needs."""
@@ -550,51 +508,6 @@ class DecideSettings:
     trusted_authserv_ids: tuple[str, ...] = ()
     authserv_id: str | None = None
     dns_timeout: float | None = None
-
-
-def decide_settings(
-    sections: Mapping[str, Any],
-    extra_accepted: Iterable[str] = (),
-    *,
-    srs_domain: str | None = None,
-) -> DecideSettings:
-    """``[decide]`` read and checked, with more accepted domains (``[srs] local_domains``,
-    ``--accepted-domain``) and our SRS domain (``[srs] domain``).
-
-    Raises:
-        ConfigError: an unknown key, a value of the wrong type, a bad domain or network.
-    """
-    policy = policy_from_config(sections, extra_accepted, srs_domain=srs_domain)
-    table = {k.replace("-", "_"): v for k, v in sections.get("decide", {}).items()}
-    lists: dict[str, tuple[str, ...]] = {}
-    for key in ("trusted_relays", "trusted_authserv_ids"):
-        value = table.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"[decide] {key} must be a list of strings")
-        lists[key] = tuple(value)
-    for entry in lists["trusted_relays"]:
-        try:
-            ipaddress.ip_network(entry.strip(), strict=False)
-        except ValueError:
-            raise ConfigError(f"[decide] trusted_relays: {entry!r} is not a network") from None
-    authserv = table.get("authserv_id")
-    if authserv is not None and (
-        not isinstance(authserv, str) or not authserv.isascii()
-        or not authserv or any(c in authserv for c in " ;\t\r\n")
-    ):
-        raise ConfigError(f"[decide] authserv_id {authserv!r} cannot go in a header")
-    timeout = table.get("dns_timeout")
-    if timeout is not None and (
-        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
-    ):
-        raise ConfigError("[decide] dns_timeout must be a positive number of seconds")
-    return DecideSettings(
-        policy=policy,
-        trusted_relays=lists["trusted_relays"],
-        trusted_authserv_ids=lists["trusted_authserv_ids"],
-        authserv_id=authserv,
-        dns_timeout=None if timeout is None else float(timeout),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,60 +531,3 @@ class PoolSettings:
 def default_dkim_sign(pool: Pool) -> SignWith:
     """Normal-pool mail may be signed ("auto"); relay and high-risk mail is not ("none")."""
     return "auto" if pool is Pool.NORMAL else "none"
-
-
-def pools_from_config(sections: Mapping[str, Any]) -> dict[Pool, PoolSettings]:
-    """The ``[pools.normal]``, ``[pools.relay]`` and ``[pools.high-risk]`` tables.
-
-    A pool that is not configured gets the transport named after it and no address.
-    ``dkim_sign`` is "auto", "srs-domain" or "none"; the relay and high-risk pools never
-    sign with the From domain's key, so "auto" is refused there.
-
-    Raises:
-        ConfigError: an unknown pool or setting, a value of the wrong type, an address
-            that is not an IP address.
-    """
-    table = sections.get("pools", {})
-    if not isinstance(table, dict):
-        raise ConfigError("[pools] must be a table")
-    names = {p.value: p for p in Pool} | {"high_risk": Pool.HIGH_RISK, "highrisk": Pool.HIGH_RISK}
-    found: dict[Pool, PoolSettings] = {}
-    for raw, body in table.items():
-        if raw not in names:
-            raise ConfigError(f"[pools.{raw}]: pools are normal, relay and high-risk")
-        if not isinstance(body, dict):
-            raise ConfigError(f"[pools.{raw}] must be a table")
-        unknown = set(body) - {"transport", "source_addresses", "helo", "dkim_sign"}
-        if unknown:
-            raise ConfigError(f"[pools.{raw}] has no setting {sorted(unknown)[0]!r}")
-        addresses = body.get("source_addresses", [])
-        if isinstance(addresses, str):
-            addresses = [addresses]
-        if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
-            raise ConfigError(f"[pools.{raw}] source_addresses must be a list of IP addresses")
-        for address in addresses:
-            try:
-                ipaddress.ip_address(address)
-            except ValueError:
-                raise ConfigError(f"[pools.{raw}] {address!r} is not an IP address") from None
-        transport, helo = body.get("transport", names[raw].value), body.get("helo", "")
-        if not isinstance(transport, str) or not isinstance(helo, str):
-            raise ConfigError(f"[pools.{raw}] transport and helo must be strings")
-        pool = names[raw]
-        found[pool] = PoolSettings(
-            pool, transport, tuple(addresses), helo, _pool_dkim_sign(raw, pool, body)
-        )
-    for pool in Pool:
-        found.setdefault(pool, PoolSettings(pool, pool.value))
-    return found
-
-
-def _pool_dkim_sign(raw: str, pool: Pool, body: Mapping[str, Any]) -> SignWith | None:
-    value = body.get("dkim_sign")
-    if value is None:
-        return None
-    allowed = SIGN_MODES if pool is Pool.NORMAL else ("none", "srs-domain")
-    for mode in allowed:
-        if value == mode:
-            return mode
-    raise ConfigError(f"[pools.{raw}] dkim_sign must be {' or '.join(repr(m) for m in allowed)}")

@@ -43,7 +43,7 @@ _BASE32_VALUES = {c: i for i, c in enumerate(_BASE32)} | {
     c.lower(): i for i, c in enumerate(_BASE32)
 }
 #: Characters of an SHA-1 digest in base64 without padding: the longest hash there is.
-_MAX_HASH = 27
+MAX_HASH_LENGTH = 27
 _TO_URL = bytes.maketrans(b"+/", b"-_")
 # Hashes are compared case-insensitively with both alphabets folded together, as
 # postsrsd 2.x does: Postfix lower-cases lookup keys, and peers emit either alphabet.
@@ -164,8 +164,8 @@ class SRSRewriter:
             raise ValueError("SRS needs at least one secret, and no secret may be empty")
         if separator not in SEPARATORS or len(separator) != 1:
             raise ValueError(f"separator must be one of {SEPARATORS!r}, not {separator!r}")
-        if not 1 <= hash_length <= _MAX_HASH:
-            raise ValueError(f"hash_length must be 1..{_MAX_HASH}")
+        if not 1 <= hash_length <= MAX_HASH_LENGTH:
+            raise ValueError(f"hash_length must be 1..{MAX_HASH_LENGTH}")
         if not 1 <= hash_min <= hash_length:
             raise ValueError("hash_min must be 1..hash_length")
         if hash_alphabet not in ("classic", "url"):
@@ -343,7 +343,7 @@ class SRSRewriter:
         if len(given) < self.hash_min:
             raise SRSHashError("Hash too short in SRS address.")
         wanted = given.encode("ascii").translate(_FOLD)
-        if len(given) > _MAX_HASH or wanted.translate(None, _NOT_HASH_CHARS) != wanted:
+        if len(given) > MAX_HASH_LENGTH or wanted.translate(None, _NOT_HASH_CHARS) != wanted:
             raise SRSHashError("Hash invalid in SRS address.")
         message = fields.lower().encode("ascii")
         valid = False

@@ -3,7 +3,10 @@
 # a zone file built from the keys' .txt files, seal, and verify the RFC 8463 example.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ -x .venv/bin/srsfwd ] || { python3 -m venv .venv && .venv/bin/pip install -q -e .; }
+# (Re)install when .venv is missing or pyproject.toml changed since: new dependencies.
+[ -x .venv/bin/python ] || python3 -m venv .venv
+[ .venv/.srsfwd-installed -nt pyproject.toml ] ||
+    { .venv/bin/pip install -q -e . && touch .venv/.srsfwd-installed; }
 srsfwd=.venv/bin/srsfwd
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -58,6 +58,10 @@ SUBCOMMANDS = {
         "srsfwd.cli.forward:forward",
         "Forward MESSAGE (standard input when absent): pool, envelope, headers, signature.",
     ),
+    "config": (
+        "srsfwd.cli.config:config",
+        "Check the configuration file and show the settings in force.",
+    ),
     "serve": (
         "srsfwd.cli.serve:serve",
         "Serve SRS to Postfix: socketmap (postsrsd 2.x), tcp_table (postsrsd 1.x), milter.",

@@ -51,8 +51,9 @@ def show_warnings() -> None:
 
 
 def config_option(function: F) -> F:
-    """Add ``--config FILE`` (default /etc/srsfwd/srsfwd.toml when present)."""
+    """Add ``-c/--config FILE`` (default /etc/srsfwd/srsfwd.toml when present)."""
     return click.option(
+        "-c",
         "--config",
         "config_path",
         type=click.Path(dir_okay=False, path_type=Path),

@@ -37,10 +37,9 @@ from srsfwd.pool import (
     Policy,
     Pool,
     PoolSettings,
-    decide_settings,
-    pools_from_config,
 )
 from srsfwd.pool import decide as decide_pool
+from srsfwd.pool_settings import decide_settings, pools_from_config
 from srsfwd.srs import SRSRewriter
 
 
@@ -64,17 +63,13 @@ class _Setup:
 
 
 def _setup(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> _Setup:
-    settings = decide_settings(
-        config.sections,
-        [*config.srs.local_domains, *accepted],
-        srs_domain=config.srs.domain,
-    )
+    settings = decide_settings(config, accepted)
     resolver = resolver_from_options(config, dns, timeout=settings.dns_timeout)
     authserv = settings.authserv_id or dkim_settings(config).authserv_id
     rewriter: SRSRewriter | None = None
     if config.srs.domain and config.srs.secrets_file:
         rewriter = build_rewriter(config)
-    pools = pools_from_config(config.sections)
+    pools = pools_from_config(config)
     gatherer = build_gatherer(resolver, settings)
     return _Setup(gatherer, settings.policy, authserv or socket.gethostname(), rewriter, pools)
 
@@ -84,11 +79,7 @@ def _forwarder(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> For
     the configuration cannot forward at all (no SRS domain or secrets)."""
     if not (config.srs.domain and config.srs.secrets_file):
         return None
-    settings = decide_settings(
-        config.sections,
-        [*config.srs.local_domains, *accepted],
-        srs_domain=config.srs.domain,
-    )
+    settings = decide_settings(config, accepted)
     resolver = resolver_from_options(config, dns, timeout=settings.dns_timeout)
     forwarder = Forwarder.from_config(config, resolver=resolver, dry_run=True)
     if accepted:  # --accepted-domain widens what the configuration accepts

@@ -32,7 +32,7 @@ from srsfwd.doctor import (
     unknown,
 )
 from srsfwd.keystore import KeyStore
-from srsfwd.pool import pools_from_config
+from srsfwd.pool_settings import pools_from_config
 
 _MARK = {Severity.OK: "ok", Severity.WARNING: "WARNING", Severity.ERROR: "ERROR"}
 
@@ -62,7 +62,7 @@ def doctor(
     config = open_config(config_path)
     findings: list[Finding] = []
     resolver = resolver_from_options(config, dns)
-    pools = pools_from_config(config.sections)
+    pools = pools_from_config(config)
     srs_domain = config.srs.domain
     if srs_domain:
         findings += check_spf(resolver, srs_domain, pools)

@@ -25,14 +25,15 @@ from srsfwd.delivery import POOL_HEADER, deliver_sendmail, deliver_smtp, with_po
 from srsfwd.errors import SrsfwdError
 from srsfwd.facts import Envelope
 from srsfwd.forward import Forwarder
-from srsfwd.pool import Action, decide_settings
+from srsfwd.pool import Action
+from srsfwd.pool_settings import decide_settings
 
 _STATUS = {Action.FORWARD: EXIT_OK, Action.REJECT: EXIT_FAILED, Action.TEMPFAIL: EXIT_TEMPFAIL}
 
 
 def _build(config_path: Path | None, dns: DnsChoice) -> Forwarder:
     config = open_config(config_path)
-    timeout = decide_settings(config.sections).dns_timeout
+    timeout = decide_settings(config).dns_timeout
     resolver = resolver_from_options(config, dns, timeout=timeout)
     return Forwarder.from_config(config, resolver=resolver)
 

@@ -20,7 +20,7 @@ from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
 from srsfwd.forward import Forwarder
 from srsfwd.handlers import SRSMaps
-from srsfwd.pool import decide_settings
+from srsfwd.pool_settings import decide_settings
 from srsfwd.postsrsdconf import read_postsrsd
 from srsfwd.servers import eventloop
 from srsfwd.servers.eventloop import LOOP_CHOICES, LoopChoice
@@ -146,7 +146,7 @@ def load(config_path: Path | None, postsrsd_path: Path | None, *, notes: Any) ->
     settings = serve_settings(config)
     milter = None
     if settings.milter:
-        accepted = decide_settings(config.sections, config.srs.local_domains).policy.accepted
+        accepted = decide_settings(config).policy.accepted
         milter = MilterService.from_settings(
             settings, lambda: Forwarder.from_config(config), accepted=accepted
         )

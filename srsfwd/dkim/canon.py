@@ -1,16 +1,18 @@
-"""Message parsing and DKIM canonicalisation (RFC 6376 §3.4), with bytes methods, no regexes.
+"""Message parsing and DKIM canonicalisation (RFC 6376 §3.4), with whole-body bytes methods.
 
 Written by hand because dkimpy runs ``re.sub`` over the whole body three times (about
 35 MB/s); whole-body ``bytes.replace`` passes do the same work several times faster, with
 no Python loop per line or per run of spaces, and give the same bytes
 (tests/unit/dkim/test_canon.py compares the two with hypothesis). Bodies are canonicalised
 and hashed in pieces of ``BODY_CHUNK`` bytes cut at line ends, so hashing a large body
-costs one piece of extra memory, not a copy of the body.
+costs one piece of extra memory, not a copy of the body. A body that fits in one piece
+(most mail) is canonicalised in one step, without the generators that join pieces.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import getaddresses
@@ -24,6 +26,9 @@ _NAME_CHARS = frozenset(range(0x21, 0x7F)) - {ord(":")}
 # As a deletion table: what bytes.translate leaves is what a field name may not hold.
 _NAME_DELETE = bytes(_NAME_CHARS)
 _CRLF = b"\r\n"
+# An LF with no CR before it. The regex engine looks for a pattern's literal first byte with
+# a tight scan, so finding the rare LFs costs far less than counting LFs and CRLFs.
+_BARE_LF = re.compile(rb"\n(?<!\r\n)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +75,9 @@ class Message:
 
 def to_crlf(data: bytes) -> bytes:
     """``data`` with every bare LF turned into CRLF (bare CRs stay as they are)."""
-    lf = data.count(b"\n")
-    if lf == 0:
-        return data
-    crlf = data.count(b"\r\n")
-    if crlf == lf:
-        return data  # already CRLF throughout: no copy
-    if crlf:
+    if _BARE_LF.search(data) is None:
+        return data  # no LF, or CRLF throughout: no copy
+    if b"\r\n" in data:
         data = data.replace(b"\r\n", b"\n")
     return data.replace(b"\n", b"\r\n")
 
@@ -154,7 +155,7 @@ def _squeeze(data: bytes) -> bytes:
     if b"  " not in data:
         return data
     if b"   " not in data:
-        return data.replace(b"  ", b" ")  # only runs of two: one pass is exact
+        return b" ".join(data.split(b"  "))  # only runs of two: one pass is exact
     # Split at every double space: what is left of a run starts the next piece as spaces
     # (stripped) or as empty pieces (dropped). One split, C-level map/filter and one join,
     # whatever the runs: no Python code runs per piece.
@@ -200,12 +201,16 @@ def relaxed_body_chunks(body: bytes, chunk: int = BODY_CHUNK, *, start: int = 0)
 
     ``start`` lets a caller hash the body inside a whole message without copying it out.
     """
+    if len(body) - start <= chunk:
+        return iter((_trim_trailing_lines(_relaxed_lines(body[start:]), empty=b""),))
     pieces = _line_pieces(body, chunk, start)
     return _without_trailing_lines(map(_relaxed_lines, pieces), empty=b"")
 
 
 def simple_body_chunks(body: bytes, chunk: int = BODY_CHUNK, *, start: int = 0) -> Iterator[bytes]:
     """``simple_body(body[start:])`` in pieces of about ``chunk`` bytes, for hashing."""
+    if len(body) - start <= chunk:
+        return iter((_trim_trailing_lines(body[start:], empty=_CRLF),))
     return _without_trailing_lines(_line_pieces(body, chunk, start), empty=_CRLF)
 
 
@@ -251,13 +256,14 @@ def _line_pieces(body: bytes, chunk: int, start: int = 0) -> Iterator[bytes]:
 def _relaxed_lines(piece: bytes) -> bytes:
     piece = _squeeze(piece)
     if b" \r\n" in piece:  # one space at most is left before a CRLF
-        piece = piece.replace(b" \r\n", _CRLF)
+        # split and join: a quarter faster than replace, which counts the matches first
+        piece = _CRLF.join(piece.split(b" \r\n"))
     return piece
 
 
 def _trailing_crlfs(data: bytes) -> int:
     """How many CRLF pairs ``data`` ends with (bare CRs and LFs are not line ends)."""
-    tail = data[len(data.rstrip(b"\r\n")) :]  # only CRs and LFs, usually a few
+    tail = _line_end_tail(data)
     if not tail.endswith(b"\n"):
         return 0
     # The pairs run from after the last doubled CR or LF; an LF there starts no pair.
@@ -265,6 +271,31 @@ def _trailing_crlfs(data: bytes) -> int:
     if tail[start : start + 1] == b"\n":
         start += 1
     return (len(tail) - start) // 2
+
+
+def _line_end_tail(data: bytes) -> bytes:
+    """The CRs and LFs at the end of ``data``, usually a few. Stripping the whole of
+    ``data`` would copy it all (a piece of up to a chunk), so the end is stripped first
+    and the window doubled only while it holds nothing but CRs and LFs."""
+    size = 64
+    while True:
+        window = data[-size:]
+        kept = window.rstrip(b"\r\n")
+        if kept or size >= len(data):
+            return window[len(kept) :]
+        size *= 2
+
+
+def _trim_trailing_lines(body: bytes, *, empty: bytes) -> bytes:
+    """A whole body without its empty lines at the end, with a CRLF after a last line that
+    has none, or ``empty`` when no line is left (``_without_trailing_lines`` for one piece)."""
+    pairs = _trailing_crlfs(body)
+    content = len(body) - 2 * pairs
+    if content == 0:
+        return empty
+    if pairs == 0:
+        return body + _CRLF
+    return body[: content + 2] if pairs > 1 else body
 
 
 def _without_trailing_lines(pieces: Iterator[bytes], *, empty: bytes) -> Iterator[bytes]:

@@ -22,9 +22,50 @@ from pathlib import Path
 from typing import Any
 
 from srsfwd.config import Config
-from srsfwd.errors import ConfigError
+from srsfwd.config_schema import (
+    ConfigTable,
+    Count,
+    Port,
+    Seconds,
+    Strings,
+    as_list,
+    check_authserv_id,
+    given,
+)
 
 DEFAULT_KEYS_DIR = "keys"
+
+
+class DomainRuleTable(ConfigTable, frozen=True):
+    """One ``[dkim.domains]`` rule written as a table (the key store checks the names)."""
+
+    domain: str | None = None
+    selectors: list[str] | None = None
+
+
+#: A ``[dkim.domains]`` rule: a selector, a list of them, or a table.
+DomainRule = str | list[str] | DomainRuleTable
+
+
+class DkimTable(ConfigTable, frozen=True):
+    """The schema of the ``[dkim]`` table."""
+
+    keys_dir: str | None = None
+    expire_days: Count | None = None
+    authserv_id: str | None = None
+    domains: dict[str, DomainRule] | None = None
+
+    def __post_init__(self) -> None:
+        check_authserv_id("authserv_id", self.authserv_id)
+
+
+class DnsTable(ConfigTable, frozen=True):
+    """The schema of the ``[dns]`` table."""
+
+    nameservers: Strings | None = None
+    port: Port | None = None
+    timeout: Seconds | None = None
+    zone_files: Strings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,63 +89,26 @@ class DnsSettings:
 
 
 def dkim_settings(config: Config) -> DkimSettings:
-    """The ``[dkim]`` table of ``config``.
-
-    Raises:
-        ConfigError: an unknown key or a value of the wrong type.
-    """
-    table = _table(config, "dkim")
-    _only(table, "dkim", {"keys_dir", "expire_days", "authserv_id", "domains"})
-    expire = table.get("expire_days", 0)
-    if not isinstance(expire, int) or isinstance(expire, bool) or expire < 0:
-        raise ConfigError("[dkim] expire_days must be a whole number of days (0: no x=)")
-    authserv = table.get("authserv_id")
-    if authserv is not None and not isinstance(authserv, str):
-        raise ConfigError("[dkim] authserv_id must be a string")
-    domains = table.get("domains", {})
-    if not isinstance(domains, dict):
-        raise ConfigError("[dkim.domains] must be a table")
-    keys_dir = table.get("keys_dir", DEFAULT_KEYS_DIR)
-    if not isinstance(keys_dir, str):
-        raise ConfigError("[dkim] keys_dir must be a path")
-    return DkimSettings(config.resolve(keys_dir), expire, authserv, domains)
+    """The ``[dkim]`` table of ``config`` (checked when it was loaded), paths resolved."""
+    table = config.file.dkim
+    values: dict[str, Any] = given(table)
+    values["keys_dir"] = config.resolve(table.keys_dir or DEFAULT_KEYS_DIR)
+    if table.domains is not None:
+        values["domains"] = {
+            pattern: given(rule) if isinstance(rule, ConfigTable) else rule
+            for pattern, rule in table.domains.items()
+        }
+    return DkimSettings(**values)
 
 
 def dns_settings(config: Config) -> DnsSettings:
-    """The ``[dns]`` table of ``config``.
-
-    Raises:
-        ConfigError: an unknown key or a value of the wrong type.
-    """
-    table = _table(config, "dns")
-    _only(table, "dns", {"nameservers", "port", "timeout", "zone_files"})
-    servers = table.get("nameservers", [])
-    if isinstance(servers, str):
-        servers = [servers]
-    zones = table.get("zone_files", [])
-    if isinstance(zones, str):
-        zones = [zones]
-    if not all(isinstance(s, str) for s in servers) or not all(isinstance(z, str) for z in zones):
-        raise ConfigError("[dns] nameservers and zone_files must be lists of strings")
-    port = table.get("port", 53)
-    timeout = table.get("timeout", 5.0)
-    if not isinstance(port, int) or isinstance(port, bool):
-        raise ConfigError("[dns] port must be a number")
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
-        raise ConfigError("[dns] timeout must be a number of seconds")
-    return DnsSettings(
-        tuple(servers), port, float(timeout), tuple(config.resolve(z) for z in zones)
-    )
-
-
-def _table(config: Config, name: str) -> Mapping[str, Any]:
-    table = config.sections.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"[{name}] must be a table")
-    return table
-
-
-def _only(table: Mapping[str, Any], name: str, known: set[str]) -> None:
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"[{name}] has no setting {unknown[0]!r}")
+    """The ``[dns]`` table of ``config`` (checked when it was loaded), paths resolved."""
+    table = config.file.dns
+    values: dict[str, Any] = given(table)
+    if table.nameservers is not None:
+        values["nameservers"] = tuple(as_list(table.nameservers))
+    if table.zone_files is not None:
+        values["zone_files"] = tuple(config.resolve(z) for z in as_list(table.zone_files))
+    if table.timeout is not None:
+        values["timeout"] = float(table.timeout)
+    return DnsSettings(**values)

@@ -62,6 +62,8 @@ NEVER_SIGNED: frozenset[bytes] = frozenset(
 _HEADER_NAME = b"DKIM-Signature"
 #: dkimpy's placeholder for b= while the header is folded for hashing.
 _B_PLACEHOLDER = b"0" * 60
+_PKCS1 = padding.PKCS1v15()
+_PREHASHED_SHA256 = utils.Prehashed(hashes.SHA256())
 
 
 def default_header_list(headers: Iterable[Header]) -> list[bytes]:
@@ -184,7 +186,7 @@ def sign_digest(key: DkimKey, digest: bytes) -> bytes:
         return private.sign(digest)
     if not isinstance(private, rsa.RSAPrivateKey):
         raise SignatureError(f"cannot sign with a {type(private).__name__}")
-    return private.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    return private.sign(digest, _PKCS1, _PREHASHED_SHA256)
 
 
 class DkimSigner:

@@ -6,20 +6,27 @@ Keys use postsrsd's names where postsrsd has one (``socketmap``, ``keep-alive``,
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
+
+import msgspec
 
 from srsfwd.config import Config
+from srsfwd.config_schema import ConfigTable, PositiveCount, Seconds, Strings, as_list, given
 from srsfwd.errors import ConfigError
 from srsfwd.hostport import parse_host_port
 
 #: postsrsd 2.x's default socket: Postfix (chrooted) names it ``unix:srs``.
 DEFAULT_SOCKETMAP = "unix:/var/spool/postfix/srs"
-LOG_TARGETS = ("stderr", "syslog")
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LogTarget = Literal["stderr", "syslog"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+#: What to do with a sender whose SRS local part would pass 64 octets.
+LongAddresses = Literal["refuse", "rewrite"]
+#: What an internal error does to a message in the milter.
+MilterDefaultAction = Literal["tempfail", "accept"]
+LOG_TARGETS: tuple[LogTarget, ...] = get_args(LogTarget)
+LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,92 @@ def parse_endpoint(text: str) -> Endpoint:
     if host == "localhost":
         host = "::1" if scheme == "inet6" else "127.0.0.1"
     return Endpoint(host=host, port=port)
+
+
+_ENDPOINT_KEYS = ("socketmap", "tcp_table_forward", "tcp_table_reverse", "milter")
+_HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]*")
+#: A socket owner or group: a name or a number.
+Owner = str | Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+
+
+class ServeTable(ConfigTable, frozen=True):
+    """The schema of the ``[serve]`` table (keys with ``_`` for ``-``)."""
+
+    socketmap: Strings | None = None
+    tcp_table_forward: Strings | None = None
+    tcp_table_reverse: Strings | None = None
+    socket_owner: Owner | None = None
+    socket_group: Owner | None = None
+    socket_mode: str | Annotated[int, msgspec.Meta(ge=0, le=0o777)] | None = None
+    keep_alive: Seconds | None = None
+    connection_limit: PositiveCount | None = None
+    tcp_table_connection_limit: PositiveCount | None = None
+    milter_connection_limit: PositiveCount | None = None
+    peer_connection_limit: PositiveCount | None = None
+    first_request_timeout: Seconds | None = None
+    long_addresses: LongAddresses | None = None
+    log: LogTarget | None = None
+    log_level: LogLevel | None = None
+    metrics: str | None = None
+    milter: Strings | None = None
+    milter_default_action: MilterDefaultAction | None = None
+    milter_local_domains: list[str] | None = None
+    milter_spam_header: str | None = None
+    milter_pool_header: str | None = None
+    milter_timeout: Seconds | None = None
+    milter_workers: PositiveCount | None = None
+
+    def __post_init__(self) -> None:
+        endpoints = [str(e) for key in _ENDPOINT_KEYS for e in self.endpoints(key)]
+        if len(set(endpoints)) != len(endpoints):
+            raise ValueError("socketmap: the same endpoint is named twice")
+        if isinstance(self.socket_mode, str):
+            self.mode()
+        if self.metrics and self.metrics_endpoint() is None:
+            raise ValueError(f"metrics: {self.metrics!r} must be HOST:PORT")
+        for key in ("milter_spam_header", "milter_pool_header"):
+            name = getattr(self, key)
+            if name is not None and not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{key}: {name!r} is not a header field name")
+        if self.milter_pool_header == "":
+            raise ValueError("milter_pool_header: must not be empty")
+
+    def endpoints(self, key: str) -> list[Endpoint]:
+        """The endpoints of ``key`` (absent: none), parsed.
+
+        Raises:
+            ValueError: one that is not an endpoint, naming ``key``.
+        """
+        try:
+            return [parse_endpoint(text) for text in as_list(getattr(self, key)) if text]
+        except ConfigError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+
+    def mode(self) -> int | None:
+        """``socket_mode`` as a number (written in octal as a string, or a number).
+
+        Raises:
+            ValueError: a string that is not an octal mode.
+        """
+        if not isinstance(self.socket_mode, str):
+            return self.socket_mode
+        try:
+            mode = int(self.socket_mode, 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o777:
+            raise ValueError(f'socket_mode: {self.socket_mode!r} is not a mode like "0660"')
+        return mode
+
+    def metrics_endpoint(self) -> Endpoint | None:
+        """``metrics`` as a TCP endpoint; None when absent, empty or a unix socket."""
+        if not self.metrics:
+            return None
+        try:
+            endpoint = parse_endpoint(self.metrics)
+        except ConfigError as exc:
+            raise ValueError(f"metrics: {exc}") from None
+        return None if endpoint.is_unix else endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +206,12 @@ class ServeSettings:
     milter_connection_limit: int = 200
     peer_connection_limit: int = 150
     first_request_timeout: float = 10.0
-    long_addresses: Literal["refuse", "rewrite"] = "refuse"
-    log: Literal["stderr", "syslog"] = "stderr"
-    log_level: str = "info"
+    long_addresses: LongAddresses = "refuse"
+    log: LogTarget = "stderr"
+    log_level: LogLevel = "info"
     metrics: Endpoint | None = None
     milter: tuple[Endpoint, ...] = ()
-    milter_default_action: Literal["tempfail", "accept"] = "tempfail"
+    milter_default_action: MilterDefaultAction = "tempfail"
     milter_local_domains: tuple[str, ...] | None = None
     milter_spam_header: str = ""
     milter_pool_header: str = "X-Srsfwd-Pool"
@@ -136,100 +229,34 @@ class ServeSettings:
 
 
 def serve_settings(config: Config) -> ServeSettings:
-    """The ``[serve]`` table of ``config``, checked.
+    """The ``[serve]`` table of ``config`` (checked when it was loaded), as settings.
 
     Raises:
-        ConfigError: an unknown key or a wrong value.
+        ConfigError: it listens nowhere (only ``serve`` needs somewhere to listen).
     """
-    table = config.sections.get("serve", {})
-    if not isinstance(table, Mapping):
-        raise ConfigError("[serve] must be a table")
-    values: dict[str, Any] = {}
-    for raw_key, value in table.items():
-        key = raw_key.replace("-", "_")
-        if key not in ServeSettings.__dataclass_fields__:
-            raise ConfigError(f"[serve] has no setting {raw_key!r}")
-        values[key] = _convert(config, key, value)
+    table = config.file.serve
+    values: dict[str, Any] = given(table)
+    for key in _ENDPOINT_KEYS:
+        if key in values:
+            values[key] = tuple(
+                Endpoint(path=str(config.resolve(e.path))) if e.path is not None else e
+                for e in table.endpoints(key)
+            )
+    for key in ("socket_owner", "socket_group"):
+        if key in values:
+            values[key] = str(values[key])
+    if "socket_mode" in values:
+        values["socket_mode"] = table.mode()
+    if "metrics" in values:
+        values["metrics"] = table.metrics_endpoint()
+    if "milter_local_domains" in values:
+        values["milter_local_domains"] = tuple(values["milter_local_domains"])
+    for key in ("keep_alive", "first_request_timeout", "milter_timeout"):
+        if key in values:
+            values[key] = float(values[key])
     settings = ServeSettings(**values)
     if not settings.endpoints():
         raise ConfigError(
             "[serve] listens nowhere: set socketmap, milter or tcp-table-forward/-reverse"
         )
-    paths = [str(e) for _, e in settings.endpoints()]
-    if len(set(paths)) != len(paths):
-        raise ConfigError("[serve] names the same endpoint twice")
     return settings
-
-
-def _convert(config: Config, key: str, value: Any) -> Any:
-    where = f"[serve] {key.replace('_', '-')}"
-    if key in ("socketmap", "tcp_table_forward", "tcp_table_reverse", "milter"):
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            raise ConfigError(f"{where} must be an endpoint or a list of endpoints")
-        endpoints = [parse_endpoint(i) for i in items if i]
-        return tuple(
-            Endpoint(path=str(config.resolve(e.path))) if e.path is not None else e
-            for e in endpoints
-        )
-    if key in ("socket_owner", "socket_group"):
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            raise ConfigError(f"{where} must be a user or group name or number")
-        return str(value)
-    if key == "socket_mode":
-        mode = value
-        if isinstance(value, str):
-            try:
-                mode = int(value, 8)
-            except ValueError:
-                raise ConfigError(f'{where} must be octal, like "0660"') from None
-        if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777:
-            raise ConfigError(f"{where} must be a mode 0..0777")
-        return mode
-    if key in ("keep_alive", "first_request_timeout", "milter_timeout"):
-        if (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise ConfigError(f"{where} must be a number of seconds above 0")
-        return float(value)
-    if key == "milter_local_domains":
-        if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
-            raise ConfigError(f"{where} must be a list of domains")
-        return tuple(value)
-    if key in ("milter_spam_header", "milter_pool_header"):
-        if not isinstance(value, str) or not re.fullmatch(r"[\x21-\x39\x3b-\x7e]*", value):
-            raise ConfigError(f"{where} must be a header field name")
-        if key == "milter_pool_header" and not value:
-            raise ConfigError(f"{where} must not be empty")
-        return value
-    if key in (
-        "connection_limit",
-        "tcp_table_connection_limit",
-        "milter_connection_limit",
-        "peer_connection_limit",
-        "milter_workers",
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{where} must be a whole number above 0")
-        return value
-    if key == "metrics":
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be HOST:PORT")
-        if not value:
-            return None
-        endpoint = parse_endpoint(value)
-        if endpoint.is_unix:
-            raise ConfigError(f"{where} must be HOST:PORT")
-        return endpoint
-    choices = {
-        "long_addresses": ("refuse", "rewrite"),
-        "log": LOG_TARGETS,
-        "log_level": LOG_LEVELS,
-        "milter_default_action": ("tempfail", "accept"),
-    }[key]
-    if value not in choices:
-        raise ConfigError(f"{where} must be one of {', '.join(choices)}")
-    return value

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from srsfwd.cli import cli
+from srsfwd.config import config_from_data
 from srsfwd.dkim.keys import generate_key, key_record_text, private_key_pem, zone_line
 from srsfwd.doctor import spf_record_for
 from srsfwd.keystore import KeyStore
-from srsfwd.pool import pools_from_config
+from srsfwd.pool_settings import pools_from_config
 from tests.dnsserver import ZoneServer
 
 CONFIG = """
@@ -122,9 +123,9 @@ def test_dns_down_is_a_warning_not_a_crash(deployment: tuple[Path, ZoneServer, s
 
 
 def test_spf_record_suggestion() -> None:
-    pools = pools_from_config({"pools": {
+    pools = pools_from_config(config_from_data({"pools": {
         "normal": {"source_addresses": ["192.0.2.1"]},
         "high-risk": {"source_addresses": ["192.0.2.1", "2001:db8::5"]},
         "relay": {"source_addresses": ["198.51.100.1"]},
-    }})
+    }}, None))
     assert spf_record_for(pools) == "v=spf1 ip4:192.0.2.1 ip6:2001:db8::5 -all"

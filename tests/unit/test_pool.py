@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from srsfwd.address import DomainSet
-from srsfwd.errors import ConfigError
 from srsfwd.orgdomain import aligned
 from srsfwd.pool import (
     SPF_RESULTS,
@@ -19,11 +18,8 @@ from srsfwd.pool import (
     Facts,
     Policy,
     Pool,
-    PoolSettings,
     SenderDNS,
     decide,
-    policy_from_config,
-    pools_from_config,
 )
 
 POLICY = Policy(accepted=DomainSet(["fwd.example", "*.corp.example"]), srs_domain="srs.fwd.example")
@@ -357,27 +353,6 @@ def test_json_form_has_the_required_keys() -> None:
     ]
 
 
-def test_policy_from_config() -> None:
-    policy = policy_from_config(
-        {"decide": {"accepted-domains": ["a.example"], "aaaa_counts_as_a": False}},
-        ["*.b.example"],
-    )
-    assert "a.example" in policy.accepted
-    assert "x.b.example" in policy.accepted
-    assert not policy.aaaa_counts_as_a
-    assert policy.srs_domain is None
-    bad: dict[str, Any]
-    for bad in (
-        {"decide": []},
-        {"decide": {"nope": 1}},
-        {"decide": {"accepted_domains": "a.example"}},
-        {"decide": {"aaaa_counts_as_a": "yes"}},
-        {"decide": {"accepted_domains": ["not a domain"]}},
-    ):
-        with pytest.raises(ConfigError):
-            policy_from_config(bad)
-
-
 _domains = st.sampled_from(["sender.example", "fwd.example", "x.corp.example", "other.example"])
 _facts = st.builds(
     Facts,
@@ -453,52 +428,6 @@ def test_an_accepted_sender_leaves_from_the_normal_pool_only_when_vouched_for(f:
         )
 
 
-def test_pools_from_config() -> None:
-    pools = pools_from_config({"pools": {
-        "relay": {"transport": "relaypool", "source_addresses": "192.0.2.9", "helo": "rly1.x"},
-    }})
-    assert pools[Pool.RELAY] == PoolSettings(Pool.RELAY, "relaypool", ("192.0.2.9",), "rly1.x")
-    assert pools[Pool.NORMAL].transport == "normal"
-    assert pools[Pool.HIGH_RISK].source_addresses == ()
-    bad: dict[str, Any]
-    for bad in (
-        {"pools": []},
-        {"pools": {"fast": {}}},
-        {"pools": {"normal": []}},
-        {"pools": {"normal": {"bind": "1.2.3.4"}}},
-        {"pools": {"normal": {"source_addresses": ["host.example"]}}},
-        {"pools": {"normal": {"transport": 1}}},
-    ):
-        with pytest.raises(ConfigError):
-            pools_from_config(bad)
-
-
-def test_pools_sign_normal_mail_only_by_default() -> None:
-    pools = pools_from_config({})
-    assert pools[Pool.NORMAL].signs_with == "auto"
-    assert pools[Pool.RELAY].signs_with == "none"
-    assert pools[Pool.HIGH_RISK].signs_with == "none"
-
-
-def test_a_pool_can_choose_whose_key_signs() -> None:
-    pools = pools_from_config({"pools": {
-        "relay": {"dkim_sign": "srs-domain"}, "normal": {"dkim_sign": "none"},
-    }})
-    assert pools[Pool.RELAY].signs_with == "srs-domain"
-    assert pools[Pool.NORMAL].signs_with == "none"
-
-
-@pytest.mark.parametrize("table", [
-    {"relay": {"dkim_sign": "auto"}},
-    {"high-risk": {"dkim_sign": "auto"}},
-    {"normal": {"dkim_sign": "yes"}},
-    {"normal": {"dkim_sign": True}},
-])
-def test_pool_dkim_sign_is_checked(table: dict[str, Any]) -> None:
-    with pytest.raises(ConfigError, match="dkim_sign"):
-        pools_from_config({"pools": table})
-
-
 def test_limits_verdicts_wire_in() -> None:
     from srsfwd.facts import with_limits
     from srsfwd.limits import OK, LimitVerdict
@@ -516,32 +445,3 @@ def test_limits_verdicts_wire_in() -> None:
     assert decision.smtp_reply is not None and decision.smtp_reply.startswith("550 5.5.3")
     assert decide(with_limits(base, LimitVerdict("refuse", "limit-block", "per-day")),
                   POLICY).reasons == ("limit-block",)
-
-
-def test_policy_from_config_takes_the_srs_domain() -> None:
-    policy = policy_from_config({}, srs_domain="Fwd.Example.")
-    assert policy.srs_domain == "fwd.example"
-
-
-def test_decide_settings() -> None:
-    from srsfwd.pool import decide_settings
-
-    settings = decide_settings({"decide": {
-        "trusted_relays": ["10.0.0.0/8"], "trusted-authserv-ids": ["gw.example"],
-        "authserv_id": "fwd.example", "dns_timeout": 2, "accepted_domains": ["a.example"],
-    }}, ["b.example"])
-    assert settings.trusted_relays == ("10.0.0.0/8",)
-    assert settings.trusted_authserv_ids == ("gw.example",)
-    assert (settings.authserv_id, settings.dns_timeout) == ("fwd.example", 2.0)
-    assert "b.example" in settings.policy.accepted
-    assert decide_settings({}).authserv_id is None
-    bad: dict[str, Any]
-    for bad in (
-        {"trusted_relays": "10.0.0.0/8"},
-        {"trusted_relays": ["gateway"]},
-        {"authserv_id": "two words"},
-        {"dns_timeout": 0},
-        {"dns_timeout": "5"},
-    ):
-        with pytest.raises(ConfigError):
-            decide_settings({"decide": bad})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from unittest import mock
 
 import dkim
@@ -63,6 +64,42 @@ def test_long_runs_and_many_empty_lines_match_dkimpy(body: bytes) -> None:
     assert simple_body(body) == Simple.canonicalize_body(body)
 
 
+def reference_relaxed_body(body: bytes) -> bytes:
+    """RFC 6376 §3.4.4 line by line, as plainly as it reads: in each CRLF-ended line, runs
+    of spaces and tabs become one space and those at the line's end go; empty lines at the
+    end go. Text after the last CRLF (no line end of its own) has its runs reduced and gets
+    a CRLF, as dkimpy and srsfwd do."""
+    *lines, unfinished = body.split(b"\r\n")
+    canonical = [re.sub(rb"[ \t]+", b" ", line).rstrip(b" ") for line in lines]
+    if unfinished:
+        canonical.append(re.sub(rb"[ \t]+", b" ", unfinished))
+    while canonical and not canonical[-1]:
+        canonical.pop()
+    return b"".join(line + b"\r\n" for line in canonical)
+
+
+# Any bytes, and bytes drawn mostly from the ones that matter, so that runs and line ends
+# are frequent.
+any_bytes = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.sampled_from([b" ", b"\t", b"\r", b"\n", b"\r\n", b"a", b"\x00"]), max_size=80).map(
+        b"".join
+    ),
+)
+
+
+@given(any_bytes)
+def test_relaxed_body_is_the_rfc_line_by_line_on_any_bytes(body: bytes) -> None:
+    assert relaxed_body(body) == reference_relaxed_body(body)
+
+
+@given(any_bytes, chunk_sizes)
+def test_relaxed_body_in_chunks_is_the_rfc_line_by_line_on_any_bytes(
+    body: bytes, chunk: int
+) -> None:
+    assert b"".join(relaxed_body_chunks(body, chunk)) == reference_relaxed_body(body)
+
+
 @given(long_bodies, chunk_sizes, st.integers(min_value=0, max_value=200))
 def test_body_digest_hashes_the_first_length_bytes(body: bytes, chunk: int, length: int) -> None:
     canonical = Relaxed.canonicalize_body(body)
@@ -78,6 +115,13 @@ def test_a_body_of_a_million_spaces_squeezes_to_one_line() -> None:
 def test_a_body_of_only_empty_lines_is_empty_in_relaxed_form() -> None:
     assert relaxed_body(b"\r\n" * 1_000_000) == b""
     assert simple_body(b"\r\n" * 1_000_000) == b"\r\n"
+
+
+@pytest.mark.parametrize("empty_lines", [1, 31, 32, 33, 1000])
+def test_many_empty_lines_after_text_go_as_dkimpy_drops_them(empty_lines: int) -> None:
+    body = b"text \r\n" + b"\r\n" * empty_lines
+    assert relaxed_body(body) == Relaxed.canonicalize_body(body) == b"text\r\n"
+    assert simple_body(body) == Simple.canonicalize_body(body) == b"text \r\n"
 
 
 @given(st.lists(st.sampled_from([b" ", b"\t", b"\r\n ", b"\r\n\t", b"v", b"a b"]), max_size=30))

@@ -44,14 +44,13 @@ def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     ],
 )
 def test_bad_values_are_config_errors(tmp_path: Path, text: str) -> None:
-    config = load_config(config_with(tmp_path, text))
-
-    def read_both() -> None:
+    def load_and_read_both() -> None:
+        config = load_config(config_with(tmp_path, text))
         dkim_settings(config)
         dns_settings(config)
 
     with pytest.raises(ConfigError):
-        read_both()
+        load_and_read_both()
 
 
 def test_configured_zone_file_means_no_network(tmp_path: Path) -> None:
