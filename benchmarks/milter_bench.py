@@ -15,9 +15,12 @@ accepts (``default_transport`` and ``relay_transport`` are ``discard``), so the 
 what the SMTP server accepts per second with the milter in the loop; the queue is
 drained between phases.
 ``--connections`` SMTP sessions send at once. Target: srsfwd at least as fast
-as Postfix + OpenDKIM. The CPU is shared with the clients and Postfix.
+as Postfix + OpenDKIM. The CPU is shared with the clients and Postfix. ``--before DIR``
+adds the milter of another srsfwd checkout (``git archive main | tar -x -C DIR``), ARC on,
+measured in the same rounds.
 
     python -m benchmarks.milter_bench [--messages N] [--connections C] [--rounds R]
+        [--before DIR]
 """
 
 from __future__ import annotations
@@ -173,12 +176,15 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=600)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", type=Path, help="another srsfwd checkout to measure too")
     args = parser.parse_args()
     # Stopped early: still stop Postfix, the milters and remove the files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     work = world_readable_tempdir("srsfwd-milter-bench-")
     milters = {"srsfwd": free_port(), "srsfwd-no-arc": free_port(), "opendkim": free_port()}
+    if args.before is not None:
+        milters["srsfwd-before"] = free_port()
     listeners = {name: free_port() for name in milters}
     services = [
         f"127.0.0.1:{listeners[name]} inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:{port}"
@@ -195,9 +201,14 @@ def main() -> None:
     message = four_kb_message(work)
     try:
         with ExitStack() as stack:
-            for name, arc in (("srsfwd", True), ("srsfwd-no-arc", False)):
+            for name, arc in (("srsfwd", True), ("srsfwd-no-arc", False), ("srsfwd-before", True)):
+                if name not in milters:
+                    continue
                 config = srsfwd_config(work, name, milters[name], arc=arc)
-                stack.enter_context(serve_process("--config", str(config), tmp=work / name))
+                checkout = args.before if name == "srsfwd-before" else None
+                stack.enter_context(
+                    serve_process("--config", str(config), tmp=work / name, checkout=checkout)
+                )
             stack.enter_context(opendkim(milters["opendkim"]))
             postfix = stack.enter_context(
                 private_postfix(relay_port=free_port(), maps=main_cf, services=services)
@@ -227,7 +238,9 @@ def main() -> None:
     )
     for name, rate in best.items():
         print(f"  Postfix + {name:14} {rate:7.1f} messages/s")
-    for name in ("srsfwd", "srsfwd-no-arc"):
+    for name in ("srsfwd", "srsfwd-no-arc", "srsfwd-before"):
+        if name not in best:
+            continue
         ratio = best[name] / best["opendkim"]
         verdict = "meets" if ratio >= 1.0 else "misses"
         print(f"  {name} / opendkim = {ratio:.2f} ({verdict} the target of 1.0)")

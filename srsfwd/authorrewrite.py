@@ -10,6 +10,7 @@ its place; the Reply-To goes last in the header section. Nothing else changes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -30,21 +31,55 @@ class AuthorRewrite:
     reply_to_added: bool
 
 
+@dataclass(frozen=True, slots=True)
+class AuthorChange:
+    """The From rewrite as edits: From's new value, and the Reply-To value to append
+    (None when the message has a Reply-To already)."""
+
+    from_value: bytes
+    reply_to_value: bytes | None
+    author: str
+
+
 def author_address(message: bytes) -> tuple[str, str]:
     """(display name, address) of the single From field of a CRLF ``message``.
 
     Raises:
         AddressError: no single From field with a single address.
     """
-    fields = [f for f in _fields(_head(message)) if _name(f) == b"from"]
-    if len(fields) != 1:
+    froms = [_value(f) for f in _fields(_head(message)) if _name(f) == b"from"]
+    return author_in(froms)
+
+
+def author_in(from_values: Sequence[bytes]) -> tuple[str, str]:
+    """(display name, address) of the single From field, given every From field's value.
+
+    Raises:
+        AddressError: no single From field with a single address.
+    """
+    if len(from_values) != 1:
         raise AddressError("the message has no single From field")
-    value = _value(fields[0]).replace(b"\r\n", b"").decode("utf-8", "replace")
+    value = from_values[0].replace(b"\r\n", b"").decode("utf-8", "replace")
     found = [(n, a) for n, a in getaddresses([value]) if "@" in a]
     if len(found) != 1:
         raise AddressError("the From field has no single address")
     name, address = found[0]
     return _readable(name), address
+
+
+def author_change(
+    from_values: Sequence[bytes], *, has_reply_to: bool, new_address: str, via: str
+) -> AuthorChange:
+    """The From rewrite of a message with these From field values, as edits.
+
+    Raises:
+        AddressError: no single From field with a single address.
+    """
+    name, address = author_in(from_values)
+    display = f"{name or address.replace('@', ' at ')} via {via}"
+    new_from = formataddr((display, new_address), charset="utf-8").encode("utf-8")
+    reply_to = None if has_reply_to else from_values[0]
+    return AuthorChange(b" " + new_from, reply_to, address)
 
 
 def rewrite_author(message: bytes, *, new_address: str, via: str) -> AuthorRewrite:
@@ -103,4 +138,12 @@ def _readable(name: str) -> str:
     return " ".join(text.split())[:MAX_DISPLAY]
 
 
-__all__ = ["MAX_DISPLAY", "AuthorRewrite", "author_address", "rewrite_author"]
+__all__ = [
+    "MAX_DISPLAY",
+    "AuthorChange",
+    "AuthorRewrite",
+    "author_address",
+    "author_change",
+    "author_in",
+    "rewrite_author",
+]

@@ -122,6 +122,15 @@ class ResultClause:
         parts.extend(f"{name}={_pvalue(value)}" for name, value in self.properties)
         return " ".join(parts)
 
+    def as_authres_writes_it(self) -> str:
+        """The clause as ``authres`` writes it back after parsing (the reason quoted only
+        when it must be): what dkimpy puts into an ARC-Authentication-Results."""
+        parts = [f"{self.method}={self.result}"]
+        if self.reason:
+            parts.append(f"reason={_pvalue(self.reason)}")
+        parts.extend(f"{name}={_pvalue(value)}" for name, value in self.properties)
+        return " ".join(parts)
+
 
 def spf_clause(
     result: str, *, mail_from: str = "", helo: str = "", reason: str = ""
@@ -204,6 +213,22 @@ def build_header(
     written for every result but a DKIM pass; values that are not well-formed are cleaned
     (reasons) or left out (identities).
     """
+    clauses = header_clauses(
+        spf=spf, mail_from=mail_from, helo=helo, spf_reason=spf_reason, dkim=dkim, arc=arc
+    )
+    return results_field(authserv_id, clauses, folded=folded)
+
+
+def header_clauses(
+    *,
+    spf: str,
+    mail_from: str,
+    helo: str,
+    spf_reason: str = "",
+    dkim: Iterable[DKIMCheck] = (),
+    arc: str | None = None,
+) -> list[ResultClause]:
+    """The results of ``build_header``'s field, in order."""
     clauses = [spf_clause(spf, mail_from=mail_from, helo=helo, reason=spf_reason)]
     checks = list(dkim)
     for check in checks:
@@ -215,7 +240,7 @@ def build_header(
         clauses.append(dkim_clause("none"))
     if arc is not None:
         clauses.append(arc_clause(arc))
-    return results_field(authserv_id, clauses, folded=folded)
+    return clauses
 
 
 # -- checked values --------------------------------------------------------------------

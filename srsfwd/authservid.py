@@ -123,18 +123,6 @@ def strip_our_results(message: bytes, authserv_id: str) -> bytes:
     return b"".join((new_head, memoryview(message)[end_of_head:]))
 
 
-def is_our_results_field(raw: bytes, authserv_id: str) -> bool:
-    """Whether a whole field (name, colon, value; folds kept) is A-R claiming ``authserv_id``."""
-    if raw[:22].lower() != b"authentication-results":
-        return False
-    name, colon, value = raw.partition(b":")
-    return (
-        bool(colon)
-        and name.strip().lower() == b"authentication-results"
-        and claims_authserv_id(value, authserv_id)
-    )
-
-
 def _normal(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").lower().rstrip(".")
 

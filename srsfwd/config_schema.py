@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 import msgspec
 
 from srsfwd.errors import ConfigError
+from srsfwd.stores import check_location
 
 T = TypeVar("T", bound="ConfigTable")
 
@@ -46,9 +47,6 @@ Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 #: One string or a list of strings.
 Strings = str | list[str]
 
-_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_STORE_SCHEMES = ("redis://", "rediss://", "unix://")
-
 
 def check_store_location(key: str, where: str | None) -> None:
     """Refuse a URL that names no store we have (it would become an SQLite file's name).
@@ -56,10 +54,11 @@ def check_store_location(key: str, where: str | None) -> None:
     Raises:
         ValueError: a URL whose scheme is not redis, rediss or unix.
     """
-    if where and _URL_SCHEME.match(where) and not where.startswith(_STORE_SCHEMES):
-        raise ValueError(
-            f"{key}: {where!r} is not an SQLite path or a redis://, rediss:// or unix:// URL"
-        )
+    if where:
+        try:
+            check_location(where)
+        except ConfigError as exc:
+            raise ValueError(f"{key}: {exc}") from None
 
 
 def check_authserv_id(key: str, value: str | None) -> None:

@@ -30,6 +30,7 @@ from srsfwd.dkim.verify import DkimVerifier
 from srsfwd.dns.resolver import Resolver
 from srsfwd.dns.spf import DEFAULT_TIMEOUT, check_host
 from srsfwd.errors import DNSTempError, SignatureError
+from srsfwd.message import ParsedMessage
 from srsfwd.pool import DecideSettings, DKIMCheck, Facts, LimitLevel, SenderDNS
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -147,7 +148,7 @@ class FactGatherer:
 
     def gather(
         self,
-        message: bytes,
+        message: bytes | ParsedMessage,
         envelope: Envelope,
         *,
         spam: bool = False,
@@ -157,6 +158,7 @@ class FactGatherer:
     ) -> Facts:
         """The facts for ``message`` received with ``envelope``.
 
+        ``message``: the raw message, or the forward's one parse of it.
         ``sasl_user``: the SMTP AUTH login of the session, if it logged in. A message
         that cannot be parsed is decided on its envelope alone (no DKIM, no From); that
         is noted in ``Facts.notes``.
@@ -177,10 +179,13 @@ class FactGatherer:
 
         notes: list[str] = []
         parsed: Message | None
-        try:
-            parsed = parse_message(message)
-        except SignatureError as exc:
-            parsed, notes = None, [f"message not parsed: {exc}"]
+        if isinstance(message, ParsedMessage):
+            parsed = message.with_body()
+        else:
+            try:
+                parsed = parse_message(message)
+            except SignatureError as exc:
+                parsed, notes = None, [f"message not parsed: {exc}"]
 
         spf = self._spf(parsed, envelope, sender)
         dkim: tuple[DKIMCheck, ...] = ()
@@ -259,7 +264,10 @@ class FactGatherer:
         else:
             source = "checked"
         outcome = check_host(
-            self.resolver, client_ip=client_ip, mail_from=sender, helo=helo,
+            self.resolver,
+            client_ip=client_ip,
+            mail_from=sender,
+            helo=helo,
             timeout=self.spf_timeout,
         )
         return _SPF(outcome.result, outcome.domain, source, outcome.reason)

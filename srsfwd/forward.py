@@ -12,6 +12,7 @@ is waved through and nothing is dropped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import socket
 from collections.abc import Sequence
@@ -20,13 +21,13 @@ from typing import Any
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.app import build_key_table, build_limits, build_resolver, build_rewriter
-from srsfwd.authorrewrite import author_address, rewrite_author
-from srsfwd.authresults import build_header
-from srsfwd.authservid import strip_our_results
+from srsfwd.authorrewrite import author_change, author_in
+from srsfwd.authresults import ResultClause, header_clauses, results_field
+from srsfwd.authservid import claims_authserv_id
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.config import Config
 from srsfwd.dkim.arc import ArcSealer
-from srsfwd.dkim.canon import MAX_HEADER_BYTES, body_start, parse_crlf, to_crlf
+from srsfwd.dkim.canon import MAX_HEADER_BYTES, Header, Message, body_start
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner, body_hash_in, wire_form
 from srsfwd.dmarc import discover, predict
@@ -46,12 +47,20 @@ from srsfwd.errors import (
 from srsfwd.facts import Envelope, FactGatherer, build_gatherer, with_limits
 from srsfwd.forward_settings import DmarcMode
 from srsfwd.keystore import KeyTable
-from srsfwd.limits import SendingLimits
+from srsfwd.limits import LimitVerdict, SendingLimits
+from srsfwd.message import (
+    FieldChange,
+    FieldRef,
+    MessageChanges,
+    ParsedMessage,
+    header_from_line,
+)
 from srsfwd.orgdomain import aligned, preload
 from srsfwd.pool import (
     SIGN_MODES,
     Action,
     Decision,
+    Facts,
     Policy,
     Pool,
     PoolSettings,
@@ -123,17 +132,28 @@ class ForwardResult:
     source_address: str | None = None
     helo: str | None = None
     smtp_reply: str | None = None
-    message: bytes | None = None
     decision: Decision | None = None
     notes: tuple[str, ...] = field(default=())
     #: What this forward added to the sending limits: (sender, internal, external).
     counted: tuple[str, int, int] | None = None
     #: The DMARC step's prediction and action (None when it did not run).
     dmarc: DmarcOutcome | None = None
+    #: The message as it arrived (parsed once) and what the forward changes in it: a
+    #: milter applies ``changes`` as they are. Both None when not forwarded.
+    original: ParsedMessage | None = None
+    changes: MessageChanges | None = None
 
     @property
     def forwarded(self) -> bool:
         return self.action is Action.FORWARD
+
+    @property
+    def message(self) -> bytes | None:
+        """The message to send, in wire form, or None when not forwarded (joined anew on
+        each call: keep it rather than ask twice for a large message)."""
+        if self.original is None or self.changes is None:
+            return None
+        return self.changes.apply(self.original)
 
 
 def _refused(
@@ -250,7 +270,7 @@ class Forwarder:
 
     def forward(
         self,
-        message: bytes,
+        message: bytes | ParsedMessage,
         *,
         client_ip: str,
         helo: str,
@@ -262,16 +282,18 @@ class Forwarder:
     ) -> ForwardResult:
         """Decide and prepare the forward of ``message`` received with this envelope.
 
-        Never raises for a bad message or a failing dependency: those come back as a
-        ``reject`` (5xx: sending again cannot help) or ``tempfail`` (4xx) result with the
-        SMTP reply to give. A forwarded message is counted against its sender's limits;
-        with ``dry_run`` nothing is counted or stored (``srsfwd decide``). ``sasl_user``
-        is the session's SMTP AUTH login (Postfix's ``{auth_authen}``), if any: it vouches
+        ``message`` is the raw message or one parsed already (the milter's). Never raises
+        for a bad message or a failing dependency: those come back as a ``reject`` (5xx:
+        sending again cannot help) or ``tempfail`` (4xx) result with the SMTP reply to
+        give. A forwarded message is counted against its sender's limits; with
+        ``dry_run`` nothing is counted or stored (``srsfwd decide``). ``sasl_user`` is
+        the session's SMTP AUTH login (Postfix's ``{auth_authen}``), if any: it vouches
         for a sender in our accepted domains.
         """
         sender = strip_brackets(mail_from.strip())
         targets = tuple(strip_brackets(r.strip()) for r in rcpts)
-        if len(message) > MAX_MESSAGE:
+        size = message.size if isinstance(message, ParsedMessage) else len(message)
+        if size > MAX_MESSAGE:
             return _refused(
                 Action.REJECT,
                 f"552 5.3.4 message larger than {MAX_MESSAGE} bytes",
@@ -291,10 +313,9 @@ class Forwarder:
                 mail_from=sender,
                 rcpts=targets[:10],
             )
+        arrival = Envelope(client_ip=client_ip, helo=helo, mail_from=sender, rcpts=targets)
         try:
-            return self._forward(
-                message, client_ip, helo, sender, targets, spam, dry_run, sasl_user
-            )
+            return self._forward(message, arrival, spam, sasl_user, dry_run)
         except TemporaryError as exc:
             log.warning("deferring message from <%s>: %s", sender, exc)
             return _temporary(
@@ -317,68 +338,107 @@ class Forwarder:
 
     def _forward(
         self,
-        message: bytes,
-        client_ip: str,
-        helo: str,
-        sender: str,
-        targets: tuple[str, ...],
+        message: bytes | ParsedMessage,
+        arrival: Envelope,
         spam: bool,
+        sasl_user: str | None,
         dry_run: bool,
-        sasl_user: str | None = None,
     ) -> ForwardResult:
-        for address in (sender, *targets) if sender else targets:
-            split_address(address)  # AddressError: refused with the reason, see forward()
-        problem = message_problem(message)
-        if problem is not None:
-            reason, words = problem
-            return _refused(
-                Action.REJECT, f"550 5.6.0 {words}", reason, mail_from=sender, rcpts=targets
-            )
-        notes: list[str] = []
-        bounced: list[str] = []
-        final: list[str] = []
-        for rcpt in targets:
-            if self.is_our_srs(rcpt):
-                try:
-                    original = self.rewriter.reverse(rcpt)
-                except SRSError as exc:
-                    return _refused(
-                        Action.REJECT,
-                        f"550 5.7.1 <{rcpt}>: not a valid bounce address here ({exc})",
-                        "srs-bounce-invalid",
-                        mail_from=sender,
-                        rcpts=targets,
-                    )
-                bounced.append(rcpt)
-                notes.append(f"{rcpt} reversed to {original}")
-                final.append(original)
-            else:
-                final.append(rcpt)
-        rcpts = tuple(final)
-
-        counting = None
-        verdict = None
-        if self.limits is not None and sender and not bounced:
-            internal = sum(1 for r in rcpts if split_address(r)[1] in self.policy.accepted)
-            counting = (sender, internal, len(rcpts) - internal)
-            verdict = self.limits.peek(sender, internal=internal, external=counting[2])
-            if not dry_run:
-                self.limits.block(sender, verdict)  # this message passed a limit
-
-        envelope = Envelope(client_ip=client_ip, helo=helo, mail_from=sender, rcpts=rcpts)
-        facts = self.gatherer.gather(message, envelope, spam=spam, sasl_user=sasl_user)
-        extra = ("srs-bounce-verified",) if bounced else ()
-        judged = facts if verdict is None else with_limits(facts, verdict)
-        decision = decide(judged, self.policy)
-        result = self._outcome(message, decision, envelope, extra, notes, dry_run=dry_run)
-        if dry_run or counting is None or self.limits is None or not result.forwarded:
+        """validate → gather → decide → rewrite, sign, seal (``_outcome``) → record."""
+        parsed = self._validate(message, arrival)
+        if isinstance(parsed, ForwardResult):
+            return parsed
+        work = self._reverse_bounces(parsed, arrival, dry_run)
+        if isinstance(work, ForwardResult):
+            return work
+        counting, verdict = self._peek_limits(work)
+        facts = self.gatherer.gather(parsed, work.envelope, spam=spam, sasl_user=sasl_user)
+        decision = decide(facts if verdict is None else with_limits(facts, verdict), self.policy)
+        result = self._outcome(work, decision)
+        if dry_run or counting is None or not result.forwarded:
             return result
-        # Counted only now that it leaves; the count may find a limit passed since the
-        # peek (concurrent messages): then the decision is taken again with that verdict.
-        recorded = self.limits.record(sender, internal=counting[1], external=counting[2])
+        return self._record(work, facts, verdict, counting, result)
+
+    def _validate(
+        self, message: bytes | ParsedMessage, arrival: Envelope
+    ) -> ParsedMessage | ForwardResult:
+        """The envelope's addresses checked and the message parsed, once; or the refusal
+        of a message that can never be forwarded.
+
+        Raises:
+            AddressError: an address that is not one (refused, see ``forward``).
+        """
+        sender, targets = arrival.mail_from, arrival.rcpts
+        for address in (sender, *targets) if sender else targets:
+            split_address(address)
+        parsed = read_message(message)
+        if isinstance(parsed, ParsedMessage):
+            return parsed
+        reason, words = parsed
+        return _refused(
+            Action.REJECT, f"550 5.6.0 {words}", reason, mail_from=sender, rcpts=targets
+        )
+
+    def _reverse_bounces(
+        self, parsed: ParsedMessage, arrival: Envelope, dry_run: bool
+    ) -> _Work | ForwardResult:
+        """Bounces to our SRS addresses turned back to the original senders; or the
+        refusal of an SRS address of ours that does not verify (a forged bounce)."""
+        notes: list[str] = []
+        final: list[str] = []
+        for rcpt in arrival.rcpts:
+            if not self.is_our_srs(rcpt):
+                final.append(rcpt)
+                continue
+            try:
+                original = self.rewriter.reverse(rcpt)
+            except SRSError as exc:
+                return _refused(
+                    Action.REJECT,
+                    f"550 5.7.1 <{rcpt}>: not a valid bounce address here ({exc})",
+                    "srs-bounce-invalid",
+                    mail_from=arrival.mail_from,
+                    rcpts=arrival.rcpts,
+                )
+            notes.append(f"{rcpt} reversed to {original}")
+            final.append(original)
+        envelope = dataclasses.replace(arrival, rcpts=tuple(final))
+        extra = ("srs-bounce-verified",) if notes else ()
+        return _Work(parsed, envelope, extra, tuple(notes), dry_run)
+
+    def _peek_limits(self, work: _Work) -> tuple[tuple[str, int, int] | None, LimitVerdict | None]:
+        """What this message would count against its sender's limits, and the verdict
+        (none for bounces, the null sender, or without limits). A limit this message
+        passes blocks the sender now, unless it is a dry run."""
+        sender, rcpts = work.envelope.mail_from, work.envelope.rcpts
+        if self.limits is None or not sender or work.extra:
+            return None, None
+        internal = sum(1 for r in rcpts if split_address(r)[1] in self.policy.accepted)
+        counting = (sender, internal, len(rcpts) - internal)
+        verdict = self.limits.peek(sender, internal=internal, external=counting[2])
+        if not work.dry_run:
+            self.limits.block(sender, verdict)
+        return counting, verdict
+
+    def _record(
+        self,
+        work: _Work,
+        facts: Facts,
+        verdict: LimitVerdict | None,
+        counting: tuple[str, int, int],
+        result: ForwardResult,
+    ) -> ForwardResult:
+        """Count a forwarded message, now that it leaves.
+
+        The count may find a limit passed since the peek (concurrent messages): then the
+        decision is taken again with that verdict.
+        """
+        if self.limits is None:
+            return result
+        sender, internal, external = counting
+        recorded = self.limits.record(sender, internal=internal, external=external)
         if verdict is None or recorded.outcome != verdict.outcome:
-            decision = decide(with_limits(facts, recorded), self.policy)
-            result = self._outcome(message, decision, envelope, extra, notes)
+            result = self._outcome(work, decide(with_limits(facts, recorded), self.policy))
         if not result.forwarded:
             return result
         return dataclasses.replace(result, counted=counting)
@@ -393,70 +453,42 @@ class Forwarder:
             sender, internal, external = result.counted
             self.limits.give_back(sender, internal=internal, external=external)
 
-    def _outcome(
-        self,
-        message: bytes,
-        decision: Decision,
-        envelope: Envelope,
-        extra: tuple[str, ...],
-        notes_so_far: list[str],
-        *,
-        dry_run: bool = False,
-    ) -> ForwardResult:
-        """The result of ``decision``: the refusal, or the envelope and message to send."""
-        sender, rcpts = envelope.mail_from, tuple(envelope.rcpts)
-        reasons = [*decision.reasons, *extra]
-        notes = list(notes_so_far)
+    def _outcome(self, work: _Work, decision: Decision) -> ForwardResult:
+        """The result of ``decision``: the refusal, or the envelope and changes to send."""
+        sender, rcpts = work.envelope.mail_from, work.envelope.rcpts
+        reasons = [*decision.reasons, *work.extra]
+        notes = list(work.notes)
+        refused = functools.partial(ForwardResult, mail_from=sender, rcpts=rcpts, decision=decision)
         if decision.action is not Action.FORWARD:
-            return ForwardResult(
+            return refused(
                 decision.action,
                 None,
                 False,
-                sender,
-                rcpts,
-                tuple(reasons),
+                reasons=tuple(reasons),
                 smtp_reply=decision.smtp_reply,
-                decision=decision,
                 notes=tuple(notes),
             )
-
-        pool, srs, new_sender = decision.pool, decision.srs, sender
-        if srs:
-            try:
-                new_sender = self.rewriter.forward(sender, dry_run=dry_run)
-            except SRSLengthError as exc:
-                # The sender cannot be rewritten: it must not leave from the IPs in our
-                # SPF record as if we vouched for it, so it goes as the relay pool would.
-                pool, srs = (pool if pool is Pool.HIGH_RISK else Pool.RELAY), False
-                reasons.append("srs-not-possible")
-                notes.append(str(exc))
-        if pool is None:  # decide() always names a pool when it forwards
-            raise SrsfwdError("the decision forwards without a pool")
-        data = to_crlf(message)
-        dmarc = self._dmarc_step(data, decision, pool, new_sender, dry_run=dry_run)
+        pool, srs, new_sender = self._rewrite_sender(work, decision, reasons, notes)
+        dmarc = self._dmarc_step(work.parsed, decision, pool, new_sender, dry_run=work.dry_run)
         if dmarc.acted or dmarc.result == "dmarc-temperror":
             reasons.append(dmarc.result)
         refusal = _dmarc_refusal(dmarc)
         if refusal is not None:
             action, reply = refusal
-            return ForwardResult(
+            return refused(
                 action,
                 None,
                 False,
-                sender,
-                rcpts,
-                tuple(reasons),
+                reasons=tuple(reasons),
                 smtp_reply=reply,
-                decision=decision,
                 notes=tuple(notes),
                 dmarc=dmarc,
             )
-        if dmarc.new_from is not None:
-            via = self.rewriter.domain
-            data = rewrite_author(data, new_address=dmarc.new_from, via=via).message
         if dmarc.note:
             notes.append(dmarc.note)
-        prepared = self._prepare(data, decision, pool)
+        changes = self._changes(work.parsed, decision, pool, dmarc)
+        if new_sender != sender:
+            changes = dataclasses.replace(changes, new_sender=new_sender)
         settings = self.pools[pool]
         return ForwardResult(
             Action.FORWARD,
@@ -468,11 +500,32 @@ class Forwarder:
             transport=settings.transport,
             source_address=settings.source_addresses[0] if settings.source_addresses else None,
             helo=settings.helo or None,
-            message=prepared,
             decision=decision,
             notes=tuple(notes),
             dmarc=dmarc,
+            original=work.parsed,
+            changes=changes,
         )
+
+    def _rewrite_sender(
+        self, work: _Work, decision: Decision, reasons: list[str], notes: list[str]
+    ) -> tuple[Pool, bool, str]:
+        """The pool, whether SRS applies, and the envelope sender that leaves.
+
+        A sender SRS cannot rewrite (too long) must not leave from the IPs in our SPF
+        record as if we vouched for it: it goes as the relay pool would.
+        """
+        pool, srs, new_sender = decision.pool, decision.srs, work.envelope.mail_from
+        if srs:
+            try:
+                new_sender = self.rewriter.forward(new_sender, dry_run=work.dry_run)
+            except SRSLengthError as exc:
+                pool, srs = (pool if pool is Pool.HIGH_RISK else Pool.RELAY), False
+                reasons.append("srs-not-possible")
+                notes.append(str(exc))
+        if pool is None:  # decide() always names a pool when it forwards
+            raise SrsfwdError("the decision forwards without a pool")
+        return pool, srs, new_sender
 
     def is_our_srs(self, rcpt: str) -> bool:
         """Whether ``rcpt`` is an SRS address in our SRS or local domains (a bounce home)."""
@@ -483,7 +536,13 @@ class Forwarder:
     # -- DMARC after forwarding -----------------------------------------------------
 
     def _dmarc_step(
-        self, message: bytes, decision: Decision, pool: Pool, new_sender: str, *, dry_run: bool
+        self,
+        message: ParsedMessage,
+        decision: Decision,
+        pool: Pool,
+        new_sender: str,
+        *,
+        dry_run: bool,
     ) -> DmarcOutcome:
         """Predict the receiver's DMARC verdict for the copy; apply ``[forward] dmarc``.
 
@@ -536,7 +595,7 @@ class Forwarder:
 
     def _rewrite_from(
         self,
-        message: bytes,
+        message: ParsedMessage,
         outcome: DmarcOutcome,
         decision: Decision,
         pool: Pool,
@@ -555,7 +614,7 @@ class Forwarder:
                 kept, note="not rewritten: no signature or SPF of ours would align with it"
             )
         try:
-            author = author_address(message)[1]
+            author = author_in([h.value for h in message.find("from")])[1]
             new_from = self.rewriter.forward(author, dry_run=dry_run)
         except (AddressError, SRSError) as exc:
             return dataclasses.replace(kept, note=f"From not rewritten: {exc}")
@@ -582,44 +641,90 @@ class Forwarder:
 
     # -- the message --------------------------------------------------------------
 
-    def _prepare(self, message: bytes, decision: Decision, pool: Pool) -> bytes:
-        """Authentication-Results, DKIM signature, then the ARC set (RFC 8617 §5.1: last)."""
+    def _changes(
+        self, message: ParsedMessage, decision: Decision, pool: Pool, dmarc: DmarcOutcome
+    ) -> MessageChanges:
+        """What the forward changes in the header section: forged results out, the From
+        rewrite, then this hop's Authentication-Results, our DKIM signature and the ARC
+        set on top (RFC 8617 §5.1: sealed last)."""
+        changes = MessageChanges(deleted=_forged_results(message, self.authserv_id))
+        if dmarc.new_from is not None:
+            change = author_change(
+                [h.value for h in message.find("from")],
+                has_reply_to=bool(message.find("reply-to")),
+                new_address=dmarc.new_from,
+                via=self.rewriter.domain,
+            )
+            from_name = message.find("from")[0].name.rstrip(b" \t").decode("ascii")
+            appended = (
+                ()
+                if change.reply_to_value is None
+                else (Header(b"Reply-To", change.reply_to_value),)
+            )
+            changes = dataclasses.replace(
+                changes,
+                changed=(FieldChange(from_name, 1, change.from_value),),
+                appended=appended,
+            )
+        leaving = tuple(changes.headers(message))
+        inserted = self._signed_and_sealed(message, leaving, decision, pool)
+        return dataclasses.replace(changes, inserted=inserted)
+
+    def _signed_and_sealed(
+        self, message: ParsedMessage, leaving: tuple[Header, ...], decision: Decision, pool: Pool
+    ) -> tuple[Header, ...]:
+        """The fields to put on top of ``leaving`` (the header fields after our other
+        changes): Authentication-Results, DKIM-Signature, the ARC set, top first.
+
+        The relaxed body is hashed once, for the DKIM signature and the ARC message
+        signature alike.
+        """
         facts = decision.facts
 
-        def results(arc: str | None) -> str:
-            return build_header(
-                self.authserv_id,
+        def clauses(arc: str | None) -> list[ResultClause]:
+            return header_clauses(
                 spf=facts.spf,
                 mail_from=facts.mail_from,
                 helo=facts.helo or "",
                 spf_reason=facts.spf_reason,
                 dkim=facts.dkim,
                 arc=arc,
-                folded=True,
             )
+
+        def results(arc: str | None) -> str:
+            return results_field(self.authserv_id, clauses(arc), folded=True)
+
+        def clause_texts(arc: str) -> list[str]:
+            # Written as authres writes them (a test checks it), so
+            # the sealer puts them into the AAR without parsing our own field again.
+            return [clause.as_authres_writes_it() for clause in clauses(arc)]
+
+        def results_header(arc: str | None) -> Header:
+            return header_from_line(results(arc).encode("utf-8"))
 
         signer = self._signer_for(decision, pool)
         if signer is None and self.sealer is None:
-            ours = results(None).encode("utf-8") + b"\r\n"
-            return b"".join([ours, strip_our_results(to_crlf(message), self.authserv_id)])
-        # Parsed and its relaxed body hashed once, for the DKIM signature and the ARC
-        # message signature alike; the new header lines are collected and joined with
-        # the message once, so a large message is copied only into what leaves.
-        data = strip_our_results(wire_form(message), self.authserv_id)
-        start = body_start(data)
-        head = parse_crlf(data[:start])
-        bh = body_hash_in(data, start)
-        lines = [] if signer is None else signer.signature_lines(head, bh=bh)
+            return (results_header(None),)
+        bh = body_hash_in(message.source, message.body_at)
+        signatures: tuple[Header, ...] = ()
+        if signer is not None:
+            lines = signer.signature_lines(Message(leaving, b""), bh=bh)
+            signatures = tuple(map(header_from_line, lines))
         if self.sealer is None:
-            lines.append(results(None).encode("utf-8") + b"\r\n")
-            return b"".join([*lines, data])
+            return (*signatures, results_header(None))
         # The sealer writes this hop's Authentication-Results (they go into the ARC set
         # too) from what arrived, not from our own fresh signature.
-        sealed = self.sealer.seal_lines(data, head, bh=bh, above=lines, results=results)
+        fields = (*signatures, *leaving)
+        sealed = self.sealer.seal_headers(
+            fields,
+            bh=bh,
+            whole=lambda: message.to_bytes(fields),
+            results=results,
+            clauses=clause_texts,
+        )
         if not sealed.sealed:  # a chain that ended before us: not continued, arc=fail
-            ours = results(sealed.cv).encode("utf-8") + b"\r\n"
-            return b"".join([ours, *lines, sealed.message])
-        return b"".join([*sealed.lines, *lines, sealed.message])
+            return (results_header(sealed.cv), *signatures)
+        return (*map(header_from_line, sealed.lines), *signatures)
 
     def _signer_for(self, decision: Decision, pool: Pool) -> DkimSigner | None:
         """Our signer for a message leaving from ``pool`` (see ``_chosen_signer``)."""
@@ -694,23 +799,58 @@ def _dmarc_refusal(dmarc: DmarcOutcome) -> tuple[Action, str] | None:
     return None
 
 
-def message_problem(message: bytes) -> tuple[str, str] | None:
-    """Why ``message`` can never be forwarded, as (reason code, words), or None.
+def read_message(message: bytes | ParsedMessage) -> ParsedMessage | tuple[str, str]:
+    """``message`` parsed (once), or why it can never be forwarded as (reason, words).
 
     Not a message, a header section over the limit, or not exactly one From field
     (RFC 5322 §3.6): sending it again cannot help, so these are refused with 5xx.
     """
-    data = to_crlf(message)
-    end = data.find(b"\r\n\r\n")  # only the header section is looked at: no body copy
-    if (len(data) if end == -1 else end) > MAX_HEADER_BYTES:
-        return "header-too-big", f"header section larger than {MAX_HEADER_BYTES} bytes"
-    try:
-        parsed = parse_crlf(data if end == -1 else data[: end + 4])
-    except SignatureError as exc:
-        return "not-a-message", str(exc)
-    froms = len(parsed.find("from"))
+    too_big = "header-too-big", f"header section larger than {MAX_HEADER_BYTES} bytes"
+    if not isinstance(message, ParsedMessage):
+        data = wire_form(message)  # the one conversion to CRLF
+        if body_start(data) - 4 > MAX_HEADER_BYTES:
+            return too_big
+        try:
+            message = ParsedMessage.parse_wire(data)
+        except SignatureError as exc:
+            return "not-a-message", str(exc)
+    elif message.header_size > MAX_HEADER_BYTES:
+        return too_big
+    froms = len(message.find("from"))
     if froms == 0:
         return "no-from", "message has no From field (RFC 5322 3.6)"
     if froms > 1:
         return "several-from", f"message has {froms} From fields (RFC 5322 3.6)"
-    return None
+    return message
+
+
+def message_problem(message: bytes | ParsedMessage) -> tuple[str, str] | None:
+    """Why ``message`` can never be forwarded, as (reason code, words), or None."""
+    read = read_message(message)
+    return None if isinstance(read, ParsedMessage) else read
+
+
+def _forged_results(message: ParsedMessage, authserv_id: str) -> tuple[FieldRef, ...]:
+    """The arriving Authentication-Results fields that claim ``authserv_id``, highest
+    index first: RFC 8601 §5, or anyone could forge our verdicts."""
+    found: list[FieldRef] = []
+    index = 0
+    for header in message.headers:
+        if header.key != b"authentication-results":
+            continue
+        index += 1
+        if claims_authserv_id(header.value, authserv_id):
+            found.append(FieldRef(header.name.rstrip(b" \t").decode("ascii"), index))
+    found.reverse()
+    return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """One message on its way through the steps of a forward."""
+
+    parsed: ParsedMessage
+    envelope: Envelope  # with bounces to our SRS addresses reversed
+    extra: tuple[str, ...]  # reasons found before the decision
+    notes: tuple[str, ...]
+    dry_run: bool

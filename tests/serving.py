@@ -180,10 +180,15 @@ class Notifications:
 
 
 @contextmanager
-def serve_process(*args: str, tmp: Path) -> Iterator[tuple[subprocess.Popen[bytes], Notifications]]:
-    """``srsfwd serve ARGS`` as systemd runs it, once it has said READY=1."""
+def serve_process(
+    *args: str, tmp: Path, checkout: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], Notifications]]:
+    """``srsfwd serve ARGS`` as systemd runs it, once it has said READY=1; with
+    ``checkout``, the srsfwd of that source tree (benchmarks compare two)."""
     notes = Notifications(tmp / "notify.sock")
     env = {**os.environ, "NOTIFY_SOCKET": str(notes.path)}
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout)
     process = subprocess.Popen(
         [sys.executable, "-m", "srsfwd", "serve", *args],
         env=env,

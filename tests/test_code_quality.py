@@ -123,6 +123,21 @@ def test_the_cross_cutting_tests_exist() -> None:
     assert sorted(name for name in CROSS_CUTTING_TESTS if not (ROOT / name).is_file()) == []
 
 
+def test_the_architecture_names_every_module_of_the_package() -> None:
+    """docs/architecture.md and the tree agree: each module, or a package above it, has a row."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    unnamed = []
+    for path in sorted((ROOT / "srsfwd").rglob("*.py")):
+        module = path.relative_to(ROOT)
+        if module.parent.name != "srsfwd" and module.name == "__init__.py":
+            continue  # a package's own row names it
+        packages = module.parents[:-2]  # not srsfwd/ itself
+        names = [f"`{module.as_posix()}`", *(f"`{folder.as_posix()}/`" for folder in packages)]
+        if not any(name in text for name in names):
+            unnamed.append(module.as_posix())
+    assert unnamed == []
+
+
 def imported_top_level_modules(*folders: str) -> set[str]:
     names: set[str] = set()
     for folder in folders:

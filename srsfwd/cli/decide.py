@@ -23,8 +23,7 @@ from srsfwd.cli.common import (
     read_message,
     resolver_from_options,
 )
-from srsfwd.cli.decision import describe, from_decision, from_forward_result
-from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
+from srsfwd.cli.decision import ACTION_STATUS, describe, from_decision, from_forward_result
 from srsfwd.cli.mailbox import MailboxPath, SinceDate
 from srsfwd.config import Config
 from srsfwd.dkim.settings import dkim_settings
@@ -32,7 +31,6 @@ from srsfwd.errors import AddressError
 from srsfwd.facts import Envelope, FactGatherer, build_gatherer
 from srsfwd.forward import Forwarder
 from srsfwd.pool import (
-    Action,
     Decision,
     Policy,
     Pool,
@@ -86,14 +84,6 @@ def _forwarder(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> For
         forwarder.policy = settings.policy
         forwarder.gatherer = build_gatherer(resolver, settings)
     return forwarder
-
-
-def _status(action: Action) -> int:
-    return {
-        Action.FORWARD: EXIT_OK,
-        Action.REJECT: EXIT_FAILED,
-        Action.TEMPFAIL: EXIT_TEMPFAIL,
-    }[action]
 
 
 @click.command()
@@ -224,4 +214,4 @@ def decide(
         echo_json(out)
     else:
         click.echo("\n".join(describe(out)))
-    sys.exit(_status(action))
+    sys.exit(ACTION_STATUS[action])

@@ -8,11 +8,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from srsfwd.authresults import build_header
+from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
 from srsfwd.errors import SrsfwdError
 from srsfwd.facts import Envelope
 from srsfwd.forward import ForwardResult
 from srsfwd.pool import Action, Decision, PoolSettings
 from srsfwd.srs import SRSRewriter
+
+#: The exit status of ``decide`` and ``forward`` for each action of the decision.
+ACTION_STATUS = {
+    Action.FORWARD: EXIT_OK,
+    Action.REJECT: EXIT_FAILED,
+    Action.TEMPFAIL: EXIT_TEMPFAIL,
+}
 
 
 @dataclass(frozen=True, slots=True)

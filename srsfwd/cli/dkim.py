@@ -22,7 +22,7 @@ from srsfwd.cli.common import (
     read_message,
     resolver_from_options,
 )
-from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
+from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL, command_error
 from srsfwd.cli.table import echo_table
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.dkim.arc import ArcSealer
@@ -445,7 +445,7 @@ def sign(
         try:
             signed = _sign_one(data, table, domain, selectors, settings.expire_days, signers)
         except SrsfwdError as exc:
-            raise click.ClickException(f"{path or 'standard input'}: {exc}") from None
+            raise command_error(exc, str(path or "standard input")) from None
         _write(signed, path, output, output_dir)
 
 

@@ -19,16 +19,13 @@ from srsfwd.cli.common import (
     read_message,
     resolver_from_options,
 )
-from srsfwd.cli.decision import describe, from_forward_result
-from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
+from srsfwd.cli.decision import ACTION_STATUS, describe, from_forward_result
+from srsfwd.cli.group import exit_status
 from srsfwd.delivery import POOL_HEADER, deliver_sendmail, deliver_smtp, with_pool_header
 from srsfwd.errors import SrsfwdError
 from srsfwd.facts import Envelope
 from srsfwd.forward import Forwarder
-from srsfwd.pool import Action
 from srsfwd.pool_settings import decide_settings
-
-_STATUS = {Action.FORWARD: EXIT_OK, Action.REJECT: EXIT_FAILED, Action.TEMPFAIL: EXIT_TEMPFAIL}
 
 
 def _build(config_path: Path | None, dns: DnsChoice) -> Forwarder:
@@ -120,7 +117,7 @@ def forward(
         spam=spam,
         sasl_user=sasl_user,
     )
-    status = _STATUS[result.action]
+    status = ACTION_STATUS[result.action]
     delivery_note = None
     if result.message is not None:
         try:
@@ -151,7 +148,7 @@ def forward(
                 sys.stdout.buffer.flush()
         except SrsfwdError as exc:
             delivery_note = f"not delivered: {exc}"
-            status = EXIT_TEMPFAIL if exc.temporary else EXIT_FAILED
+            status = exit_status(exc)
             try:
                 forwarder.give_back(result)  # not sent: it counts nothing
             except SrsfwdError as store:

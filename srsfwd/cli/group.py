@@ -4,7 +4,7 @@ where errors become exit statuses."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import click
@@ -30,6 +30,26 @@ class TemporaryCommandError(CommandError):
 
     exit_code = EXIT_TEMPFAIL
     temporary = True
+
+
+def exit_status(exc: SrsfwdError) -> int:
+    """The exit status for ``exc``: 75 when it is temporary (try again later), else 1."""
+    return EXIT_TEMPFAIL if exc.temporary else EXIT_FAILED
+
+
+def batch_status(errors: Iterable[SrsfwdError]) -> int:
+    """The exit status of a command that went on after some items failed: 0 when none
+    did, 1 when one failed for good, 75 when every failure was temporary."""
+    statuses = {exit_status(exc) for exc in errors}
+    if not statuses:
+        return EXIT_OK
+    return EXIT_FAILED if EXIT_FAILED in statuses else EXIT_TEMPFAIL
+
+
+def command_error(exc: SrsfwdError, where: str | None = None) -> CommandError:
+    """``exc`` as the ``CommandError`` to raise, ``where`` (a file...) before its message."""
+    message = f"{where}: {exc}" if where else str(exc)
+    return (TemporaryCommandError if exc.temporary else CommandError)(message)
 
 
 class LazyGroup(click.Group):
@@ -89,7 +109,7 @@ class LazyGroup(click.Group):
         except CommandError:
             raise
         except SrsfwdError as exc:
-            raise (TemporaryCommandError if exc.temporary else CommandError)(str(exc)) from None
+            raise command_error(exc) from None
         except KeyboardInterrupt:
             click.echo("", err=True)
             ctx.exit(EXIT_INTERRUPTED)

@@ -21,7 +21,7 @@ from srsfwd.cli.common import (
     read_message,
     with_overrides,
 )
-from srsfwd.cli.group import EXIT_FAILED, EXIT_OK
+from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, batch_status
 from srsfwd.errors import SrsfwdError
 from srsfwd.secretfile import write_new_secret
 
@@ -50,18 +50,19 @@ def _rewriter(config_path: Path | None, *, need_domain: bool, **flags: Any) -> S
 
 
 def _print_each(arguments: tuple[str, ...], convert: Callable[[str], str]) -> NoReturn:
-    """Print ``convert`` of each argument (or line of standard input); exit 1 if any failed.
+    """Print ``convert`` of each argument (or line of standard input), then exit.
 
-    A value that fails gives one ``Error:`` line and the others are still converted.
+    A value that fails gives one ``Error:`` line and the others are still converted; the
+    exit status is ``batch_status`` of the failures.
     """
-    failed = False
+    failures: list[SrsfwdError] = []
     for value in lines_or_stdin(arguments):
         try:
             click.echo(convert(value))
         except SrsfwdError as exc:
             error(f"{_shown(value)}: {exc}")
-            failed = True
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+            failures.append(exc)
+    sys.exit(batch_status(failures))
 
 
 @click.command()

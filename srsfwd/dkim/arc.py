@@ -26,6 +26,7 @@ field without a usable ``i=``, makes it broken (``cv=fail``), never "no chain".
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import re
@@ -182,61 +183,124 @@ class ArcSealer:
             DNSTempError: DNS failed while checking the chain or the signatures.
         """
         on_top = parse_crlf(b"".join(above)).headers if above else ()
-        parsed = Message(on_top + head.headers, b"")
-        if len(parsed.find("from")) != 1:
-            raise SignatureError("cannot seal a message without exactly one From field")
-        latest, latest_cv = _latest_seal(parsed.find("arc-seal"))
-        if latest_cv == "fail":
-            why = f"ARC-Seal i={latest} says cv=fail: not sealed"
-            return SealResult(message, False, "fail", 0, why)
-        arc_fields = [f for f in parsed.headers if f.key in _ARC_FIELDS]
-        highest = max((i for i in map(_instance, arc_fields) if i is not None), default=0)
-        if highest >= MAX_INSTANCE:
-            # No room for another set (RFC 8617 §4.2.1): the chain ends here, failed.
-            why = f"an ARC field has i={highest}: no room for a new set"
-            return SealResult(message, False, "fail", 0, why)
+        fields = on_top + head.headers
         # dkimpy checks the chain on the whole message as it will leave (a copy, made only
         # when there is a chain to check).
-        cv, why = self._chain(b"".join([*above, message]) if arc_fields else b"", arc_fields)
-        if cv == "terminated":
-            return SealResult(message, False, "fail", 0, f"chain already failed: {why}")
+        state = self._chain_state(fields, lambda: b"".join([*above, message]))
+        if isinstance(state, SealResult):
+            return dataclasses.replace(state, message=message)
         # RFC 8601 §5: results that arrived claiming our authserv-id are not ours. They do
         # not leave on a sealed message, so only this hop's field is consolidated.
         kept = strip_our_results(message, self._authserv_id)
         if len(kept) != len(message):
             message = kept
-            head = parse_crlf(kept[: body_start(kept)])
-            parsed = Message(on_top + head.headers, b"")
+            fields = on_top + parse_crlf(kept[: body_start(kept)]).headers
+        sealed = self._new_set(
+            fields, state, bh=bh, results=results, whole=lambda: b"".join([*above, message])
+        )
+        return dataclasses.replace(sealed, message=message)
+
+    def seal_headers(
+        self,
+        fields: tuple[Header, ...],
+        *,
+        bh: bytes,
+        whole: Callable[[], bytes],
+        results: Callable[[str], str] | None = None,
+        clauses: Callable[[str], Sequence[str]] | None = None,
+    ) -> SealResult:
+        """``seal`` for a message its caller parsed, hashed and changed already.
+
+        Args:
+            fields: every header field of the message as it will leave, but for this
+                hop's Authentication-Results and the new set (our DKIM-Signature on top),
+                none claiming our authserv-id.
+            bh: the relaxed body hash of the message.
+            whole: the message as it will leave, in wire form; called only when a chain
+                arrived (dkimpy checks it) or without ``results``.
+            results: as for ``seal``.
+            clauses: with ``results``, the results of that field for a chain state, each
+                as ``authres`` writes it: they go into the AAR as they are, where dkimpy
+                would parse the field again.
+
+        Returns:
+            The lines to prepend in ``lines`` (none when not sealed); ``message`` is empty.
+
+        Raises:
+            SignatureError: no From, or more than 50 sets.
+            DNSTempError: DNS failed while checking the chain or the signatures.
+        """
+        state = self._chain_state(fields, whole)
+        if isinstance(state, SealResult):
+            return state
+        return self._new_set(fields, state, bh=bh, results=results, whole=whole, clauses=clauses)
+
+    def _chain_state(
+        self, fields: tuple[Header, ...], whole: Callable[[], bytes]
+    ) -> tuple[str, str] | SealResult:
+        """The chain's state (cv, reason), or the unsealed result when it cannot go on.
+
+        Raises:
+            SignatureError: no From field or several.
+            DNSTempError: DNS failed while checking the chain.
+        """
+        parsed = Message(fields, b"")
+        if len(parsed.find("from")) != 1:
+            raise SignatureError("cannot seal a message without exactly one From field")
+        latest, latest_cv = _latest_seal(parsed.find("arc-seal"))
+        if latest_cv == "fail":
+            why = f"ARC-Seal i={latest} says cv=fail: not sealed"
+            return SealResult(b"", False, "fail", 0, why)
+        arc_fields = [f for f in fields if f.key in _ARC_FIELDS]
+        highest = max((i for i in map(_instance, arc_fields) if i is not None), default=0)
+        if highest >= MAX_INSTANCE:
+            # No room for another set (RFC 8617 §4.2.1): the chain ends here, failed.
+            why = f"an ARC field has i={highest}: no room for a new set"
+            return SealResult(b"", False, "fail", 0, why)
+        cv, why = self._chain(whole() if arc_fields else b"", arc_fields)
+        if cv == "terminated":
+            return SealResult(b"", False, "fail", 0, f"chain already failed: {why}")
+        return cv, why
+
+    def _new_set(
+        self,
+        fields: tuple[Header, ...],
+        state: tuple[str, str],
+        *,
+        bh: bytes,
+        results: Callable[[str], str] | None,
+        whole: Callable[[], bytes],
+        clauses: Callable[[str], Sequence[str]] | None = None,
+    ) -> SealResult:
+        """This hop's Authentication-Results and the new ARC set over ``fields``."""
+        cv, why = state
         checked: tuple[SignatureResult, ...] = ()
+        texts = None
         if results is None:
-            checked = tuple(self._dkim.verify(b"".join([*above, message])))
+            checked = tuple(self._dkim.verify(whole()))
             header = self._authentication_results(checked, cv)
         else:
             header = results(cv).encode("utf-8").rstrip(b"\r\n") + b"\r\n"
-        names = default_header_list(parsed.headers)
+            texts = None if clauses is None else clauses(cv)
+        parsed = Message(fields, b"")
+        names = default_header_list(fields)
         names += [b"dkim-signature"] * len(parsed.find("dkim-signature"))
         # What dkimpy parsed: this hop's field on top of the message's header fields.
-        fields = parse_crlf(to_crlf(header)).headers + parsed.headers
-        arc_set, instance = self._arc_set(fields, bh, names, int(self._clock.now()))
-        return SealResult(message, True, cv, instance, why, checked, (*arc_set, header))
+        fields = parse_crlf(to_crlf(header)).headers + fields
+        arc_set, instance = self._arc_set(fields, bh, names, int(self._clock.now()), texts)
+        return SealResult(b"", True, cv, instance, why, checked, (*arc_set, header))
 
-    def _arc_set(
-        self, fields: tuple[Header, ...], bh: bytes, names: Sequence[bytes], now: int
-    ) -> tuple[list[bytes], int]:
-        """The new set's lines (AS, AMS, AAR, in the order to prepend them) and its ``i=``,
-        ``bh`` being the body hash for the AMS.
-
-        Built as dkimpy's ``ARC.sign`` builds it, so the bytes are the same.
+    def _our_results(self, fields: tuple[Header, ...]) -> list[str]:
+        """The results of the Authentication-Results claiming our authserv-id, each as
+        ``authres`` writes it (what dkimpy puts into the AAR).
 
         Raises:
-            SignatureError: no usable Authentication-Results for our authserv-id, an ``arc=``
-                result that does not fit the chain, or ``i=`` over 50.
+            SignatureError: none, or one that does not parse.
         """
-        srv_id = self._authserv_id
         found_ar = False
-        results: list[authres.BaseAuthenticationResult] = []
+        results: list[str] = []
         for ar in fields:
-            if ar.name != _AR_NAME or not claims_authserv_id(ar.value, srv_id):
+            if ar.name != _AR_NAME or not claims_authserv_id(ar.value, self._authserv_id):
                 continue
             # Only this hop's field is left (seal strips the others), and it parses: one
             # that claims our id but does not parse must not be skipped, as dkimpy would.
@@ -247,16 +311,38 @@ class ArcSealer:
             except (UnicodeDecodeError, authres.AuthResError) as exc:
                 raise SignatureError(f"cannot seal: our Authentication-Results: {exc}") from None
             found_ar = True
-            results.extend(parsed_ar.results)
+            results.extend(str(r) for r in parsed_ar.results)
         if not found_ar:
             raise SignatureError("cannot seal: no usable Authentication-Results")
-        arc_results = [r for r in results if r.method == "arc"]
+        return results
+
+    def _arc_set(
+        self,
+        fields: tuple[Header, ...],
+        bh: bytes,
+        names: Sequence[bytes],
+        now: int,
+        clauses: Sequence[str] | None = None,
+    ) -> tuple[list[bytes], int]:
+        """The new set's lines (AS, AMS, AAR, in the order to prepend them) and its ``i=``,
+        ``bh`` being the body hash for the AMS and ``clauses`` this hop's results as
+        ``authres`` writes them, when the caller has them (else read from ``fields``).
+
+        Built as dkimpy's ``ARC.sign`` builds it, so the bytes are the same.
+
+        Raises:
+            SignatureError: no usable Authentication-Results for our authserv-id, an ``arc=``
+                result that does not fit the chain, or ``i=`` over 50.
+        """
+        srv_id = self._authserv_id
+        texts = list(clauses) if clauses is not None else self._our_results(fields)
+        arc_results = [t.partition("=")[2] for t in texts if t.partition("=")[0] == "arc"]
         if not arc_results:
             cv = b"none"
         elif len(arc_results) > 1:
             cv = b"fail"  # several arc= results for us: dkimpy fails the chain
         else:
-            cv = str(arc_results[0].result).lower().encode("utf-8")
+            cv = arc_results[0].split(None, 1)[0].lower().encode("utf-8")
 
         present: list[tuple[int, bytes]] = []
         for arc in fields:
@@ -277,7 +363,7 @@ class ArcSealer:
             raise SignatureError("cannot seal: no usable Authentication-Results (no arc= result)")
 
         auth_results = srv_id.encode("ascii") + b"".join(
-            b";\r\n " + str(r).encode("utf-8") for r in results
+            b";\r\n " + text.encode("utf-8") for text in texts
         )
         aar_value = b"i=%d; " % instance + auth_results.rstrip() + b"\r\n"
         aar = Header(_AAR_NAME, b" " + aar_value[:-2])

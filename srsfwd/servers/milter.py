@@ -35,9 +35,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from srsfwd.address import DomainSet, split_address, strip_brackets
-from srsfwd.authservid import claims_authserv_id, is_our_results_field
-from srsfwd.errors import AddressError, ProtocolError, SRSError
+from srsfwd.authservid import claims_authserv_id
+from srsfwd.dkim.canon import Header
+from srsfwd.errors import AddressError, ProtocolError, SignatureError, SRSError
 from srsfwd.forward import Forwarder, ForwardResult
+from srsfwd.message import MessageChanges, ParsedMessage
 from srsfwd.pool import Action
 from srsfwd.protocols.milter import (
     ActionFlag,
@@ -142,106 +144,56 @@ def smtp_reply(line: str | None, *, temporary: bool) -> MilterReply:
     return Tempfail() if temporary else Reject()
 
 
-def message_bytes(message: Message, *, leading_space: bool) -> bytes:
-    """The message as the pipeline sees it: headers and body, CRLF line ends."""
-    lines = []
-    for header in message.headers:
-        value = header.value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        separator = b":" if leading_space else b": "
-        lines.append(header.name.encode("ascii") + separator + value + b"\r\n")
-    return b"".join(lines) + b"\r\n" + message.body
-
-
-def _fields(head: bytes) -> list[bytes]:
-    """Header fields of ``head`` (no final blank line), folds kept, without their CRLF."""
-    fields: list[list[bytes]] = []  # each field's lines, joined once: linear in folds
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1].append(line)
-        elif line:
-            fields.append([line])
-    return [b"\r\n".join(lines) for lines in fields]
-
-
-def _split(message: bytes) -> tuple[bytes, bytes]:
-    if message.startswith(b"\r\n"):
-        return b"", message[2:]
-    head, _, body = message.partition(b"\r\n\r\n")
-    return head, body
-
-
-def header_changes(
-    original: bytes, prepared: bytes, *, leading_space: bool, authserv_id: str | None = None
-) -> tuple[list[MilterReply], list[str]]:
-    """The milter actions that turn ``original`` into ``prepared``, and the new field names.
-
-    The pipeline prepends fields and removes Authentication-Results that claim our
-    authserv-id; DMARC-safe forwarding also changes the From field in place and may
-    append a Reply-To. The body never changes. Anything else is an error, not a guess.
-    With ``authserv_id``, every arriving field that claims it must be among the removed
-    ones (each is deleted with CHGHEADER), and only such fields.
+def received_message(message: Message, *, leading_space: bool) -> ParsedMessage:
+    """The message the milter received as the pipeline's one parse of it: its fields as
+    the MTA sent them (CRLF folds) and its body, nothing joined or parsed again.
 
     Raises:
-        ValueError: ``prepared`` is not ``original`` with such changes, or (with
-            ``authserv_id``) an arriving field claiming it would stay.
+        SignatureError: a field name that is not one, or no field at all.
     """
-    old_head, old_body = _split(original)
-    new_head, new_body = _split(prepared)
-    if old_body != new_body:
-        raise ValueError("the pipeline changed the body")
-    old, new = _fields(old_head), _fields(new_head)
-    appended: list[MilterReply] = []
-    if _count(new, b"reply-to") > _count(old, b"reply-to") and _is(new[-1], b"reply-to"):
-        appended.append(AddHeader("Reply-To", _header_value(new.pop(), leading_space)))
-    i, removed, changed = len(new) - 1, [], []
-    for j in range(len(old) - 1, -1, -1):
-        if i >= 0 and new[i] == old[j]:
-            i -= 1
-        elif i >= 0 and _is(old[j], b"from") and _is(new[i], b"from"):
-            nth = _count(old[: j + 1], b"from")
-            changed.append(ChangeHeader(nth, "From", _header_value(new[i], leading_space)))
-            i -= 1
-        else:
-            removed.append(j)
-    added = new[: i + 1]
-    if authserv_id is not None:
-        gone = set(removed)
-        for j, raw in enumerate(old):
-            if is_our_results_field(raw, authserv_id) != (j in gone):
-                raise ValueError(f"the pipeline kept or removed the wrong field: {raw[:40]!r}")
-    # Deletions first: the MTA applies edits in order, and CHGHEADER's index counts the
-    # fields of that name as they are then; once ours is inserted on top, index 1 would be
-    # this hop's own Authentication-Results.
-    actions: list[MilterReply] = []
-    for j in removed:  # highest index first, so earlier indexes stay valid
-        name = old[j].partition(b":")[0].strip()
-        if name.lower() != b"authentication-results":
-            raise ValueError(f"the pipeline removed a {name[:40]!r} field")
-        nth = sum(1 for f in old[: j + 1] if f.partition(b":")[0].strip().lower() == name.lower())
-        actions.append(ChangeHeader(nth, name.decode("ascii"), b""))
-    actions += changed + appended
-    names: list[str] = []
-    for raw in reversed(added):  # each goes to the very top: last first
-        name, colon, _ = raw.partition(b":")
-        if not colon:
-            raise ValueError(f"prepared a field without a colon: {raw[:40]!r}")
-        actions.append(InsertHeader(0, name.decode("ascii"), _header_value(raw, leading_space)))
-        names.append(name.decode("ascii"))
-    names.reverse()
-    return actions, names
+    space = b"" if leading_space else b" "
+    fields = [
+        (
+            header.name.encode("utf-8", "surrogateescape"),  # checked by from_fields
+            space + header.value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"),
+        )
+        for header in message.headers
+    ]
+    return ParsedMessage.from_fields(fields, message.body)
 
 
-def _is(field: bytes, name: bytes) -> bool:
-    return field.partition(b":")[0].strip().lower() == name
+def header_actions(changes: MessageChanges, *, leading_space: bool) -> list[MilterReply]:
+    """The milter actions that make the pipeline's header ``changes``, in their order.
+
+    Deletions first, highest index first (CHGHEADER with an empty value): the MTA
+    applies edits in order and counts the fields of a name as they are then, and once
+    ours is inserted on top, index 1 would be this hop's own Authentication-Results.
+    Then the changed fields (CHGHEADER), the appended ones (ADDHEADER) and the ones on
+    top (INSHEADER at 0, the lowest first).
+    """
+    actions: list[MilterReply] = [ChangeHeader(ref.index, ref.name, b"") for ref in changes.deleted]
+    actions += [
+        ChangeHeader(change.index, change.name, _wire_value(change.value, leading_space))
+        for change in changes.changed
+    ]
+    actions += [
+        AddHeader(_name(header), _wire_value(header.value, leading_space))
+        for header in changes.appended
+    ]
+    actions += [
+        InsertHeader(0, _name(header), _wire_value(header.value, leading_space))
+        for header in reversed(changes.inserted)
+    ]
+    return actions
 
 
-def _count(fields: list[bytes], name: bytes) -> int:
-    return sum(1 for f in fields if _is(f, name))
+def _name(header: Header) -> str:
+    return header.name.rstrip(b" \t").decode("ascii")
 
 
-def _header_value(field: bytes, leading_space: bool) -> bytes:
+def _wire_value(value: bytes, leading_space: bool) -> bytes:
     """A field's value as the milter protocol carries it (LF line ends)."""
-    value = field.partition(b":")[2].replace(b"\r\n", b"\n")
+    value = value.replace(b"\r\n", b"\n")
     if not leading_space and value.startswith(b" "):
         value = value[1:]
     return value
@@ -267,9 +219,8 @@ def forged_results_deletions(message: Message, authserv_id: str) -> tuple[Milter
 def envelope_changes(message: Message, result: ForwardResult) -> list[MilterReply]:
     """CHGFROM for the SRS sender, DELRCPT/ADDRCPT for recipients the pipeline changed."""
     actions: list[MilterReply] = []
-    sender = strip_brackets(message.sender or "")
-    if result.mail_from != sender:
-        actions.append(ChangeFrom(f"<{result.mail_from}>"))
+    if result.changes is not None and result.changes.new_sender is not None:
+        actions.append(ChangeFrom(f"<{result.changes.new_sender}>"))
     before = [strip_brackets(r.recipient) for r in message.recipients]
     after = list(result.rcpts)
     for rcpt in before:
@@ -407,11 +358,19 @@ class MilterService:
             if rcpts and all(self._local(forwarder, r) for r in rcpts):
                 deletions = forged_results_deletions(message, forwarder.authserv_id)
                 return Verdict("local", Continue(), deletions, reasons=("local-recipients",))
-            original = message_bytes(message, leading_space=leading_space)
-            authserv_id = forwarder.authserv_id
+            try:
+                parsed = received_message(message, leading_space=leading_space)
+            except SignatureError as exc:
+                return Verdict(
+                    "reject",
+                    smtp_reply(f"550 5.6.0 {exc}", temporary=False),
+                    reasons=("not-a-message",),
+                    mail_from=sender,
+                    rcpts=rcpts,
+                )
             client = message.client
             result = forwarder.forward(
-                original,
+                parsed,
                 client_ip=message.macros.get("client_addr")
                 or (client.address if client and client.address else None)
                 or "127.0.0.1",
@@ -422,7 +381,7 @@ class MilterService:
                 sasl_user=message.macros.get("auth_authen") or None,
             )
         pool = None if result.pool is None else str(result.pool)
-        if result.action is not Action.FORWARD or result.message is None:
+        if result.action is not Action.FORWARD or result.changes is None:
             temporary = result.action is Action.TEMPFAIL
             final = smtp_reply(result.smtp_reply, temporary=temporary)
             return Verdict(
@@ -434,12 +393,7 @@ class MilterService:
                 rcpts=rcpts,
             )
         try:
-            headers, names = header_changes(
-                original,
-                result.message,
-                leading_space=leading_space,
-                authserv_id=authserv_id,
-            )
+            headers = header_actions(result.changes, leading_space=leading_space)
         except Exception:
             # Counted as forwarded, but the answer will be a deferral: uncount it.
             with self.forwarders.borrow() as forwarder:
@@ -449,9 +403,9 @@ class MilterService:
         value = f" {result.pool}" if leading_space else str(result.pool)
         actions.append(AddHeader(self.pool_header, value))
         signatures = tuple(
-            "dkim" if n.lower() == "dkim-signature" else "arc"
-            for n in names
-            if n.lower() in ("dkim-signature", "arc-seal")
+            "dkim" if h.key == b"dkim-signature" else "arc"
+            for h in result.changes.inserted
+            if h.key in (b"dkim-signature", b"arc-seal")
         )
         return Verdict(
             "forward",

@@ -6,6 +6,7 @@ one file) and Redis (``srsfwd.stores.redis``, for several forwarders sharing the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -42,6 +43,23 @@ class KeyValueStore(Protocol):
         """Let go of the connection."""
 
 
+_REDIS_LOCATIONS = ("redis://", "rediss://", "unix://", "redis:")
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def check_location(where: str) -> None:
+    """Refuse a URL that names no store we have: it would otherwise become the name of an
+    SQLite file (``mysql://x`` a file ``x`` in a folder ``mysql:``).
+
+    Raises:
+        ConfigError: a URL whose scheme is not redis, rediss or unix.
+    """
+    if _URL_SCHEME.match(where) and not where.startswith(_REDIS_LOCATIONS):
+        raise ConfigError(
+            f"{where!r} is not an SQLite path or a redis://, rediss:// or unix:// URL"
+        )
+
+
 def open_store(
     where: str,
     *,
@@ -59,10 +77,12 @@ def open_store(
     folder) is not created: the store reads as empty and keeps nothing.
 
     Raises:
-        ConfigError: a Redis URL without the redis package installed.
+        ConfigError: a URL that names no store we have, or a Redis URL without the redis
+            package installed.
         StoreError: the store cannot be opened.
     """
-    if where.startswith(("redis://", "rediss://", "unix://", "redis:")):
+    check_location(where)
+    if where.startswith(_REDIS_LOCATIONS):
         try:
             from srsfwd.stores.redis import RedisStore  # optional dependency
         except ImportError:

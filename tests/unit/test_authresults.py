@@ -18,9 +18,11 @@ from srsfwd.authresults import (
     build_header,
     domain_value,
     gateway_spf,
+    header_clauses,
     helo_value,
     identity_value,
     reason_value,
+    results_field,
 )
 from srsfwd.authservid import claims_authserv_id
 from srsfwd.clock import FrozenClock
@@ -187,6 +189,27 @@ def test_our_field_reads_back_as_exactly_the_results_computed(
     assert clauses(header) == expected(spf, mail_from, helo, reason, checks, arc)
     # authres' own writer (the ARC sealer's consolidation) keeps them exactly too.
     assert clauses(parsed(str(header))) == clauses(header)
+
+
+@given(
+    spf=_SPF,
+    mail_from=_TEXT,
+    helo=_TEXT,
+    reason=_TEXT,
+    checks=_CHECKS,
+    arc=st.sampled_from(["none", "pass", "fail"]),
+)
+def test_our_clauses_are_written_as_authres_writes_them(
+    spf: str, mail_from: str, helo: str, reason: str, checks: list[DKIMCheck], arc: str
+) -> None:
+    # The forward hands them to the ARC sealer as they are, where dkimpy would parse
+    # our field again and write each result with authres: the AAR must be the same.
+    ours = header_clauses(
+        spf=spf, mail_from=mail_from, helo=helo, spf_reason=reason, dkim=checks, arc=arc
+    )
+    field = results_field(OURS, ours, folded=True)
+    written = [clause.as_authres_writes_it() for clause in ours]
+    assert written == [str(r) for r in parsed(field).results]
 
 
 def test_a_signature_tag_echoed_in_a_reason_adds_no_property() -> None:

@@ -216,3 +216,9 @@ def test_redis_alias_store_honours_max_aliases(redis: RedisServer, tmp_path: Pat
         rewriter.forward(f"{long_local}{n}@sender.example")
     with pytest.raises(StoreError, match="full"):
         rewriter.forward(f"{long_local}100@sender.example")
+
+
+def test_a_url_naming_no_store_is_refused_and_creates_no_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="mysql://x"):
+        open_store("mysql://x", base=tmp_path)
+    assert list(tmp_path.iterdir()) == []

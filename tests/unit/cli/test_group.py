@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from click.testing import CliRunner
 
-from srsfwd.cli.group import LazyGroup
+from srsfwd.cli.group import LazyGroup, batch_status, command_error
 from srsfwd.errors import ConfigError, DNSTempError
 
 
@@ -54,6 +54,23 @@ def test_ctrl_c_is_status_130() -> None:
 
 def test_a_usage_error_is_status_2() -> None:
     assert run("failing").exit_code == 2
+
+
+def test_a_command_that_went_on_after_no_failure_is_status_0() -> None:
+    assert batch_status([]) == 0
+
+
+def test_a_command_that_went_on_after_a_lasting_failure_is_status_1() -> None:
+    assert batch_status([DNSTempError("later"), ConfigError("never")]) == 1
+
+
+def test_a_command_whose_every_failure_was_temporary_is_status_75() -> None:
+    assert batch_status([DNSTempError("later"), DNSTempError("later again")]) == 75
+
+
+def test_a_command_error_names_where_and_keeps_the_temporary_status() -> None:
+    error = command_error(DNSTempError("no answer"), "message.eml")
+    assert (error.message, error.exit_code) == ("message.eml: no answer", 75)
 
 
 def test_the_help_lists_a_lazy_command_by_its_summary() -> None:

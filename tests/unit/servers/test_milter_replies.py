@@ -69,7 +69,7 @@ def test_a_forward_the_milter_cannot_answer_is_uncounted(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("broken on purpose")
 
-    monkeypatch.setattr(milter_module, "header_changes", broken)
+    monkeypatch.setattr(milter_module, "header_actions", broken)
 
     async def scenario() -> None:
         async with running(loader(config)):
