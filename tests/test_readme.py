@@ -1,30 +1,26 @@
 """The README's "Using it" commands run as shown, in order, on a fresh folder.
 
-Each command runs through bash as a user types it, with ``srsfwd`` this checkout's CLI.
-What the README leaves to the reader is filled in: its folder ``/etc/srsfwd`` becomes a
-temporary one where the example configuration is copied before the first command that
-reads it; ``message.eml`` is an example message and ``dsn.eml`` a bounce to the address
-``rewrite`` printed (which ``reverse`` gets too); ``--deliver`` goes to an SMTP sink and
-``~/Maildir`` is a small mailbox. ``serve`` runs until stopped: its own tests start it.
+Each command runs through bash as a user types it, in a reader's folder whose ``/etc`` is
+empty at first (tests/readerfolder.py). What the README leaves to the reader is filled
+in: the example configuration is copied to ``/etc/srsfwd`` before the first command that
+reads it; ``dsn.eml`` is a bounce to the address ``rewrite`` printed (which ``reverse``
+gets too); ``--deliver`` goes to an SMTP sink. ``serve`` runs until stopped: its own
+tests start it.
 """
 
 from __future__ import annotations
 
-import mailbox
 import re
-import shlex
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.readerfolder import EXAMPLES, ROOT, ReaderFolder
 from tests.smtp_sink import Sink, smtp_sink
 
-ROOT = Path(__file__).parent.parent
-EXAMPLES = ROOT / "examples"
 README_SRS_ADDRESS = "SRS0=Hx3k=JP=example.org=alice@fwd.example.net"
 SRS_ADDRESS = re.compile(r"SRS0=[\w+/-]{4}=[A-Z2-7]{2}=example\.org=alice@fwd\.example\.net")
 
@@ -42,45 +38,27 @@ def sink() -> Iterator[Sink]:
         yield running
 
 
-class Reader:
-    """Runs README lines in ``work`` with the README's paths made temporary."""
+class Reader(ReaderFolder):
+    """Runs README lines with the SMTP sink and the address ``rewrite`` printed."""
 
     def __init__(self, tmp: Path, sink: Sink) -> None:
-        self.work = tmp / "work"
-        self.etc = tmp / "etc" / "srsfwd"
-        self.maildir = tmp / "Maildir"
+        super().__init__(tmp, configured=False)
         self.sink = sink
-        self.work.mkdir()
-        shutil.copy(EXAMPLES / "messages" / "normal.eml", self.work / "message.eml")
-        box = mailbox.Maildir(self.maildir)
-        for name in ("normal", "relay", "no-a-no-mx"):
-            box.add((EXAMPLES / "messages" / f"{name}.eml").read_bytes())
         self.address = README_SRS_ADDRESS
 
-    def run(self, line: str) -> subprocess.CompletedProcess[str]:
-        if "--config" in line and not (self.etc / "srsfwd.toml").exists():
+    def run(self, command: str) -> subprocess.CompletedProcess[str]:
+        if "--config" in command and not (self.etc / "srsfwd" / "srsfwd.toml").exists():
             self.install_example_configuration()
-        line = (
-            line.replace("/etc/srsfwd", str(self.etc))
-            .replace("~/Maildir", str(self.maildir))
-            .replace("127.0.0.1:25", f"{self.sink.host}:{self.sink.port}")
-            .replace(README_SRS_ADDRESS, self.address)
-        )
-        cli = f"{shlex.quote(sys.executable)} -m srsfwd"
-        return subprocess.run(
-            ["bash", "-c", f'srsfwd() {{ {cli} "$@"; }}\n{line}'],
-            cwd=self.work,
-            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(self.work)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        return super().run(
+            command.replace("127.0.0.1:25", f"{self.sink.host}:{self.sink.port}").replace(
+                README_SRS_ADDRESS, self.address
+            )
         )
 
     def install_example_configuration(self) -> None:
-        """What the README asks of the reader: copy examples/srsfwd.toml and adapt it."""
-        shutil.copy(EXAMPLES / "srsfwd.toml", self.etc / "srsfwd.toml")
-        shutil.copy(EXAMPLES / "example.zone", self.etc / "example.zone")
+        """Only the configuration and its zone: the reader made the secret and the key."""
+        shutil.copy(EXAMPLES / "srsfwd.toml", self.etc / "srsfwd" / "srsfwd.toml")
+        shutil.copy(EXAMPLES / "example.zone", self.etc / "srsfwd" / "example.zone")
 
     def write_bounce(self, address: str) -> None:
         self.address = address

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -47,6 +49,22 @@ def _rewriter(config_path: Path | None, *, need_domain: bool, **flags: Any) -> S
     return build_rewriter(config, settings, need_domain=need_domain, srs_options=True)
 
 
+def _print_each(arguments: tuple[str, ...], convert: Callable[[str], str]) -> NoReturn:
+    """Print ``convert`` of each argument (or line of standard input), then exit.
+
+    A value that fails gives one ``Error:`` line and the others are still converted; the
+    exit status is ``batch_status`` of the failures.
+    """
+    failures: list[SrsfwdError] = []
+    for value in lines_or_stdin(arguments):
+        try:
+            click.echo(convert(value))
+        except SrsfwdError as exc:
+            error(f"{_shown(value)}: {exc}")
+            failures.append(exc)
+    sys.exit(batch_status(failures))
+
+
 @click.command()
 @config_option
 @click.option("--domain", help="Our SRS domain [config: srs.domain].")
@@ -76,14 +94,7 @@ def rewrite(config_path: Path | None, senders: tuple[str, ...], **flags: Any) ->
         config = open_config(config_path)
         flags["local_domains"] = (*config.srs.local_domains, *flags["local_domains"])
     rewriter = _rewriter(config_path, need_domain=True, **flags)
-    failures: list[SrsfwdError] = []
-    for sender in lines_or_stdin(senders):
-        try:
-            click.echo(rewriter.forward(sender))
-        except SrsfwdError as exc:
-            error(f"{_shown(sender)}: {exc}")
-            failures.append(exc)
-    sys.exit(batch_status(failures))
+    _print_each(senders, rewriter.forward)
 
 
 @click.command()
@@ -109,14 +120,7 @@ def reverse(
       alice@example.org
     """
     rewriter = _rewriter(config_path, need_domain=require_domain, **flags)
-    failures: list[SrsfwdError] = []
-    for address in lines_or_stdin(addresses):
-        try:
-            click.echo(rewriter.reverse(address, require_domain=require_domain))
-        except SrsfwdError as exc:
-            error(f"{_shown(address)}: {exc}")
-            failures.append(exc)
-    sys.exit(batch_status(failures))
+    _print_each(addresses, partial(rewriter.reverse, require_domain=require_domain))
 
 
 @click.group()
