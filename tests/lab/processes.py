@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import grp
 import pwd
 import shutil
@@ -37,6 +38,19 @@ _SERVICES = [
     "postlog unix-dgram n - n - 1 postlogd",
     "virtual unix - n n - - virtual",
 ]
+
+
+#: Linux's prctl option that signals a process when the process that started it dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_the_tests() -> None:
+    """Have the kernel stop this daemon when the test process dies, even by SIGKILL.
+
+    Without it a test run killed from outside leaves the lab's daemons holding their
+    fixed ports, and every later lab refuses to start.
+    """
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class LabError(RuntimeError):
@@ -187,7 +201,11 @@ class Daemon:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_end_with_the_tests,
             )
 
     def check_running(self) -> None:
