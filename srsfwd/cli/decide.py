@@ -15,10 +15,10 @@ from srsfwd.address import strip_brackets
 from srsfwd.app import build_rewriter
 from srsfwd.cli.common import (
     DnsChoice,
-    IPAddress,
     config_option,
     dns_options,
     echo_json,
+    envelope_options,
     open_config,
     read_message,
     resolver_from_options,
@@ -96,18 +96,7 @@ def _forwarder(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> For
     metavar="D",
     help="An accepted domain (*.example.com for subdomains). Repeatable.",
 )
-@click.option("--client-ip", type=IPAddress(), help="The connecting client's address.")
-@click.option("--helo", metavar="NAME", help="The client's HELO/EHLO name.")
-@click.option("--mail-from", metavar="ADDR", help="Envelope sender ('' or '<>' for a bounce).")
-@click.option(
-    "--rcpt",
-    "rcpts",
-    multiple=True,
-    metavar="ADDR",
-    help="Envelope recipient after forwarding. Repeatable.",
-)
-@click.option("--spam", is_flag=True, help="Our own spam filter judged the message spam.")
-@click.option("--sasl-user", metavar="LOGIN", help="The session logged in with SMTP AUTH as LOGIN.")
+@envelope_options(required=False)
 @click.option(
     "--json",
     "as_json",

@@ -12,9 +12,9 @@ from srsfwd.address import strip_brackets
 from srsfwd.cli.common import (
     DnsChoice,
     HostPort,
-    IPAddress,
     config_option,
     dns_options,
+    envelope_options,
     open_config,
     read_message,
     resolver_from_options,
@@ -38,21 +38,7 @@ def _build(config_path: Path | None, dns: DnsChoice) -> Forwarder:
 @click.command()
 @config_option
 @dns_options
-@click.option("--client-ip", required=True, type=IPAddress(), help="The connecting client.")
-@click.option("--helo", required=True, metavar="NAME", help="The client's HELO/EHLO name.")
-@click.option(
-    "--mail-from", required=True, metavar="ADDR", help="Envelope sender ('' or '<>' for a bounce)."
-)
-@click.option(
-    "--rcpt",
-    "rcpts",
-    multiple=True,
-    required=True,
-    metavar="ADDR",
-    help="Envelope recipient after forwarding. Repeatable.",
-)
-@click.option("--spam", is_flag=True, help="Our own spam filter judged the message spam.")
-@click.option("--sasl-user", metavar="LOGIN", help="The session logged in with SMTP AUTH as LOGIN.")
+@envelope_options(required=True)
 @click.option(
     "-o",
     "--output",
