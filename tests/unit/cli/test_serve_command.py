@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from srsfwd.cli import cli
+from srsfwd.errors import StoreError
 from srsfwd.protocols import socketmap, tcptable
+from srsfwd.servers.runtime import Daemon
 from tests.ports import free_port
 from tests.serving import serve_process as serving
 
@@ -111,6 +115,40 @@ def test_a_bad_configuration_is_refused_before_serving(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", "--config", str(config)])
     assert result.exit_code == 1
     assert "connection-limit" in result.output
+
+
+@pytest.fixture
+def daemon_log_restored() -> Iterator[None]:
+    """The srsfwd logger as it was: ``serve`` run in this process sets its handler."""
+    logger = logging.getLogger("srsfwd")
+    handlers, level = logger.handlers[:], logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("daemon_log_restored")
+def test_a_port_taken_at_start_exits_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_setup(tmp_path, serve=f'tcp-table-forward = "inet:127.0.0.1:{port}"\n')
+        result = CliRunner().invoke(cli, ["serve", "--config", str(config), "--log", "stderr"])
+    assert result.exit_code == 1
+
+
+@pytest.mark.usefixtures("daemon_log_restored")
+def test_a_temporary_failure_at_start_exits_75(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def store_down(self: Daemon) -> None:
+        raise StoreError("the store could not answer")
+
+    monkeypatch.setattr(Daemon, "run", store_down)  # as a store that is down at start
+    config = write_setup(tmp_path)
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config), "--log", "stderr"])
+    assert result.exit_code == 75
 
 
 def test_from_postsrsd_takes_postsrsds_own_test_configuration(tmp_path: Path) -> None:
