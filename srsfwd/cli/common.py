@@ -142,48 +142,6 @@ class IPAddress(_TextType):
         return text
 
 
-def envelope_options(*, required: bool) -> Callable[[F], F]:
-    """Add the envelope as it arrived: ``--client-ip``, ``--helo``, ``--mail-from``,
-    ``--rcpt`` (repeatable, as ``rcpts``), ``--spam`` and ``--sasl-user``; the first four
-    are ``required`` or all optional."""
-    options = [
-        click.option(
-            "--client-ip",
-            required=required,
-            type=IPAddress(),
-            help="The connecting client's address.",
-        ),
-        click.option(
-            "--helo", required=required, metavar="NAME", help="The client's HELO/EHLO name."
-        ),
-        click.option(
-            "--mail-from",
-            required=required,
-            metavar="ADDR",
-            help="Envelope sender ('' or '<>' for a bounce).",
-        ),
-        click.option(
-            "--rcpt",
-            "rcpts",
-            multiple=True,
-            required=required,
-            metavar="ADDR",
-            help="Envelope recipient after forwarding. Repeatable.",
-        ),
-        click.option("--spam", is_flag=True, help="Our own spam filter judged the message spam."),
-        click.option(
-            "--sasl-user", metavar="LOGIN", help="The session logged in with SMTP AUTH as LOGIN."
-        ),
-    ]
-
-    def add_options(function: F) -> F:
-        for option in reversed(options):
-            function = option(function)
-        return function
-
-    return add_options
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class DnsChoice:
     """What the DNS options ask for: zone files, servers (one port), a timeout."""

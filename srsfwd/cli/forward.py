@@ -8,22 +8,20 @@ from pathlib import Path
 
 import click
 
-from srsfwd.address import strip_brackets
 from srsfwd.cli.common import (
     DnsChoice,
     HostPort,
     config_option,
     dns_options,
-    envelope_options,
     open_config,
     read_message,
     resolver_from_options,
 )
 from srsfwd.cli.decision import ACTION_STATUS, describe, from_forward_result
+from srsfwd.cli.envelope import EnvelopeOptions, envelope_options
 from srsfwd.cli.group import exit_status
 from srsfwd.delivery import POOL_HEADER, deliver_sendmail, deliver_smtp, with_pool_header
 from srsfwd.errors import SrsfwdError
-from srsfwd.facts import Envelope
 from srsfwd.forward import Forwarder
 from srsfwd.pool_settings import decide_settings
 
@@ -61,12 +59,7 @@ def _build(config_path: Path | None, dns: DnsChoice) -> Forwarder:
 def forward(
     config_path: Path | None,
     dns: DnsChoice,
-    client_ip: str,
-    helo: str,
-    mail_from: str,
-    rcpts: tuple[str, ...],
-    spam: bool,
-    sasl_user: str | None,
+    envelope: EnvelopeOptions,
     output: Path | None,
     as_json: bool,
     deliver: tuple[str, int] | None,
@@ -94,15 +87,7 @@ def forward(
     target = deliver
     forwarder = _build(config_path, dns)
     data = read_message(message)
-    result = forwarder.forward(
-        data,
-        client_ip=client_ip,
-        helo=helo,
-        mail_from=mail_from,
-        rcpts=rcpts,
-        spam=spam,
-        sasl_user=sasl_user,
-    )
+    result = envelope.forward(forwarder, data)
     status = ACTION_STATUS[result.action]
     delivery_note = None
     if result.message is not None:
@@ -141,9 +126,8 @@ def forward(
                 delivery_note += f" (and its count stays: {store})"
         except OSError as exc:
             raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
-    inbound = Envelope(client_ip, helo, strip_brackets(mail_from.strip()), rcpts)
     out = from_forward_result(
-        result, inbound, authserv_id=forwarder.authserv_id, delivery=delivery_note
+        result, envelope.inbound(), authserv_id=forwarder.authserv_id, delivery=delivery_note
     )
     if as_json:
         click.echo(json.dumps(out, indent=2, sort_keys=True), err=True)
