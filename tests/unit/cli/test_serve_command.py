@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import signal
@@ -88,11 +89,17 @@ def test_check_refuses_a_unix_socket_path_too_long_for_the_kernel(tmp_path: Path
     assert "109 bytes" in output
 
 
-def test_check_refuses_a_tcp_port_already_taken(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback TCP port another socket listens on."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
+        yield taken.getsockname()[1]
+
+
+def test_check_refuses_a_tcp_port_already_taken(tmp_path: Path) -> None:
+    with taken_port() as port:
         config = write_setup(tmp_path, serve=f'tcp-table-forward = "inet:127.0.0.1:{port}"\n')
         code, output = check(config)
     assert code == 1
@@ -129,10 +136,7 @@ def daemon_log_restored() -> Iterator[None]:
 
 @pytest.mark.usefixtures("daemon_log_restored")
 def test_a_port_taken_at_start_exits_1(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         config = write_setup(tmp_path, serve=f'tcp-table-forward = "inet:127.0.0.1:{port}"\n')
         result = CliRunner().invoke(cli, ["serve", "--config", str(config), "--log", "stderr"])
     assert result.exit_code == 1
