@@ -206,7 +206,7 @@ class Forwarder:
         self.limits = limits
         self.dmarc: DmarcMode = dmarc
         self._clock: Clock = clock or SystemClock()
-        self._signers: dict[str, _Signer | None] = {}
+        self._signers: dict[str, _DomainSigner | None] = {}
         preload()  # the Public Suffix List, read once now rather than for the first message
         self._our_domains = DomainSet([rewriter.domain, *rewriter.local_domains.entries()])
 
@@ -731,7 +731,7 @@ class Forwarder:
         chosen = self._chosen_signer(decision, pool)
         return None if chosen is None else chosen.signer
 
-    def _chosen_signer(self, decision: Decision, pool: Pool) -> _Signer | None:
+    def _chosen_signer(self, decision: Decision, pool: Pool) -> _DomainSigner | None:
         """Our signer for a message leaving from ``pool``, within the signing policy.
 
         * The stricter of ``[forward] dkim_sign`` and the pool's ``dkim_sign`` applies
@@ -764,7 +764,7 @@ class Forwarder:
             return found
         return None
 
-    def _signer(self, key_table: KeyTable, domain: str) -> _Signer | None:
+    def _signer(self, key_table: KeyTable, domain: str) -> _DomainSigner | None:
         if domain not in self._signers:
             try:
                 keys = key_table.signing_keys(domain, now=self._clock.now())
@@ -775,12 +775,12 @@ class Forwarder:
                 return None
             else:
                 domains = tuple(sorted({k.domain for k in keys}))
-                self._signers[domain] = _Signer(DkimSigner(keys, clock=self._clock), domains)
+                self._signers[domain] = _DomainSigner(DkimSigner(keys, clock=self._clock), domains)
         return self._signers[domain]
 
 
 @dataclass(frozen=True, slots=True)
-class _Signer:
+class _DomainSigner:
     """A signer and the ``d=`` domains of its keys."""
 
     signer: DkimSigner

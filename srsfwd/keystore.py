@@ -37,7 +37,7 @@ from srsfwd.dkim.keys import (
     zone_line,
 )
 from srsfwd.errors import ConfigError, KeyFormatError, KeyNotFoundError
-from srsfwd.secretfile import write_private
+from srsfwd.secretfile import read_private_file, write_private
 
 _SELECTOR = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
 _DOMAIN = re.compile(
@@ -227,26 +227,25 @@ def read_key_file(path: StrPath) -> DkimKey:
         KeyFormatError: open to others, unreadable, too big, or not a key.
     """
     path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                raise KeyFormatError(f"key file {path} is not a regular file")
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise KeyFormatError(
-                    f"key file {path} is open to other users (mode {stat.filemode(mode)});"
-                    f" run: chmod 600 {path}"
-                )
-            data = handle.read(_MAX_KEY_FILE + 1)
-    except FileNotFoundError:
-        raise KeyNotFoundError(f"no key file {path}") from None
-    except IsADirectoryError:
-        raise KeyFormatError(f"key file {path} is a directory") from None
-    except PermissionError:
-        raise KeyFormatError(f"key file {path} is not readable by this user") from None
+    data, _ = read_private_file(
+        path,
+        what="key file",
+        mode_problem=_key_mode_problem,
+        limit=_MAX_KEY_FILE + 1,
+        error=KeyFormatError,
+        missing=KeyNotFoundError(f"no key file {path}"),
+    )
     if len(data) > _MAX_KEY_FILE:
         raise KeyFormatError(f"key file {path} is too big to be a key")
     return load_private_key(data, name=f"key file {path}")
+
+
+def _key_mode_problem(mode: int) -> str | None:
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return "is open to other users"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ forwarded (``record``), so deferred and refused mail costs the sender nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -132,6 +132,10 @@ def until_words(until: float | None) -> str:
     return f"until {moment:%Y-%m-%d %H:%M} UTC"
 
 
+#: A step that judges a message by its counts: (sender, internal, external, now).
+_CountsStep = Callable[[str, int, int, float], LimitVerdict]
+
+
 class SendingLimits:
     """Counts each sender's recipients and applies the policy, through a shared store."""
 
@@ -153,18 +157,7 @@ class SendingLimits:
         Raises:
             StoreError: the store could not answer (temporary: defer the message).
         """
-        now = self._clock.now()
-        who = sender.lower()
-        early = self._before_counting(who, internal + external, now)
-        if early is not None:
-            return early
-        current, _ = self.status(sender)
-        counts = Counts(
-            current.external_this_hour + external,
-            current.internal_this_hour + internal,
-            current.today + internal + external,
-        )
-        return self._judge(counts, now)
+        return self._unless_refused_early(sender, internal, external, self._judge_uncounted)
 
     def record(self, sender: str, *, internal: int, external: int) -> LimitVerdict:
         """Count a message from ``sender`` that is being forwarded, and judge it.
@@ -176,18 +169,36 @@ class SendingLimits:
         Raises:
             StoreError: the store could not answer (temporary: defer the message).
         """
+        return self._unless_refused_early(sender, internal, external, self._count_and_judge)
+
+    def _unless_refused_early(
+        self, sender: str, internal: int, external: int, judge_counts: _CountsStep
+    ) -> LimitVerdict:
+        """The refusal that needs no counts, else what ``judge_counts`` says."""
         now = self._clock.now()
         who = sender.lower()
         early = self._before_counting(who, internal + external, now)
         if early is not None:
             return early
+        return judge_counts(who, internal, external, now)
+
+    def _judge_uncounted(self, who: str, internal: int, external: int, now: float) -> LimitVerdict:
+        current, _ = self.status(who)
+        counts = Counts(
+            current.external_this_hour + external,
+            current.internal_this_hour + internal,
+            current.today + internal + external,
+        )
+        return self._judge(counts, now)
+
+    def _count_and_judge(self, who: str, internal: int, external: int, now: float) -> LimitVerdict:
         counters = self._counters(who, internal=internal, external=external, now=now)
         # One round trip (one transaction) for the three counters.
         external_now, internal_now, today = self._store.add_many(counters, now=now)
         verdict = self._judge(Counts(external_now, internal_now, today), now)
         if verdict.refused:
             self._store.add_many([(k, -n, ttl) for k, n, ttl in counters], now=now)
-            self.block(sender, verdict)
+            self.block(who, verdict)
         return verdict
 
     def block(self, sender: str, verdict: LimitVerdict) -> None:

@@ -13,10 +13,11 @@ import os
 import secrets as random_secrets
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from srsfwd.config import StrPath
-from srsfwd.errors import ConfigError
+from srsfwd.errors import ConfigError, SrsfwdError
 
 log = logging.getLogger(__name__)
 
@@ -35,28 +36,17 @@ def load_secrets(path: StrPath) -> list[bytes]:
             writable by its group, or holds no secret.
     """
     path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            if mode & (stat.S_IROTH | stat.S_IWOTH):
-                raise ConfigError(
-                    f"secrets file {path} is open to every user (mode {stat.filemode(mode)});"
-                    f" run: chmod 600 {path}"
-                )
-            if mode & stat.S_IWGRP:
-                raise ConfigError(
-                    f"secrets file {path} is writable by its group (mode {stat.filemode(mode)});"
-                    f" run: chmod 600 {path}"
-                )
-            data = handle.read(1 << 20)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"secrets file {path} does not exist; create one with 'srsfwd secret new {path}'"
-        ) from None
-    except IsADirectoryError:
-        raise ConfigError(f"secrets file {path} is a directory") from None
-    except PermissionError:
-        raise ConfigError(f"secrets file {path} is not readable by this user") from None
+    missing = ConfigError(
+        f"secrets file {path} does not exist; create one with 'srsfwd secret new {path}'"
+    )
+    data, mode = read_private_file(
+        path,
+        what="secrets file",
+        mode_problem=_secrets_mode_problem,
+        limit=1 << 20,
+        error=ConfigError,
+        missing=missing,
+    )
     found = [line.rstrip(b"\r") for line in data.split(b"\n")]
     found = [line for line in found if line]
     if not found:
@@ -83,6 +73,52 @@ def load_secrets(path: StrPath) -> list[bytes]:
             path,
         )
     return found
+
+
+def _secrets_mode_problem(mode: int) -> str | None:
+    if mode & (stat.S_IROTH | stat.S_IWOTH):
+        return "is open to every user"
+    if mode & stat.S_IWGRP:
+        return "is writable by its group"
+    return None
+
+
+def read_private_file(
+    path: Path,
+    *,
+    what: str,
+    mode_problem: Callable[[int], str | None],
+    limit: int,
+    error: type[SrsfwdError],
+    missing: SrsfwdError,
+) -> tuple[bytes, int]:
+    """The first ``limit`` bytes of the private file ``path`` and its mode, checked on
+    the open file (no race with a chmod or rename in between).
+
+    ``mode_problem`` says what is wrong with a mode (``"is open to every user"``), or
+    None when it is private enough; errors name the file as ``what``.
+
+    Raises:
+        SrsfwdError: ``missing`` when there is no such file, else an ``error`` for a
+            refused mode, a directory or a file this user cannot read.
+    """
+    try:
+        with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            problem = mode_problem(mode)
+            if problem is not None and not stat.S_ISREG(mode):
+                raise error(f"{what} {path} {problem}")
+            if problem is not None:  # a regular file: chmod mends it
+                raise error(
+                    f"{what} {path} {problem} (mode {stat.filemode(mode)}); run: chmod 600 {path}"
+                )
+            return handle.read(limit), mode
+    except FileNotFoundError:
+        raise missing from None
+    except IsADirectoryError:
+        raise error(f"{what} {path} is a directory") from None
+    except PermissionError:
+        raise error(f"{what} {path} is not readable by this user") from None
 
 
 def new_secret() -> bytes:

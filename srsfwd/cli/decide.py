@@ -11,11 +11,9 @@ from typing import Any
 
 import click
 
-from srsfwd.address import strip_brackets
 from srsfwd.app import build_rewriter
 from srsfwd.cli.common import (
     DnsChoice,
-    IPAddress,
     config_option,
     dns_options,
     echo_json,
@@ -24,6 +22,7 @@ from srsfwd.cli.common import (
     resolver_from_options,
 )
 from srsfwd.cli.decision import ACTION_STATUS, describe, from_decision, from_forward_result
+from srsfwd.cli.envelope import EnvelopeOptions, envelope_options
 from srsfwd.cli.mailbox import MailboxPath, SinceDate
 from srsfwd.config import Config
 from srsfwd.dkim.settings import dkim_settings
@@ -96,18 +95,7 @@ def _forwarder(config: Config, dns: DnsChoice, accepted: tuple[str, ...]) -> For
     metavar="D",
     help="An accepted domain (*.example.com for subdomains). Repeatable.",
 )
-@click.option("--client-ip", type=IPAddress(), help="The connecting client's address.")
-@click.option("--helo", metavar="NAME", help="The client's HELO/EHLO name.")
-@click.option("--mail-from", metavar="ADDR", help="Envelope sender ('' or '<>' for a bounce).")
-@click.option(
-    "--rcpt",
-    "rcpts",
-    multiple=True,
-    metavar="ADDR",
-    help="Envelope recipient after forwarding. Repeatable.",
-)
-@click.option("--spam", is_flag=True, help="Our own spam filter judged the message spam.")
-@click.option("--sasl-user", metavar="LOGIN", help="The session logged in with SMTP AUTH as LOGIN.")
+@envelope_options(required=False)
 @click.option(
     "--json",
     "as_json",
@@ -131,12 +119,7 @@ def decide(
     config_path: Path | None,
     dns: DnsChoice,
     accepted: tuple[str, ...],
-    client_ip: str | None,
-    helo: str | None,
-    mail_from: str | None,
-    rcpts: tuple[str, ...],
-    spam: bool,
-    sasl_user: str | None,
+    envelope: EnvelopeOptions,
     as_json: bool,
     mailbox: Path | None,
     since: datetime | None,
@@ -173,39 +156,21 @@ def decide(
             since=since,
         )
         sys.exit(status)
-    if client_ip is None or helo is None or mail_from is None or not rcpts:
-        missing = [
-            name
-            for name, value in (
-                ("--client-ip", client_ip),
-                ("--helo", helo),
-                ("--mail-from", mail_from),
-                ("--rcpt", rcpts or None),
-            )
-            if value is None
-        ]
+    if missing := envelope.missing():
         raise click.UsageError(f"missing {', '.join(missing)} (or use --mailbox)")
     data = read_message(message)
-    inbound = Envelope(client_ip, helo, strip_brackets(mail_from.strip()), rcpts)
+    inbound = envelope.inbound()
     forwarder = _forwarder(config, dns, accepted)
     if forwarder is not None:
         # What forward would do, by forward's own code, counting and storing nothing.
-        result = forwarder.forward(
-            data,
-            client_ip=client_ip,
-            helo=helo,
-            mail_from=mail_from,
-            rcpts=rcpts,
-            spam=spam,
-            sasl_user=sasl_user,
-            dry_run=True,
-        )
+        result = envelope.forward(forwarder, data, dry_run=True)
         out = from_forward_result(result, inbound, authserv_id=forwarder.authserv_id)
         action = result.action
     else:
-        envelope = Envelope(client_ip, helo, mail_from, rcpts)
         try:
-            facts = setup.gatherer.gather(data, envelope, spam=spam, sasl_user=sasl_user)
+            facts = setup.gatherer.gather(
+                data, envelope.envelope(), spam=envelope.spam, sasl_user=envelope.sasl_user
+            )
         except AddressError as exc:
             raise click.UsageError(f"bad address: {exc}") from None
         decision = decide_pool(facts, setup.policy)

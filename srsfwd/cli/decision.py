@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from srsfwd.authresults import build_header
 from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
 from srsfwd.errors import SrsfwdError
 from srsfwd.facts import Envelope
 from srsfwd.forward import ForwardResult
-from srsfwd.pool import Action, Decision, PoolSettings
+from srsfwd.pool import Action, Decision, Pool, PoolSettings
 from srsfwd.srs import SRSRewriter
 
 #: The exit status of ``decide`` and ``forward`` for each action of the decision.
@@ -50,11 +50,7 @@ def from_forward_result(
         )
     return decision_document(
         inbound,
-        action=result.action,
-        pool=None if result.pool is None else str(result.pool),
-        srs=result.srs,
-        reasons=result.reasons,
-        smtp_reply=result.smtp_reply,
+        result,
         notes=result.notes,
         outbound=outbound,
         decision=result.decision,
@@ -91,11 +87,7 @@ def from_decision(
         )
     return decision_document(
         inbound,
-        action=decision.action,
-        pool=None if decision.pool is None else str(decision.pool),
-        srs=decision.srs,
-        reasons=decision.reasons,
-        smtp_reply=decision.smtp_reply,
+        decision,
         notes=tuple(notes),
         outbound=outbound,
         decision=decision,
@@ -113,14 +105,26 @@ def _srs_address(rewriter: SRSRewriter | None, sender: str) -> tuple[str | None,
         return None, f"SRS rewrite failed: {exc}"
 
 
+class Verdict(Protocol):
+    """What a forward result and a pool decision both say: the action, pool, SRS or
+    not, why, and the SMTP reply."""
+
+    @property
+    def action(self) -> Action: ...
+    @property
+    def pool(self) -> Pool | None: ...
+    @property
+    def srs(self) -> bool: ...
+    @property
+    def reasons(self) -> tuple[str, ...]: ...
+    @property
+    def smtp_reply(self) -> str | None: ...
+
+
 def decision_document(
     inbound: Envelope,
+    verdict: Verdict,
     *,
-    action: Action,
-    pool: str | None,
-    srs: bool,
-    reasons: tuple[str, ...],
-    smtp_reply: str | None,
     notes: tuple[str, ...],
     outbound: Outbound | None,
     decision: Decision | None,
@@ -143,11 +147,11 @@ def decision_document(
         checked = {key: core.get(key) for key in checked}
         checked["authentication_results"] = _hop_results(authserv_id, decision)
     return {
-        "action": str(action),
-        "pool": pool,
-        "srs": srs,
-        "reasons": list(reasons),
-        "smtp_reply": smtp_reply,
+        "action": str(verdict.action),
+        "pool": None if verdict.pool is None else str(verdict.pool),
+        "srs": verdict.srs,
+        "reasons": list(verdict.reasons),
+        "smtp_reply": verdict.smtp_reply,
         "notes": list(notes),
         "inbound": {
             "client_ip": inbound.client_ip,

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import click
 
-from srsfwd.address import strip_brackets
 from srsfwd.cli.common import (
     DnsChoice,
     HostPort,
-    IPAddress,
     config_option,
     dns_options,
     open_config,
@@ -20,10 +18,10 @@ from srsfwd.cli.common import (
     resolver_from_options,
 )
 from srsfwd.cli.decision import ACTION_STATUS, describe, from_forward_result
+from srsfwd.cli.envelope import EnvelopeOptions, envelope_options
 from srsfwd.cli.group import exit_status
 from srsfwd.delivery import POOL_HEADER, deliver_sendmail, deliver_smtp, with_pool_header
 from srsfwd.errors import SrsfwdError
-from srsfwd.facts import Envelope
 from srsfwd.forward import Forwarder
 from srsfwd.pool_settings import decide_settings
 
@@ -38,21 +36,7 @@ def _build(config_path: Path | None, dns: DnsChoice) -> Forwarder:
 @click.command()
 @config_option
 @dns_options
-@click.option("--client-ip", required=True, type=IPAddress(), help="The connecting client.")
-@click.option("--helo", required=True, metavar="NAME", help="The client's HELO/EHLO name.")
-@click.option(
-    "--mail-from", required=True, metavar="ADDR", help="Envelope sender ('' or '<>' for a bounce)."
-)
-@click.option(
-    "--rcpt",
-    "rcpts",
-    multiple=True,
-    required=True,
-    metavar="ADDR",
-    help="Envelope recipient after forwarding. Repeatable.",
-)
-@click.option("--spam", is_flag=True, help="Our own spam filter judged the message spam.")
-@click.option("--sasl-user", metavar="LOGIN", help="The session logged in with SMTP AUTH as LOGIN.")
+@envelope_options(required=True)
 @click.option(
     "-o",
     "--output",
@@ -75,12 +59,7 @@ def _build(config_path: Path | None, dns: DnsChoice) -> Forwarder:
 def forward(
     config_path: Path | None,
     dns: DnsChoice,
-    client_ip: str,
-    helo: str,
-    mail_from: str,
-    rcpts: tuple[str, ...],
-    spam: bool,
-    sasl_user: str | None,
+    envelope: EnvelopeOptions,
     output: Path | None,
     as_json: bool,
     deliver: tuple[str, int] | None,
@@ -108,15 +87,7 @@ def forward(
     target = deliver
     forwarder = _build(config_path, dns)
     data = read_message(message)
-    result = forwarder.forward(
-        data,
-        client_ip=client_ip,
-        helo=helo,
-        mail_from=mail_from,
-        rcpts=rcpts,
-        spam=spam,
-        sasl_user=sasl_user,
-    )
+    result = envelope.forward(forwarder, data)
     status = ACTION_STATUS[result.action]
     delivery_note = None
     if result.message is not None:
@@ -155,9 +126,8 @@ def forward(
                 delivery_note += f" (and its count stays: {store})"
         except OSError as exc:
             raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
-    inbound = Envelope(client_ip, helo, strip_brackets(mail_from.strip()), rcpts)
     out = from_forward_result(
-        result, inbound, authserv_id=forwarder.authserv_id, delivery=delivery_note
+        result, envelope.inbound(), authserv_id=forwarder.authserv_id, delivery=delivery_note
     )
     if as_json:
         click.echo(json.dumps(out, indent=2, sort_keys=True), err=True)

@@ -15,7 +15,7 @@ import click
 from srsfwd.address import MAX_LOCAL_PART
 from srsfwd.app import build_resolver, build_rewriter
 from srsfwd.cli.common import WarningsToStderr, config_option, echo_json, error, json_option
-from srsfwd.cli.group import EXIT_FAILED
+from srsfwd.cli.group import EXIT_FAILED, exit_status
 from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
 from srsfwd.forward import Forwarder
@@ -136,7 +136,7 @@ def serve(
         eventloop.run(daemon.run(), event_loop)
     except SrsfwdError as exc:
         log.error("%s", exc)
-        sys.exit(EXIT_FAILED)
+        sys.exit(exit_status(exc))
 
 
 def _echo_note(note: str) -> None:

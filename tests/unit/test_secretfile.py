@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
 import pytest
 
 from srsfwd import ConfigError
-from srsfwd.secretfile import load_secrets, write_new_secret
+from srsfwd.errors import KeyNotFoundError, SrsfwdError
+from srsfwd.secretfile import load_secrets, read_private_file, write_new_secret
 
 LONG = b"0123456789abcdef"
 
@@ -123,3 +125,37 @@ def test_rotation_puts_new_secret_first_and_keeps_old(tmp_path: Path) -> None:
     secrets = load_secrets(path)
     assert secrets[1:] == [b"old"] and secrets[0] != b"old"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def _read_private(path: Path, missing: SrsfwdError | None = None) -> tuple[bytes, int]:
+    return read_private_file(
+        path,
+        what="test file",
+        mode_problem=lambda mode: "is open to other users" if mode & 0o077 else None,
+        limit=100,
+        error=ConfigError,
+        missing=missing or ConfigError("missing"),
+    )
+
+
+def test_private_file_reader_returns_data_and_mode(tmp_path: Path) -> None:
+    data, mode = _read_private(private(tmp_path / "f", b"data"))
+    assert (data, stat.S_IMODE(mode)) == (b"data", 0o600)
+
+
+def test_private_file_reader_names_the_file_and_the_chmod(tmp_path: Path) -> None:
+    path = private(tmp_path / "f", b"data")
+    path.chmod(0o640)
+    expected = f"test file {path} is open to other users (mode -rw-r-----); run: chmod 600 {path}"
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        _read_private(path)
+
+
+def test_private_file_reader_raises_the_given_missing_error(tmp_path: Path) -> None:
+    with pytest.raises(KeyNotFoundError, match=r"^gone$"):
+        _read_private(tmp_path / "absent", missing=KeyNotFoundError("gone"))
+
+
+def test_private_file_reader_refuses_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^test file .* is a directory$"):
+        _read_private(tmp_path)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from srsfwd.cli import cli
+from srsfwd.errors import StoreError
 from srsfwd.protocols import socketmap, tcptable
+from srsfwd.servers.runtime import Daemon
 from tests.ports import free_port
 from tests.serving import serve_process as serving
 
@@ -84,11 +89,17 @@ def test_check_refuses_a_unix_socket_path_too_long_for_the_kernel(tmp_path: Path
     assert "109 bytes" in output
 
 
-def test_check_refuses_a_tcp_port_already_taken(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback TCP port another socket listens on."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
+        yield taken.getsockname()[1]
+
+
+def test_check_refuses_a_tcp_port_already_taken(tmp_path: Path) -> None:
+    with taken_port() as port:
         config = write_setup(tmp_path, serve=f'tcp-table-forward = "inet:127.0.0.1:{port}"\n')
         code, output = check(config)
     assert code == 1
@@ -111,6 +122,37 @@ def test_a_bad_configuration_is_refused_before_serving(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", "--config", str(config)])
     assert result.exit_code == 1
     assert "connection-limit" in result.output
+
+
+@pytest.fixture
+def daemon_log_restored() -> Iterator[None]:
+    """The srsfwd logger as it was: ``serve`` run in this process sets its handler."""
+    logger = logging.getLogger("srsfwd")
+    handlers, level = logger.handlers[:], logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("daemon_log_restored")
+def test_a_port_taken_at_start_exits_1(tmp_path: Path) -> None:
+    with taken_port() as port:
+        config = write_setup(tmp_path, serve=f'tcp-table-forward = "inet:127.0.0.1:{port}"\n')
+        result = CliRunner().invoke(cli, ["serve", "--config", str(config), "--log", "stderr"])
+    assert result.exit_code == 1
+
+
+@pytest.mark.usefixtures("daemon_log_restored")
+def test_a_temporary_failure_at_start_exits_75(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def store_down(self: Daemon) -> None:
+        raise StoreError("the store could not answer")
+
+    monkeypatch.setattr(Daemon, "run", store_down)  # as a store that is down at start
+    config = write_setup(tmp_path)
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config), "--log", "stderr"])
+    assert result.exit_code == 75
 
 
 def test_from_postsrsd_takes_postsrsds_own_test_configuration(tmp_path: Path) -> None:
