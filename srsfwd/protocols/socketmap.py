@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass
 
 from srsfwd.errors import ProtocolError
+from srsfwd.protocols import framing
 
 #: Longest request payload: postsrsd reads into a 1024-byte buffer and refuses a length
 #: of 1024 or more before reading the payload.
@@ -169,38 +170,33 @@ def netstring(payload: bytes) -> bytes:
     return b"%d:%b," % (len(payload), payload)
 
 
-class ReplyDecoder:
+class ReplyDecoder(framing.ReplyDecoder[SocketmapReply]):
     """The client side: turns the bytes of a connection into replies (tests, benchmarks)."""
 
-    __slots__ = ("_buffer",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    def _next_frame(self, buffer: bytearray, start: int) -> tuple[bytes, int] | None:
+        colon = buffer.find(b":", start)
+        if colon == -1:
+            return None
+        head = bytes(buffer[start:colon])
+        if not head.isdigit() or len(head) > _MAX_DIGITS:
+            raise ProtocolError(f"bad netstring length {head[:12]!r}")
+        comma = colon + 1 + int(head)
+        if comma >= len(buffer):
+            return None
+        if buffer[comma] != 0x2C:
+            raise ProtocolError("netstring not terminated by ','")
+        return bytes(buffer[colon + 1 : comma]), comma + 1
 
-    def feed(self, data: bytes) -> list[SocketmapReply]:
-        """The replies completed by ``data``.
+    def _reply(self, payload: bytes) -> SocketmapReply:
+        status, _, text = payload.partition(b" ")
+        try:
+            code = Status(status.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise ProtocolError(f"unknown socketmap status {status[:20]!r}") from None
+        return SocketmapReply(code, text.decode("utf-8", "surrogateescape"))
 
-        Raises:
-            ProtocolError: the server broke the framing or sent an unknown status.
-        """
-        self._buffer += data
-        replies: list[SocketmapReply] = []
-        while (colon := self._buffer.find(b":")) != -1:
-            head = bytes(self._buffer[:colon])
-            if not head.isdigit() or len(head) > _MAX_DIGITS:
-                raise ProtocolError(f"bad netstring length {head[:12]!r}")
-            comma = colon + 1 + int(head)
-            if comma >= len(self._buffer):
-                break
-            if self._buffer[comma] != 0x2C:
-                raise ProtocolError("netstring not terminated by ','")
-            status, _, text = bytes(self._buffer[colon + 1 : comma]).partition(b" ")
-            try:
-                code = Status(status.decode("ascii"))
-            except (UnicodeDecodeError, ValueError):
-                raise ProtocolError(f"unknown socketmap status {status[:20]!r}") from None
-            replies.append(SocketmapReply(code, text.decode("utf-8", "surrogateescape")))
-            del self._buffer[: comma + 1]
-        if len(self._buffer) > _MAX_DIGITS and self._buffer.find(b":") == -1:
+    def _check_unfinished(self, rest: bytes | bytearray) -> None:
+        if len(rest) > _MAX_DIGITS and rest.find(b":") == -1:
             raise ProtocolError("no netstring length in sight")
-        return replies

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from srsfwd.errors import ProtocolError
+from srsfwd.protocols import framing
 
 #: postsrsd 1.11+ refuses a request line of 1023 bytes or more (its buffer is 1024).
 MAX_LINE = 1022
@@ -193,35 +194,27 @@ def encode(code: Code, text: str) -> bytes:
     return line[: MAX_REPLY - 1] + b"\n"
 
 
-class ReplyDecoder:
+class ReplyDecoder(framing.ReplyDecoder[TcpTableReply]):
     """The client side: reply lines to replies (tests, benchmarks)."""
 
-    __slots__ = ("_buffer",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    def _next_frame(self, buffer: bytearray, start: int) -> tuple[bytes, int] | None:
+        newline = buffer.find(b"\n", start)
+        if newline == -1:
+            return None
+        return bytes(buffer[start:newline]), newline + 1
 
-    def feed(self, data: bytes) -> list[TcpTableReply]:
-        """The replies completed by ``data``.
+    def _reply(self, payload: bytes) -> TcpTableReply:
+        code, _, text = payload.partition(b" ")
+        try:
+            status = Code(int(code))
+        except ValueError:
+            raise ProtocolError(f"bad tcp_table reply {payload[:40]!r}") from None
+        if status is Code.FOUND:
+            text = unquote(text)
+        return TcpTableReply(status, text.decode("utf-8", "surrogateescape"))
 
-        Raises:
-            ProtocolError: a line that is not ``<code> <text>`` or is too long.
-        """
-        self._buffer += data
-        replies: list[TcpTableReply] = []
-        start = 0
-        while (newline := self._buffer.find(b"\n", start)) != -1:
-            line = bytes(self._buffer[start:newline])
-            start = newline + 1
-            code, _, text = line.partition(b" ")
-            try:
-                status = Code(int(code))
-            except ValueError:
-                raise ProtocolError(f"bad tcp_table reply {line[:40]!r}") from None
-            if status is Code.FOUND:
-                text = unquote(text)
-            replies.append(TcpTableReply(status, text.decode("utf-8", "surrogateescape")))
-        del self._buffer[:start]
-        if len(self._buffer) > MAX_REPLY:
+    def _check_unfinished(self, rest: bytes | bytearray) -> None:
+        if len(rest) > MAX_REPLY:
             raise ProtocolError("reply line too long")
-        return replies
