@@ -56,7 +56,7 @@ class SocketmapReply:
 INVALID_QUERY = SocketmapReply(Status.PERM, "Invalid query.")
 
 
-class RequestDecoder:
+class RequestDecoder(framing.RequestDecoder[Request]):
     """Turns the bytes of one connection into requests, whatever the chunking.
 
     ``feed`` returns every request completed by the bytes given. Once the peer breaks
@@ -67,63 +67,50 @@ class RequestDecoder:
     to call ``feed(b"", limit)`` again.
     """
 
-    __slots__ = ("_buffer", "_max_digits", "_max_payload", "backlog", "error")
+    __slots__ = ("_max_digits", "_max_payload")
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
-        self._buffer = bytearray()
+        super().__init__()
         self._max_payload = max_payload
         self._max_digits = len(str(max_payload))
-        self.error: ProtocolError | None = None
-        self.backlog = False
 
-    def feed(self, data: bytes, limit: int | None = None) -> list[Request]:
-        """The requests completed by ``data`` (possibly none), at most ``limit`` if given."""
-        self.backlog = False
-        if self.error is not None:
-            return []
+    def _decode(self, data: bytes, limit: int | None, requests: list[Request]) -> None:
         buffer = self._buffer
         buffer += data
-        requests: list[Request] = []
         start = 0
         end_of_data = len(buffer)
-        try:
-            while start < end_of_data:
-                if len(requests) == limit:
-                    self.backlog = True
-                    break
-                colon = buffer.find(b":", start, start + self._max_digits + 1)
-                if colon == -1:
-                    head = bytes(buffer[start : start + self._max_digits + 1])
-                    if len(head) > self._max_digits or not head.isdigit():
-                        raise ProtocolError(f"bad netstring length {head[:12]!r}")
-                    break  # the length is still arriving
-                head = bytes(buffer[start:colon])
-                if not head.isdigit():
+        while start < end_of_data:
+            if len(requests) == limit:
+                self.backlog = True
+                break
+            colon = buffer.find(b":", start, start + self._max_digits + 1)
+            if colon == -1:
+                head = bytes(buffer[start : start + self._max_digits + 1])
+                if len(head) > self._max_digits or not head.isdigit():
                     raise ProtocolError(f"bad netstring length {head[:12]!r}")
-                length = int(head)
-                if length > self._max_payload:
-                    raise ProtocolError(f"netstring of {length} bytes is over the limit")
-                if length == 0:
-                    raise ProtocolError("empty request")
-                comma = colon + 1 + length
-                if comma >= end_of_data:
-                    break  # the payload is still arriving
-                if buffer[comma] != 0x2C:
-                    raise ProtocolError("netstring not terminated by ','")
-                name, _, key = bytes(buffer[colon + 1 : comma]).partition(b" ")
-                requests.append(
-                    Request(
-                        name.decode("utf-8", "surrogateescape"),
-                        key.decode("utf-8", "surrogateescape"),
-                    )
+                break  # the length is still arriving
+            head = bytes(buffer[start:colon])
+            if not head.isdigit():
+                raise ProtocolError(f"bad netstring length {head[:12]!r}")
+            length = int(head)
+            if length > self._max_payload:
+                raise ProtocolError(f"netstring of {length} bytes is over the limit")
+            if length == 0:
+                raise ProtocolError("empty request")
+            comma = colon + 1 + length
+            if comma >= end_of_data:
+                break  # the payload is still arriving
+            if buffer[comma] != 0x2C:
+                raise ProtocolError("netstring not terminated by ','")
+            name, _, key = bytes(buffer[colon + 1 : comma]).partition(b" ")
+            requests.append(
+                Request(
+                    name.decode("utf-8", "surrogateescape"),
+                    key.decode("utf-8", "surrogateescape"),
                 )
-                start = comma + 1
-        except ProtocolError as exc:
-            self.error = exc
-            buffer.clear()
-            return requests
+            )
+            start = comma + 1
         del buffer[:start]
-        return requests
 
     def plain_request(self, data: bytes) -> Request | None:
         """The request ``data`` holds if it is exactly one whole netstring, else None.
@@ -147,11 +134,6 @@ class RequestDecoder:
         return Request(
             name.decode("utf-8", "surrogateescape"), key.decode("utf-8", "surrogateescape")
         )
-
-    @property
-    def buffered(self) -> int:
-        """Bytes of an unfinished request held (for limits and tests)."""
-        return len(self._buffer)
 
 
 def encode_request(request: Request) -> bytes:
