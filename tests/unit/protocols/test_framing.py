@@ -1,4 +1,4 @@
-"""The shared reply buffering: frames cut anywhere come out whole, leftovers are bounded."""
+"""The shared buffering: replies cut anywhere come out whole, a framing error ends a stream."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from srsfwd.errors import ProtocolError
-from srsfwd.protocols.framing import ReplyDecoder
+from srsfwd.protocols.framing import ReplyDecoder, RequestDecoder
 
 
 class SemicolonDecoder(ReplyDecoder[str]):
@@ -43,3 +43,29 @@ def test_an_unfinished_frame_over_its_bound_is_refused() -> None:
     decoder.feed(b"ok;abcd")
     with pytest.raises(ProtocolError, match="too long"):
         decoder.feed(b"e")
+
+
+class SemicolonRequests(RequestDecoder[str]):
+    """Requests ending in ``;``; an empty one breaks the framing."""
+
+    __slots__ = ()
+
+    def _decode(self, data: bytes, limit: int | None, requests: list[str]) -> None:
+        self._buffer += data
+        *whole, rest = bytes(self._buffer).split(b";")
+        for request in whole:
+            if not request:
+                raise ProtocolError("empty request")
+            requests.append(request.decode())
+        self._buffer[:] = rest
+
+
+def test_requests_before_a_framing_error_still_count() -> None:
+    assert SemicolonRequests().feed(b"a;b;;c;") == ["a", "b"]
+
+
+def test_after_a_framing_error_nothing_more_is_accepted_or_held() -> None:
+    decoder = SemicolonRequests()
+    decoder.feed(b";pending")
+    assert (decoder.feed(b"a;"), decoder.buffered) == ([], 0)
+    assert decoder.error is not None
