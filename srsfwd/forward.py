@@ -12,7 +12,6 @@ is waved through and nothing is dropped.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import socket
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ from srsfwd.dkim.arc import ArcSealer
 from srsfwd.dkim.canon import MAX_HEADER_BYTES, Header, Message, body_start
 from srsfwd.dkim.settings import dkim_settings
 from srsfwd.dkim.sign import DkimSigner, body_hash_in, wire_form
-from srsfwd.dmarc import discover, predict
+from srsfwd.dmarc import Prediction, discover, predict
 from srsfwd.dns.resolver import Resolver
 from srsfwd.errors import (
     AddressError,
@@ -293,48 +292,14 @@ class Forwarder:
         sender = strip_brackets(mail_from.strip())
         targets = tuple(strip_brackets(r.strip()) for r in rcpts)
         size = message.size if isinstance(message, ParsedMessage) else len(message)
-        if size > MAX_MESSAGE:
-            return _refused(
-                Action.REJECT,
-                f"552 5.3.4 message larger than {MAX_MESSAGE} bytes",
-                "message-too-big",
-                mail_from=sender,
-                rcpts=targets,
-            )
-        if not targets:
-            return _refused(
-                Action.REJECT, "554 5.5.1 no recipients", "no-recipients", mail_from=sender
-            )
-        if len(targets) > MAX_RCPTS:
-            return _refused(
-                Action.REJECT,
-                "452 4.5.3 too many recipients",
-                "too-many-recipients",
-                mail_from=sender,
-                rcpts=targets[:10],
-            )
+        refusal = _envelope_refusal(size, sender, targets)
+        if refusal is not None:
+            return refusal
         arrival = Envelope(client_ip=client_ip, helo=helo, mail_from=sender, rcpts=targets)
         try:
             return self._forward(message, arrival, spam, sasl_user, dry_run)
-        except TemporaryError as exc:
-            log.warning("deferring message from <%s>: %s", sender, exc)
-            return _temporary(
-                f"{exc}; try again later", "temporary-failure", mail_from=sender, rcpts=targets
-            )
-        except AddressError as exc:
-            return _refused(
-                Action.REJECT,
-                f"501 5.1.3 bad address: {exc}",
-                "bad-address",
-                mail_from=sender,
-                rcpts=targets,
-            )
         except SrsfwdError as exc:
-            # A message we were meant to change but cannot: defer, never send it unchanged.
-            log.error("deferring message from <%s>: %s", sender, exc)
-            return _temporary(
-                f"cannot forward now: {exc}", "internal-error", mail_from=sender, rcpts=targets
-            )
+            return _failure(exc, sender, targets)
 
     def _forward(
         self,
@@ -455,18 +420,11 @@ class Forwarder:
 
     def _outcome(self, work: _Work, decision: Decision) -> ForwardResult:
         """The result of ``decision``: the refusal, or the envelope and changes to send."""
-        sender, rcpts = work.envelope.mail_from, work.envelope.rcpts
         reasons = [*decision.reasons, *work.extra]
         notes = list(work.notes)
-        refused = functools.partial(ForwardResult, mail_from=sender, rcpts=rcpts, decision=decision)
         if decision.action is not Action.FORWARD:
-            return refused(
-                decision.action,
-                None,
-                False,
-                reasons=tuple(reasons),
-                smtp_reply=decision.smtp_reply,
-                notes=tuple(notes),
+            return _not_forwarded(
+                work, decision, decision.action, decision.smtp_reply, reasons, notes
             )
         pool, srs, new_sender = self._rewrite_sender(work, decision, reasons, notes)
         dmarc = self._dmarc_step(work.parsed, decision, pool, new_sender, dry_run=work.dry_run)
@@ -475,19 +433,28 @@ class Forwarder:
         refusal = _dmarc_refusal(dmarc)
         if refusal is not None:
             action, reply = refusal
-            return refused(
-                action,
-                None,
-                False,
-                reasons=tuple(reasons),
-                smtp_reply=reply,
-                notes=tuple(notes),
-                dmarc=dmarc,
-            )
+            return _not_forwarded(work, decision, action, reply, reasons, notes, dmarc=dmarc)
         if dmarc.note:
             notes.append(dmarc.note)
+        return self._forwarded(
+            work, decision, pool, srs, new_sender, reasons=reasons, notes=notes, dmarc=dmarc
+        )
+
+    def _forwarded(
+        self,
+        work: _Work,
+        decision: Decision,
+        pool: Pool,
+        srs: bool,
+        new_sender: str,
+        *,
+        reasons: list[str],
+        notes: list[str],
+        dmarc: DmarcOutcome,
+    ) -> ForwardResult:
+        """The forward result: where it leaves from, the envelope and the changes."""
         changes = self._changes(work.parsed, decision, pool, dmarc)
-        if new_sender != sender:
+        if new_sender != work.envelope.mail_from:
             changes = dataclasses.replace(changes, new_sender=new_sender)
         settings = self.pools[pool]
         return ForwardResult(
@@ -495,7 +462,7 @@ class Forwarder:
             pool,
             srs,
             new_sender,
-            rcpts,
+            work.envelope.rcpts,
             tuple(reasons),
             transport=settings.transport,
             source_address=settings.source_addresses[0] if settings.source_addresses else None,
@@ -554,44 +521,53 @@ class Forwarder:
         signature survives. A DNS failure is ``dmarc-temperror`` (the caller defers) when
         the answer could change what leaves, else ``dmarc-unknown``.
         """
-        facts = decision.facts
-        author = facts.from_domain
+        author = decision.facts.from_domain
         if not author:
             return DmarcOutcome("dmarc-no-policy", note="no From domain")
-        ours = self._chosen_signer(decision, pool)
-        dkim_domains = [c.domain for c in facts.dkim if c.result == "pass"]
-        dkim_domains += list(ours.domains) if ours is not None else []
+        dkim_domains = self._dkim_domains_after(decision, pool)
         spf_domain = self._spf_domain_after(new_sender, pool)
         exact = author.lower().rstrip(".")
         if exact in (d.lower() for d in dkim_domains) or spf_domain == exact:
             return DmarcOutcome("dmarc-pass-expected")  # aligned even under adkim=s
-        vouched = decision.from_authenticated or facts.trusted_submission
+        vouched = decision.from_authenticated or decision.facts.trusted_submission
         try:
             found = discover(self.gatherer.resolver, author)
         except DNSTempError as exc:
             could_act = vouched and self.dmarc != "keep"
             return DmarcOutcome("dmarc-temperror" if could_act else "dmarc-unknown", note=str(exc))
-        prediction = predict(found, author, dkim_domains=dkim_domains, spf_domain=spf_domain)
         if found is None:
             return DmarcOutcome("dmarc-no-policy")
+        prediction = predict(found, author, dkim_domains=dkim_domains, spf_domain=spf_domain)
         outcome = DmarcOutcome(
-            "dmarc-pass-expected",
-            policy_domain=found.domain,
-            disposition=prediction.disposition,
+            "dmarc-pass-expected", policy_domain=found.domain, disposition=prediction.disposition
         )
+        settled = self._dmarc_settled(prediction, vouched=vouched)
+        if settled is not None:
+            return dataclasses.replace(outcome, result=settled)
+        return self._rewrite_from(message, outcome, decision, pool, new_sender, dry_run=dry_run)
+
+    def _dmarc_settled(self, prediction: Prediction, *, vouched: bool) -> str | None:
+        """The DMARC step's result when the prediction settles it, or None: rewrite From."""
         if prediction.result == "pass":
-            return outcome
+            return "dmarc-pass-expected"
         if not prediction.enforced_failure:
-            return dataclasses.replace(outcome, result="dmarc-policy-none")
+            return "dmarc-policy-none"
         if not vouched:
             # It fails DMARC already as it arrived: forwarding changes nothing, and
             # rewriting it would make mail nobody authenticated pass in our name.
-            return dataclasses.replace(outcome, result="dmarc-failed-on-arrival")
+            return "dmarc-failed-on-arrival"
         if self.dmarc == "reject":
-            return dataclasses.replace(outcome, result="dmarc-refused")
+            return "dmarc-refused"
         if self.dmarc == "keep":
-            return dataclasses.replace(outcome, result="dmarc-kept")
-        return self._rewrite_from(message, outcome, decision, pool, new_sender, dry_run=dry_run)
+            return "dmarc-kept"
+        return None
+
+    def _dkim_domains_after(self, decision: Decision, pool: Pool) -> list[str]:
+        """The ``d=`` domains of the signatures that will verify at the receiver: those
+        that passed on arrival (we only prepend fields) and ours."""
+        ours = self._chosen_signer(decision, pool)
+        domains = [c.domain for c in decision.facts.dkim if c.result == "pass"]
+        return domains + (list(ours.domains) if ours is not None else [])
 
     def _rewrite_from(
         self,
@@ -679,51 +655,43 @@ class Forwarder:
         The relaxed body is hashed once, for the DKIM signature and the ARC message
         signature alike.
         """
-        facts = decision.facts
-
-        def clauses(arc: str | None) -> list[ResultClause]:
-            return header_clauses(
-                spf=facts.spf,
-                mail_from=facts.mail_from,
-                helo=facts.helo or "",
-                spf_reason=facts.spf_reason,
-                dkim=facts.dkim,
-                arc=arc,
-            )
-
-        def results(arc: str | None) -> str:
-            return results_field(self.authserv_id, clauses(arc), folded=True)
-
-        def clause_texts(arc: str) -> list[str]:
-            # Written as authres writes them (a test checks it), so
-            # the sealer puts them into the AAR without parsing our own field again.
-            return [clause.as_authres_writes_it() for clause in clauses(arc)]
-
-        def results_header(arc: str | None) -> Header:
-            return header_from_line(results(arc).encode("utf-8"))
-
+        results = _HopResults(self.authserv_id, decision.facts)
         signer = self._signer_for(decision, pool)
         if signer is None and self.sealer is None:
-            return (results_header(None),)
+            return (results.header(None),)
         bh = body_hash_in(message.source, message.body_at)
         signatures: tuple[Header, ...] = ()
         if signer is not None:
             lines = signer.signature_lines(Message(leaving, b""), bh=bh)
             signatures = tuple(map(header_from_line, lines))
         if self.sealer is None:
-            return (*signatures, results_header(None))
-        # The sealer writes this hop's Authentication-Results (they go into the ARC set
-        # too) from what arrived, not from our own fresh signature.
+            return (*signatures, results.header(None))
+        return self._sealed(self.sealer, message, signatures, leaving, bh, results)
+
+    def _sealed(
+        self,
+        sealer: ArcSealer,
+        message: ParsedMessage,
+        signatures: tuple[Header, ...],
+        leaving: tuple[Header, ...],
+        bh: bytes,
+        results: _HopResults,
+    ) -> tuple[Header, ...]:
+        """The ARC set on top of our ``signatures``, sealing them and ``leaving``.
+
+        The sealer writes this hop's Authentication-Results (they go into the ARC set
+        too) from what arrived, not from our own fresh signature.
+        """
         fields = (*signatures, *leaving)
-        sealed = self.sealer.seal_headers(
+        sealed = sealer.seal_headers(
             fields,
             bh=bh,
             whole=lambda: message.to_bytes(fields),
-            results=results,
-            clauses=clause_texts,
+            results=results.field,
+            clauses=results.clause_texts,
         )
         if not sealed.sealed:  # a chain that ended before us: not continued, arc=fail
-            return (results_header(sealed.cv), *signatures)
+            return (results.header(sealed.cv), *signatures)
         return (*map(header_from_line, sealed.lines), *signatures)
 
     def _signer_for(self, decision: Decision, pool: Pool) -> DkimSigner | None:
@@ -797,6 +765,110 @@ def _dmarc_refusal(dmarc: DmarcOutcome) -> tuple[Action, str] | None:
     if dmarc.result == "dmarc-temperror":
         return Action.TEMPFAIL, f"451 4.7.0 DMARC policy look-up failed ({dmarc.note})"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _HopResults:
+    """This hop's Authentication-Results, written from the facts of what arrived."""
+
+    authserv_id: str
+    facts: Facts
+
+    def clauses(self, arc: str | None) -> list[ResultClause]:
+        """The result clauses, with ``arc`` when the ARC verdict is known."""
+        facts = self.facts
+        return header_clauses(
+            spf=facts.spf,
+            mail_from=facts.mail_from,
+            helo=facts.helo or "",
+            spf_reason=facts.spf_reason,
+            dkim=facts.dkim,
+            arc=arc,
+        )
+
+    def field(self, arc: str | None) -> str:
+        """The whole field, folded."""
+        return results_field(self.authserv_id, self.clauses(arc), folded=True)
+
+    def clause_texts(self, arc: str) -> list[str]:
+        """The clauses as authres writes them (a test checks it), so the sealer puts them
+        into the AAR without parsing our own field again."""
+        return [clause.as_authres_writes_it() for clause in self.clauses(arc)]
+
+    def header(self, arc: str | None) -> Header:
+        """The field as a header to insert."""
+        return header_from_line(self.field(arc).encode("utf-8"))
+
+
+def _envelope_refusal(size: int, sender: str, targets: tuple[str, ...]) -> ForwardResult | None:
+    """The refusal of a message too big or with no or too many recipients, else None."""
+    if size > MAX_MESSAGE:
+        return _refused(
+            Action.REJECT,
+            f"552 5.3.4 message larger than {MAX_MESSAGE} bytes",
+            "message-too-big",
+            mail_from=sender,
+            rcpts=targets,
+        )
+    if not targets:
+        return _refused(Action.REJECT, "554 5.5.1 no recipients", "no-recipients", mail_from=sender)
+    if len(targets) > MAX_RCPTS:
+        return _refused(
+            Action.REJECT,
+            "452 4.5.3 too many recipients",
+            "too-many-recipients",
+            mail_from=sender,
+            rcpts=targets[:10],
+        )
+    return None
+
+
+def _failure(exc: SrsfwdError, sender: str, targets: tuple[str, ...]) -> ForwardResult:
+    """The result for an error a forward raised: a bad address is refused, the rest
+    deferred."""
+    if isinstance(exc, TemporaryError):
+        log.warning("deferring message from <%s>: %s", sender, exc)
+        return _temporary(
+            f"{exc}; try again later", "temporary-failure", mail_from=sender, rcpts=targets
+        )
+    if isinstance(exc, AddressError):
+        return _refused(
+            Action.REJECT,
+            f"501 5.1.3 bad address: {exc}",
+            "bad-address",
+            mail_from=sender,
+            rcpts=targets,
+        )
+    # A message we were meant to change but cannot: defer, never send it unchanged.
+    log.error("deferring message from <%s>: %s", sender, exc)
+    return _temporary(
+        f"cannot forward now: {exc}", "internal-error", mail_from=sender, rcpts=targets
+    )
+
+
+def _not_forwarded(
+    work: _Work,
+    decision: Decision,
+    action: Action,
+    reply: str | None,
+    reasons: list[str],
+    notes: list[str],
+    *,
+    dmarc: DmarcOutcome | None = None,
+) -> ForwardResult:
+    """The result of a decision or a DMARC step that stops the forward."""
+    return ForwardResult(
+        action,
+        None,
+        False,
+        work.envelope.mail_from,
+        work.envelope.rcpts,
+        tuple(reasons),
+        smtp_reply=reply,
+        decision=decision,
+        notes=tuple(notes),
+        dmarc=dmarc,
+    )
 
 
 def read_message(message: bytes | ParsedMessage) -> ParsedMessage | tuple[str, str]:

@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass
 
 from srsfwd.errors import ProtocolError
+from srsfwd.protocols import framing
 
 #: Longest request payload: postsrsd reads into a 1024-byte buffer and refuses a length
 #: of 1024 or more before reading the payload.
@@ -55,7 +56,7 @@ class SocketmapReply:
 INVALID_QUERY = SocketmapReply(Status.PERM, "Invalid query.")
 
 
-class RequestDecoder:
+class RequestDecoder(framing.RequestDecoder[Request]):
     """Turns the bytes of one connection into requests, whatever the chunking.
 
     ``feed`` returns every request completed by the bytes given. Once the peer breaks
@@ -66,63 +67,50 @@ class RequestDecoder:
     to call ``feed(b"", limit)`` again.
     """
 
-    __slots__ = ("_buffer", "_max_digits", "_max_payload", "backlog", "error")
+    __slots__ = ("_max_digits", "_max_payload")
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
-        self._buffer = bytearray()
+        super().__init__()
         self._max_payload = max_payload
         self._max_digits = len(str(max_payload))
-        self.error: ProtocolError | None = None
-        self.backlog = False
 
-    def feed(self, data: bytes, limit: int | None = None) -> list[Request]:
-        """The requests completed by ``data`` (possibly none), at most ``limit`` if given."""
-        self.backlog = False
-        if self.error is not None:
-            return []
+    def _decode(self, data: bytes, limit: int | None, requests: list[Request]) -> None:
         buffer = self._buffer
         buffer += data
-        requests: list[Request] = []
         start = 0
         end_of_data = len(buffer)
-        try:
-            while start < end_of_data:
-                if len(requests) == limit:
-                    self.backlog = True
-                    break
-                colon = buffer.find(b":", start, start + self._max_digits + 1)
-                if colon == -1:
-                    head = bytes(buffer[start : start + self._max_digits + 1])
-                    if len(head) > self._max_digits or not head.isdigit():
-                        raise ProtocolError(f"bad netstring length {head[:12]!r}")
-                    break  # the length is still arriving
-                head = bytes(buffer[start:colon])
-                if not head.isdigit():
+        while start < end_of_data:
+            if len(requests) == limit:
+                self.backlog = True
+                break
+            colon = buffer.find(b":", start, start + self._max_digits + 1)
+            if colon == -1:
+                head = bytes(buffer[start : start + self._max_digits + 1])
+                if len(head) > self._max_digits or not head.isdigit():
                     raise ProtocolError(f"bad netstring length {head[:12]!r}")
-                length = int(head)
-                if length > self._max_payload:
-                    raise ProtocolError(f"netstring of {length} bytes is over the limit")
-                if length == 0:
-                    raise ProtocolError("empty request")
-                comma = colon + 1 + length
-                if comma >= end_of_data:
-                    break  # the payload is still arriving
-                if buffer[comma] != 0x2C:
-                    raise ProtocolError("netstring not terminated by ','")
-                name, _, key = bytes(buffer[colon + 1 : comma]).partition(b" ")
-                requests.append(
-                    Request(
-                        name.decode("utf-8", "surrogateescape"),
-                        key.decode("utf-8", "surrogateescape"),
-                    )
+                break  # the length is still arriving
+            head = bytes(buffer[start:colon])
+            if not head.isdigit():
+                raise ProtocolError(f"bad netstring length {head[:12]!r}")
+            length = int(head)
+            if length > self._max_payload:
+                raise ProtocolError(f"netstring of {length} bytes is over the limit")
+            if length == 0:
+                raise ProtocolError("empty request")
+            comma = colon + 1 + length
+            if comma >= end_of_data:
+                break  # the payload is still arriving
+            if buffer[comma] != 0x2C:
+                raise ProtocolError("netstring not terminated by ','")
+            name, _, key = bytes(buffer[colon + 1 : comma]).partition(b" ")
+            requests.append(
+                Request(
+                    name.decode("utf-8", "surrogateescape"),
+                    key.decode("utf-8", "surrogateescape"),
                 )
-                start = comma + 1
-        except ProtocolError as exc:
-            self.error = exc
-            buffer.clear()
-            return requests
+            )
+            start = comma + 1
         del buffer[:start]
-        return requests
 
     def plain_request(self, data: bytes) -> Request | None:
         """The request ``data`` holds if it is exactly one whole netstring, else None.
@@ -147,11 +135,6 @@ class RequestDecoder:
             name.decode("utf-8", "surrogateescape"), key.decode("utf-8", "surrogateescape")
         )
 
-    @property
-    def buffered(self) -> int:
-        """Bytes of an unfinished request held (for limits and tests)."""
-        return len(self._buffer)
-
 
 def encode_request(request: Request) -> bytes:
     """The netstring Postfix sends for ``request`` (clients and tests use it)."""
@@ -169,38 +152,33 @@ def netstring(payload: bytes) -> bytes:
     return b"%d:%b," % (len(payload), payload)
 
 
-class ReplyDecoder:
+class ReplyDecoder(framing.ReplyDecoder[SocketmapReply]):
     """The client side: turns the bytes of a connection into replies (tests, benchmarks)."""
 
-    __slots__ = ("_buffer",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    def _next_frame(self, buffer: bytearray, start: int) -> tuple[bytes, int] | None:
+        colon = buffer.find(b":", start)
+        if colon == -1:
+            return None
+        head = bytes(buffer[start:colon])
+        if not head.isdigit() or len(head) > _MAX_DIGITS:
+            raise ProtocolError(f"bad netstring length {head[:12]!r}")
+        comma = colon + 1 + int(head)
+        if comma >= len(buffer):
+            return None
+        if buffer[comma] != 0x2C:
+            raise ProtocolError("netstring not terminated by ','")
+        return bytes(buffer[colon + 1 : comma]), comma + 1
 
-    def feed(self, data: bytes) -> list[SocketmapReply]:
-        """The replies completed by ``data``.
+    def _reply(self, payload: bytes) -> SocketmapReply:
+        status, _, text = payload.partition(b" ")
+        try:
+            code = Status(status.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise ProtocolError(f"unknown socketmap status {status[:20]!r}") from None
+        return SocketmapReply(code, text.decode("utf-8", "surrogateescape"))
 
-        Raises:
-            ProtocolError: the server broke the framing or sent an unknown status.
-        """
-        self._buffer += data
-        replies: list[SocketmapReply] = []
-        while (colon := self._buffer.find(b":")) != -1:
-            head = bytes(self._buffer[:colon])
-            if not head.isdigit() or len(head) > _MAX_DIGITS:
-                raise ProtocolError(f"bad netstring length {head[:12]!r}")
-            comma = colon + 1 + int(head)
-            if comma >= len(self._buffer):
-                break
-            if self._buffer[comma] != 0x2C:
-                raise ProtocolError("netstring not terminated by ','")
-            status, _, text = bytes(self._buffer[colon + 1 : comma]).partition(b" ")
-            try:
-                code = Status(status.decode("ascii"))
-            except (UnicodeDecodeError, ValueError):
-                raise ProtocolError(f"unknown socketmap status {status[:20]!r}") from None
-            replies.append(SocketmapReply(code, text.decode("utf-8", "surrogateescape")))
-            del self._buffer[: comma + 1]
-        if len(self._buffer) > _MAX_DIGITS and self._buffer.find(b":") == -1:
+    def _check_unfinished(self, rest: bytes | bytearray) -> None:
+        if len(rest) > _MAX_DIGITS and rest.find(b":") == -1:
             raise ProtocolError("no netstring length in sight")
-        return replies

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from srsfwd.errors import ProtocolError
+from srsfwd.protocols import framing
 
 #: postsrsd 1.11+ refuses a request line of 1023 bytes or more (its buffer is 1024).
 MAX_LINE = 1022
@@ -53,7 +54,7 @@ _PREFIX = {code: b"%d " % code for code in Code}
 INVALID_REQUEST = TcpTableReply(Code.NOT_FOUND, "Invalid request")
 
 
-class RequestDecoder:
+class RequestDecoder(framing.RequestDecoder[Request]):
     """Turns the bytes of one connection into requests, whatever the chunking.
 
     Once the peer sends a malformed line, ``error`` holds the reason and the decoder
@@ -63,48 +64,32 @@ class RequestDecoder:
     ``feed(b"", limit)`` again.
     """
 
-    __slots__ = ("_buffer", "_max_line", "backlog", "error")
+    __slots__ = ("_max_line",)
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
-        self._buffer = bytearray()
+        super().__init__()
         self._max_line = max_line
-        self.error: ProtocolError | None = None
-        self.backlog = False
 
-    def feed(self, data: bytes, limit: int | None = None) -> list[Request]:
-        """The requests completed by ``data`` (possibly none), at most ``limit`` if given."""
-        self.backlog = False
-        if self.error is not None:
-            return []
+    def _decode(self, data: bytes, limit: int | None, requests: list[Request]) -> None:
         buffer = self._buffer
         last = len(data) - 1
         if not buffer and 0 < last <= self._max_line and data.find(b"\n") == last:
             # The usual case, one whole line (Postfix asks one key at a time): no copying.
-            try:
-                return [parse_line(data[:-1])]
-            except ProtocolError as exc:
-                self.error = exc
-                return []
+            requests.append(parse_line(data[:-1]))
+            return
         buffer += data
-        requests: list[Request] = []
         start = 0
-        try:
-            while (newline := buffer.find(b"\n", start)) != -1:
-                if len(requests) == limit:
-                    self.backlog = True
-                    break
-                if newline - start > self._max_line:
-                    raise ProtocolError("request line too long")
-                requests.append(parse_line(bytes(buffer[start:newline])))
-                start = newline + 1
-            if not self.backlog and len(buffer) - start > self._max_line:
+        while (newline := buffer.find(b"\n", start)) != -1:
+            if len(requests) == limit:
+                self.backlog = True
+                break
+            if newline - start > self._max_line:
                 raise ProtocolError("request line too long")
-        except ProtocolError as exc:
-            self.error = exc
-            buffer.clear()
-            return requests
+            requests.append(parse_line(bytes(buffer[start:newline])))
+            start = newline + 1
+        if not self.backlog and len(buffer) - start > self._max_line:
+            raise ProtocolError("request line too long")
         del buffer[:start]
-        return requests
 
     def plain_key(self, data: bytes) -> str | None:
         """The key of ``data`` if it is exactly one plain request, else None.
@@ -125,11 +110,6 @@ class RequestDecoder:
         ):
             return None
         return data[4:-1].decode("utf-8", "surrogateescape")
-
-    @property
-    def buffered(self) -> int:
-        """Bytes of an unfinished line held."""
-        return len(self._buffer)
 
 
 def parse_line(line: bytes) -> Request:
@@ -193,35 +173,27 @@ def encode(code: Code, text: str) -> bytes:
     return line[: MAX_REPLY - 1] + b"\n"
 
 
-class ReplyDecoder:
+class ReplyDecoder(framing.ReplyDecoder[TcpTableReply]):
     """The client side: reply lines to replies (tests, benchmarks)."""
 
-    __slots__ = ("_buffer",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    def _next_frame(self, buffer: bytearray, start: int) -> tuple[bytes, int] | None:
+        newline = buffer.find(b"\n", start)
+        if newline == -1:
+            return None
+        return bytes(buffer[start:newline]), newline + 1
 
-    def feed(self, data: bytes) -> list[TcpTableReply]:
-        """The replies completed by ``data``.
+    def _reply(self, payload: bytes) -> TcpTableReply:
+        code, _, text = payload.partition(b" ")
+        try:
+            status = Code(int(code))
+        except ValueError:
+            raise ProtocolError(f"bad tcp_table reply {payload[:40]!r}") from None
+        if status is Code.FOUND:
+            text = unquote(text)
+        return TcpTableReply(status, text.decode("utf-8", "surrogateescape"))
 
-        Raises:
-            ProtocolError: a line that is not ``<code> <text>`` or is too long.
-        """
-        self._buffer += data
-        replies: list[TcpTableReply] = []
-        start = 0
-        while (newline := self._buffer.find(b"\n", start)) != -1:
-            line = bytes(self._buffer[start:newline])
-            start = newline + 1
-            code, _, text = line.partition(b" ")
-            try:
-                status = Code(int(code))
-            except ValueError:
-                raise ProtocolError(f"bad tcp_table reply {line[:40]!r}") from None
-            if status is Code.FOUND:
-                text = unquote(text)
-            replies.append(TcpTableReply(status, text.decode("utf-8", "surrogateescape")))
-        del self._buffer[:start]
-        if len(self._buffer) > MAX_REPLY:
+    def _check_unfinished(self, rest: bytes | bytearray) -> None:
+        if len(rest) > MAX_REPLY:
             raise ProtocolError("reply line too long")
-        return replies

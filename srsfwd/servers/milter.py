@@ -48,7 +48,7 @@ from srsfwd.protocols.milter import (
     Continue,
     DeleteRecipient,
     InsertHeader,
-    Message,
+    MilterMessage,
     MilterReply,
     Rcpt,
     Reject,
@@ -91,7 +91,7 @@ class Verdict:
     rcpts: tuple[str, ...] = ()
     signatures: tuple[str, ...] = ()  # "dkim", "arc" for each signature added
 
-    def log_line(self, message: Message, seconds: float) -> str:
+    def log_line(self, message: MilterMessage, seconds: float) -> str:
         """The one structured line logged per message."""
         reply = self.final.line if isinstance(self.final, SmtpReply) else ""
         client = message.macros.get("client_addr") or (
@@ -127,7 +127,7 @@ def smtp_reply(line: str | None, *, temporary: bool) -> MilterReply:
     return Tempfail() if temporary else Reject()
 
 
-def received_message(message: Message, *, leading_space: bool) -> ParsedMessage:
+def received_message(message: MilterMessage, *, leading_space: bool) -> ParsedMessage:
     """The message the milter received as the pipeline's one parse of it: its fields as
     the MTA sent them (CRLF folds) and its body, nothing joined or parsed again.
 
@@ -182,7 +182,7 @@ def _wire_value(value: bytes, leading_space: bool) -> bytes:
     return value
 
 
-def forged_results_deletions(message: Message, authserv_id: str) -> tuple[MilterReply, ...]:
+def forged_results_deletions(message: MilterMessage, authserv_id: str) -> tuple[MilterReply, ...]:
     """CHGHEADER deletions of the arriving Authentication-Results claiming ``authserv_id``.
 
     For mail that is not forwarded (local recipients only): nothing else changes, but
@@ -199,7 +199,7 @@ def forged_results_deletions(message: Message, authserv_id: str) -> tuple[Milter
     return tuple(reversed(deletions))  # highest index first, so earlier indexes stay valid
 
 
-def envelope_changes(message: Message, result: ForwardResult) -> list[MilterReply]:
+def envelope_changes(message: MilterMessage, result: ForwardResult) -> list[MilterReply]:
     """CHGFROM for the SRS sender, DELRCPT/ADDRCPT for recipients the pipeline changed."""
     actions: list[MilterReply] = []
     if result.changes is not None and result.changes.new_sender is not None:
@@ -322,7 +322,7 @@ class MilterService:
                 )
         return Continue()
 
-    def decide(self, message: Message, *, leading_space: bool) -> Verdict:
+    def decide(self, message: MilterMessage, *, leading_space: bool) -> Verdict:
         """The verdict for one whole message. Never raises: errors become the default action."""
         try:
             return self._decide(message, leading_space)
@@ -332,7 +332,7 @@ class MilterService:
                 return Verdict("error", Continue(), reasons=("internal-error",))
             return Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
 
-    def _decide(self, message: Message, leading_space: bool) -> Verdict:
+    def _decide(self, message: MilterMessage, leading_space: bool) -> Verdict:
         rcpts = tuple(strip_brackets(r.recipient) for r in message.recipients)
         sender = strip_brackets(message.sender or "")
         if message.truncated:
@@ -409,7 +409,7 @@ class MilterService:
             return False
         return domain in self.local_domains and not forwarder.is_our_srs(rcpt)
 
-    def _spam(self, message: Message) -> bool:
+    def _spam(self, message: MilterMessage) -> bool:
         if not self.spam_header:
             return False
         wanted = self.spam_header.lower()

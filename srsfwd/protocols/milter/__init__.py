@@ -8,7 +8,7 @@ runs one thread per connection, and the pure-Python milter libraries are alpha (
 * ``commands``: one event per MTA command and ``decode_command``;
 * ``replies``: one value per filter reply or action, each with ``encode()``;
 * ``negotiation``: what we ask for (``Negotiation``) and what was agreed (``Negotiated``);
-* ``codec``: ``MilterCodec``, the order of commands and the ``Message`` built
+* ``codec``: ``MilterCodec``, the order of commands and the ``MilterMessage`` built
   for the pipeline;
 * ``mta``: the MTA side (``MtaClient``) for tests, integration tests and benchmarks.
 """
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from srsfwd.protocols.milter.codec import MAX_MACROS as MAX_MACROS
 from srsfwd.protocols.milter.codec import MAX_MESSAGE as MAX_MESSAGE
-from srsfwd.protocols.milter.codec import Message as Message
 from srsfwd.protocols.milter.codec import MilterCodec as MilterCodec
+from srsfwd.protocols.milter.codec import MilterMessage as MilterMessage
 from srsfwd.protocols.milter.codec import Stage as Stage
 from srsfwd.protocols.milter.commands import Abort as Abort
 from srsfwd.protocols.milter.commands import Body as Body
@@ -28,9 +28,9 @@ from srsfwd.protocols.milter.commands import DefineMacros as DefineMacros
 from srsfwd.protocols.milter.commands import EndOfHeaders as EndOfHeaders
 from srsfwd.protocols.milter.commands import EndOfMessage as EndOfMessage
 from srsfwd.protocols.milter.commands import Event as Event
-from srsfwd.protocols.milter.commands import Header as Header
 from srsfwd.protocols.milter.commands import Helo as Helo
 from srsfwd.protocols.milter.commands import Mail as Mail
+from srsfwd.protocols.milter.commands import MilterHeaderField as MilterHeaderField
 from srsfwd.protocols.milter.commands import OptionNegotiation as OptionNegotiation
 from srsfwd.protocols.milter.commands import Quit as Quit
 from srsfwd.protocols.milter.commands import QuitNewConnection as QuitNewConnection
@@ -98,13 +98,13 @@ __all__ = [
     "EndOfMessage",
     "Event",
     "Family",
-    "Header",
     "Helo",
     "InsertHeader",
     "MacroStage",
     "Mail",
-    "Message",
     "MilterCodec",
+    "MilterHeaderField",
+    "MilterMessage",
     "MilterReply",
     "Negotiated",
     "Negotiation",

@@ -30,9 +30,9 @@ from srsfwd.protocols.milter.commands import (
     DefineMacros,
     EndOfMessage,
     Event,
-    Header,
     Helo,
     Mail,
+    MilterHeaderField,
     OptionNegotiation,
     QuitNewConnection,
     Rcpt,
@@ -59,9 +59,9 @@ from srsfwd.protocols.milter.wire import (
 from srsfwd.sizes import MAX_MESSAGE as MAX_MESSAGE_SIZE
 
 #: Default cap on the header, body and recipient bytes kept per message; beyond it the
-#: message is still followed but no longer stored, and ``Message.truncated`` is set.
+#: message is still followed but no longer stored, and ``MilterMessage.truncated`` is set.
 MAX_MESSAGE = MAX_MESSAGE_SIZE
-#: Header fields and recipients kept per message; more also set ``Message.truncated``.
+#: Header fields and recipients kept per message; more also set ``MilterMessage.truncated``.
 #: Postfix's ``smtpd_recipient_limit`` is 1,000 by default.
 MAX_HEADERS = 10_000
 MAX_RECIPIENTS = 10_000
@@ -123,10 +123,10 @@ def macro_name(name: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class MilterMessage:
     """Everything the MTA told us about one message, handed to the pipeline at end of message.
 
-    ``headers`` are in arrival order with raw values (see ``Header``); ``body`` is the
+    ``headers`` are in arrival order with raw values (see ``MilterHeaderField``); ``body`` is the
     body in SMTP form (CRLF); ``size`` counts every header and body byte seen, ``truncated``
     says whether some were dropped to respect the cap. ``macros`` merges the connection's
     and this message's macros, names without braces (``client_addr``, ``i``).
@@ -137,7 +137,7 @@ class Message:
     sender: str | None
     sender_args: tuple[str, ...]
     recipients: tuple[Rcpt, ...]
-    headers: tuple[Header, ...]
+    headers: tuple[MilterHeaderField, ...]
     body: bytes
     size: int
     truncated: bool
@@ -167,7 +167,7 @@ class _Transaction:
     def __init__(self) -> None:
         self.sender: Mail | None = None
         self.recipients: list[Rcpt] = []
-        self.headers: list[Header] = []
+        self.headers: list[MilterHeaderField] = []
         self.body = bytearray()
         self.size = 0  # header and body bytes seen
         self.held = 0  # header, body and recipient bytes kept
@@ -217,7 +217,7 @@ class MilterCodec:
         #: The last HELO name.
         self.helo: str | None = None
         #: The message completed by the last END_OF_MESSAGE, until the next one starts.
-        self.message: Message | None = None
+        self.message: MilterMessage | None = None
 
     # -- input -----------------------------------------------------------------------
 
@@ -405,7 +405,7 @@ class MilterCodec:
         transaction.seen.add(command)
         if isinstance(event, Rcpt):
             self._keep_recipient(transaction, event)
-        elif isinstance(event, Header):
+        elif isinstance(event, MilterHeaderField):
             self._store(transaction, len(event.name) + len(event.value) + 3, event, b"")
         elif isinstance(event, Body | EndOfMessage):
             self._store(transaction, len(event.chunk), None, event.chunk)
@@ -415,7 +415,7 @@ class MilterCodec:
             self._end_transaction()
 
     def _store(
-        self, transaction: _Transaction, size: int, header: Header | None, chunk: bytes
+        self, transaction: _Transaction, size: int, header: MilterHeaderField | None, chunk: bytes
     ) -> None:
         transaction.size += size
         if (
@@ -475,14 +475,14 @@ class MilterCodec:
             stages += self._transaction.macros.values()
         return sum(len(name) + len(value) for macros in stages for name, value in macros.items())
 
-    def _snapshot(self, transaction: _Transaction) -> Message:
+    def _snapshot(self, transaction: _Transaction) -> MilterMessage:
         macros: dict[str, str] = {}
         for stage_macros in self._connection_macros.values():
             macros.update(stage_macros)
         for stage_macros in transaction.macros.values():
             macros.update(stage_macros)
         sender = transaction.sender
-        return Message(
+        return MilterMessage(
             client=self.client,
             helo=self.helo,
             sender=sender.sender if sender is not None else None,

@@ -98,7 +98,7 @@ class Data:
 
 
 @dataclass(frozen=True, slots=True)
-class Header:
+class MilterHeaderField:
     """SMFIC_HEADER: one header. ``value`` is raw bytes; a folded header has its lines
     joined by ``\\n``. Unless HDR_LEADSPC was negotiated, Postfix drops the one space after
     the colon (as sendmail does)."""
@@ -160,7 +160,7 @@ Event = (
     | Mail
     | Rcpt
     | Data
-    | Header
+    | MilterHeaderField
     | EndOfHeaders
     | Body
     | EndOfMessage
@@ -270,14 +270,14 @@ def _helo(payload: bytes) -> Helo:
     return Helo(client_text(_one_string(Command.HELO, payload)))
 
 
-def _header(payload: bytes) -> Header:
+def _header(payload: bytes) -> MilterHeaderField:
     fields = split_strings(payload, "HEADER")
     if len(fields) != 2:
         raise ProtocolError(f"milter HEADER: expected name and value, got {len(fields)} strings")
     raw_name, value = fields
     if not _HEADER_NAME.fullmatch(raw_name):
         raise ProtocolError(f"milter HEADER: bad header name {raw_name[:40]!r}")
-    return Header(raw_name.decode("ascii"), value)
+    return MilterHeaderField(raw_name.decode("ascii"), value)
 
 
 def _unknown(payload: bytes) -> Unknown:
@@ -333,7 +333,7 @@ COMMAND_OF: dict[type[Event], Command] = {
     Mail: Command.MAIL,
     Rcpt: Command.RCPT,
     Data: Command.DATA,
-    Header: Command.HEADER,
+    MilterHeaderField: Command.HEADER,
     EndOfHeaders: Command.END_OF_HEADERS,
     Body: Command.BODY,
     EndOfMessage: Command.END_OF_MESSAGE,

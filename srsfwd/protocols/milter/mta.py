@@ -22,9 +22,9 @@ from srsfwd.protocols.milter.commands import (
     EndOfHeaders,
     EndOfMessage,
     Event,
-    Header,
     Helo,
     Mail,
+    MilterHeaderField,
     OptionNegotiation,
     Quit,
     QuitNewConnection,
@@ -100,7 +100,7 @@ def encode_command(event: Event) -> bytes:
             return encode_packet(Command.RCPT, b"".join(map(_cstr, (f"<{recipient}>", *args))))
         case Data():
             return encode_packet(Command.DATA)
-        case Header(name, value):
+        case MilterHeaderField(name, value):
             return encode_packet(Command.HEADER, _cstr(name) + value + b"\0")
         case EndOfHeaders():
             return encode_packet(Command.END_OF_HEADERS)
@@ -331,7 +331,7 @@ class MtaClient:
             add(Rcpt(recipient))
         add(Data())
         for name, value in headers:
-            add(Header(name, value))
+            add(MilterHeaderField(name, value))
         add(EndOfHeaders())
         for start in range(0, len(body), CHUNK_SIZE):
             add(Body(body[start : start + CHUNK_SIZE]))

@@ -11,6 +11,7 @@ import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from srsfwd.protocols.milter.wire import (
     VERSION,
@@ -48,6 +49,11 @@ def _header_value(value: str | bytes) -> bytes:
     return raw
 
 
+def _header(name: str, value: str | bytes) -> bytes:
+    """``name`` NUL ``value`` NUL, both checked."""
+    return _header_name(name) + b"\0" + _header_value(value) + b"\0"
+
+
 def _cstring(value: str, what: str) -> bytes:
     raw = value.encode("utf-8")
     if b"\0" in raw or b"\r" in raw or b"\n" in raw:
@@ -78,69 +84,66 @@ def _args(args: tuple[str, ...], what: str) -> bytes:
     return _cstring(" ".join(args), what)
 
 
-@dataclass(frozen=True, slots=True)
-class Continue:
-    """SMFIR_CONTINUE: go on with the next event."""
+class _BareReply:
+    """A reply that is its code alone, with no payload."""
+
+    __slots__ = ()
+    reply_code: ClassVar[ReplyCode]
 
     def encode(self) -> bytes:
         """The packet."""
-        return encode_packet(ReplyCode.CONTINUE)
+        return encode_packet(self.reply_code)
 
 
 @dataclass(frozen=True, slots=True)
-class Accept:
+class Continue(_BareReply):
+    """SMFIR_CONTINUE: go on with the next event."""
+
+    reply_code = ReplyCode.CONTINUE
+
+
+@dataclass(frozen=True, slots=True)
+class Accept(_BareReply):
     """SMFIR_ACCEPT: accept the message (or at CONNECT/HELO, the whole connection) unchanged;
     Postfix sends no more events for it."""
 
-    def encode(self) -> bytes:
-        """The packet."""
-        return encode_packet(ReplyCode.ACCEPT)
+    reply_code = ReplyCode.ACCEPT
 
 
 @dataclass(frozen=True, slots=True)
-class Reject:
+class Reject(_BareReply):
     """SMFIR_REJECT: Postfix answers ``550 5.7.1 Command rejected``; at RCPT only that
     recipient is refused."""
 
-    def encode(self) -> bytes:
-        """The packet."""
-        return encode_packet(ReplyCode.REJECT)
+    reply_code = ReplyCode.REJECT
 
 
 @dataclass(frozen=True, slots=True)
-class Tempfail:
+class Tempfail(_BareReply):
     """SMFIR_TEMPFAIL: Postfix answers ``451 4.7.1 Service unavailable - try again later``."""
 
-    def encode(self) -> bytes:
-        """The packet."""
-        return encode_packet(ReplyCode.TEMPFAIL)
+    reply_code = ReplyCode.TEMPFAIL
 
 
 @dataclass(frozen=True, slots=True)
-class Discard:
+class Discard(_BareReply):
     """SMFIR_DISCARD: accept and drop the message (Postfix ignores it at CONNECT/HELO)."""
 
-    def encode(self) -> bytes:
-        """The packet."""
-        return encode_packet(ReplyCode.DISCARD)
+    reply_code = ReplyCode.DISCARD
 
 
 @dataclass(frozen=True, slots=True)
-class Skip:
+class Skip(_BareReply):
     """SMFIR_SKIP: send no more events of this kind (e.g. body chunks); needs SMFIP_SKIP."""
 
-    def encode(self) -> bytes:
-        """The packet."""
-        return encode_packet(ReplyCode.SKIP)
+    reply_code = ReplyCode.SKIP
 
 
 @dataclass(frozen=True, slots=True)
-class Progress:
+class Progress(_BareReply):
     """SMFIR_PROGRESS: still working; resets the MTA's timeout. Not a final reply."""
 
-    def encode(self) -> bytes:
-        """The packet."""
-        return encode_packet(ReplyCode.PROGRESS)
+    reply_code = ReplyCode.PROGRESS
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +195,38 @@ class AddHeader:
 
     def encode(self) -> bytes:
         """The packet."""
-        payload = _header_name(self.name) + b"\0" + _header_value(self.value) + b"\0"
-        return encode_packet(ReplyCode.ADDHEADER, payload)
+        return encode_packet(ReplyCode.ADDHEADER, _header(self.name, self.value))
 
 
 @dataclass(frozen=True, slots=True)
-class InsertHeader:
+class _IndexedHeaderReply:
+    """A header reply with a position: ``index``, ``name``, ``value``."""
+
+    reply_code: ClassVar[ReplyCode]
+    #: The lowest index the reply accepts.
+    first_index: ClassVar[int]
+
+    index: int
+    name: str
+    value: str | bytes
+
+    def __post_init__(self) -> None:
+        if not self.first_index <= self.index < 2**31:
+            raise ValueError(
+                f"header index out of range ({self.first_index} or more): {self.index}"
+            )
+        _header_name(self.name)
+        _header_value(self.value)
+
+    def encode(self) -> bytes:
+        """The packet."""
+        return encode_packet(
+            self.reply_code, _U32.pack(self.index) + _header(self.name, self.value)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InsertHeader(_IndexedHeaderReply):
     """SMFIR_INSHEADER: insert a header before header number ``index`` (0 = the very top,
     which is where Authentication-Results, ARC and DKIM-Signature go). Needs ADDHDRS.
 
@@ -205,54 +234,18 @@ class InsertHeader:
     Received: header, which the filter never sees; index 0 goes above it.
     """
 
-    index: int
-    name: str
-    value: str | bytes
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.index < 2**31:
-            raise ValueError(f"header index out of range: {self.index}")
-        _header_name(self.name)
-        _header_value(self.value)
-
-    def encode(self) -> bytes:
-        """The packet."""
-        payload = (
-            _U32.pack(self.index)
-            + _header_name(self.name)
-            + b"\0"
-            + _header_value(self.value)
-            + b"\0"
-        )
-        return encode_packet(ReplyCode.INSHEADER, payload)
+    reply_code = ReplyCode.INSHEADER
+    first_index = 0
 
 
 @dataclass(frozen=True, slots=True)
-class ChangeHeader:
+class ChangeHeader(_IndexedHeaderReply):
     """SMFIR_CHGHEADER: replace the ``index``-th (1-based) header called ``name``; an empty
     value deletes it. Needs CHGHDRS. Postfix applies actions in order and counts the fields
     as they stand then, a milter's inserted ones included: delete before inserting."""
 
-    index: int
-    name: str
-    value: str | bytes
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.index < 2**31:
-            raise ValueError(f"header index must be 1 or more: {self.index}")
-        _header_name(self.name)
-        _header_value(self.value)
-
-    def encode(self) -> bytes:
-        """The packet."""
-        payload = (
-            _U32.pack(self.index)
-            + _header_name(self.name)
-            + b"\0"
-            + _header_value(self.value)
-            + b"\0"
-        )
-        return encode_packet(ReplyCode.CHGHEADER, payload)
+    reply_code = ReplyCode.CHGHEADER
+    first_index = 1
 
 
 @dataclass(frozen=True, slots=True)

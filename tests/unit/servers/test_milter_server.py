@@ -35,13 +35,13 @@ from srsfwd.protocols.milter import (
     DeleteRecipient,
     InsertHeader,
     Mail,
+    MilterHeaderField,
+    MilterMessage,
     MilterReply,
     Progress,
     Rcpt,
     SmtpReply,
 )
-from srsfwd.protocols.milter import Header as MilterHeader
-from srsfwd.protocols.milter import Message as MilterMessage
 from srsfwd.servers import milter_connection
 from srsfwd.servers.milter import header_actions, received_message
 from srsfwd.servers.runtime import Loaded
@@ -449,7 +449,7 @@ def test_one_log_line_per_message(config: Path, caplog: pytest.LogCaptureFixture
 # -- the pure part -------------------------------------------------------------------
 
 
-def milter_message(headers: list[MilterHeader], body: bytes) -> MilterMessage:
+def milter_message(headers: list[MilterHeaderField], body: bytes) -> MilterMessage:
     return MilterMessage(None, None, None, (), (), tuple(headers), body, len(body), False)
 
 
@@ -477,7 +477,7 @@ def test_header_actions_drop_the_leading_space_the_mta_does_not_keep() -> None:
 
 def test_received_message_keeps_each_field_as_the_mta_sent_it() -> None:
     message = milter_message(
-        [MilterHeader("Subject", b" a\n\tb"), MilterHeader("From", b" x@example.org")],
+        [MilterHeaderField("Subject", b" a\n\tb"), MilterHeaderField("From", b" x@example.org")],
         b"body\r\n",
     )
     parsed = received_message(message, leading_space=True)
@@ -487,7 +487,7 @@ def test_received_message_keeps_each_field_as_the_mta_sent_it() -> None:
 
 @pytest.mark.parametrize("name", ["Bad Name", "Caf\u00e9", ""])
 def test_received_message_refuses_a_field_name_that_is_not_one(name: str) -> None:
-    message = milter_message([MilterHeader(name, b" x")], b"")
+    message = milter_message([MilterHeaderField(name, b" x")], b"")
     with pytest.raises(SignatureError):
         received_message(message, leading_space=True)
 

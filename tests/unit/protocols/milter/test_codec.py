@@ -26,11 +26,11 @@ from srsfwd.protocols.milter import (
     EndOfMessage,
     Event,
     Family,
-    Header,
     Helo,
     InsertHeader,
     Mail,
     MilterCodec,
+    MilterHeaderField,
     Negotiation,
     OptionNegotiation,
     Progress,
@@ -94,8 +94,8 @@ def transaction(body: bytes = b"Hi\r\n") -> list[Event]:
         Rcpt("bob@example.net"),
         Rcpt("carol@example.net"),
         Data(),
-        Header("From", b" alice@example.org"),
-        Header("Subject", b" caf\xc3\xa9"),
+        MilterHeaderField("From", b" alice@example.org"),
+        MilterHeaderField("Subject", b" caf\xc3\xa9"),
         EndOfHeaders(),
         Body(body),
         EndOfMessage(),
@@ -166,13 +166,13 @@ OUT_OF_ORDER: list[tuple[str, list[Event]]] = [
     ("body-before-mail", [Body(b"x")]),
     ("rcpt-before-mail", [Rcpt("b@example.net")]),
     ("data-before-rcpt", [Mail("a@example.org"), Data()]),
-    ("header-before-rcpt", [Mail("a@example.org"), Header("A", b"b")]),
+    ("header-before-rcpt", [Mail("a@example.org"), MilterHeaderField("A", b"b")]),
     ("eom-before-mail", [EndOfMessage()]),
     ("data-twice", [Mail("a@example.org"), Rcpt("b@example.net"), Data(), Data()]),
     ("rcpt-after-data", [Mail("a@example.org"), Rcpt("b@example.net"), Data(), Rcpt("c@x")]),
     (
         "header-after-body",
-        [Mail("a@example.org"), Rcpt("b@example.net"), Body(b"x"), Header("A", b"b")],
+        [Mail("a@example.org"), Rcpt("b@example.net"), Body(b"x"), MilterHeaderField("A", b"b")],
     ),
     ("connect-twice", [CLIENT]),
     ("optneg-twice", [OptionNegotiation(6, ActionFlag.NONE, ProtocolFlag.NONE)]),
@@ -283,8 +283,8 @@ def test_end_of_message_hands_over_the_whole_message() -> None:
     assert message.sender_args == ("BODY=8BITMIME",)
     assert [r.recipient for r in message.recipients] == ["bob@example.net", "carol@example.net"]
     assert message.headers == (
-        Header("From", b" alice@example.org"),
-        Header("Subject", b" caf\xc3\xa9"),
+        MilterHeaderField("From", b" alice@example.org"),
+        MilterHeaderField("Subject", b" caf\xc3\xa9"),
     )
     assert message.body == b"Hi\r\n"
     assert not message.truncated
@@ -372,7 +372,7 @@ def test_message_macros_are_forgotten_after_abort() -> None:
 def test_needs_reply_follows_the_no_reply_flags() -> None:
     conn = connected()
     assert not conn.needs_reply(CLIENT)
-    assert not conn.needs_reply(Header("A", b"b"))
+    assert not conn.needs_reply(MilterHeaderField("A", b"b"))
     assert not conn.needs_reply(Body(b"x"))
     assert conn.needs_reply(Mail("a@x"))
     assert conn.needs_reply(Rcpt("b@x"))

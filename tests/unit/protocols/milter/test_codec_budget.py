@@ -22,9 +22,9 @@ from srsfwd.protocols.milter import (
     EndOfMessage,
     Event,
     Family,
-    Header,
     Mail,
     MilterCodec,
+    MilterHeaderField,
     OptionNegotiation,
     ProtocolFlag,
     Rcpt,
@@ -120,7 +120,12 @@ def test_recipients_over_the_count_are_not_kept_and_refuse_the_message() -> None
     conn = in_a_transaction()
     for n in range(MAX_RECIPIENTS + 50):
         feed_answered(conn, Rcpt(f"r{n}@example.net"))
-    for event in (Data(), Header("From", b" a@example.org"), EndOfHeaders(), EndOfMessage()):
+    for event in (
+        Data(),
+        MilterHeaderField("From", b" a@example.org"),
+        EndOfHeaders(),
+        EndOfMessage(),
+    ):
         feed_answered(conn, event)
     message = conn.message
     assert message is not None
@@ -141,7 +146,7 @@ def test_headers_over_the_count_are_not_kept_and_refuse_the_message() -> None:
     conn = in_a_transaction()
     feed_answered(conn, Rcpt("bob@example.net"))
     for n in range(MAX_HEADERS + 10):
-        feed_answered(conn, Header("X", str(n).encode()))
+        feed_answered(conn, MilterHeaderField("X", str(n).encode()))
     feed_answered(conn, EndOfMessage())
     message = conn.message
     assert message is not None
@@ -151,7 +156,7 @@ def test_headers_over_the_count_are_not_kept_and_refuse_the_message() -> None:
 
 def test_held_is_zero_between_messages_but_for_the_connection_macros() -> None:
     conn = in_a_transaction()
-    for event in (Rcpt("bob@example.net"), Header("From", b" a@b"), Body(b"x" * 5000)):
+    for event in (Rcpt("bob@example.net"), MilterHeaderField("From", b" a@b"), Body(b"x" * 5000)):
         feed_answered(conn, event)
     assert conn.held >= 5000
     feed_answered(conn, EndOfMessage())
@@ -171,7 +176,7 @@ events = st.one_of(
         ).map(tuple),
     ),
     st.builds(Rcpt, st.text("abc@.", min_size=1, max_size=6000)),
-    st.builds(Header, st.just("X"), st.binary(max_size=3000)),
+    st.builds(MilterHeaderField, st.just("X"), st.binary(max_size=3000)),
     st.builds(Body, st.binary(max_size=20_000)),
 )
 

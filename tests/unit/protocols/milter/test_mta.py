@@ -15,9 +15,9 @@ from srsfwd.protocols.milter import (
     EndOfHeaders,
     EndOfMessage,
     Family,
-    Header,
     Mail,
     MilterCodec,
+    MilterHeaderField,
     Negotiation,
     ProtocolFlag,
     Rcpt,
@@ -53,7 +53,7 @@ def test_expects_reply_needs_the_agreement_first() -> None:
 def test_expects_reply_follows_the_agreed_flags() -> None:
     client = agreed_client()
     assert client.expects_reply(Mail("a@x"))
-    assert not client.expects_reply(Header("A", b"b"))
+    assert not client.expects_reply(MilterHeaderField("A", b"b"))
     assert client.expects_reply(EndOfMessage())
 
 
@@ -70,7 +70,7 @@ def test_message_leaves_out_declined_events_but_keeps_their_macros() -> None:
         Mail("a@example.org"),
         Rcpt("b@example.net"),
         DefineMacros(Command.DATA, (("i", "QID"),)),
-        Header("Subject", b" x"),
+        MilterHeaderField("Subject", b" x"),
         Body(b"hi\r\n"),
         EndOfMessage(),
     ]
