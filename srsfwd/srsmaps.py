@@ -107,7 +107,12 @@ class SRSMaps:
             cache = self._wire_caches[encode] = {}
         wire = cache.get(sender)
         if wire is None:
-            reply = self._forward(sender)
+            # The common sender straight from the rewriter, with the stamp read above.
+            rewritten = self.rewriter.forward_plain(sender, day)
+            if rewritten is None or rewritten is sender:
+                reply = self._forward(sender)
+            else:
+                reply = SocketmapReply(Status.OK, rewritten)
             wire = encode(reply)
             self._keep(cache, sender, wire, reply)
         return wire
