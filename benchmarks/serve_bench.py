@@ -5,14 +5,16 @@ file), compiled with gcc into a temporary directory, which asks one lookup at a 
 on one connection as a Postfix process does. A Python client saturates before either
 server. Rows:
 
-* tcp_table forward (postsrsd 1.x's protocol): postsrsd 1.10 and srsfwd, every lookup
-  a distinct sender, so srsfwd's per-day cache of forward answers answers none of them:
-  the headline figure and the 1.0x target;
+* tcp_table forward (postsrsd 1.x's protocol): postsrsd 1.10 and srsfwd (a thread per
+  lookup connection, the default), every lookup a distinct sender, so srsfwd's per-day
+  cache of forward answers answers none of them: the headline figure and the 1.0x target;
 * socketmap forward (postsrsd 2.x's protocol): srsfwd, next to its own tcp_table;
-* ``srsfwd serve --lookup-threads`` (a thread per lookup connection) on both protocols;
+* ``srsfwd serve --no-lookup-threads`` (lookups in the event loop) on both protocols;
 * with ``--loops``: srsfwd on asyncio's own event loop instead of uvloop;
 * ``--repeating N`` (1000 by default): both servers again, the lookups cycling through
-  N senders, as a mail stream repeats its senders (srsfwd's cache answers them).
+  N senders, as a mail stream repeats its senders (srsfwd's cache answers them);
+* with ``--baseline DIR``: srsfwd's tcp_table rows again, served by the srsfwd package
+  in the checkout ``DIR`` (a ``git worktree`` of another commit), to compare code.
 
 Server and client are pinned to the same core (``taskset -c 0``): one Postfix process
 asking one lookup at a time gets no more, and the servers' cost per lookup decides.
@@ -22,7 +24,7 @@ per lookup (postsrsd's includes the child it forks per connection), which a busy
 machine disturbs less than the rate.
 
     python -m benchmarks.serve_bench [--lookups N] [--rounds R] [--cpu C] [--loops]
-        [--repeating N]
+        [--repeating N] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -79,8 +81,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def running(command: Sequence[str], ports: dict[str, int]) -> Iterator[Server]:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def running(
+    command: Sequence[str], ports: dict[str, int], env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    # python -m puts the working directory first on sys.path: a baseline runs in its own.
+    cwd = env["PYTHONPATH"] if env else None
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd
+    )
     try:
         for port in ports.values():
             wait_for_port(port, process)
@@ -101,9 +109,11 @@ def postsrsd(work: Path, cpu: str) -> Iterator[Server]:
 
 
 @contextmanager
-def srsfwd(work: Path, cpu: str, loop: str) -> Iterator[Server]:
+def srsfwd(work: Path, cpu: str, loop: str, source: Path | None = None) -> Iterator[Server]:
     """``srsfwd serve`` on ``loop`` with tcp_table and socketmap ports, pinned to ``cpu``;
-    ``loop`` "threads" is uvloop (when installed) with ``--lookup-threads``."""
+    ``loop`` "threads" is uvloop (when installed) with ``--lookup-threads``; the srsfwd
+    package of the checkout ``source`` if given (one older than ``--no-lookup-threads``
+    serves in the event loop without it)."""
     forward, reverse, socketmap = free_port(), free_port(), free_port()
     config = work / f"srsfwd-{forward}.toml"
     config.write_text(
@@ -118,7 +128,11 @@ def srsfwd(work: Path, cpu: str, loop: str) -> Iterator[Server]:
         command += ["--config", str(config), "--lookup-threads"]
     else:
         command += ["--config", str(config), "--event-loop", loop]
-    with running(command, {"tcp_table": forward, "socketmap": socketmap}) as server:
+        cli = (source or Path(__file__).parents[1]) / "srsfwd" / "cli" / "serve.py"
+        if "--no-lookup-threads" in cli.read_text():
+            command.append("--no-lookup-threads")
+    env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
+    with running(command, {"tcp_table": forward, "socketmap": socketmap}, env) as server:
         yield server
 
 
@@ -177,22 +191,31 @@ def main(argv: Sequence[str]) -> None:
         metavar="N",
         help="also runs whose lookups cycle through N senders (0: none)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also srsfwd's tcp_table rows served by the srsfwd package in checkout DIR",
+    )
     args = parser.parse_args(argv)
     for program in ("taskset", "gcc", POSTSRSD):
         if shutil.which(program) is None:
             raise SystemExit(f"{program} is missing: run .ci/run (it installs postsrsd)")
     rows = [
         Row("postsrsd 1.10", "postsrsd", "tcp_table", versus=""),
-        Row("srsfwd", "auto", "tcp_table"),
-        Row("srsfwd", "auto", "socketmap", versus="srsfwd"),
-        Row("srsfwd, threads", "threads", "tcp_table"),
-        Row("srsfwd, threads", "threads", "socketmap", versus="srsfwd, threads"),
+        Row("srsfwd", "threads", "tcp_table"),
+        Row("srsfwd", "threads", "socketmap", versus="srsfwd"),
+        Row("srsfwd, event loop", "auto", "tcp_table"),
+        Row("srsfwd, event loop", "auto", "socketmap", versus="srsfwd, event loop"),
     ]
     if args.loops:
         rows.append(Row("srsfwd, asyncio loop", "asyncio", "tcp_table"))
+    if args.baseline:
+        rows.append(Row("baseline, threads", "baseline threads", "tcp_table"))
+        rows.append(Row("baseline, event loop", "baseline auto", "tcp_table"))
     if args.repeating:
         rows.append(Row("postsrsd 1.10", "postsrsd", "tcp_table", True, versus=""))
-        rows.append(Row("srsfwd", "auto", "tcp_table", True))
+        rows.append(Row("srsfwd", "threads", "tcp_table", True))
     rates: dict[Row, list[float]] = {row: [] for row in rows}
     cpu: dict[Row, list[float]] = {row: [] for row in rows}
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp, ExitStack() as stack:
@@ -207,7 +230,9 @@ def main(argv: Sequence[str]) -> None:
         }
         servers = {
             server: stack.enter_context(
-                postsrsd(work, args.cpu) if server == "postsrsd" else srsfwd(work, args.cpu, server)
+                postsrsd(work, args.cpu)
+                if server == "postsrsd"
+                else srsfwd(work, args.cpu, *baseline_server(server, args.baseline))
             )
             for server in dict.fromkeys(row.server for row in rows)
         }
@@ -246,13 +271,19 @@ def main(argv: Sequence[str]) -> None:
             f"{row.label:<22} {row.protocol:<10} {senders:<16} {median[row]:>10,.0f}"
             f"  {note:<26} {statistics.median(cpu[row]):6.1f} us"
         )
-    for label, row in (("srsfwd", rows[1]), ("srsfwd --lookup-threads", rows[3])):
+    for label, row in (("srsfwd", rows[1]), ("srsfwd --no-lookup-threads", rows[3])):
         ratio = median[row] / median[rows[0]]
         verdict = "meets" if ratio >= TARGET else "misses"
         print(
             f"tcp_table, all senders distinct: {label}/postsrsd = {ratio:.2f}x,"
             f" {verdict} the {TARGET}x target"
         )
+
+
+def baseline_server(server: str, baseline: Path | None) -> tuple[str, Path | None]:
+    """The event loop and checkout of the srsfwd server ``server`` names."""
+    loop = server.removeprefix("baseline ")
+    return loop, (baseline.resolve() if baseline and loop != server else None)
 
 
 def server_cpu_after_run(server: Server) -> float:

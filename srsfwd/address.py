@@ -28,6 +28,9 @@ _DOMAIN = re.compile(r"(?:[A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+|\[[A-Za-z0-9:.]+\]")
 # Both at once: one regex call accepts a good address; only a bad one is taken apart to
 # say what is wrong with it. This is on the path of every forwarded message.
 _ADDRESS = re.compile(f"({_LOCAL_PART.pattern})@({_DOMAIN.pattern})")
+#: The pattern of an address ``split_address`` accepts at once: group 1 the local part,
+#: group 2 the domain (for callers with a quick path of their own).
+ADDRESS_PATTERN = _ADDRESS.pattern
 
 
 def strip_brackets(address: str) -> str:

@@ -11,10 +11,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Sequence
 from typing import Literal, Protocol
 
 from srsfwd.address import (
+    ADDRESS_PATTERN,
+    MAX_ADDRESS_LENGTH,
     MAX_LOCAL_PART,
     DomainSet,
     check_domain,
@@ -54,6 +57,11 @@ ALIAS_HOST = "1"
 _STD_TO_B32HEX = bytes.maketrans(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHIJKLMNOPQRSTUV"
 )
+#: The common sender: ``local@domain`` as ``split_address`` accepts it at once, the local
+#: part not SRS0/SRS1 (any case) and a separator. ``forward`` takes it on a straight path.
+_PLAIN_SENDER = re.compile(f"(?!(?i:SRS[01])[{SEPARATORS}]){ADDRESS_PATTERN}")
+#: Characters of an SRS0 local part besides the hash, host and local part.
+_SRS0_OVERHEAD = len("SRS0=") + len("=XX==")
 
 
 class AliasStore(Protocol):
@@ -111,6 +119,11 @@ class _Signer:
         key = secret.ljust(64, b"\0")
         self._inner = hashlib.sha1(bytes(b ^ 0x36 for b in key))  # noqa: S324
         self._outer = hashlib.sha1(bytes(b ^ 0x5C for b in key))  # noqa: S324
+
+    @property
+    def states(self) -> tuple[hashlib._Hash, hashlib._Hash]:
+        """The prepared inner and outer SHA-1 states (copy them, never update them)."""
+        return self._inner, self._outer
 
     def digest(self, message: bytes) -> bytes:
         inner = self._inner.copy()
@@ -190,10 +203,14 @@ class SRSRewriter:
         self.local_domains = DomainSet(local_domains)
         self.local_domains.add(domain)
         self._signers = tuple(_Signer(k) for k in keys)
+        self._inner, self._outer = self._signers[0].states
         self._alias_store = alias_store
         self._clock: Clock = clock or SystemClock()
         self._stamp_day = -1
         self._stamp = ""
+        self._srs0_tag = f"SRS0{separator}"
+        # Longest host plus local part whose SRS0 local part stays within the limit.
+        self._plain_room = max_local_part - _SRS0_OVERHEAD - hash_length
 
     # -- forward ----------------------------------------------------------------
 
@@ -210,6 +227,13 @@ class SRSRewriter:
             SRSLengthError: the result would exceed 64 octets and there is no alias store.
             StoreError: database mode, and the store could not be written.
         """
+        rewritten = self.forward_plain(sender, self.today())
+        if rewritten is not None:
+            return rewritten
+        return self._forward_any(sender, dry_run=dry_run)
+
+    def _forward_any(self, sender: str, *, dry_run: bool) -> str:
+        """``forward`` for every sender, the general way: checks, SRS0/SRS1, aliases."""
         address = strip_brackets(sender)
         if not address:
             return sender
@@ -223,6 +247,31 @@ class SRSRewriter:
         if len(new_local) > self.max_local_part:
             new_local = self._aliased_local(address, new_local, store=not dry_run)
         return f"{new_local}@{self.domain}"
+
+    def forward_plain(self, sender: str, stamp: str) -> str | None:
+        """``forward(sender)`` for the common sender, or None: then ``forward`` decides.
+
+        Common: ``local@domain`` with no brackets, not SRS already, and short enough
+        that no alias is needed. ``stamp`` must be ``today()``, read once by the caller.
+        Everything else (brackets, SRS0/SRS1, the null sender, anything to refuse or
+        alias) is None, so the checks and their error messages live in one place.
+        """
+        if len(sender) > MAX_ADDRESS_LENGTH or (match := _PLAIN_SENDER.fullmatch(sender)) is None:
+            return None
+        local, host = match.groups()
+        if host == ALIAS_HOST or len(local) + len(host) > self._plain_room:
+            return None
+        if not self.always_rewrite and host in self.local_domains:
+            return sender
+        # _hash, inlined: this is the lookup daemon's whole per-sender cost.
+        inner = self._inner.copy()
+        inner.update(f"{stamp}{host}{local}".lower().encode("ascii"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        digest = binascii.b2a_base64(outer.digest(), newline=False)[: self.hash_length]
+        if self._url:
+            digest = digest.translate(_TO_URL)
+        return f"{self._srs0_tag}{digest.decode('ascii')}={stamp}={host}={local}@{self.domain}"
 
     def _rewrite_local(self, local: str, host: str) -> str:
         sep = self.separator

@@ -32,7 +32,14 @@ from srsfwd.errors import (
     SRSLengthError,
 )
 from srsfwd.protocols import tcptable
-from srsfwd.protocols.socketmap import MAX_KEY, Request, SocketmapReply, Status
+from srsfwd.protocols.socketmap import (
+    MAX_KEY,
+    MAX_REPLY,
+    Request,
+    SocketmapReply,
+    Status,
+    encode_reply,
+)
 from srsfwd.srs import SRSRewriter
 
 _T = TypeVar("_T")
@@ -107,9 +114,20 @@ class SRSMaps:
             cache = self._wire_caches[encode] = {}
         wire = cache.get(sender)
         if wire is None:
-            reply = self._forward(sender)
-            wire = encode(reply)
-            self._keep(cache, sender, wire, reply)
+            # The common sender straight from the rewriter, with the stamp read above.
+            rewritten = self.rewriter.forward_plain(sender, day)
+            if rewritten is None or rewritten is sender:
+                reply = self._forward(sender)
+                wire = encode(reply)
+                self._keep(cache, sender, wire, reply)
+            else:
+                found = _FOUND_ENCODERS.get(encode)
+                wire = (
+                    encode(SocketmapReply(Status.OK, rewritten))
+                    if found is None
+                    else found(rewritten)
+                )
+                self._keep(cache, sender, wire, _REWRITTEN)
         return wire
 
     def _new_day(self, day: str) -> None:
@@ -186,6 +204,31 @@ def to_tcp_table(reply: SocketmapReply) -> tcptable.TcpTableReply:
 def tcp_table_line(reply: SocketmapReply) -> bytes:
     """The tcp_table reply line for a socketmap reply."""
     return tcptable.encode(TCP_TABLE_CODES[reply.status], reply.text)
+
+
+def _tcp_table_found(address: str) -> bytes:
+    """``tcp_table_line`` of an OK reply for an address ``forward_plain`` made: printable
+    ASCII, so only a ``%`` needs quoting and only length cutting (then the general
+    encoder does them)."""
+    if "%" in address or len(address) > tcptable.MAX_REPLY - 5:
+        return tcp_table_line(SocketmapReply(Status.OK, address))
+    return b"200 " + address.encode("ascii") + b"\n"
+
+
+def _socketmap_found(address: str) -> bytes:
+    """``encode_reply`` of an OK reply for an address ``forward_plain`` made (ASCII)."""
+    if len(address) > MAX_REPLY - 3:
+        return encode_reply(SocketmapReply(Status.OK, address))
+    return b"%d:OK %b," % (len(address) + 3, address.encode("ascii"))
+
+
+#: How each wire encoder writes an address ``forward_plain`` made, without a reply object.
+_FOUND_ENCODERS: dict[WireEncoder, Callable[[str], bytes]] = {
+    tcp_table_line: _tcp_table_found,
+    encode_reply: _socketmap_found,
+}
+#: Stands for any OK reply where ``_keep`` only needs to know the answer is cacheable.
+_REWRITTEN = SocketmapReply(Status.OK, "")
 
 
 def _too_big(key: str) -> bool:

@@ -65,10 +65,12 @@ UNLIMITED_LOCAL_PART = 4096
     help="auto: uvloop when installed (pip install 'srsfwd[fast]'), else asyncio's own.",
 )
 @click.option(
-    "--lookup-threads",
-    is_flag=True,
+    "--lookup-threads/--no-lookup-threads",
+    default=True,
+    show_default=True,
     help="Serve each socketmap and tcp_table connection in a thread of its own, as"
-    " postsrsd serves each in a process, rather than in the event loop.",
+    " postsrsd serves each in a process (less CPU per lookup); --no-lookup-threads"
+    " serves them in the event loop.",
 )
 @json_option
 def serve(

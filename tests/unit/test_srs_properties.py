@@ -105,3 +105,59 @@ def test_reverse_of_srs_shaped_garbage_raises_only_srs_errors(text: str) -> None
         make(1_700_000_000).reverse(text)
     except SrsfwdError:
         pass
+
+
+#: Senders of every kind: plain, SRS0/SRS1 in any case, bracketed, local, long, hostile.
+any_senders = st.one_of(
+    senders,
+    st.builds(
+        lambda tag, sep, rest, domain: f"{tag}{sep}{rest}@{domain}",
+        st.sampled_from(["SRS0", "srs1", "Srs0", "SRS1", "SRS2", "SRS"]),
+        st.sampled_from("=+-_"),
+        st.text(ATEXT, max_size=30),
+        domains,
+    ),
+    st.builds(lambda local, domain: f"<{local}@{domain}>", locals_, domains),
+    st.builds(
+        lambda local, domain: f"{local}@{domain}",
+        locals_,
+        st.sampled_from(["local.example", "Sub.Local.Example", "FWD.example", "1"]),
+    ),
+    st.builds(lambda local, domain: f"{local * 4}@{domain}", locals_, domains),
+    st.text(max_size=80),
+)
+
+
+@given(
+    any_senders,
+    times,
+    separators,
+    st.integers(1, 27),
+    st.sampled_from(["url", "classic"]),
+    st.booleans(),
+    st.sampled_from([64, 100, 600]),
+)
+def test_straight_path_forwards_as_the_general_path_does(
+    sender: str,
+    now: int,
+    separator: str,
+    hash_length: int,
+    alphabet: str,
+    always_rewrite: bool,
+    max_local_part: int,
+) -> None:
+    srs = SRSRewriter(
+        ["secret-one", "secret-two"],
+        "fwd.example",
+        separator=separator,
+        hash_length=hash_length,
+        hash_alphabet="url" if alphabet == "url" else "classic",
+        hash_min=1,
+        local_domains=["local.example", ".local.example"],
+        always_rewrite=always_rewrite,
+        max_local_part=max_local_part,
+        clock=FrozenClock(now),
+    )
+    straight = srs.forward_plain(sender, srs.today())
+    assume(straight is not None)
+    assert straight == srs._forward_any(sender, dry_run=False)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from srsfwd import FrozenClock, SRSRewriter, StoreError
 from srsfwd.protocols.socketmap import Request, SocketmapReply, Status, encode_reply
@@ -215,6 +217,19 @@ def test_the_forward_cache_holds_a_bounded_number_of_answers() -> None:
 def test_a_forward_answer_on_the_wire_is_the_encoded_reply(encode: WireEncoder) -> None:
     for sender in ("alice@otherdomain.com", "bob@example.com", "no-domain"):
         assert maps().forward_wire(sender, encode) == encode(maps().forward(sender))
+
+
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.from_regex(r"\A<?(SRS[01][=+-])?[a-z0-9=+%.]{1,30}@[a-z.]{1,20}>?\Z"),
+    ),
+    st.sampled_from([encode_reply, tcp_table_line]),
+)
+def test_any_forward_answer_on_the_wire_is_the_encoded_reply(
+    sender: str, encode: WireEncoder
+) -> None:
+    assert maps().forward_wire(sender, encode) == encode(maps().forward(sender))
 
 
 def test_a_forward_answer_on_the_wire_is_cached_for_the_day() -> None:

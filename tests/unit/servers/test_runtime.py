@@ -389,14 +389,20 @@ def test_reload_opens_new_endpoints_and_closes_dropped_ones(tmp_path: Path) -> N
 def exploding_maps() -> SRSMaps:
     """Maps whose rewriter has a bug: it raises on ``boom@x.example``."""
     maps = postsrsd_maps()
-    forward = maps.rewriter.forward
+    forward, forward_plain = maps.rewriter.forward, maps.rewriter.forward_plain
 
     def buggy(sender: str, *, dry_run: bool = False) -> str:
         if sender == "boom@x.example":
             raise RuntimeError("a bug")
         return forward(sender, dry_run=dry_run)
 
+    def buggy_plain(sender: str, stamp: str) -> str | None:
+        if sender == "boom@x.example":
+            raise RuntimeError("a bug")
+        return forward_plain(sender, stamp)
+
     maps.rewriter.forward = buggy  # type: ignore[method-assign]
+    maps.rewriter.forward_plain = buggy_plain  # type: ignore[method-assign]
     return maps
 
 
