@@ -54,6 +54,12 @@ def _services(replacements: list[str]) -> list[str]:
     return [by_name.get(line.split()[0], line) for line in _SERVICES]
 
 
+def master_services(services: list[str]) -> list[str]:
+    """The standard master.cf services, same-named ones replaced by ``services``, the rest added."""
+    standard = {line.split()[0] for line in _SERVICES}
+    return [*_services(services), *(line for line in services if line.split()[0] not in standard)]
+
+
 @dataclass
 class Envelope:
     """One message as the sink received it."""

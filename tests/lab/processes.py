@@ -15,29 +15,12 @@ from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 
+from tests.integration.postfix import master_services
+
 START_TIMEOUT = 60.0
 
-#: master.cf services every instance needs (smtpd and smtp are added per instance).
-_SERVICES = [
-    "pickup unix n - n 60 1 pickup",
-    "cleanup unix n - n - 0 cleanup",
-    "qmgr unix n - n 300 1 qmgr",
-    "rewrite unix - - n - - trivial-rewrite",
-    "bounce unix - - n - 0 bounce",
-    "defer unix - - n - 0 bounce",
-    "trace unix - - n - 0 bounce",
-    "verify unix - - n - 1 verify",
-    "flush unix n - n 1000? 0 flush",
-    "proxymap unix - - n - - proxymap",
-    "showq unix n - n - - showq",
-    "error unix - - n - - error",
-    "retry unix - - n - - error",
-    "discard unix - - n - - discard",
-    "anvil unix - - n - 1 anvil",
-    "scache unix - - n - 1 scache",
-    "postlog unix-dgram n - n - 1 postlogd",
-    "virtual unix - n n - - virtual",
-]
+#: The master.cf service a lab instance needs beyond the test instances' standard ones.
+_VIRTUAL = "virtual unix - n n - - virtual"
 
 
 #: Linux's prctl option that signals a process when the process that started it dies.
@@ -167,7 +150,9 @@ class PostfixInstance:
             **self.main,
         }
         (self.etc / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
-        (self.etc / "master.cf").write_text("".join(s + "\n" for s in [*_SERVICES, *self.master]))
+        (self.etc / "master.cf").write_text(
+            "".join(s + "\n" for s in master_services([_VIRTUAL, *self.master]))
+        )
 
     def start(self) -> None:
         command = ["postfix", "-c", str(self.etc)]
