@@ -196,9 +196,12 @@ class MilterConnection(Connection):
             verdict = Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
         assert isinstance(verdict, Verdict)  # noqa: S101 - decide gives a Verdict
         try:
-            for action in verdict.actions:
-                self._write(action)
-            self._write(verdict.final)
+            # One write for all of the message's packets: one send() instead of one each.
+            replies = b"".join(
+                self._codec.send(reply) for reply in (*verdict.actions, verdict.final)
+            )
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(replies)
         except (RuntimeError, ValueError):
             # An action Postfix did not allow (not negotiated): defer the message.
             log.exception("milter: cannot send the actions")
