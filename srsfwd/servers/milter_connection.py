@@ -38,6 +38,7 @@ from srsfwd.protocols.milter import (
 )
 from srsfwd.servers.connection import Connection, ServerContext
 from srsfwd.servers.milter import TEMPFAIL_REPLY, MilterService, Verdict
+from srsfwd.srs import looks_like_srs
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,11 @@ class MilterConnection(Connection):
             elif isinstance(event, EndOfMessage):
                 self._start(self._end_of_message())
             elif isinstance(event, Rcpt) and codec.needs_reply(event):
-                self._start(self._recipient(event))
+                if looks_like_srs(event.recipient) or self.context.milter is None:
+                    self._start(self._recipient(event))
+                else:  # not a bounce to check: no hand-off to a worker thread
+                    log.debug("milter: RCPT <%s>: CONTINUE", event.recipient)
+                    self._write(Continue())
             elif codec.needs_reply(event):
                 self._write(Continue())
         transport = self.transport
