@@ -14,18 +14,21 @@ it would on the Internet; every message has its own sender. Postfix discards wha
 accepts (``default_transport`` and ``relay_transport`` are ``discard``), so the figure is
 what the SMTP server accepts per second with the milter in the loop; the queue is
 drained between phases.
-``--connections`` SMTP sessions send at once. Target: srsfwd at least as fast
-as Postfix + OpenDKIM. The CPU is shared with the clients and Postfix. ``--before DIR``
-adds the milter of another srsfwd checkout (``git archive main | tar -x -C DIR``), ARC on,
-measured in the same rounds.
+``--connections`` SMTP sessions send at once. Target: srsfwd at least as fast as
+Postfix + OpenDKIM. The CPU is shared with the clients and Postfix, so each round also
+prints the milter process's CPU time per message (``/proc``), which other jobs on the
+machine disturb less than the rate. ``--before DIR`` adds the milter of another srsfwd
+checkout (``git archive main | tar -x -C DIR``), ARC on, measured in the same rounds;
+``--workers W`` sets ``milter-workers`` for this checkout's milters.
 
     python -m benchmarks.milter_bench [--messages N] [--connections C] [--rounds R]
-        [--before DIR]
+        [--before DIR] [--workers W]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import smtplib
@@ -82,8 +85,11 @@ def wait_for_port(port: int, timeout: float = 15) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
-def srsfwd_config(work: Path, name: str, port: int, *, arc: bool) -> Path:
-    """A copy of the example configuration: milter on ``port``, limits counted only."""
+def srsfwd_config(
+    work: Path, name: str, port: int, *, arc: bool, workers: int | None = None
+) -> Path:
+    """A copy of the example configuration: milter on ``port``, limits counted only;
+    ``workers`` sets ``milter-workers`` (the default otherwise)."""
     copy = work / name
     shutil.copytree(EXAMPLES, copy)
     for key in copy.glob("*keys/*/*.key"):
@@ -98,12 +104,14 @@ def srsfwd_config(work: Path, name: str, port: int, *, arc: bool) -> Path:
             f"{limit} = 0" if line.startswith(f"{limit} =") else line for line in text.splitlines()
         )
     serve = f'[serve]\nsocketmap = []\nmilter = ["inet:127.0.0.1:{port}"]\nlog-level = "warning"\n'
+    if workers is not None:
+        serve += f"milter-workers = {workers}\n"
     config.write_text(text[: text.index("[serve]")] + serve)
     return config
 
 
 @contextmanager
-def opendkim(port: int) -> Iterator[None]:
+def opendkim(port: int) -> Iterator[int]:
     """Debian's opendkim signing every message (d=example.org, RSA-2048) on ``port``.
 
     Its files live outside /tmp: opendkim refuses files under a world-writable directory.
@@ -122,7 +130,7 @@ def opendkim(port: int) -> Iterator[None]:
     process = subprocess.Popen(["/usr/sbin/opendkim", "-f", "-x", str(conf)])
     try:
         wait_for_port(port)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         process.wait(10)
@@ -159,6 +167,12 @@ def drain(postfix: Postfix) -> None:
         time.sleep(0.2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds process ``pid`` has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(port: int, message: bytes, count: int, connections: int, tag: str) -> float:
     """Messages accepted per second on ``port`` (``count`` over ``connections`` sessions)."""
     share = [
@@ -177,6 +191,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", type=Path, help="another srsfwd checkout to measure too")
+    parser.add_argument("--workers", type=int, help="milter-workers of this checkout's milters")
     args = parser.parse_args()
     # Stopped early: still stop Postfix, the milters and remove the files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -199,17 +214,21 @@ def main() -> None:
         "smtpd_client_connection_count_limit": "0",
     }
     message = four_kb_message(work)
+    pids: dict[str, int] = {}
+    sent = args.messages // args.connections * args.connections
     try:
         with ExitStack() as stack:
             for name, arc in (("srsfwd", True), ("srsfwd-no-arc", False), ("srsfwd-before", True)):
                 if name not in milters:
                     continue
-                config = srsfwd_config(work, name, milters[name], arc=arc)
                 checkout = args.before if name == "srsfwd-before" else None
-                stack.enter_context(
+                workers = args.workers if checkout is None else None
+                config = srsfwd_config(work, name, milters[name], arc=arc, workers=workers)
+                process, _ = stack.enter_context(
                     serve_process("--config", str(config), tmp=work / name, checkout=checkout)
                 )
-            stack.enter_context(opendkim(milters["opendkim"]))
+                pids[name] = process.pid
+            pids["opendkim"] = stack.enter_context(opendkim(milters["opendkim"]))
             postfix = stack.enter_context(
                 private_postfix(relay_port=free_port(), maps=main_cf, services=services)
             )
@@ -218,8 +237,10 @@ def main() -> None:
                 measure(listeners[name], message, 40, 4, f"warm{name}")  # warm up
             drain(postfix)
             best = dict.fromkeys(milters, 0.0)
+            least_cpu = dict.fromkeys(milters, float("inf"))
             for round_ in range(args.rounds):
                 for name in milters:
+                    cpu_before = cpu_seconds(pids[name])
                     rate = measure(
                         listeners[name],
                         message,
@@ -227,9 +248,14 @@ def main() -> None:
                         args.connections,
                         f"r{round_}{name}",
                     )
+                    cpu_ms = (cpu_seconds(pids[name]) - cpu_before) * 1000 / sent
                     drain(postfix)
                     best[name] = max(best[name], rate)
-                    print(f"round {round_ + 1}: {name:14} {rate:7.1f} messages/s")
+                    least_cpu[name] = min(least_cpu[name], cpu_ms)
+                    print(
+                        f"round {round_ + 1}: {name:14} {rate:7.1f} messages/s,"
+                        f" milter CPU {cpu_ms:5.2f} ms/message"
+                    )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
@@ -237,7 +263,10 @@ def main() -> None:
         f" {args.connections} connections:"
     )
     for name, rate in best.items():
-        print(f"  Postfix + {name:14} {rate:7.1f} messages/s")
+        print(
+            f"  Postfix + {name:14} {rate:7.1f} messages/s,"
+            f" milter CPU {least_cpu[name]:5.2f} ms/message (least of the rounds)"
+        )
     for name in ("srsfwd", "srsfwd-no-arc", "srsfwd-before"):
         if name not in best:
             continue

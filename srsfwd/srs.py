@@ -409,13 +409,19 @@ class SRSRewriter:
 
     def is_srs(self, address: str) -> bool:
         """Whether ``address`` looks like SRS (``SRS0``/``SRS1`` and a separator)."""
-        local = strip_brackets(address).rpartition("@")[0] or address
-        return (
-            len(local) > 4
-            and local[:3].upper() == "SRS"
-            and local[3] in "01"
-            and local[4] in SEPARATORS
-        )
+        return looks_like_srs(address)
+
+
+def looks_like_srs(address: str) -> bool:
+    """Whether ``address`` looks like SRS (``SRS0``/``SRS1`` and a separator): a pure
+    string check, the same for every rewriter."""
+    local = strip_brackets(address).rpartition("@")[0] or address
+    return (
+        len(local) > 4
+        and local[:3].upper() == "SRS"
+        and local[3] in "01"
+        and local[4] in SEPARATORS
+    )
 
 
 def _split_srs1(local: str) -> tuple[str, str, str]:

@@ -38,6 +38,7 @@ from srsfwd.protocols.milter import (
 )
 from srsfwd.servers.connection import Connection, ServerContext
 from srsfwd.servers.milter import TEMPFAIL_REPLY, MilterService, Verdict
+from srsfwd.srs import looks_like_srs
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,11 @@ class MilterConnection(Connection):
             elif isinstance(event, EndOfMessage):
                 self._start(self._end_of_message())
             elif isinstance(event, Rcpt) and codec.needs_reply(event):
-                self._start(self._recipient(event))
+                if looks_like_srs(event.recipient) or self.context.milter is None:
+                    self._start(self._recipient(event))
+                else:  # not a bounce to check: no hand-off to a worker thread
+                    log.debug("milter: RCPT <%s>: CONTINUE", event.recipient)
+                    self._write(Continue())
             elif codec.needs_reply(event):
                 self._write(Continue())
         transport = self.transport
@@ -196,9 +201,12 @@ class MilterConnection(Connection):
             verdict = Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
         assert isinstance(verdict, Verdict)  # noqa: S101 - decide gives a Verdict
         try:
-            for action in verdict.actions:
-                self._write(action)
-            self._write(verdict.final)
+            # One write for all of the message's packets: one send() instead of one each.
+            replies = b"".join(
+                self._codec.send(reply) for reply in (*verdict.actions, verdict.final)
+            )
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(replies)
         except (RuntimeError, ValueError):
             # An action Postfix did not allow (not negotiated): defer the message.
             log.exception("milter: cannot send the actions")
