@@ -10,6 +10,7 @@ import pytest
 
 from srsfwd import ConfigError, StoreError
 from srsfwd.stores import KeyValueStore, open_store
+from srsfwd.stores import sqlite as sqlite_store
 from srsfwd.stores.sqlite import SQLiteStore
 from tests.redis_server import RedisServer, redis_server
 
@@ -203,6 +204,15 @@ def test_sqlite_add_many_restarts_only_the_expired_counters(tmp_path: Path) -> N
     assert store.add_many([("hour", 1, 10), ("day", 1, 100)], now=10) == [1, 6]
     assert store.get("hour", now=19) == "1"
     assert store.get("hour", now=20) is None
+
+
+def test_sqlite_without_returning_counts_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "_HAS_RETURNING", False)
+    store = SQLiteStore.open(tmp_path / "s.sqlite")
+    store.add_many([("hour", 5, 10), ("day", 5, 100)], now=0)
+    assert store.add_many([("hour", 1, 10), ("day", 1, 100)], now=10) == [1, 6]
 
 
 def test_a_full_store_refuses_new_entries(where: str) -> None:
