@@ -277,7 +277,7 @@ def main() -> None:
         raw.close()
     print(
         f"  SQLite: {figures['sqlite']:>8,.0f} checks/s   (one bare write transaction: "
-        f"{figures['sqlite-bare']:,.0f}/s; a check is 1 read + 1 transaction of 3 counter updates)"
+        f"{figures['sqlite-bare']:,.0f}/s; a check is 1 read + 1 UPSERT of 3 counters)"
     )
     print(
         f"  Redis:  {figures['redis']:>8,.0f} checks/s   (one bare INCRBY+EXPIRE: "

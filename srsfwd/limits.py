@@ -13,7 +13,7 @@ forwarded (``record``), so deferred and refused mail costs the sender nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -33,6 +33,8 @@ class CounterStore(Protocol):
     def put(self, key: str, value: str, *, ttl: int | None, now: float) -> None: ...
 
     def get(self, key: str, *, now: float) -> str | None: ...
+
+    def get_many(self, keys: Sequence[str], *, now: float) -> list[str | None]: ...
 
     def add(self, key: str, amount: int, *, ttl: int, now: float) -> int: ...
 
@@ -132,10 +134,6 @@ def until_words(until: float | None) -> str:
     return f"until {moment:%Y-%m-%d %H:%M} UTC"
 
 
-#: A step that judges a message by its counts: (sender, internal, external, now).
-_CountsStep = Callable[[str, int, int, float], LimitVerdict]
-
-
 class SendingLimits:
     """Counts each sender's recipients and applies the policy, through a shared store."""
 
@@ -157,7 +155,20 @@ class SendingLimits:
         Raises:
             StoreError: the store could not answer (temporary: defer the message).
         """
-        return self._unless_refused_early(sender, internal, external, self._judge_uncounted)
+        now = self._clock.now()
+        who = sender.lower()
+        # One round trip (one statement in SQLite) for the block and the three counters.
+        counters = self._counters(who, internal=internal, external=external, now=now)
+        block, *counts = self._store.get_many(
+            [self._block_key(who), *(key for key, _, _ in counters)], now=now
+        )
+        early = self._refusal_without_counts(block, internal + external, now)
+        if early is not None:
+            return early
+        external_now, internal_now, today = (
+            int(count or 0) + amount for count, (_, amount, _) in zip(counts, counters, strict=True)
+        )
+        return self._judge(Counts(external_now, internal_now, today), now)
 
     def record(self, sender: str, *, internal: int, external: int) -> LimitVerdict:
         """Count a message from ``sender`` that is being forwarded, and judge it.
@@ -169,31 +180,16 @@ class SendingLimits:
         Raises:
             StoreError: the store could not answer (temporary: defer the message).
         """
-        return self._unless_refused_early(sender, internal, external, self._count_and_judge)
-
-    def _unless_refused_early(
-        self, sender: str, internal: int, external: int, judge_counts: _CountsStep
-    ) -> LimitVerdict:
-        """The refusal that needs no counts, else what ``judge_counts`` says."""
         now = self._clock.now()
         who = sender.lower()
         early = self._before_counting(who, internal + external, now)
         if early is not None:
             return early
-        return judge_counts(who, internal, external, now)
-
-    def _judge_uncounted(self, who: str, internal: int, external: int, now: float) -> LimitVerdict:
-        current, _ = self.status(who)
-        counts = Counts(
-            current.external_this_hour + external,
-            current.internal_this_hour + internal,
-            current.today + internal + external,
-        )
-        return self._judge(counts, now)
+        return self._count_and_judge(who, internal, external, now)
 
     def _count_and_judge(self, who: str, internal: int, external: int, now: float) -> LimitVerdict:
         counters = self._counters(who, internal=internal, external=external, now=now)
-        # One round trip (one transaction) for the three counters.
+        # One round trip (one UPSERT statement in SQLite) for the three counters.
         external_now, internal_now, today = self._store.add_many(counters, now=now)
         verdict = self._judge(Counts(external_now, internal_now, today), now)
         if verdict.refused:
@@ -227,6 +223,12 @@ class SendingLimits:
     def _before_counting(self, who: str, total: int, now: float) -> LimitVerdict | None:
         """The refusal that needs no counts: a blocked sender, too many recipients."""
         blocked = self._store.get(self._block_key(who), now=now)
+        return self._refusal_without_counts(blocked, total, now)
+
+    def _refusal_without_counts(
+        self, blocked: str | None, total: int, now: float
+    ) -> LimitVerdict | None:
+        """A blocked sender (``blocked``: its block entry) or too many recipients."""
         if blocked is not None:
             until = None if blocked.startswith("block:") else end_of_day(now)
             return LimitVerdict(

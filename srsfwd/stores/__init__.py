@@ -23,6 +23,9 @@ class KeyValueStore(Protocol):
     def get(self, key: str, *, now: float) -> str | None:
         """The value under ``key``, or None when it is missing or expired."""
 
+    def get_many(self, keys: Sequence[str], *, now: float) -> list[str | None]:
+        """``get`` for several keys at once, in one round trip, in the order given."""
+
     def add(self, key: str, amount: int, *, ttl: int, now: float) -> int:
         """Add ``amount`` to the counter ``key`` atomically and return its new value.
 

@@ -79,6 +79,10 @@ class RedisStore:
         value = self._call("read", self._redis.get, self._prefix + key)
         return None if value is None else str(value)
 
+    def get_many(self, keys: Sequence[str], *, now: float) -> list[str | None]:
+        values = self._call("read", self._redis.mget, [self._prefix + key for key in keys])
+        return [None if value is None else str(value) for value in values]
+
     def add(self, key: str, amount: int, *, ttl: int, now: float) -> int:
         return self.add_many([(key, amount, ttl)], now=now)[0]
 

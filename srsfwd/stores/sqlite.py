@@ -6,6 +6,7 @@ that postsrsd wrote in database mode can be opened as it is.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
@@ -28,6 +29,32 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 CREATE INDEX IF NOT EXISTS ltidx ON kv (lt);
 """
+
+#: UPSERT ... RETURNING needs SQLite 3.35 (Debian 12 has 3.40); older falls back.
+_HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+
+@functools.lru_cache(maxsize=32)
+def _select_many(count: int) -> str:
+    """The read of ``count`` keys (parameters: now, then the keys). The SQL text for each
+    count is built once, so sqlite3's statement cache reuses the prepared statement."""
+    keys = ", ".join(f"?{n}" for n in range(2, count + 2))
+    return f"SELECT k, v FROM kv WHERE k IN ({keys}) AND lt > ?1"  # noqa: S608 (placeholders only)
+
+
+@functools.lru_cache(maxsize=32)
+def _upsert(count: int) -> str:
+    """Add to ``count`` distinct counters, returning their new values (parameters: now,
+    then key, amount, expiry for each). An expired counter starts again from the amount
+    with a new expiry; a live one keeps its expiry."""
+    rows = ", ".join(f"(?{n}, ?{n + 1}, ?{n + 2})" for n in range(2, 3 * count + 2, 3))
+    return (
+        f"INSERT INTO kv (k, v, lt) VALUES {rows} ON CONFLICT (k) DO UPDATE SET"  # noqa: S608
+        " v = CASE WHEN lt > ?1 THEN CAST(v AS INTEGER) + CAST(excluded.v AS INTEGER)"
+        " ELSE excluded.v END,"
+        " lt = CASE WHEN lt > ?1 THEN lt ELSE excluded.lt END"
+        " RETURNING k, v"
+    )
 
 
 class SQLiteStore:
@@ -101,7 +128,45 @@ class SQLiteStore:
     def add(self, key: str, amount: int, *, ttl: int, now: float) -> int:
         return self.add_many([(key, amount, ttl)], now=now)[0]
 
+    def get_many(self, keys: Sequence[str], *, now: float) -> list[str | None]:
+        """The values of ``keys`` (None where absent or expired), in one statement."""
+        try:
+            rows = self._db.execute(_select_many(len(keys)), (int(now), *keys)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"store read failed: {exc}") from None
+        found = {str(k): str(v) for k, v in rows}
+        return [found.get(key) for key in keys]
+
     def add_many(self, counters: Sequence[tuple[str, int, int]], *, now: float) -> list[int]:
+        if _HAS_RETURNING and len({key for key, _, _ in counters}) == len(counters):
+            return self._upsert_many(counters, now=now)
+        return self._add_one_by_one(counters, now=now)
+
+    def _upsert_many(self, counters: Sequence[tuple[str, int, int]], *, now: float) -> list[int]:
+        """All counters in one UPSERT statement: atomic on its own, it takes the write lock
+        before it reads, so concurrent writers wait (busy timeout) rather than lose counts."""
+        moment = int(now)
+        values: list[object] = [moment]
+        for key, amount, ttl in counters:
+            values += (key, amount, moment + ttl)
+        try:
+            rows = self._db.execute(_upsert(len(counters)), values).fetchall()
+            self._after_additions(now)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store update failed: {exc}") from None
+        counted = {str(k): int(v) for k, v in rows}
+        return [counted[key] for key, _, _ in counters]
+
+    def _after_additions(self, now: float) -> None:
+        self._additions += 1
+        if self._additions % _SWEEP_EVERY == 0:
+            try:
+                self._db.execute("DELETE FROM kv WHERE lt <= ?", (int(now),))
+            except sqlite3.Error:
+                pass  # housekeeping only: the counts are in, the next sweep catches up
+
+    def _add_one_by_one(self, counters: Sequence[tuple[str, int, int]], *, now: float) -> list[int]:
+        """The fallback without RETURNING (SQLite < 3.35) or with a key given twice."""
         values: list[int] = []
         with self._transaction("update"):
             for key, amount, ttl in counters:
@@ -113,9 +178,7 @@ class SQLiteStore:
                     "INSERT INTO kv (k, v, lt) VALUES (?, ?, ?)", (key, str(value), expires)
                 )
                 values.append(value)
-            self._additions += 1
-            if self._additions % _SWEEP_EVERY == 0:
-                self._db.execute("DELETE FROM kv WHERE lt <= ?", (int(now),))
+            self._after_additions(now)
         return values
 
     def delete(self, key: str) -> bool:

@@ -10,6 +10,7 @@ import pytest
 
 from srsfwd import ConfigError, StoreError
 from srsfwd.stores import KeyValueStore, open_store
+from srsfwd.stores import sqlite as sqlite_store
 from srsfwd.stores.sqlite import SQLiteStore
 from tests.redis_server import RedisServer, redis_server
 
@@ -178,6 +179,40 @@ def test_sqlite_prefix_spelling_opens_a_file(tmp_path: Path) -> None:
 def test_add_many_counts_each_key(store: KeyValueStore) -> None:
     assert store.add_many([("a", 1, 100), ("b", 2, 100)], now=0) == [1, 2]
     assert store.add_many([("a", 5, 100), ("b", 0, 100), ("c", 3, 100)], now=0) == [6, 2, 3]
+
+
+def test_add_many_with_a_key_given_twice_adds_both(store: KeyValueStore) -> None:
+    assert store.add_many([("a", 1, 100), ("a", 2, 100)], now=0) == [1, 3]
+
+
+def test_get_many_answers_in_the_order_asked(store: KeyValueStore) -> None:
+    store.put("a", "one", ttl=100, now=0)
+    store.put("b", "two", ttl=100, now=0)
+    assert store.get_many(["b", "missing", "a"], now=1) == ["two", None, "one"]
+
+
+def test_sqlite_get_many_leaves_out_expired_entries(tmp_path: Path) -> None:
+    store = SQLiteStore.open(tmp_path / "s.sqlite")
+    store.put("short", "v", ttl=10, now=0)
+    store.put("long", "w", ttl=100, now=0)
+    assert store.get_many(["short", "long"], now=10) == [None, "w"]
+
+
+def test_sqlite_add_many_restarts_only_the_expired_counters(tmp_path: Path) -> None:
+    store = SQLiteStore.open(tmp_path / "s.sqlite")
+    store.add_many([("hour", 5, 10), ("day", 5, 100)], now=0)
+    assert store.add_many([("hour", 1, 10), ("day", 1, 100)], now=10) == [1, 6]
+    assert store.get("hour", now=19) == "1"
+    assert store.get("hour", now=20) is None
+
+
+def test_sqlite_without_returning_counts_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "_HAS_RETURNING", False)
+    store = SQLiteStore.open(tmp_path / "s.sqlite")
+    store.add_many([("hour", 5, 10), ("day", 5, 100)], now=0)
+    assert store.add_many([("hour", 1, 10), ("day", 1, 100)], now=10) == [1, 6]
 
 
 def test_a_full_store_refuses_new_entries(where: str) -> None:
