@@ -110,16 +110,7 @@ def round_rates(
     rates: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(rounds):
         for name, function in functions.items():
-            count = 0
-            started = time.perf_counter()
-            deadline = started + seconds
-            while True:
-                function()
-                count += 1
-                now = time.perf_counter()
-                if now >= deadline:
-                    break
-            rates[name].append(count / (now - started))
+            rates[name].append(timed_rates(function, seconds)[0])
     return rates
 
 
