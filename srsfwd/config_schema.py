@@ -16,6 +16,7 @@ A key that is absent is ``None``: its default lives in the feature's settings.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -104,9 +105,16 @@ def convert_file(data: Mapping[str, Any], schema: type[T]) -> T:
     try:
         return msgspec.convert(normalise(data), schema, strict=True)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_describe(str(exc), data, schema)) from None
+        raise ConfigError(_one_line(_describe(str(exc), data, schema))) from None
     except RecursionError:
         raise ConfigError("the configuration is nested too deeply") from None
+
+
+def _one_line(text: str) -> str:
+    """``text`` with anything that is not printable escaped, so an error is one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def normalise(value: Any, path: tuple[str, ...] = ()) -> Any:
@@ -126,8 +134,10 @@ def normalise(value: Any, path: tuple[str, ...] = ()) -> Any:
     return out
 
 
-_WHERE = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
+# msgspec quotes a key in backticks without escaping it, so a key may itself hold
+# backticks or line breaks: match the whole message, not up to the next backtick.
+_WHERE = re.compile(r"(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?\Z", re.DOTALL)
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>.*)`", re.DOTALL)
 _EXPECTED = re.compile(r"Expected `(?P<kind>[^`]*)`(?:, got `[^`]*`)?(?P<rest>.*)")
 _OWN_CHECK = re.compile(r"(?P<key>[a-z_]+): (?P<why>.*)", re.DOTALL)
 _KINDS = {
@@ -204,7 +214,7 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 def _toml_key(key: str) -> str:
     """``key`` as TOML writes it: bare, or quoted when it has other characters."""
-    return key if _BARE_KEY.fullmatch(key) else f'"{key}"'
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def _table_name(tables: list[str]) -> str:
@@ -315,6 +325,11 @@ def _is_struct(kind: Any) -> bool:
     return isinstance(kind, type) and issubclass(kind, msgspec.Struct)
 
 
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string: JSON's escapes are TOML's, so no line break shows."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _toml(value: Any) -> str:
     """``value`` as TOML writes it, shortened."""
     if isinstance(value, bool):
@@ -325,5 +340,5 @@ def _toml(value: Any) -> str:
         return "a table"
     if isinstance(value, list):
         return "a list"
-    text = f'"{value}"' if isinstance(value, str) else repr(value)
+    text = _toml_string(value) if isinstance(value, str) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."

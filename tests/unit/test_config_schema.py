@@ -79,6 +79,7 @@ _KEY_NAMES = [
     "x",
     "a.b",
 ]
+_keys = st.one_of(st.sampled_from(_KEY_NAMES), st.text(max_size=8))
 _scalars = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
@@ -89,13 +90,13 @@ _values = st.recursive(
     _scalars,
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
-        st.dictionaries(st.sampled_from(_KEY_NAMES), inner, max_size=4),
+        st.dictionaries(_keys, inner, max_size=4),
     ),
     max_leaves=20,
 )
 _files = st.dictionaries(
     st.sampled_from([*_TABLE_NAMES, "state_dir"]),
-    st.one_of(st.dictionaries(st.sampled_from(_KEY_NAMES), _values, max_size=5), _values),
+    st.one_of(st.dictionaries(_keys, _values, max_size=5), _values),
     max_size=4,
 )
 
@@ -108,5 +109,5 @@ def test_any_toml_shaped_data_is_a_configuration_or_one_error_line(data: dict[st
         config_from_data(data, None)
     except ConfigError as exc:
         error = str(exc) or "(empty)"
-    assert "\n" not in error
+    assert len(error.splitlines()) <= 1
     assert error != "(empty)"
