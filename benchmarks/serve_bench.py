@@ -21,7 +21,8 @@ asking one lookup at a time gets no more, and the servers' cost per lookup decid
 Servers run side by side and are measured in turn, ``--rounds`` times, a different one
 first each round; each figure is the median. The last column is the server's CPU time
 per lookup (postsrsd's includes the child it forks per connection), which a busy
-machine disturbs less than the rate.
+machine disturbs less than the rate, split into user time (the server's own code: for
+srsfwd, the Python) and system time (the kernel: socket calls and wake-ups).
 
     python -m benchmarks.serve_bench [--lookups N] [--rounds R] [--cpu C] [--loops]
         [--repeating N] [--baseline DIR]
@@ -74,10 +75,24 @@ class Server:
     ports: dict[str, int]
 
 
-def cpu_seconds(pid: int) -> float:
+@dataclass(frozen=True)
+class CPUTimes:
+    """CPU seconds in user space (the server's own code, Python for srsfwd) and in the
+    kernel (the socket calls and wake-ups, which every server pays)."""
+
+    user: float
+    system: float
+
+    def __sub__(self, other: CPUTimes) -> CPUTimes:
+        return CPUTimes(self.user - other.user, self.system - other.system)
+
+
+def cpu_seconds(pid: int) -> CPUTimes:
     """CPU time of ``pid`` and of the children it has reaped (postsrsd forks per client)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    tick = os.sysconf("SC_CLK_TCK")
+    return CPUTimes((utime + cutime) / tick, (stime + cstime) / tick)
 
 
 @contextmanager
@@ -217,7 +232,8 @@ def main(argv: Sequence[str]) -> None:
         rows.append(Row("postsrsd 1.10", "postsrsd", "tcp_table", True, versus=""))
         rows.append(Row("srsfwd", "threads", "tcp_table", True))
     rates: dict[Row, list[float]] = {row: [] for row in rows}
-    cpu: dict[Row, list[float]] = {row: [] for row in rows}
+    user: dict[Row, list[float]] = {row: [] for row in rows}
+    system: dict[Row, list[float]] = {row: [] for row in rows}
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         secret = work / "srs.secret"
@@ -247,7 +263,9 @@ def main(argv: Sequence[str]) -> None:
                     client, keys[row.repeating], port, row.protocol, args.cpu, args.lookups
                 )
                 rates[row].append(rate)
-                cpu[row].append((server_cpu_after_run(process) - before) / args.lookups * 1e6)
+                used = server_cpu_after_run(process) - before
+                user[row].append(used.user / args.lookups * 1e6)
+                system[row].append(used.system / args.lookups * 1e6)
     median = {row: statistics.median(values) for row, values in rates.items()}
     print(
         f"forward lookups/s, 1 connection, one at a time, server and client on CPU {args.cpu};"
@@ -255,7 +273,7 @@ def main(argv: Sequence[str]) -> None:
     )
     print(
         f"{'server':<22} {'protocol':<10} {'senders':<16} {'lookups/s':>10}"
-        f"  {'ratio':<26} server CPU/lookup"
+        f"  {'ratio':<26} server CPU/lookup: user + system"
     )
     for row in rows:
         senders = f"{args.repeating:,} repeating" if row.repeating else "all distinct"
@@ -269,7 +287,7 @@ def main(argv: Sequence[str]) -> None:
             note = "(the peer)"
         print(
             f"{row.label:<22} {row.protocol:<10} {senders:<16} {median[row]:>10,.0f}"
-            f"  {note:<26} {statistics.median(cpu[row]):6.1f} us"
+            f"  {note:<26} {cpu_per_lookup(user[row], system[row])}"
         )
     for label, row in (("srsfwd", rows[1]), ("srsfwd --no-lookup-threads", rows[3])):
         ratio = median[row] / median[rows[0]]
@@ -286,7 +304,14 @@ def baseline_server(server: str, baseline: Path | None) -> tuple[str, Path | Non
     return loop, (baseline.resolve() if baseline and loop != server else None)
 
 
-def server_cpu_after_run(server: Server) -> float:
+def cpu_per_lookup(user: list[float], system: list[float]) -> str:
+    """The medians of a row's user, system and total CPU microseconds per lookup."""
+    total = [u + s for u, s in zip(user, system, strict=True)]
+    median = statistics.median
+    return f"{median(user):5.1f} + {median(system):5.1f} = {median(total):5.1f} us"
+
+
+def server_cpu_after_run(server: Server) -> CPUTimes:
     """The server's CPU seconds once the run's connection is accounted for.
 
     postsrsd serves each connection in a child it reaps when it accepts the next one:
