@@ -252,6 +252,7 @@ def main(argv: Sequence[str]) -> None:
             )
             for server in dict.fromkeys(row.server for row in rows)
         }
+        loops = {server: event_loop_of(process.pid) for server, process in servers.items()}
         for round_ in range(args.rounds):
             # A different row goes first each round: none always gets the quiet start.
             first = round_ % len(rows)
@@ -271,6 +272,8 @@ def main(argv: Sequence[str]) -> None:
         f"forward lookups/s, 1 connection, one at a time, server and client on CPU {args.cpu};"
         f" {args.lookups} lookups per run, median of {args.rounds}"
     )
+    srsfwd_loops = sorted({loops[row.server] for row in rows if row.server != "postsrsd"})
+    print(f"srsfwd's event loop: {', '.join(srsfwd_loops)}")
     print(
         f"{'server':<22} {'protocol':<10} {'senders':<16} {'lookups/s':>10}"
         f"  {'ratio':<26} server CPU/lookup: user + system"
@@ -302,6 +305,11 @@ def baseline_server(server: str, baseline: Path | None) -> tuple[str, Path | Non
     """The event loop and checkout of the srsfwd server ``server`` names."""
     loop = server.removeprefix("baseline ")
     return loop, (baseline.resolve() if baseline and loop != server else None)
+
+
+def event_loop_of(pid: int) -> str:
+    """uvloop if the process ``pid`` has it loaded, else asyncio."""
+    return "uvloop" if "uvloop" in Path(f"/proc/{pid}/maps").read_text() else "asyncio"
 
 
 def cpu_per_lookup(user: list[float], system: list[float]) -> str:
