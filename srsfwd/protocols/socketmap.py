@@ -70,12 +70,13 @@ class RequestDecoder(framing.RequestDecoder[Request]):
     to call ``feed(b"", limit)`` again.
     """
 
-    __slots__ = ("_max_digits", "_max_payload")
+    __slots__ = ("_max_digits", "_max_frame", "_max_payload")
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         super().__init__()
         self._max_payload = max_payload
         self._max_digits = len(str(max_payload))
+        self._max_frame = self._max_digits + max_payload + 2
 
     def _decode(self, data: bytes, limit: int | None, requests: list[Request]) -> None:
         buffer = self._buffer
@@ -133,10 +134,12 @@ class RequestDecoder(framing.RequestDecoder[Request]):
     def plain_payload(self, data: bytes | bytearray, end: int | None = None) -> bytes | None:
         """The payload (``<map> SP <key>``) of ``plain_request``'s netstring, or None:
         the server's quick path reads the map name from it without making a request."""
-        if self._buffer or self.error is not None:
+        if end is None:
+            end = len(data)
+        if self._buffer or self.error is not None or end > self._max_frame:
             return None
         # One C-speed match for the framing; the length is checked against it.
-        plain = _PLAIN_NETSTRING.fullmatch(data, 0, len(data) if end is None else end)
+        plain = _PLAIN_NETSTRING.fullmatch(data, 0, end)
         if plain is None:
             return None
         head, payload = plain.groups()
