@@ -19,10 +19,12 @@ server. Rows:
 Server and client are pinned to the same core (``taskset -c 0``): one Postfix process
 asking one lookup at a time gets no more, and the servers' cost per lookup decides.
 Servers run side by side and are measured in turn, ``--rounds`` times, a different one
-first each round; each figure is the median. The last column is the server's CPU time
+first each round; each figure is the median. The last columns are the server's CPU time
 per lookup (postsrsd's includes the child it forks per connection), which a busy
 machine disturbs less than the rate, split into user time (the server's own code: for
-srsfwd, the Python) and system time (the kernel: socket calls and wake-ups).
+srsfwd, the Python) and system time (the kernel: socket calls and wake-ups); then the
+client's, which is the same against every server, so that on a core nothing else uses
+the rate follows the server's CPU.
 
     python -m benchmarks.serve_bench [--lookups N] [--rounds R] [--cpu C] [--loops]
         [--repeating N] [--baseline DIR]
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -234,6 +237,7 @@ def main(argv: Sequence[str]) -> None:
     rates: dict[Row, list[float]] = {row: [] for row in rows}
     user: dict[Row, list[float]] = {row: [] for row in rows}
     system: dict[Row, list[float]] = {row: [] for row in rows}
+    client_cpu: dict[Row, list[float]] = {row: [] for row in rows}
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         secret = work / "srs.secret"
@@ -260,9 +264,16 @@ def main(argv: Sequence[str]) -> None:
                 process = servers[row.server]
                 before = cpu_seconds(process.pid)
                 port = process.ports[row.protocol]
+                # The client is the only child waited for during the run.
+                client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 rate = lookups_per_second(
                     client, keys[row.repeating], port, row.protocol, args.cpu, args.lookups
                 )
+                client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                client_used = (client_after.ru_utime + client_after.ru_stime) - (
+                    client_before.ru_utime + client_before.ru_stime
+                )
+                client_cpu[row].append(client_used / args.lookups * 1e6)
                 rates[row].append(rate)
                 used = server_cpu_after_run(process) - before
                 user[row].append(used.user / args.lookups * 1e6)
@@ -276,7 +287,7 @@ def main(argv: Sequence[str]) -> None:
     print(f"srsfwd's event loop: {', '.join(srsfwd_loops)}")
     print(
         f"{'server':<22} {'protocol':<10} {'senders':<16} {'lookups/s':>10} {'(spread)':<13}"
-        f"  {'ratio':<26} server CPU/lookup: user + system"
+        f"  {'ratio':<26} server CPU/lookup: user + system; client's"
     )
     for row in rows:
         senders = f"{args.repeating:,} repeating" if row.repeating else "all distinct"
@@ -291,7 +302,8 @@ def main(argv: Sequence[str]) -> None:
         print(
             f"{row.label:<22} {row.protocol:<10} {senders:<16} {median[row]:>10,.0f}"
             f" {spread(rates[row]):<13}"
-            f"  {note:<26} {cpu_per_lookup(user[row], system[row])}"
+            f"  {note:<26} {cpu_per_lookup(user[row], system[row])};"
+            f" {statistics.median(client_cpu[row]):5.1f} us"
         )
     for label, row in (("srsfwd", rows[1]), ("srsfwd --no-lookup-threads", rows[3])):
         ratio = median[row] / median[rows[0]]
