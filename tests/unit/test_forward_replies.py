@@ -20,6 +20,7 @@ from srsfwd.config import load_config
 from srsfwd.forward import Forwarder, ForwardResult, message_problem
 from srsfwd.pool import Action
 from tests.dnsserver import ZoneServer
+from tests.hypothesis_profiles import budget
 from tests.ports import free_port
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -179,14 +180,14 @@ def test_a_failed_hand_off_counts_nothing(example: Path, dns: ZoneServer) -> Non
 PROBLEMS = {"not-a-message", "header-too-big", "no-from", "several-from"}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=budget(300), deadline=None)
 @given(st.binary(max_size=2000))
 def test_any_bytes_are_judged_never_crash(data: bytes) -> None:
     problem = message_problem(data)
     assert problem is None or (problem[0] in PROBLEMS and problem[1])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=budget(200), deadline=None)
 @given(
     st.lists(
         st.sampled_from([b"From: a@b.example", b"To: c@d.example", b" folded", b"junk", b""]),
