@@ -1,7 +1,7 @@
 """Canonicalisation: the same bytes as dkimpy's regexes, for any input.
 
-Every test here runs twice: with the compiled white-space step (srsfwd/dkim/_relaxed.c,
-skipped where it is not built) and with the Python form forced, so both stay tested.
+Every test here runs twice: with the compiled scans (srsfwd/dkim/_canon.c, skipped where
+it is not built) and with their Python forms forced, so both stay tested.
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ from srsfwd.errors import SignatureError
 
 @pytest.fixture(scope="module", params=["compiled", "python"], autouse=True)
 def relaxed_step(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Which form of the relaxed body's white-space step canon uses in these tests."""
-    if request.param == "compiled" and not canon.RELAXED_BODY_IN_C:
+    """Which form of its whole-body scans canon uses in these tests."""
+    if request.param == "compiled" and not canon.COMPILED:
         pytest.skip("the C extension is not built")
     with pytest.MonkeyPatch.context() as patch:
         if request.param == "python":
             patch.setattr(canon, "_relaxed_lines", canon._relaxed_lines_python)
+            patch.setattr(canon, "_find_bare_lf", canon._find_bare_lf_python)
         yield request.param
 
 

@@ -1,5 +1,5 @@
-"""The compiled white-space step (srsfwd/dkim/_relaxed.c): the same bytes as canon.py's
-Python form, for any input. Skipped where the optional extension is not built, except in CI
+"""The compiled scans (srsfwd/dkim/_canon.c): the same results as canon.py's Python forms,
+for any input. Skipped where the optional extension is not built, except in CI
 (``SRSFWD_REQUIRE_C_CANON=1``, set by .ci/run), where a silent build failure must show."""
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from srsfwd.dkim import canon
-from srsfwd.dkim.canon import _relaxed_lines_python, relaxed_body
+from srsfwd.dkim.canon import _find_bare_lf_python, _relaxed_lines_python, relaxed_body, to_crlf
 
 compiled: Callable[[bytes], bytes] | None
+compiled_find: Callable[[bytes], int] | None
 try:
-    from srsfwd.dkim._relaxed import relaxed_lines as compiled
+    from srsfwd.dkim._canon import find_bare_lf as compiled_find
+    from srsfwd.dkim._canon import relaxed_lines as compiled
 except ImportError:  # no compiler at install time
-    compiled = None
+    compiled = compiled_find = None
 
 needs_compiled = pytest.mark.skipif(compiled is None, reason="the C extension is not built")
 
@@ -31,15 +33,20 @@ def relaxed_lines_in_c(piece: bytes) -> bytes:
     return compiled(piece)
 
 
+def find_bare_lf_in_c(data: bytes) -> int:
+    assert compiled_find is not None
+    return compiled_find(data)
+
+
 def test_ci_canonicalises_relaxed_bodies_in_c() -> None:
     if os.environ.get("SRSFWD_REQUIRE_C_CANON") != "1":
         pytest.skip("SRSFWD_REQUIRE_C_CANON=1 is not set (CI sets it)")
-    assert compiled is not None, "srsfwd/dkim/_relaxed.c was not built by pip install -e ."
-    assert canon.RELAXED_BODY_IN_C
+    assert compiled is not None, "srsfwd/dkim/_canon.c was not built by pip install -e ."
+    assert canon.COMPILED
 
 
 def test_the_flag_says_which_form_canon_uses() -> None:
-    assert (compiled is not None) == canon.RELAXED_BODY_IN_C
+    assert (compiled is not None) == canon.COMPILED
 
 
 # Any bytes, and bytes weighted towards what the step looks at: SP, HTAB, CR, LF and their
@@ -157,5 +164,46 @@ def test_a_bytes_subclass_gives_plain_bytes() -> None:
 @pytest.mark.parametrize("wrong", [bytearray(b"a  b"), memoryview(b"a  b"), "a  b", None])
 def test_anything_but_bytes_is_a_type_error(wrong: object) -> None:
     assert compiled is not None
+    assert compiled_find is not None
     with pytest.raises(TypeError, match="takes bytes"):
         compiled(wrong)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes bytes"):
+        compiled_find(wrong)  # type: ignore[arg-type]
+
+
+@needs_compiled
+@given(pieces)
+def test_compiled_bare_lf_scan_matches_the_python_form_on_any_bytes(data: bytes) -> None:
+    assert find_bare_lf_in_c(data) == _find_bare_lf_python(data)
+
+
+@needs_compiled
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n", b"\r", b"\n\n", b"\r\r\n", b"\n\r"])
+def test_compiled_bare_lf_scan_matches_at_every_block_offset(line_end: bytes) -> None:
+    for before in range(40):
+        for after in range(20):
+            data = b"\r" * before + line_end + b"y" * after
+            assert find_bare_lf_in_c(data) == _find_bare_lf_python(data), (before, after)
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [
+        (b"", -1),
+        (b"\n", 0),
+        (b"\r\n" * 100_000, -1),
+        (b"\r\n" * 100_000 + b"\n", 200_000),
+        (b"x" * 2_000_000 + b"\r\n", -1),
+        (b"\x00\r\x00\n", 3),
+    ],
+    ids=["empty", "one-lf", "crlf-throughout", "lf-at-the-end", "one-huge-line", "nuls"],
+)
+def test_the_bare_lf_scan_finds_the_first_lf_without_a_cr(data: bytes, found: int) -> None:
+    assert find_bare_lf_in_c(data) == found
+
+
+@needs_compiled
+def test_a_message_already_in_crlf_form_is_not_copied() -> None:
+    message = b"Subject: x\r\n\r\n" + b"line\r\n" * 50_000
+    assert to_crlf(message) is message

@@ -1,19 +1,21 @@
 /*
- * srsfwd.dkim._relaxed: the white-space step of DKIM's relaxed body canonicalisation
- * (RFC 6376 section 3.4.4) in one compiled pass.
+ * srsfwd.dkim._canon: the two whole-body scans of srsfwd/dkim/canon.py, compiled.
  *
  * Why C: no maintained library does DKIM relaxed canonicalisation in compiled code (dkimpy
- * runs Python regular expressions over the body), and the best pure-Python form,
- * srsfwd/dkim/canon.py's whole-body bytes passes, costs about 2 ms per 200 KB of
- * white-space-heavy text, more than the RSA-2048 signature of the message. This loop does
- * it in one pass. The extension is optional: when it is not built (no compiler), canon.py
- * uses its pure-Python form, which gives the same bytes (tests/unit/dkim/test_canon_compiled.py
- * compares them with hypothesis).
+ * runs Python regular expressions over the body), and the best pure-Python forms,
+ * canon.py's whole-body bytes passes and regex scan, cost about 2 ms per 200 KB of
+ * white-space-heavy text, more than the RSA-2048 signature of the message. Each function
+ * here is one pass. The extension is optional: when it is not built (no compiler),
+ * canon.py uses its Python forms, which give the same results
+ * (tests/unit/dkim/test_canon_compiled.py compares them with hypothesis).
  *
- * relaxed_lines(piece) does exactly what canon.py's Python fallback does to a piece of a
- * body: every run of SP and HTAB becomes one SP, and a run right before CR LF goes
- * altogether. Only CR LF ends a line: a bare CR or a bare LF is ordinary text, and a run at
- * the very end of the piece (no CR LF after it) becomes one SP.
+ * relaxed_lines(piece) does exactly what canon.py's Python form does to a piece of a body
+ * (RFC 6376 section 3.4.4): every run of SP and HTAB becomes one SP, and a run right
+ * before CR LF goes altogether. Only CR LF ends a line: a bare CR or a bare LF is ordinary
+ * text, and a run at the very end of the piece (no CR LF after it) becomes one SP.
+ *
+ * find_bare_lf(data) is where the first LF without a CR right before it is, or -1: whether
+ * a message needs converting to CRLF form.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -153,15 +155,73 @@ relaxed_lines(PyObject *module, PyObject *piece)
     return result;
 }
 
-static PyMethodDef relaxed_methods[] = {
+/* Where the first LF of in[0:n] without a CR right before it is, or -1. */
+static Py_ssize_t
+first_bare_lf(const unsigned char *in, Py_ssize_t n)
+{
+    if (n == 0) {
+        return -1;
+    }
+    if (in[0] == '\n') {
+        return 0;
+    }
+    Py_ssize_t i = 1;
+#if defined(__SSE2__) && defined(__GNUC__)
+    const __m128i lf = _mm_set1_epi8('\n');
+    const __m128i cr = _mm_set1_epi8('\r');
+    for (; i + 16 <= n; i += 16) { /* each block and the byte before it */
+        __m128i here = _mm_loadu_si128((const __m128i *)(in + i));
+        __m128i before = _mm_loadu_si128((const __m128i *)(in + i - 1));
+        int mask = _mm_movemask_epi8(
+            _mm_andnot_si128(_mm_cmpeq_epi8(before, cr), _mm_cmpeq_epi8(here, lf)));
+        if (mask != 0) {
+            return i + __builtin_ctz((unsigned int)mask);
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        if (in[i] == '\n' && in[i - 1] != '\r') {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static PyObject *
+find_bare_lf(PyObject *module, PyObject *data)
+{
+    (void)module;
+    if (!PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "find_bare_lf() takes bytes, not %.100s",
+                     Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    const unsigned char *in = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    Py_ssize_t found;
+    if (n >= RELEASE_GIL_FROM) {
+        Py_BEGIN_ALLOW_THREADS
+        found = first_bare_lf(in, n);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        found = first_bare_lf(in, n);
+    }
+    return PyLong_FromSsize_t(found);
+}
+
+static PyMethodDef canon_methods[] = {
     {"relaxed_lines", relaxed_lines, METH_O,
      "relaxed_lines(piece, /)\n--\n\n"
      "``piece`` with every run of SP/HTAB as one SP, and the runs right before CR LF "
      "removed\n(RFC 6376 section 3.4.4); the same bytes as canon.py's Python form."},
+    {"find_bare_lf", find_bare_lf, METH_O,
+     "find_bare_lf(data, /)\n--\n\n"
+     "Where the first LF without a CR right before it is in ``data``, or -1."},
     {NULL, NULL, 0, NULL},
 };
 
-static PyModuleDef_Slot relaxed_slots[] = {
+static PyModuleDef_Slot canon_slots[] = {
 #if PY_VERSION_HEX >= 0x030C0000
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
@@ -171,17 +231,17 @@ static PyModuleDef_Slot relaxed_slots[] = {
     {0, NULL},
 };
 
-static struct PyModuleDef relaxed_module = {
+static struct PyModuleDef canon_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "srsfwd.dkim._relaxed",
-    .m_doc = "DKIM relaxed body canonicalisation's white-space step, compiled.",
+    .m_name = "srsfwd.dkim._canon",
+    .m_doc = "The whole-body scans of srsfwd.dkim.canon, compiled.",
     .m_size = 0,
-    .m_methods = relaxed_methods,
-    .m_slots = relaxed_slots,
+    .m_methods = canon_methods,
+    .m_slots = canon_slots,
 };
 
 PyMODINIT_FUNC
-PyInit__relaxed(void)
+PyInit__canon(void)
 {
-    return PyModuleDef_Init(&relaxed_module);
+    return PyModuleDef_Init(&canon_module);
 }
