@@ -32,9 +32,9 @@
 /*
  * How many bytes at the start of in[0:n] the canonicalisation leaves as they are, copied to
  * `out` when it is not NULL: up to the first tab, or the first space followed by SP, HTAB
- * or CR LF. The first 16-byte blocks are checked with SSE2 (on every x86-64), which also
- * stops at a space before a bare CR: the caller's run handling keeps that space, so
- * stopping early only costs time.
+ * or CR LF. With SSE2 (every x86-64) it checks 16 bytes at a time, the last few one by
+ * one; the blocks also stop at a space before a bare CR, which the caller's run handling
+ * keeps as it is, so stopping there early only costs time.
  */
 static Py_ssize_t
 copy_unchanged_prefix(const unsigned char *in, Py_ssize_t n, unsigned char *out)

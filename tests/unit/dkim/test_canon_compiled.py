@@ -7,7 +7,10 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from dkim.canonicalization import Relaxed
@@ -47,6 +50,28 @@ def test_ci_canonicalises_relaxed_bodies_in_c() -> None:
 
 def test_the_flag_says_which_form_canon_uses() -> None:
     assert (compiled is not None) == canon.COMPILED
+
+
+WITHOUT_THE_EXTENSION = r"""
+import sys
+sys.modules["srsfwd.dkim._canon"] = None  # import fails, as after an install without a compiler
+from srsfwd.dkim import canon
+assert not canon.COMPILED
+assert canon.relaxed_body(b"a \t b  \r\n") == b"a b\r\n"
+assert canon.to_crlf(b"a\nb") == b"a\r\nb"
+"""
+
+
+def test_without_the_extension_canon_uses_its_python_forms() -> None:
+    root = Path(__file__).parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_THE_EXTENSION],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 # Any bytes, and bytes weighted towards what the step looks at: SP, HTAB, CR, LF and their
