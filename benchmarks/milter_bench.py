@@ -85,20 +85,38 @@ def four_kb_message(work: Path) -> bytes:
 
 
 def wait_for_port(port: int, timeout: float = 15) -> None:
+    wait_for(f"inet:127.0.0.1:{port}", timeout)
+
+
+def wait_for(address: str, timeout: float = 15) -> None:
+    """Wait until something listens on ``address`` (``inet:HOST:PORT`` or ``unix:PATH``)."""
+    kind, _, where = address.partition(":")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            if kind == "unix":
+                with socket.socket(socket.AF_UNIX) as unix:
+                    unix.connect(where)
+            else:
+                host, _, port = where.rpartition(":")
+                socket.create_connection((host, int(port)), timeout=1).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port}")
+    raise SystemExit(f"nothing listens on {address}")
+
+
+def milter_address(work: Path, name: str, kind: str) -> str:
+    """Where milter ``name`` listens, as Postfix's ``smtpd_milters`` writes it."""
+    if kind == "unix":
+        return f"unix:{work}/{name}.milter"
+    return f"inet:127.0.0.1:{free_port()}"
 
 
 def srsfwd_config(
-    work: Path, name: str, port: int, *, arc: bool, workers: int | None = None
+    work: Path, name: str, address: str, *, arc: bool, workers: int | None = None
 ) -> Path:
-    """A copy of the example configuration: milter on ``port``, limits counted only;
+    """A copy of the example configuration: milter on ``address``, limits counted only;
     ``workers`` sets ``milter-workers`` (the default otherwise)."""
     copy = work / name
     shutil.copytree(EXAMPLES, copy)
@@ -113,7 +131,7 @@ def srsfwd_config(
         text = "\n".join(
             f"{limit} = 0" if line.startswith(f"{limit} =") else line for line in text.splitlines()
         )
-    serve = f'[serve]\nsocketmap = []\nmilter = ["inet:127.0.0.1:{port}"]\nlog-level = "warning"\n'
+    serve = f'[serve]\nsocketmap = []\nmilter = ["{address}"]\nlog-level = "warning"\n'
     if workers is not None:
         serve += f"milter-workers = {workers}\n"
     config.write_text(text[: text.index("[serve]")] + serve)
@@ -121,8 +139,9 @@ def srsfwd_config(
 
 
 @contextmanager
-def opendkim(port: int) -> Iterator[int]:
-    """Debian's opendkim signing every message (d=example.org, RSA-2048) on ``port``.
+def opendkim(address: str) -> Iterator[int]:
+    """Debian's opendkim signing every message (d=example.org, RSA-2048) on ``address``
+    (``inet:127.0.0.1:PORT`` or ``unix:PATH``, as Postfix writes it).
 
     Its files live outside /tmp: opendkim refuses files under a world-writable directory.
     """
@@ -132,19 +151,28 @@ def opendkim(port: int) -> Iterator[int]:
     key.chmod(0o600)
     conf = work / "opendkim.conf"
     conf.write_text(
-        f"Syslog no\nMode s\nSocket inet:{port}@127.0.0.1\nDomain example.org\n"
+        f"Syslog no\nMode s\nSocket {opendkim_socket(address)}\nDomain example.org\n"
         f"Selector s2026\nKeyFile {key}\nCanonicalization relaxed/simple\n"
         "SignatureAlgorithm rsa-sha256\nInternalHosts 0.0.0.0/0\nBackground no\n"
-        f"PidFile {work}/opendkim.pid\nUMask 002\n"
+        f"PidFile {work}/opendkim.pid\nUMask 000\n"
     )
     process = subprocess.Popen(["/usr/sbin/opendkim", "-f", "-x", str(conf)])
     try:
-        wait_for_port(port)
+        wait_for(address)
         yield process.pid
     finally:
         process.terminate()
         process.wait(10)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def opendkim_socket(address: str) -> str:
+    """Postfix's ``inet:HOST:PORT`` or ``unix:PATH`` as opendkim.conf writes it."""
+    kind, _, where = address.partition(":")
+    if kind == "unix":
+        return f"local:{where}"
+    host, _, port = where.rpartition(":")
+    return f"inet:{port}@{host}"
 
 
 def send(port: int, message: bytes, senders: list[str]) -> int:
@@ -202,24 +230,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", type=Path, help="another srsfwd checkout to measure too")
     parser.add_argument("--workers", type=int, help="milter-workers of this checkout's milters")
+    parser.add_argument(
+        "--socket",
+        choices=("inet", "unix"),
+        default="inet",
+        help="the milters' sockets: TCP on loopback, or unix sockets as in production",
+    )
     args = parser.parse_args()
     # Stopped early: still stop Postfix, the milters and remove the files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     work = world_readable_tempdir("srsfwd-milter-bench-")
-    milters: dict[str, int | None] = {
-        CEILING: None,
-        "srsfwd": free_port(),
-        "srsfwd-no-arc": free_port(),
-        "opendkim": free_port(),
-    }
+    names = ["srsfwd", "srsfwd-no-arc", "opendkim"]
     if args.before is not None:
-        milters["srsfwd-before"] = free_port()
+        names.append("srsfwd-before")
+    milters: dict[str, str | None] = {CEILING: None}
+    milters |= {name: milter_address(work, name, args.socket) for name in names}
     listeners = {name: free_port() for name in milters}
     services = [
         f"127.0.0.1:{listeners[name]} inet n - n - - smtpd"
-        + ("" if port is None else f" -o smtpd_milters=inet:127.0.0.1:{port}")
-        for name, port in milters.items()
+        + ("" if address is None else f" -o smtpd_milters={address}")
+        for name, address in milters.items()
     ]
     main_cf = {
         "default_transport": "discard:benchmark",
@@ -238,19 +269,19 @@ def main() -> None:
     try:
         with ExitStack() as stack:
             for name, arc in (("srsfwd", True), ("srsfwd-no-arc", False), ("srsfwd-before", True)):
-                port = milters.get(name)
-                if port is None:
+                address = milters.get(name)
+                if address is None:
                     continue
                 checkout = args.before if name == "srsfwd-before" else None
                 workers = args.workers if checkout is None else None
-                config = srsfwd_config(work, name, port, arc=arc, workers=workers)
+                config = srsfwd_config(work, name, address, arc=arc, workers=workers)
                 process, _ = stack.enter_context(
                     serve_process("--config", str(config), tmp=work / name, checkout=checkout)
                 )
                 pids[name] = process.pid
-            opendkim_port = milters["opendkim"]
-            assert opendkim_port is not None
-            pids["opendkim"] = stack.enter_context(opendkim(opendkim_port))
+            opendkim_address = milters["opendkim"]
+            assert opendkim_address is not None
+            pids["opendkim"] = stack.enter_context(opendkim(opendkim_address))
             postfix = stack.enter_context(
                 private_postfix(relay_port=free_port(), maps=main_cf, services=services)
             )
@@ -292,8 +323,8 @@ def report(
     best = {name: max(each) for name, each in rates.items()}
     print(
         f"\nbest of {args.rounds}, {args.messages} messages of {size} bytes over"
-        f" {args.connections} connections; load average {loads[0][0]:.2f} before,"
-        f" {loads[1][0]:.2f} after:"
+        f" {args.connections} connections, milters on {args.socket} sockets;"
+        f" load average {loads[0][0]:.2f} before, {loads[1][0]:.2f} after:"
     )
     for name, rate in best.items():
         spread = f"rounds {min(rates[name]):.1f} to {max(rates[name]):.1f}"
