@@ -348,6 +348,8 @@ def report(
             f"  {name} / opendkim = {ratio(name, 'opendkim')}, {verdict} the target of"
             f" {TARGET}; {name} / {CEILING} = {ratio(name, CEILING)}"
         )
+    if "srsfwd-before" in best:
+        print(f"  srsfwd / srsfwd-before = {ratio('srsfwd', 'srsfwd-before')} (both ARC on)")
     if ceiling < TARGET:
         print(
             f"  Postfix with no milter at all is {ceiling:.2f}x Postfix + OpenDKIM, below"
