@@ -19,9 +19,12 @@ server. Rows:
 Server and client are pinned to the same core (``taskset -c 0``): one Postfix process
 asking one lookup at a time gets no more, and the servers' cost per lookup decides.
 Servers run side by side and are measured in turn, ``--rounds`` times, a different one
-first each round; each figure is the median. The last column is the server's CPU time
+first each round; each figure is the median. The last columns are the server's CPU time
 per lookup (postsrsd's includes the child it forks per connection), which a busy
-machine disturbs less than the rate.
+machine disturbs less than the rate, split into user time (the server's own code: for
+srsfwd, the Python) and system time (the kernel: socket calls and wake-ups); then the
+client's, which is the same against every server, so that on a core nothing else uses
+the rate follows the server's CPU.
 
     python -m benchmarks.serve_bench [--lookups N] [--rounds R] [--cpu C] [--loops]
         [--repeating N] [--baseline DIR]
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -74,10 +78,24 @@ class Server:
     ports: dict[str, int]
 
 
-def cpu_seconds(pid: int) -> float:
+@dataclass(frozen=True)
+class CPUTimes:
+    """CPU seconds in user space (the server's own code, Python for srsfwd) and in the
+    kernel (the socket calls and wake-ups, which every server pays)."""
+
+    user: float
+    system: float
+
+    def __sub__(self, other: CPUTimes) -> CPUTimes:
+        return CPUTimes(self.user - other.user, self.system - other.system)
+
+
+def cpu_seconds(pid: int) -> CPUTimes:
     """CPU time of ``pid`` and of the children it has reaped (postsrsd forks per client)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    tick = os.sysconf("SC_CLK_TCK")
+    return CPUTimes((utime + cutime) / tick, (stime + cstime) / tick)
 
 
 @contextmanager
@@ -217,7 +235,9 @@ def main(argv: Sequence[str]) -> None:
         rows.append(Row("postsrsd 1.10", "postsrsd", "tcp_table", True, versus=""))
         rows.append(Row("srsfwd", "threads", "tcp_table", True))
     rates: dict[Row, list[float]] = {row: [] for row in rows}
-    cpu: dict[Row, list[float]] = {row: [] for row in rows}
+    user: dict[Row, list[float]] = {row: [] for row in rows}
+    system: dict[Row, list[float]] = {row: [] for row in rows}
+    client_cpu: dict[Row, list[float]] = {row: [] for row in rows}
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         secret = work / "srs.secret"
@@ -236,6 +256,7 @@ def main(argv: Sequence[str]) -> None:
             )
             for server in dict.fromkeys(row.server for row in rows)
         }
+        loops = {server: event_loop_of(process.pid) for server, process in servers.items()}
         for round_ in range(args.rounds):
             # A different row goes first each round: none always gets the quiet start.
             first = round_ % len(rows)
@@ -243,19 +264,30 @@ def main(argv: Sequence[str]) -> None:
                 process = servers[row.server]
                 before = cpu_seconds(process.pid)
                 port = process.ports[row.protocol]
+                # The client is the only child waited for during the run.
+                client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 rate = lookups_per_second(
                     client, keys[row.repeating], port, row.protocol, args.cpu, args.lookups
                 )
+                client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                client_used = (client_after.ru_utime + client_after.ru_stime) - (
+                    client_before.ru_utime + client_before.ru_stime
+                )
+                client_cpu[row].append(client_used / args.lookups * 1e6)
                 rates[row].append(rate)
-                cpu[row].append((server_cpu_after_run(process) - before) / args.lookups * 1e6)
+                used = server_cpu_after_run(process) - before
+                user[row].append(used.user / args.lookups * 1e6)
+                system[row].append(used.system / args.lookups * 1e6)
     median = {row: statistics.median(values) for row, values in rates.items()}
     print(
         f"forward lookups/s, 1 connection, one at a time, server and client on CPU {args.cpu};"
         f" {args.lookups} lookups per run, median of {args.rounds}"
     )
+    srsfwd_loops = sorted({loops[row.server] for row in rows if row.server != "postsrsd"})
+    print(f"srsfwd's event loop: {', '.join(srsfwd_loops)}")
     print(
-        f"{'server':<22} {'protocol':<10} {'senders':<16} {'lookups/s':>10}"
-        f"  {'ratio':<26} server CPU/lookup"
+        f"{'server':<22} {'protocol':<10} {'senders':<16} {'lookups/s':>10} {'(spread)':<13}"
+        f"  {'ratio':<26} server CPU/lookup: user + system; client's"
     )
     for row in rows:
         senders = f"{args.repeating:,} repeating" if row.repeating else "all distinct"
@@ -269,14 +301,18 @@ def main(argv: Sequence[str]) -> None:
             note = "(the peer)"
         print(
             f"{row.label:<22} {row.protocol:<10} {senders:<16} {median[row]:>10,.0f}"
-            f"  {note:<26} {statistics.median(cpu[row]):6.1f} us"
+            f" {spread(rates[row]):<13}"
+            f"  {note:<26} {cpu_per_lookup(user[row], system[row])};"
+            f" {statistics.median(client_cpu[row]):5.1f} us"
         )
     for label, row in (("srsfwd", rows[1]), ("srsfwd --no-lookup-threads", rows[3])):
         ratio = median[row] / median[rows[0]]
         verdict = "meets" if ratio >= TARGET else "misses"
+        # Each round measures both: its own ratio shows how much the machine moved.
+        rounds = [ours / peer for ours, peer in zip(rates[row], rates[rows[0]], strict=True)]
         print(
-            f"tcp_table, all senders distinct: {label}/postsrsd = {ratio:.2f}x,"
-            f" {verdict} the {TARGET}x target"
+            f"tcp_table, all senders distinct: {label}/postsrsd = {ratio:.2f}x"
+            f" ({min(rounds):.2f}x to {max(rounds):.2f}x by round), {verdict} the {TARGET}x target"
         )
 
 
@@ -286,7 +322,24 @@ def baseline_server(server: str, baseline: Path | None) -> tuple[str, Path | Non
     return loop, (baseline.resolve() if baseline and loop != server else None)
 
 
-def server_cpu_after_run(server: Server) -> float:
+def spread(rates: list[float]) -> str:
+    """The lowest and highest of a row's rates, in thousands a second."""
+    return f"({min(rates) / 1000:.1f}-{max(rates) / 1000:.1f}k)"
+
+
+def event_loop_of(pid: int) -> str:
+    """uvloop if the process ``pid`` has it loaded, else asyncio."""
+    return "uvloop" if "uvloop" in Path(f"/proc/{pid}/maps").read_text() else "asyncio"
+
+
+def cpu_per_lookup(user: list[float], system: list[float]) -> str:
+    """The medians of a row's user, system and total CPU microseconds per lookup."""
+    total = [u + s for u, s in zip(user, system, strict=True)]
+    median = statistics.median
+    return f"{median(user):5.1f} + {median(system):5.1f} = {median(total):5.1f} us"
+
+
+def server_cpu_after_run(server: Server) -> CPUTimes:
     """The server's CPU seconds once the run's connection is accounted for.
 
     postsrsd serves each connection in a child it reaps when it accepts the next one:

@@ -206,7 +206,9 @@ class SRSRewriter:
         self._inner, self._outer = self._signers[0].states
         self._alias_store = alias_store
         self._clock: Clock = clock or SystemClock()
-        self._stamp_day = -1
+        # The day ``_stamp`` is for, as Unix times: a clock reading inside it needs no
+        # division to know the stamp.
+        self._stamp_from = self._stamp_until = 0.0
         self._stamp = ""
         self._srs0_tag = f"SRS0{separator}"
         # Longest host plus local part whose SRS0 local part stays within the limit.
@@ -265,13 +267,14 @@ class SRSRewriter:
             return sender
         # _hash, inlined: this is the lookup daemon's whole per-sender cost.
         inner = self._inner.copy()
-        inner.update(f"{stamp}{host}{local}".lower().encode("ascii"))
+        # The pattern let through ASCII only: encode() is its fastest, UTF-8 spelling.
+        inner.update(f"{stamp}{host}{local}".lower().encode())
         outer = self._outer.copy()
         outer.update(inner.digest())
         digest = binascii.b2a_base64(outer.digest(), newline=False)[: self.hash_length]
         if self._url:
             digest = digest.translate(_TO_URL)
-        return f"{self._srs0_tag}{digest.decode('ascii')}={stamp}={host}={local}@{self.domain}"
+        return f"{self._srs0_tag}{digest.decode()}={stamp}={host}={local}@{self.domain}"
 
     def _rewrite_local(self, local: str, host: str) -> str:
         sep = self.separator
@@ -311,9 +314,11 @@ class SRSRewriter:
 
     def today(self) -> str:
         """Today's day stamp: every SRS0 address ``forward`` makes today carries it."""
-        day = int(self._clock.now() // SECONDS_PER_DAY)
-        if day != self._stamp_day:
-            self._stamp, self._stamp_day = timestamp(day * SECONDS_PER_DAY), day
+        now = self._clock.now()
+        if not self._stamp_from <= now < self._stamp_until:
+            start = now // SECONDS_PER_DAY * SECONDS_PER_DAY
+            self._stamp = timestamp(start)
+            self._stamp_from, self._stamp_until = start, start + SECONDS_PER_DAY
         return self._stamp
 
     def _hash(self, fields: str) -> str:

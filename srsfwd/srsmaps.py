@@ -127,7 +127,11 @@ class SRSMaps:
                     if found is None
                     else found(rewritten)
                 )
-                self._keep(cache, sender, wire, _REWRITTEN)
+                # _keep, inlined for the distinct senders' path: an OK is cacheable.
+                if self.cache_size > 0:
+                    if len(cache) >= self.cache_size:
+                        cache.clear()
+                    cache[sender] = wire
         return wire
 
     def _new_day(self, day: str) -> None:
@@ -212,14 +216,14 @@ def _tcp_table_found(address: str) -> bytes:
     encoder does them)."""
     if "%" in address or len(address) > tcptable.MAX_REPLY - 5:
         return tcp_table_line(SocketmapReply(Status.OK, address))
-    return b"200 " + address.encode("ascii") + b"\n"
+    return f"200 {address}\n".encode()
 
 
 def _socketmap_found(address: str) -> bytes:
     """``encode_reply`` of an OK reply for an address ``forward_plain`` made (ASCII)."""
     if len(address) > MAX_REPLY - 3:
         return encode_reply(SocketmapReply(Status.OK, address))
-    return b"%d:OK %b," % (len(address) + 3, address.encode("ascii"))
+    return f"{len(address) + 3}:OK {address},".encode()
 
 
 #: How each wire encoder writes an address ``forward_plain`` made, without a reply object.
@@ -227,8 +231,6 @@ _FOUND_ENCODERS: dict[WireEncoder, Callable[[str], bytes]] = {
     tcp_table_line: _tcp_table_found,
     encode_reply: _socketmap_found,
 }
-#: Stands for any OK reply where ``_keep`` only needs to know the answer is cacheable.
-_REWRITTEN = SocketmapReply(Status.OK, "")
 
 
 def _too_big(key: str) -> bool:

@@ -10,6 +10,7 @@ arrives), and the codec is forty lines.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from srsfwd.errors import ProtocolError
@@ -24,6 +25,8 @@ MAX_KEY = 512
 MAX_REPLY = 100_000
 
 _MAX_DIGITS = len(str(MAX_REPLY))
+#: One whole netstring: its length digits and its payload (checked against each other).
+_PLAIN_NETSTRING = re.compile(rb"([0-9]+):(.+),", re.DOTALL)
 
 
 class Status(enum.StrEnum):
@@ -67,12 +70,13 @@ class RequestDecoder(framing.RequestDecoder[Request]):
     to call ``feed(b"", limit)`` again.
     """
 
-    __slots__ = ("_max_digits", "_max_payload")
+    __slots__ = ("_max_digits", "_max_frame", "_max_payload")
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         super().__init__()
         self._max_payload = max_payload
         self._max_digits = len(str(max_payload))
+        self._max_frame = self._max_digits + max_payload + 2
 
     def _decode(self, data: bytes, limit: int | None, requests: list[Request]) -> None:
         buffer = self._buffer
@@ -112,28 +116,37 @@ class RequestDecoder(framing.RequestDecoder[Request]):
             start = comma + 1
         del buffer[:start]
 
-    def plain_request(self, data: bytes) -> Request | None:
-        """The request ``data`` holds if it is exactly one whole netstring, else None.
+    def plain_request(self, data: bytes | bytearray, end: int | None = None) -> Request | None:
+        """The request ``data[:end]`` holds if it is exactly one whole netstring, else None.
 
         Nothing may be buffered, and the netstring must be within the limits; this is
         how Postfix asks. The server's quick path takes it as it is; anything else
         (None) goes through ``feed``, which answers it the same way.
         """
-        colon = data.find(b":", 0, self._max_digits + 1)
-        if colon < 1 or self._buffer or self.error is not None:
+        payload = self.plain_payload(data, end)
+        if payload is None:
             return None
-        head = data[:colon]
-        if not head.isdigit():
-            return None
-        length = int(head)
-        if not 0 < length <= self._max_payload or len(data) != colon + length + 2:
-            return None
-        if data[-1] != 0x2C:
-            return None
-        name, _, key = data[colon + 1 : -1].partition(b" ")
+        name, _, key = payload.partition(b" ")
         return Request(
             name.decode("utf-8", "surrogateescape"), key.decode("utf-8", "surrogateescape")
         )
+
+    def plain_payload(self, data: bytes | bytearray, end: int | None = None) -> bytes | None:
+        """The payload (``<map> SP <key>``) of ``plain_request``'s netstring, or None:
+        the server's quick path reads the map name from it without making a request."""
+        if end is None:
+            end = len(data)
+        if self._buffer or self.error is not None or end > self._max_frame:
+            return None
+        # One C-speed match for the framing; the length is checked against it.
+        plain = _PLAIN_NETSTRING.fullmatch(data, 0, end)
+        if plain is None:
+            return None
+        head, payload = plain.groups()
+        length = len(payload)
+        if len(head) > self._max_digits or int(head) != length or length > self._max_payload:
+            return None
+        return bytes(payload)
 
 
 def encode_request(request: Request) -> bytes:

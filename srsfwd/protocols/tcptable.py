@@ -23,6 +23,8 @@ MAX_REPLY = 4096
 _HEX = b"0123456789abcdefABCDEF"
 # Everything but the printable ASCII that needs no escape: isgraph() minus "%".
 _NEEDS_QUOTING = re.compile(rb"[^\x21-\x24\x26-\x7e]")
+#: A request the quick path takes: ``get <key> LF``, the key without escapes or CR.
+_PLAIN_REQUEST = re.compile(rb"get ([^\r\n%]+)\n")
 
 
 class Code(enum.IntEnum):
@@ -91,25 +93,21 @@ class RequestDecoder(framing.RequestDecoder[Request]):
             raise ProtocolError("request line too long")
         del buffer[:start]
 
-    def plain_key(self, data: bytes) -> str | None:
-        """The key of ``data`` if it is exactly one plain request, else None.
+    def plain_key(self, data: bytes | bytearray, end: int | None = None) -> str | None:
+        """The key of ``data[:end]`` if it is exactly one plain request, else None.
 
         Plain: nothing buffered, ``get <key> LF`` with no escape and no CR, within the
         line limit; this is how Postfix asks. The server's quick path takes it without
-        building a request; anything else (None) goes through ``feed``, which answers
-        it the same way.
+        building a request, straight from its read buffer (``end``: the bytes read);
+        anything else (None) goes through ``feed``, which answers it the same way.
         """
-        if (
-            self._buffer
-            or self.error is not None
-            or not 5 < len(data) <= self._max_line + 1
-            or not data.startswith(b"get ")
-            or data.find(b"\n") != len(data) - 1
-            or b"%" in data
-            or b"\r" in data
-        ):
+        if end is None:
+            end = len(data)
+        if self._buffer or self.error is not None or end > self._max_line + 1:
             return None
-        return data[4:-1].decode("utf-8", "surrogateescape")
+        # One C-speed match for every check.
+        plain = _PLAIN_REQUEST.fullmatch(data, 0, end)
+        return None if plain is None else plain[1].decode("utf-8", "surrogateescape")
 
 
 def parse_line(line: bytes) -> Request:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, cast
 
 from srsfwd.protocols import socketmap, tcptable
-from srsfwd.servers.connection import READ_SIZE, Connection, ServerContext
+from srsfwd.servers.connection import Connection, ServerContext
 from srsfwd.srsmaps import FORWARD, MAPS, REVERSE, TCP_TABLE_CODES, SRSMaps, tcp_table_line
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,14 @@ _OUTCOMES = {
     socketmap.Status.TEMP: ("deferred", "deferred"),
     socketmap.Status.TIMEOUT: ("deferred", "deferred"),
 }
+
+
+#: The map name the socketmap quick path answers without making a request.
+_FORWARD = FORWARD.encode()
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
 
 
 class LookupConnection(Connection):
@@ -69,6 +77,11 @@ class LookupConnection(Connection):
         self._eof = False
         # Asked once: the daemon sets its metrics and log level before it listens.
         self._quick = context.metrics is None and not log.isEnabledFor(logging.DEBUG)
+        self._read_buffer = cast(bytearray, self._read_view.obj)
+        # Reads answered: a plain int the idle sweep compares, instead of a clock read
+        # per lookup (``expired``).
+        self._answered = 0
+        self._answered_seen = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -77,19 +90,27 @@ class LookupConnection(Connection):
             self._loop.call_soon(self._hand_over)
 
     def buffer_updated(self, nbytes: int) -> None:
-        data = self._read_view[:nbytes].tobytes()
         if self._quick and not self._draining and self.transport is not None:
-            reply = self._quick_reply(data)
+            reply = self._quick_reply(self._read_buffer, nbytes)
             if reply is not None:
-                self.last_request = self._loop.time()
-                self.started = True
+                self._answered += 1
                 self.transport.write(reply)
                 return
-        self._serve(data)
+        self._serve(self._read_view[:nbytes].tobytes())
 
-    def _quick_reply(self, data: bytes) -> bytes | None:
-        """The reply if ``data`` is exactly one plain request, else None (then the
-        batch path answers it, the same way)."""
+    def expired(self, now: float) -> bool:
+        # The idle sweep notes the reads answered since its last look as activity now:
+        # the lookup path counts them and reads no clock, and a connection idle for
+        # keep-alive seconds is still closed, at most one sweep later.
+        if self._answered != self._answered_seen:
+            self._answered_seen = self._answered
+            self.last_request = now
+            self.started = True
+        return super().expired(now)
+
+    def _quick_reply(self, data: bytearray, end: int) -> bytes | None:
+        """The reply if ``data[:end]`` is exactly one plain request, else None (then
+        the batch path answers it, the same way)."""
         raise NotImplementedError
 
     def close(self, reason: str) -> None:
@@ -125,17 +146,25 @@ class LookupConnection(Connection):
 
     def _serve_in_thread(self) -> None:
         sock, decoder, lock = cast(socket.socket, self._sock), self._decoder, self.context.lock
+        # The event loop reads no more: its read buffer is the thread's now, and the
+        # quick path parses a request where it lands.
+        read_buffer = self._read_buffer
+        receive, send = sock.recv_into, sock.send
+        quick_reply = self._quick_reply if self._quick else None
         try:
-            while data := sock.recv(READ_SIZE):
+            while size := receive(read_buffer):
                 with lock:  # the maps (and a database mode store) one thread at a time
-                    reply = self._quick_reply(data) if self._quick else None
+                    reply = quick_reply(read_buffer, size) if quick_reply is not None else None
                     if reply is None:
-                        requests = decoder.feed(data)
+                        requests = decoder.feed(bytes(read_buffer[:size]))
                         reply = self._answer(requests) if requests else b""
                 if reply:
-                    self.last_request = self._loop.time()
-                    self.started = True
-                    sock.sendall(reply)
+                    self._answered += 1
+                    # One send: a reply is small and the socket blocking, so it takes
+                    # all of it; sendall only for a rest.
+                    sent = send(reply)
+                    if sent < len(reply):
+                        sock.sendall(reply[sent:])
                 if decoder.error is not None:
                     self._call_soon(self.context.note_client_error, self.service, decoder.error)
                     sock.sendall(self._invalid())
@@ -180,8 +209,7 @@ class LookupConnection(Connection):
         if transport is None:
             return
         if requests:
-            self.last_request = self._loop.time()
-            self.started = True
+            self._answered += 1
             transport.write(self._answer(requests))
         if self._decoder.error is not None:
             self._protocol_error(self._decoder.error)
@@ -257,17 +285,18 @@ class SocketmapConnection(LookupConnection):
         super().__init__(context)
         self._decoder = socketmap.RequestDecoder()
 
-    def _quick_reply(self, data: bytes) -> bytes | None:
-        request = self._decoder.plain_request(data)
-        if request is None:
+    def _quick_reply(self, data: bytearray, end: int) -> bytes | None:
+        payload = self._decoder.plain_payload(data, end)
+        if payload is None:
             return None
         encode, maps = socketmap.encode_reply, self.context.maps
+        name, _, key = payload.partition(b" ")
         try:
-            if request.name == FORWARD:
-                return maps.forward_wire(request.key, encode)
-            return encode(maps.lookup(request))
+            if name == _FORWARD:
+                return maps.forward_wire(key.decode("utf-8", "surrogateescape"), encode)
+            return encode(maps.lookup(socketmap.Request(_text(name), _text(key))))
         except Exception:  # noqa: BLE001 - a bug: _internal_error logs it
-            return encode(self._internal_error(request.name))
+            return encode(self._internal_error(_text(name)))
 
     def _answer(self, requests: Sequence[socketmap.Request]) -> bytes:
         encode, lookup = socketmap.encode_reply, self._lookup_function()
@@ -289,8 +318,8 @@ class TcpTableConnection(LookupConnection):
         super().__init__(context)
         self._decoder = tcptable.RequestDecoder()
 
-    def _quick_reply(self, data: bytes) -> bytes | None:
-        key = self._decoder.plain_key(data)
+    def _quick_reply(self, data: bytearray, end: int) -> bytes | None:
+        key = self._decoder.plain_key(data, end)
         if key is None:
             return None
         try:

@@ -351,6 +351,15 @@ def test_stamp_age_wraps_every_1024_days() -> None:
     assert stamp_age("2W", NEW_YEAR_2020 + 1024 * 86400) == 0
 
 
+@pytest.mark.parametrize("seconds", [-86_401, -1, 0, 86_399, 86_400, 5 * 86_400 + 7])
+def test_today_is_the_stamp_of_the_clocks_day_whichever_way_it_moves(seconds: int) -> None:
+    clock = FrozenClock(NEW_YEAR_2020 + 3600)
+    srs = rewriter(clock=clock)
+    assert srs.today() == "2W"
+    clock.set(NEW_YEAR_2020 + seconds)
+    assert srs.today() == timestamp(NEW_YEAR_2020 + seconds)
+
+
 @pytest.mark.parametrize(
     "options",
     [

@@ -170,6 +170,13 @@ def test_a_plain_request_is_what_feed_would_decode(data: bytes) -> None:
         assert decoder.error is None
 
 
+@given(st.one_of(st.binary(max_size=80), requests.map(encode_request)))
+def test_a_plain_request_reads_a_read_buffer_up_to_its_end(data: bytes) -> None:
+    read_buffer = bytearray(data + b"9:forward a,rest of the buffer")
+    request = RequestDecoder().plain_request(read_buffer, len(data))
+    assert request == RequestDecoder().plain_request(data)
+
+
 def test_postfixs_request_is_plain_and_anything_else_goes_through_feed() -> None:
     decoder = RequestDecoder()
     assert decoder.plain_request(b"21:forward a@example.org,") == Request(

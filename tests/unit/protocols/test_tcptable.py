@@ -134,6 +134,12 @@ def test_a_plain_key_is_what_feed_would_decode(data: bytes) -> None:
         assert decoder.error is None
 
 
+@given(st.one_of(st.binary(max_size=80), keys.map(lambda k: encode_request(Request(k)))))
+def test_a_plain_key_reads_a_read_buffer_up_to_its_end(data: bytes) -> None:
+    read_buffer = bytearray(data + b"get rest\nof the buffer")
+    assert RequestDecoder().plain_key(read_buffer, len(data)) == RequestDecoder().plain_key(data)
+
+
 def test_postfixs_request_is_plain_and_anything_else_goes_through_feed() -> None:
     decoder = RequestDecoder()
     assert decoder.plain_key(b"get alice@example.org\n") == "alice@example.org"
