@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from srsfwd.clock import FrozenClock
 from srsfwd.dkim import verify
 from srsfwd.dkim.canon import parse_message
-from srsfwd.dkim.keys import DkimKey, SigningKey, key_record_text, load_private_key
+from srsfwd.dkim.keys import (
+    DkimKey,
+    SigningKey,
+    key_record_text,
+    load_private_key,
+    load_public_key,
+)
 from srsfwd.dkim.sign import DkimSigner, signature_header
 from srsfwd.dkim.verify import DkimVerifier, Result
 from srsfwd.dns.resolver import Resolver
@@ -382,7 +388,7 @@ def test_a_key_record_is_loaded_once_for_many_messages(
 ) -> None:
     dns_server.load(zone_for([rsa]))
     verify._public_key.cache_clear()
-    with mock.patch.object(verify, "load_public_key", wraps=verify.load_public_key) as loaded:
+    with mock.patch.object(verify, "load_public_key", wraps=load_public_key) as loaded:
         checker = verifier(dns_server)
         assert all(checker.verify(sign(rsa, now=NOW + n))[0].passed for n in range(3))
     assert loaded.call_count == 1
