@@ -148,6 +148,11 @@ def check_host(
     Never raises for bad input: an unusable client IP or HELO is a ``permerror`` or
     ``none`` outcome with the reason, as RFC 7208 §4.3 and §2.3 say.
     """
+    # Keyed by the inputs as given: the same text always normalises the same way.
+    key = ("spf", client_ip, mail_from, helo, receiver, default_explanation)
+    kept = resolver.derived(key)
+    if isinstance(kept, SPFOutcome):
+        return kept
     try:
         ip = str(ipaddress.ip_address(client_ip.strip().strip("[]")))
     except ValueError:
@@ -156,10 +161,6 @@ def check_host(
     helo = helo.strip()
     identity = sender or f"postmaster@{helo}"
     domain = identity.rpartition("@")[2]
-    key = ("spf", ip, sender, helo, receiver, default_explanation)
-    kept = resolver.derived(key)
-    if isinstance(kept, SPFOutcome):
-        return kept
     query = spf.query(
         i=ip,
         s=sender,
