@@ -24,6 +24,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -60,6 +61,8 @@ FUTURE_SLOP = 36_000
 MAX_SIGNATURES = 10
 
 _REQUIRED = ("v", "a", "b", "bh", "d", "h", "s")
+#: What ``d=`` and ``s=`` may hold here: ASCII letters, digits, '-', '.', '_'.
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 class Result(StrEnum):
@@ -454,7 +457,7 @@ def _number(text: dict[str, str], tag: str) -> int | _Verdict | None:
 
 
 def _is_name(value: str) -> bool:
-    return bool(value) and value.isascii() and all(c.isalnum() or c in "-._" for c in value)
+    return _NAME.fullmatch(value) is not None
 
 
 def _canonicalisation(value: str) -> tuple[str, str] | _Verdict:
