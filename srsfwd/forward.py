@@ -649,7 +649,13 @@ class Forwarder:
             )
         leaving = tuple(changes.headers(message))
         inserted = self._signed_and_sealed(message, leaving, decision, pool)
-        return dataclasses.replace(changes, inserted=inserted)
+        return MessageChanges(
+            new_sender=changes.new_sender,
+            deleted=changes.deleted,
+            changed=changes.changed,
+            appended=changes.appended,
+            inserted=inserted,
+        )
 
     def _signed_and_sealed(
         self, message: ParsedMessage, leaving: tuple[Header, ...], decision: Decision, pool: Pool
