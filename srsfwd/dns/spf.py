@@ -96,6 +96,8 @@ def _records(
     try:
         found, expires = resolver.records_until(_presentation(name), qtype)
     except DNSTempError as exc:
+        # pyspf swallows some errors (an exp= look-up): an outcome that met one is not kept.
+        validity.used(-math.inf)
         raise spf.TempError(str(exc)) from None
     validity.used(expires)
     key = (name, qtype)

@@ -167,3 +167,14 @@ def test_temperror_is_not_kept(dns_server: ZoneServer) -> None:
     assert kept_check(resolver) == "temperror"
     dns_server.mode = "answer"
     assert kept_check(resolver) == "pass"
+
+
+def test_outcome_that_met_a_dns_failure_is_not_kept(
+    dns_server: ZoneServer, evaluations: list[object]
+) -> None:
+    # pyspf ignores a failed exp= look-up and still passes; that pass is not kept.
+    dns_server.load(KEPT_ZONE.replace("-all", "-all exp=why.sender.example"))
+    dns_server.failing.add("why.sender.example.")
+    resolver = dns_server.resolver(clock=FrozenClock(1_000_000))
+    assert [kept_check(resolver) for _ in range(2)] == ["pass"] * 2
+    assert len(evaluations) == 2
