@@ -27,6 +27,7 @@ import itertools
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -255,7 +256,8 @@ def main() -> None:
             line += f" ({best['ours' + suffix] / before:.2f}x"
             pairs = zip(rounds["ours" + suffix], rounds["before" + suffix], strict=True)
             ratios = [mine / theirs for mine, theirs in pairs]
-            line += f"; per round {min(ratios):.2f}x to {max(ratios):.2f}x)"
+            line += f"; per round {min(ratios):.2f}x to {max(ratios):.2f}x,"
+            line += f" median {statistics.median(ratios):.2f}x)"
         line += f"   pyspf + dkimpy direct: {best['direct' + suffix]:,.0f}/s"
         line += f" ({best['ours' + suffix] / best['direct' + suffix]:.1f}x)"
         print(line)
