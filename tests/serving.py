@@ -189,7 +189,8 @@ def serve_process(
     *args: str, tmp: Path, checkout: Path | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], Notifications]]:
     """``srsfwd serve ARGS`` as systemd runs it, once it has said READY=1; with
-    ``checkout``, the srsfwd of that source tree (benchmarks compare two)."""
+    ``checkout``, the srsfwd of that source tree (benchmarks compare two), run from
+    there: ``python -m`` puts the working directory ahead of ``PYTHONPATH``."""
     notes = Notifications(tmp / "notify.sock")
     env = {**os.environ, "NOTIFY_SOCKET": str(notes.path)}
     if checkout is not None:
@@ -199,6 +200,7 @@ def serve_process(
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
+        cwd=checkout,
     )
     try:
         notes.expect("READY=1")

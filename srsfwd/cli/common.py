@@ -17,6 +17,7 @@ import click
 
 from srsfwd.config import Config, SRSSettings, load_config
 from srsfwd.hostport import parse_host_port
+from srsfwd.logtext import one_line
 from srsfwd.sizes import MAX_MESSAGE
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class WarningsToStderr(logging.Handler):
         super().__init__(logging.WARNING)
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"{record.levelname.capitalize()}: {record.getMessage()}", err=True)
+        click.echo(f"{record.levelname.capitalize()}: {one_line(record.getMessage())}", err=True)
 
 
 def show_warnings() -> None:

@@ -19,6 +19,7 @@ from srsfwd.cli.group import EXIT_FAILED, exit_status
 from srsfwd.config import Config, config_from_data, load_config
 from srsfwd.errors import ConfigError, SrsfwdError
 from srsfwd.forward import Forwarder
+from srsfwd.logtext import OneLineFormatter
 from srsfwd.pool_settings import decide_settings
 from srsfwd.postsrsdconf import read_postsrsd
 from srsfwd.servers import eventloop
@@ -220,9 +221,9 @@ def setup_logging(target: str, level: str) -> None:
         handler = logging.handlers.SysLogHandler(
             address="/dev/log", facility=logging.handlers.SysLogHandler.LOG_MAIL
         )
-        handler.setFormatter(logging.Formatter("srsfwd[%(process)d]: %(message)s"))
+        handler.setFormatter(OneLineFormatter("srsfwd[%(process)d]: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("srsfwd: %(levelname)s: %(message)s"))
+        handler.setFormatter(OneLineFormatter("srsfwd: %(levelname)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(level.upper())

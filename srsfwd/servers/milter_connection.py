@@ -9,7 +9,9 @@ message runs on the new configuration while the one in the pipeline finishes on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Coroutine
@@ -66,6 +68,31 @@ class MilterConnection(Connection):
         self._events: deque[Event] = deque()
         self._busy: asyncio.Task[None] | None = None
         self._closing: str | None = None  # close once the message in the pipeline is answered
+        self._tcp: socket.socket | None = None  # set when the peer is on TCP
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if (
+            self.transport is not None
+            and sock is not None
+            and sock.family in (socket.AF_INET, socket.AF_INET6)
+            and hasattr(socket, "TCP_QUICKACK")
+        ):
+            self._tcp = sock
+            self._ack_at_once()
+
+    def _ack_at_once(self) -> None:
+        """Acknowledge what arrives next at once (Linux ``TCP_QUICKACK``, which the
+        kernel clears again as the connection goes on, so it is set after each exchange).
+
+        Postfix sends a stage's macros alone before the headers (the DATA macros with
+        DATA declined), and Nagle's algorithm holds its next packets until that one is
+        acknowledged: with the acknowledgement delayed (40 ms), every message waited.
+        """
+        if self._tcp is not None:
+            with contextlib.suppress(OSError):
+                self._tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
     @property
     def milter(self) -> MilterService:
@@ -97,6 +124,7 @@ class MilterConnection(Connection):
             return
         self.started = self._codec.negotiated is not None
         self._pump()
+        self._ack_at_once()
 
     def close(self, reason: str) -> None:
         """Close, but answer the message in the pipeline first (shutdown, reload)."""
@@ -207,6 +235,7 @@ class MilterConnection(Connection):
             )
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.write(replies)
+                self._ack_at_once()
         except (RuntimeError, ValueError):
             # An action Postfix did not allow (not negotiated): defer the message.
             log.exception("milter: cannot send the actions")

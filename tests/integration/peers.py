@@ -87,6 +87,7 @@ class PostSRSd:
 
     forward_port: int
     reverse_port: int
+    pid: int = 0
 
     def lookup(self, port: int, key: str) -> tuple[int, str]:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
@@ -108,6 +109,43 @@ class PostSRSd:
         return text
 
 
+def libfaketime() -> str:
+    """The path of libfaketime, failing the test with how to install it when missing."""
+    usr = Path("/usr")
+    found = [
+        *usr.glob("lib*/*/faketime/libfaketime.so.1"),
+        *usr.glob("lib*/faketime/libfaketime.so.1"),
+    ]
+    if not found:
+        pytest.fail("libfaketime is not installed: run .ci/run, which installs the test peers")
+    return str(found[0])
+
+
+def _unlink_faketime_shm(pid: int) -> None:
+    """Remove the semaphore and shared memory libfaketime 0.9.10 made for process ``pid``.
+
+    It names them after the pid and removes them only on a normal exit: not on SIGTERM, nor
+    once postsrsd has dropped root's privileges.
+    Left behind, they make a later process with the same pid fail at start: the ``faketime``
+    wrapper exits with "faketime: sem_open: File exists" (it creates them with O_EXCL).
+    """
+    for name in (f"sem.faketime_sem_{pid}", f"faketime_shm_{pid}"):
+        (Path("/dev/shm") / name).unlink(missing_ok=True)
+
+
+def _wait_unreaped(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Wait until ``process`` has exited, leaving it a zombie (SIGKILL after ``timeout``)."""
+    flags = os.WEXITED | os.WNOWAIT
+    deadline = time.monotonic() + timeout
+    while os.waitid(os.P_PID, process.pid, flags | os.WNOHANG) is None:
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            os.waitid(os.P_PID, process.pid, flags)
+            return
+        time.sleep(0.01)
+
+
 @contextmanager
 def postsrsd(
     tmp: Path,
@@ -118,8 +156,13 @@ def postsrsd(
     separator: str = "=",
     hash_length: int = 4,
 ) -> Iterator[PostSRSd]:
-    """Debian's postsrsd 1.10 on loopback, its clock set by faketime to ``now``."""
-    need("faketime")
+    """Debian's postsrsd 1.10 on loopback, its clock set by libfaketime to ``now``.
+
+    libfaketime is preloaded directly rather than through the ``faketime`` wrapper: the
+    wrapper keeps its clock in POSIX shared memory named after its own pid, and SIGTERM
+    (our teardown) kills it before it removes it. The preloaded library names its own after
+    postsrsd's pid, which we remove once postsrsd has exited and before its pid is reused.
+    """
     binary = need("postsrsd")
     secret_file = tmp / f"postsrsd-{free_port()}.secret"
     secret_file.write_text("".join(s + "\n" for s in secrets))
@@ -128,9 +171,6 @@ def postsrsd(
     stamp = datetime.fromtimestamp(now, UTC).strftime("@%Y-%m-%d %H:%M:%S")
     process = subprocess.Popen(
         [
-            "faketime",
-            "-f",
-            stamp,
             binary,
             f"-d{domain}",
             f"-s{secret_file}",
@@ -145,10 +185,12 @@ def postsrsd(
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env={**os.environ, "LD_PRELOAD": libfaketime(), "FAKETIME": stamp},
         # postsrsd 1.x forks a child per connection: its own process group lets the
         # teardown stop them all, not only the parent.
         start_new_session=True,
     )
+    peer.pid = process.pid
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -164,6 +206,10 @@ def postsrsd(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
+        if process.returncode is None:
+            _wait_unreaped(process)
+            # Exited but not reaped: its pid is not reused while we remove what is named after it.
+            _unlink_faketime_shm(process.pid)
         process.wait(timeout=10)
         if process.stderr:
             process.stderr.close()

@@ -270,3 +270,9 @@ def test_postsrsd_with_two_secrets_reverses_srsfwd_rotation(tmp_path: Path) -> N
         new = ours(now, secrets=["new-one", "tops3cr3t"]).forward("test@otherdomain.com")
         assert peer.reverse(old) == peer.reverse(new) == "test@otherdomain.com"
         assert peer.forward("test@otherdomain.com") == new
+
+
+def test_postsrsd_leaves_no_faketime_shared_memory_behind(tmp_path: Path) -> None:
+    with postsrsd(tmp_path, domain=DOMAIN, secrets=SECRETS, now=TIMES[0]) as peer:
+        assert peer.forward("test@otherdomain.com")
+    assert not list(Path("/dev/shm").glob(f"*faketime_*_{peer.pid}"))

@@ -34,6 +34,7 @@ from srsfwd.dns.resolver import Resolver
 from srsfwd.forward import Forwarder
 from srsfwd.pool import DKIMCheck
 from tests.dkimhelp import MESSAGE, dnsfunc_for, zone_for
+from tests.hypothesis_profiles import budget
 
 OURS = "fwd.example.net"
 NOW = 1_795_000_000
@@ -274,7 +275,7 @@ _ARRIVING = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=budget(40), deadline=None)
 @given(arriving=_ARRIVING, reason=_TEXT, checks=_CHECKS, mail_from=_TEXT)
 def test_the_sealed_aar_holds_exactly_this_hops_results(
     dkim_keys: dict[str, DkimKey],
@@ -350,7 +351,7 @@ _ARRIVING_BYTES = st.one_of(_FORGED, st.binary(max_size=80)).map(
 _TAG = st.binary(max_size=40).map(lambda raw: raw.translate(None, b"\r\n\x0b\x0c"))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=budget(40), deadline=None)
 @given(
     arriving=st.lists(st.tuples(_FIELD_NAMES, _ARRIVING_BYTES), max_size=3),
     tag=st.one_of(st.sampled_from([b"x@y spf=pass smtp.mailfrom=ceo@bank.example"]), _TAG),

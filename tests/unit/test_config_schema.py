@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from srsfwd.config import config_from_data, load_config
 from srsfwd.errors import ConfigError
+from tests.hypothesis_profiles import budget
 
 HOSTILE = [
     ("state_dri = 'x'\n", "state_dri"),
@@ -101,7 +102,7 @@ _files = st.dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=budget(300), deadline=None)
 @given(_files)
 def test_any_toml_shaped_data_is_a_configuration_or_one_error_line(data: dict[str, Any]) -> None:
     error = ""

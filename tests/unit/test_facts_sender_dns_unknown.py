@@ -23,6 +23,7 @@ def test_a_failed_lookup_is_temperror_not_absence(dns_server: ZoneServer, mode: 
 
 def test_an_answering_server_gives_the_records(dns_server: ZoneServer) -> None:
     dns_server.load(ZONE)
-    gatherer = FactGatherer(dns_server.resolver(timeout=0.3), accepted=DomainSet([]))
+    # The default timeout: an answer slowed by a busy machine is still an answer.
+    gatherer = FactGatherer(dns_server.resolver(), accepted=DomainSet([]))
     found = gatherer.sender_dns("sender.example")
     assert (found.a, found.mx, found.temperror) == (True, True, None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from srsfwd.app import build_limits
@@ -20,6 +20,7 @@ from srsfwd.config import load_config
 from srsfwd.forward import Forwarder, ForwardResult, message_problem
 from srsfwd.pool import Action
 from tests.dnsserver import ZoneServer
+from tests.hypothesis_profiles import budget
 from tests.ports import free_port
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -179,14 +180,14 @@ def test_a_failed_hand_off_counts_nothing(example: Path, dns: ZoneServer) -> Non
 PROBLEMS = {"not-a-message", "header-too-big", "no-from", "several-from"}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=budget(300), deadline=None)
 @given(st.binary(max_size=2000))
 def test_any_bytes_are_judged_never_crash(data: bytes) -> None:
     problem = message_problem(data)
     assert problem is None or (problem[0] in PROBLEMS and problem[1])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=budget(200), deadline=None)
 @given(
     st.lists(
         st.sampled_from([b"From: a@b.example", b"To: c@d.example", b" folded", b"junk", b""]),
@@ -201,3 +202,38 @@ def test_header_lines_in_any_order_and_line_ending_are_judged(
     head = lines[: lines.index(b"")] if b"" in lines else lines  # an empty line ends it
     if problem is None:
         assert sum(line.startswith(b"From:") for line in head) == 1
+
+
+_HOSTILE_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.lists(st.sampled_from(["a", "@", "=", "\r", "\n", "\u2028", "\0", "`", "é", " "])).map(
+        "".join
+    ),
+)
+_HOSTILE_ADDRESS = st.one_of(
+    st.builds(lambda local, domain: f"{local}@{domain}", _HOSTILE_TEXT, _HOSTILE_TEXT),
+    # Shaped as a bounce to our SRS domain, so the reverse (and its error) runs on it.
+    st.builds(lambda junk: f"SRS0={junk}=AB=example.org=a@fwd.example.net", _HOSTILE_TEXT),
+    _HOSTILE_TEXT,
+)
+
+
+@settings(
+    max_examples=budget(100),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    sender=_HOSTILE_ADDRESS,
+    rcpt=_HOSTILE_ADDRESS,
+    from_value=st.binary(max_size=60).filter(lambda v: b"\n" not in v),
+)
+def test_a_reply_to_hostile_addresses_is_one_printable_line(
+    forwarder: Forwarder, sender: str, rcpt: str, from_value: bytes
+) -> None:
+    message = b"From: " + from_value + b"\r\nTo: b@r.example\r\n\r\nbody\r\n"
+    result = forwarder.forward(
+        message, client_ip="198.51.100.25", helo="h", mail_from=sender, rcpts=(rcpt,)
+    )
+    reply = result.smtp_reply or ""
+    assert reply.isprintable(), reply

@@ -30,6 +30,7 @@ from srsfwd.errors import SignatureError
 from tests.arcchains import SEALED_AS_FAILED
 from tests.dkimhelp import MESSAGE, dkimpy_arc_set, zone_for
 from tests.dnsserver import ZoneServer
+from tests.hypothesis_profiles import budget
 
 NOW = 1_795_000_000
 
@@ -237,7 +238,7 @@ _FIELDS = st.lists(st.tuples(st.sampled_from(_NAMES), _VALUE), max_size=10)
 _BODY = st.lists(st.sampled_from([b"x", b" ", b"\t", b"\r\n", b"yz"]), max_size=20).map(b"".join)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=budget(60), deadline=None)
 @given(fields=_FIELDS, body=_BODY, ours_too=st.booleans())
 def test_generated_messages_are_identical_or_refused_alike(
     dkim_keys: dict[str, DkimKey],

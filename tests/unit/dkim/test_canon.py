@@ -1,9 +1,14 @@
-"""Canonicalisation: the same bytes as dkimpy's regexes, for any input."""
+"""Canonicalisation: the same bytes as dkimpy's regexes, for any input.
+
+Every test here runs twice: with the compiled scans (srsfwd/dkim/_canon.c, skipped where
+it is not built) and with their Python forms forced, so both stay tested.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from unittest import mock
 
 import dkim
@@ -26,6 +31,19 @@ from srsfwd.dkim.canon import (
     to_crlf,
 )
 from srsfwd.errors import SignatureError
+
+
+@pytest.fixture(scope="module", params=["compiled", "python"], autouse=True)
+def relaxed_step(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Which form of its whole-body scans canon uses in these tests."""
+    if request.param == "compiled" and not canon.COMPILED:
+        pytest.skip("the C extension is not built")
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "python":
+            patch.setattr(canon, "_relaxed_lines", canon._relaxed_lines_python)
+            patch.setattr(canon, "_find_bare_lf", canon._find_bare_lf_python)
+        yield request.param
+
 
 # Bodies made of the pieces that matter: spaces, tabs, CRLF, bare CR, text.
 pieces = st.sampled_from([b" ", b"\t", b"\r\n", b"a", b"xyz", b"\r", b"  \t ", b"\xc3\xa9"])

@@ -16,6 +16,7 @@ from srsfwd.dkim.sign import DkimSigner, default_header_list, fold
 from srsfwd.dkim.tags import parse_tag_list
 from srsfwd.errors import SignatureError
 from tests.dkimhelp import MESSAGE, RFC8463, RFC8463_TIME, dkimpy_private, dnsfunc_for
+from tests.hypothesis_profiles import budget
 
 NOW = 1_795_000_000
 
@@ -55,7 +56,7 @@ def test_output_is_byte_identical_to_dkimpy(dkim_keys: dict[str, DkimKey], spec:
     assert signed == dkimpy_sign(MESSAGE, key, names) + MESSAGE
 
 
-@settings(max_examples=60)
+@settings(max_examples=budget(60))
 @given(
     subject=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=300),
     domain_len=st.integers(1, 50),

@@ -27,6 +27,7 @@ from srsfwd.dns.resolver import Resolver
 from srsfwd.errors import SignatureError
 from tests.dkimhelp import DATA, MESSAGE, RFC8463, RFC8463_TIME, dkimpy_private, zone_for
 from tests.dnsserver import ZoneServer
+from tests.hypothesis_profiles import budget
 
 NOW = 1_795_000_000
 
@@ -358,7 +359,7 @@ def test_key_type_mismatch_is_permerror(
     assert "k=ed25519" in result.reason
 
 
-@settings(max_examples=150)
+@settings(max_examples=budget(150))
 @given(st.binary(max_size=300).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")))
 def test_any_signature_value_gives_a_result_never_a_crash(value: bytes) -> None:
     resolver = Resolver.from_zone_file(RFC8463 / "football.zone")
@@ -367,7 +368,7 @@ def test_any_signature_value_gives_a_result_never_a_crash(value: bytes) -> None:
     assert result.result in (Result.PERMERROR, Result.FAIL)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=budget(60), deadline=None)
 @given(
     appended=st.binary(min_size=1, max_size=200).filter(bytes.strip),
     extra_froms=st.integers(min_value=0, max_value=2),

@@ -67,6 +67,11 @@ header_names = st.text(
 nul_free = st.binary(max_size=200).map(lambda b: b.replace(b"\0", b""))
 clean_text = st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=40)
 macro_names = st.sampled_from(["i", "j", "{client_addr}", "{auth_authen}", "{rcpt_addr}"])
+# The names an MTA may define (we only ask for well-formed ones).
+defined_macro_names = macro_names | clean_text.filter(bool)
+# What an SMTPUTF8 client may put in MAIL FROM or RCPT TO and Postfix passes on: any UTF-8
+# but NUL, line breaks and angle brackets included.
+hostile_addresses = addresses | clean_text.filter(bool)
 
 
 def _connects() -> st.SearchStrategy[Connect]:
@@ -90,12 +95,12 @@ events: st.SearchStrategy[Event] = st.one_of(
     st.builds(
         DefineMacros,
         st.sampled_from(list(Command)),
-        st.lists(st.tuples(macro_names, clean_text), max_size=4).map(tuple),
+        st.lists(st.tuples(defined_macro_names, clean_text), max_size=4).map(tuple),
     ),
     _connects(),
     st.builds(Helo, clean_text),
-    st.builds(Mail, addresses | st.just(""), esmtp_args),
-    st.builds(Rcpt, addresses, esmtp_args),
+    st.builds(Mail, hostile_addresses | st.just(""), esmtp_args),
+    st.builds(Rcpt, hostile_addresses, esmtp_args),
     st.just(Data()),
     st.builds(MilterHeaderField, header_names, nul_free),
     st.just(EndOfHeaders()),

@@ -19,8 +19,14 @@ from srsfwd.protocols.socketmap import (
     netstring,
 )
 
-names = st.sampled_from(["forward", "reverse", "other"])
-keys = st.text(st.characters(codec="utf-8", exclude_characters=" "), max_size=60)
+_NAME_CHARACTERS = st.characters(codec="utf-8", exclude_characters=" ")
+names = st.one_of(st.sampled_from(["forward", "reverse", "other"]), st.text(_NAME_CHARACTERS))
+# A key may hold spaces, commas, colons, line breaks: only the netstring length frames it.
+keys = st.one_of(
+    st.text(_NAME_CHARACTERS, max_size=60),
+    st.text(st.characters(codec="utf-8"), max_size=60),
+    st.lists(st.sampled_from([" ", ",", ":", "0", "\n", "\r", "\0", "\u2028", "é"])).map("".join),
+)
 requests = st.builds(Request, names, keys)
 
 

@@ -140,6 +140,26 @@ def test_authenticated_forward_gets_srs_signatures_and_the_normal_pool(config: P
     run(scenario)
 
 
+def test_a_milter_on_tcp_forwards_several_messages_on_one_connection(tmp_path: Path) -> None:
+    port = free_port()
+    config = example_copy(tmp_path, f'socketmap = []\nmilter = ["inet:127.0.0.1:{port}"]\n')
+
+    async def scenario() -> None:
+        async with running(loader(config)):
+            client = await MilterClient.open(Endpoint(host="127.0.0.1", port=port))
+            await client.start("198.51.100.25", "mail.example.org")
+            outcomes = [
+                await client.transaction(f"alice{n}@example.org", [OUTSIDE], eml(config, "normal"))
+                for n in range(3)
+            ]
+            client.close()
+        for outcome in outcomes:
+            assert outcome.final == Continue()
+            assert of(AddHeader, outcome.actions) == [AddHeader("X-Srsfwd-Pool", b" normal")]
+
+    run(scenario)
+
+
 def test_unauthenticated_forward_goes_relay_unrewritten(config: Path) -> None:
     async def scenario() -> None:
         async with running(loader(config)):

@@ -266,7 +266,9 @@ def test_clients_that_vanish_mid_request_disturb_nobody(tmp_path: Path) -> None:
 
 
 def test_a_client_that_never_reads_is_held_back_not_buffered(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, keep_alive=1.0)
+    # keep-alive well past the test: on a slow machine the idle sweep must not close the
+    # greedy client before we look at its connection's buffer.
+    settings = settings_for(tmp_path, keep_alive=60.0)
 
     async def scenario() -> None:
         async with running(fixed(settings)) as daemon:
