@@ -102,8 +102,8 @@ def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
 def is_report(message: Message) -> bool:
     """True for a delivery or disposition report (RFC 6522 multipart/report)."""
     fields = message.find("content-type")
-    if not fields:
-        return False
+    if not fields or b"report" not in fields[0].value.lower():
+        return False  # most mail: no need for the email package's parser
     parsed = EmailMessage()
     parsed["Content-Type"] = fields[0].value.replace(b"\r\n", b"").decode("ascii", "replace")
     if parsed.get_content_type() != "multipart/report":
@@ -240,6 +240,8 @@ class FactGatherer:
         )
 
     def _trusted(self, ip: str) -> bool:
+        if not self.trusted:
+            return False
         try:
             address = ipaddress.ip_address(ip.strip().strip("[]"))
         except ValueError:

@@ -367,7 +367,7 @@ class Forwarder:
                 )
             notes.append(f"{rcpt} reversed to {original}")
             final.append(original)
-        envelope = dataclasses.replace(arrival, rcpts=tuple(final))
+        envelope = dataclasses.replace(arrival, rcpts=tuple(final)) if notes else arrival
         extra = ("srs-bounce-verified",) if notes else ()
         return _Work(parsed, envelope, extra, tuple(notes), dry_run)
 
@@ -453,9 +453,8 @@ class Forwarder:
         dmarc: DmarcOutcome,
     ) -> ForwardResult:
         """The forward result: where it leaves from, the envelope and the changes."""
-        changes = self._changes(work.parsed, decision, pool, dmarc)
-        if new_sender != work.envelope.mail_from:
-            changes = dataclasses.replace(changes, new_sender=new_sender)
+        sender_change = new_sender if new_sender != work.envelope.mail_from else None
+        changes = self._changes(work.parsed, decision, pool, dmarc, sender_change)
         settings = self.pools[pool]
         return ForwardResult(
             Action.FORWARD,
@@ -618,12 +617,18 @@ class Forwarder:
     # -- the message --------------------------------------------------------------
 
     def _changes(
-        self, message: ParsedMessage, decision: Decision, pool: Pool, dmarc: DmarcOutcome
+        self,
+        message: ParsedMessage,
+        decision: Decision,
+        pool: Pool,
+        dmarc: DmarcOutcome,
+        new_sender: str | None,
     ) -> MessageChanges:
-        """What the forward changes in the header section: forged results out, the From
-        rewrite, then this hop's Authentication-Results, our DKIM signature and the ARC
-        set on top (RFC 8617 §5.1: sealed last)."""
-        changes = MessageChanges(deleted=_forged_results(message, self.authserv_id))
+        """What the forward changes: the envelope sender (``new_sender``, None when it
+        stays) and the header section: forged results out, the From rewrite, then this
+        hop's Authentication-Results, our DKIM signature and the ARC set on top (RFC 8617
+        §5.1: sealed last)."""
+        changes = MessageChanges(new_sender, deleted=_forged_results(message, self.authserv_id))
         if dmarc.new_from is not None:
             change = author_change(
                 [h.value for h in message.find("from")],
@@ -644,7 +649,13 @@ class Forwarder:
             )
         leaving = tuple(changes.headers(message))
         inserted = self._signed_and_sealed(message, leaving, decision, pool)
-        return dataclasses.replace(changes, inserted=inserted)
+        return MessageChanges(
+            new_sender=changes.new_sender,
+            deleted=changes.deleted,
+            changed=changes.changed,
+            appended=changes.appended,
+            inserted=inserted,
+        )
 
     def _signed_and_sealed(
         self, message: ParsedMessage, leaving: tuple[Header, ...], decision: Decision, pool: Pool
@@ -773,18 +784,23 @@ class _HopResults:
 
     authserv_id: str
     facts: Facts
+    # The clauses made so far, per arc= verdict: the field and the sealer's texts share them.
+    _made: dict[str | None, list[ResultClause]] = field(default_factory=dict, compare=False)
 
     def clauses(self, arc: str | None) -> list[ResultClause]:
         """The result clauses, with ``arc`` when the ARC verdict is known."""
-        facts = self.facts
-        return header_clauses(
-            spf=facts.spf,
-            mail_from=facts.mail_from,
-            helo=facts.helo or "",
-            spf_reason=facts.spf_reason,
-            dkim=facts.dkim,
-            arc=arc,
-        )
+        made = self._made.get(arc)
+        if made is None:
+            facts = self.facts
+            made = self._made[arc] = header_clauses(
+                spf=facts.spf,
+                mail_from=facts.mail_from,
+                helo=facts.helo or "",
+                spf_reason=facts.spf_reason,
+                dkim=facts.dkim,
+                arc=arc,
+            )
+        return made
 
     def field(self, arc: str | None) -> str:
         """The whole field, folded."""

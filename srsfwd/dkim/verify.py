@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -59,6 +61,8 @@ FUTURE_SLOP = 36_000
 MAX_SIGNATURES = 10
 
 _REQUIRED = ("v", "a", "b", "bh", "d", "h", "s")
+#: What ``d=`` and ``s=`` may hold here: ASCII letters, digits, '-', '.', '_'.
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 class Result(StrEnum):
@@ -240,7 +244,7 @@ class DkimVerifier:
         errors = []
         for answer in answers:
             try:
-                return parse_key_record(answer)
+                return _key_record(answer)
             except KeyFormatError as exc:
                 errors.append(str(exc))
         return _Verdict(Result.PERMERROR, f"{name}: {errors[0]}")
@@ -259,13 +263,30 @@ class DkimVerifier:
         if record.strict and tags.identity_domain != facts.domain:
             return _Verdict(Result.FAIL, "key record t=s forbids a subdomain in i=")
         try:
-            public, bits = load_public_key(record)
+            public, bits = _public_key(record)
         except KeyFormatError as exc:
             return _Verdict(Result.PERMERROR, str(exc))
         facts.key_bits = bits
         if tags.key_type == "rsa" and bits < self._min_rsa_bits:
             return _Verdict(Result.FAIL, f"{bits}-bit RSA key is too short (RFC 8301)")
         return public
+
+
+#: Key records and public keys kept, least recently used dropped first.
+KEY_CACHE_SIZE = 1024
+
+
+# Both are pure functions of the record's bytes, so they are kept per record: loading an RSA
+# public key costs more than verifying with it. The DNS answer itself is only reused for its
+# TTL (the resolver's cache); a changed or revoked record is other bytes, parsed afresh.
+@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
+def _key_record(answer: bytes) -> KeyRecord:
+    return parse_key_record(answer)
+
+
+@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
+def _public_key(record: KeyRecord) -> tuple[PublicKey, int]:
+    return load_public_key(record)
 
 
 def _parse_tags(field: Header) -> dict[str, bytes] | _Verdict:
@@ -436,7 +457,7 @@ def _number(text: dict[str, str], tag: str) -> int | _Verdict | None:
 
 
 def _is_name(value: str) -> bool:
-    return bool(value) and value.isascii() and all(c.isalnum() or c in "-._" for c in value)
+    return _NAME.fullmatch(value) is not None
 
 
 def _canonicalisation(value: str) -> tuple[str, str] | _Verdict:

@@ -127,6 +127,9 @@ class Resolver:
         self._max_ttl = max_ttl
         self._negative_ttl = negative_ttl
         self._backend = backend or _NetworkBackend(self.nameservers, port, timeout)
+        # Results computed from answers (SPF outcomes), each kept until the first answer
+        # it used expires: key -> (expiry, value).
+        self._derived: OrderedDict[tuple[object, ...], tuple[float, object]] = OrderedDict()
 
     @classmethod
     def from_system(cls, *, timeout: float = 5.0, clock: Clock | None = None) -> Resolver:
@@ -201,6 +204,7 @@ class Resolver:
         """Forget every cached answer."""
         with self._lock:
             self._cache.clear()
+            self._derived.clear()
 
     def records(self, name: str, rdtype: RecordType) -> list[object]:
         """The records of one type, decoded: bytes (TXT), ``MXRecord``, address strings
@@ -211,7 +215,45 @@ class Resolver:
         """
         return list(self._lookup(name, rdtype).records)
 
+    def records_until(self, name: str, rdtype: RecordType) -> tuple[list[object], float]:
+        """``records``, and the clock time until which the answer may be reused: its
+        cache expiry, or now when answers are not cached.
+
+        Raises:
+            DNSTempError: SERVFAIL, REFUSED or no answer in time.
+        """
+        answer, expires = self._lookup_until(name, rdtype)
+        return list(answer.records), expires
+
+    def derived(self, key: tuple[object, ...]) -> object | None:
+        """A value kept with ``remember`` under ``key`` and not yet expired, or None."""
+        now = self._clock.now()
+        with self._lock:
+            hit = self._derived.get(key)
+            if hit is None:
+                return None
+            if hit[0] <= now:
+                del self._derived[key]
+                return None
+            self._derived.move_to_end(key)
+            return hit[1]
+
+    def remember(self, key: tuple[object, ...], value: object, until: float) -> None:
+        """Keep ``value``, computed from answers of this resolver, until ``until`` (the
+        earliest expiry of those answers, from ``records_until``); bounded like the
+        answer cache, and forgotten with it by ``clear_cache``."""
+        if self._cache_size <= 0 or until <= self._clock.now():
+            return
+        with self._lock:
+            self._derived[key] = (until, value)
+            self._derived.move_to_end(key)
+            while len(self._derived) > self._cache_size:
+                self._derived.popitem(last=False)
+
     def _lookup(self, name: str, rdtype: RecordType) -> _Answer:
+        return self._lookup_until(name, rdtype)[0]
+
+    def _lookup_until(self, name: str, rdtype: RecordType) -> tuple[_Answer, float]:
         now = self._clock.now()
         # A cache hit costs no name parsing: the key is only lower-cased and made absolute,
         # and only names that passed _normalise are ever stored under such a key.
@@ -222,21 +264,22 @@ class Resolver:
             if hit is not None:
                 if hit[0] > now:
                     self._cache.move_to_end((quick, rdtype))
-                    return hit[1]
+                    return hit[1], hit[0]
                 del self._cache[(quick, rdtype)]
         qname = _normalise(name)
         if qname is None:
-            return _Answer((), 0)  # not a DNS name, so no such name
+            return _Answer((), 0), now  # not a DNS name, so no such name
         key = (qname, rdtype)
         # The query runs outside the lock: a slow server must not hold up cached answers.
         answer = self._backend.query(key[0], rdtype)
-        if self._cache_size > 0:
-            ttl = min(answer.ttl, self._max_ttl) if answer.records else self._negative_ttl
-            with self._lock:
-                self._cache[key] = (now + ttl, answer)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return answer
+        if self._cache_size <= 0:
+            return answer, now
+        ttl = min(answer.ttl, self._max_ttl) if answer.records else self._negative_ttl
+        with self._lock:
+            self._cache[key] = (now + ttl, answer)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return answer, now + ttl
 
 
 def _normalise(name: str) -> str | None:

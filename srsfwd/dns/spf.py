@@ -6,12 +6,18 @@ its module-level ``spf.DNSLookup``; this module installs a dispatcher there once
 asks the ``Resolver`` bound to the current check (a context variable, so threads and
 tasks each see their own) and falls back to pyspf's own function for callers that use
 pyspf directly. Temporary DNS failures become SPF ``temperror``.
+
+An outcome is a function of the check's inputs and the DNS answers it read, so it is kept
+in the ``Resolver`` (``remember``) until the first of those answers expires from the DNS
+cache, keyed by every input: a sender seen again within the TTLs costs no evaluation.
+``fail`` (its explanation may expand ``%{t}``, the time) and ``temperror`` are not kept.
 """
 
 from __future__ import annotations
 
 import contextvars
 import ipaddress
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,9 +28,24 @@ import spf
 from srsfwd.dns.resolver import MXRecord, Resolver
 from srsfwd.errors import DNSTempError
 
-_current: contextvars.ContextVar[Resolver | None] = contextvars.ContextVar(
+
+class _Validity:
+    """Until when the answers one check has read so far may be reused."""
+
+    __slots__ = ("until",)
+
+    def __init__(self) -> None:
+        self.until = math.inf
+
+    def used(self, expires: float) -> None:
+        self.until = min(self.until, expires)
+
+
+_current: contextvars.ContextVar[tuple[Resolver, _Validity] | None] = contextvars.ContextVar(
     "srsfwd_spf_resolver", default=None
 )
+#: Results kept in the resolver until their DNS answers expire (see the module docstring).
+_KEPT_RESULTS = frozenset({"pass", "neutral", "softfail", "none", "permerror"})
 # pyspf's own look-up, kept once even if this module is imported again (importlib.reload).
 _pyspf_lookup: Callable[..., Any] = getattr(spf.DNSLookup, "pyspf_original", spf.DNSLookup)
 
@@ -66,14 +87,19 @@ def _presentation(name: str) -> str:
     )
 
 
-def _records(resolver: Resolver, name: str, qtype: str) -> list[tuple[tuple[str, str], Any]]:
+def _records(
+    resolver: Resolver, validity: _Validity, name: str, qtype: str
+) -> list[tuple[tuple[str, str], Any]]:
     """One look-up in pyspf's answer shape: ``[((name, type), value), ...]``."""
     if qtype not in ("A", "AAAA", "MX", "TXT", "PTR"):
         return []  # RR type 99 (SPF) is obsolete (RFC 7208 §3.1)
     try:
-        found = resolver.records(_presentation(name), qtype)
+        found, expires = resolver.records_until(_presentation(name), qtype)
     except DNSTempError as exc:
+        # pyspf swallows some errors (an exp= look-up): an outcome that met one is not kept.
+        validity.used(-math.inf)
         raise spf.TempError(str(exc)) from None
+    validity.used(expires)
     key = (name, qtype)
     out: list[tuple[tuple[str, str], Any]] = []
     for record in found:
@@ -89,10 +115,10 @@ def _records(resolver: Resolver, name: str, qtype: str) -> list[tuple[tuple[str,
 
 
 def _dispatch(name: str, qtype: str, *args: Any, **kwargs: Any) -> Any:
-    resolver = _current.get()
-    if resolver is None:
+    current = _current.get()
+    if current is None:
         return _pyspf_lookup(name, qtype, *args, **kwargs)
-    return _records(resolver, name, qtype)
+    return _records(*current, name, qtype)
 
 
 _dispatch.pyspf_original = _pyspf_lookup  # type: ignore[attr-defined]
@@ -100,10 +126,11 @@ spf.DNSLookup = _dispatch
 
 
 @contextmanager
-def _using(resolver: Resolver) -> Iterator[None]:
-    token = _current.set(resolver)
+def _using(resolver: Resolver) -> Iterator[_Validity]:
+    validity = _Validity()
+    token = _current.set((resolver, validity))
     try:
-        yield
+        yield validity
     finally:
         _current.reset(token)
 
@@ -123,6 +150,11 @@ def check_host(
     Never raises for bad input: an unusable client IP or HELO is a ``permerror`` or
     ``none`` outcome with the reason, as RFC 7208 §4.3 and §2.3 say.
     """
+    # Keyed by the inputs as given: the same text always normalises the same way.
+    key = ("spf", client_ip, mail_from, helo, receiver, default_explanation)
+    kept = resolver.derived(key)
+    if isinstance(kept, SPFOutcome):
+        return kept
     try:
         ip = str(ipaddress.ip_address(client_ip.strip().strip("[]")))
     except ValueError:
@@ -142,7 +174,7 @@ def check_host(
     )
     if default_explanation is not None:
         query.set_default_explanation(default_explanation)
-    with _using(resolver):
+    with _using(resolver) as validity:
         try:
             result, _code, explanation = query.check()
         except (spf.TempError, DNSTempError) as exc:
@@ -153,10 +185,13 @@ def check_host(
         result, result
     )
     mechanism = getattr(query, "mechanism", None)
-    return SPFOutcome(
+    outcome = SPFOutcome(
         result=result,
         identity=identity,
         domain=query.d if isinstance(getattr(query, "d", None), str) else domain,
         reason=str(explanation),
         mechanism=str(mechanism) if mechanism else None,
     )
+    if result in _KEPT_RESULTS:
+        resolver.remember(key, outcome, validity.until)
+    return outcome

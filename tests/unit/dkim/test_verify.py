@@ -12,8 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from srsfwd.clock import FrozenClock
+from srsfwd.dkim import verify
 from srsfwd.dkim.canon import parse_message
-from srsfwd.dkim.keys import DkimKey, SigningKey, key_record_text, load_private_key
+from srsfwd.dkim.keys import (
+    DkimKey,
+    SigningKey,
+    key_record_text,
+    load_private_key,
+    load_public_key,
+)
 from srsfwd.dkim.sign import DkimSigner, signature_header
 from srsfwd.dkim.verify import DkimVerifier, Result
 from srsfwd.dns.resolver import Resolver
@@ -375,3 +382,26 @@ def test_content_outside_a_signature_never_passes(
     resolver = Resolver.from_zone_text(zone_for([key]))
     (result,) = DkimVerifier(resolver, clock=FrozenClock(NOW)).verify(message)
     assert not result.passed
+
+
+def test_a_key_record_is_loaded_once_for_many_messages(
+    dns_server: ZoneServer, rsa: SigningKey
+) -> None:
+    dns_server.load(zone_for([rsa]))
+    verify._public_key.cache_clear()
+    with mock.patch.object(verify, "load_public_key", wraps=load_public_key) as loaded:
+        checker = verifier(dns_server)
+        assert all(checker.verify(sign(rsa, now=NOW + n))[0].passed for n in range(3))
+    assert loaded.call_count == 1
+
+
+def test_a_replaced_key_record_is_parsed_afresh(
+    dns_server: ZoneServer, rsa: SigningKey, dkim_keys: dict[str, DkimKey]
+) -> None:
+    dns_server.load(zone_for([rsa]))
+    assert verifier(dns_server).verify(sign(rsa))[0].passed
+    dns_server.clear()
+    dns_server.load(zone_for([SigningKey("example.com", "rsa", dkim_keys["rsa-3072"])]))
+    (result,) = verifier(dns_server).verify(sign(rsa))
+    assert result.result is Result.FAIL
+    assert result.key_bits == 3072

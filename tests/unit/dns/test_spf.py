@@ -10,8 +10,10 @@ import pytest
 import spf
 
 import srsfwd.dns.spf as adapter
+from srsfwd.clock import FrozenClock
 from srsfwd.dns.resolver import Resolver
 from srsfwd.dns.spf import check_host
+from tests.dnsserver import ZoneServer
 
 
 def zone(tmp_path: Path, name: str, policy: str) -> Resolver:
@@ -88,3 +90,91 @@ def test_direct_pyspf_users_keep_pyspf_dns(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(adapter, "_pyspf_lookup", fake)
     assert spf.query(i="192.0.2.1", s="a@direct.example", h="h").check()[0] == "pass"
     assert asked == [("direct.example", "TXT")]
+
+
+KEPT_ZONE = """\
+$ORIGIN sender.example.
+@          60 IN TXT "v=spf1 include:_spf.sender.example -all"
+_spf      300 IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
+"""
+
+
+def kept_check(
+    resolver: Resolver, *, ip: str = "192.0.2.1", mail_from: str = "a@sender.example"
+) -> str:
+    return check_host(resolver, client_ip=ip, mail_from=mail_from, helo="h").result
+
+
+@pytest.fixture
+def evaluations(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """One entry per pyspf evaluation (``spf.query.check`` call)."""
+    calls: list[object] = []
+    check = spf.query.check
+
+    def counted(self: spf.query, *args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return check(self, *args, **kwargs)
+
+    monkeypatch.setattr(spf.query, "check", counted)
+    return calls
+
+
+def test_outcome_is_kept_while_its_answers_are_cached(
+    dns_server: ZoneServer, evaluations: list[object]
+) -> None:
+    dns_server.load(KEPT_ZONE)
+    resolver = dns_server.resolver(clock=FrozenClock(1_000_000))
+    assert [kept_check(resolver) for _ in range(3)] == ["pass"] * 3
+    assert len(evaluations) == 1
+
+
+def test_outcome_expires_with_the_first_answer_it_read(dns_server: ZoneServer) -> None:
+    dns_server.load(KEPT_ZONE)
+    clock = FrozenClock(1_000_000)
+    resolver = dns_server.resolver(clock=clock)
+    assert kept_check(resolver) == "pass"
+    dns_server.clear()
+    dns_server.load(KEPT_ZONE.replace("include:_spf.sender.example -all", "?all"))
+    clock.advance(59)
+    assert kept_check(resolver) == "pass"
+    clock.advance(2)  # the top record's TTL (60) is over, the include's (300) is not
+    assert kept_check(resolver) == "neutral"
+
+
+def test_outcome_is_kept_per_client_and_sender(dns_server: ZoneServer) -> None:
+    dns_server.load(KEPT_ZONE.replace("include:_spf.sender.example", "exists:%{l}.sender.example"))
+    dns_server.load("$ORIGIN sender.example.\nb 300 IN A 127.0.0.2\n")
+    resolver = dns_server.resolver(clock=FrozenClock(1_000_000))
+    assert kept_check(resolver, mail_from="a@sender.example") == "fail"
+    assert kept_check(resolver, mail_from="b@sender.example") == "pass"
+    assert kept_check(resolver, mail_from="b@sender.example", ip="198.51.100.1") == "pass"
+    assert kept_check(resolver, mail_from="a@sender.example") == "fail"
+
+
+def test_fail_is_evaluated_again_each_time(
+    dns_server: ZoneServer, evaluations: list[object]
+) -> None:
+    dns_server.load(KEPT_ZONE)
+    resolver = dns_server.resolver(clock=FrozenClock(1_000_000))
+    assert [kept_check(resolver, ip="198.51.100.1") for _ in range(2)] == ["fail"] * 2
+    assert len(evaluations) == 2
+
+
+def test_temperror_is_not_kept(dns_server: ZoneServer) -> None:
+    dns_server.load(KEPT_ZONE)
+    resolver = dns_server.resolver(clock=FrozenClock(1_000_000))
+    dns_server.mode = "servfail"
+    assert kept_check(resolver) == "temperror"
+    dns_server.mode = "answer"
+    assert kept_check(resolver) == "pass"
+
+
+def test_outcome_that_met_a_dns_failure_is_not_kept(
+    dns_server: ZoneServer, evaluations: list[object]
+) -> None:
+    # pyspf ignores a failed exp= look-up and still passes; that pass is not kept.
+    dns_server.load(KEPT_ZONE.replace("-all", "-all exp=why.sender.example"))
+    dns_server.failing.add("why.sender.example.")
+    resolver = dns_server.resolver(clock=FrozenClock(1_000_000))
+    assert [kept_check(resolver) for _ in range(2)] == ["pass"] * 2
+    assert len(evaluations) == 2
