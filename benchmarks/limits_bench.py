@@ -63,7 +63,7 @@ from srsfwd.clock import SystemClock
 from srsfwd.limits import LimitPolicy, SendingLimits
 from srsfwd.stores.sqlite import SQLiteStore
 count, threads = int(sys.argv[1]), int(sys.argv[2])
-pause, work = float(sys.argv[3]) / 1000, float(sys.argv[4]) / 1000
+pause, busy = float(sys.argv[3]) / 1000, float(sys.argv[4]) / 1000
 path = Path(tempfile.mkdtemp(prefix="srsfwd-limits-")) / "limits.sqlite"
 policy = LimitPolicy(external_per_hour=0, internal_per_hour=0, per_day=0, per_message=0)
 each = [SendingLimits(SQLiteStore.open(path), policy, clock=SystemClock()) for _ in range(threads)]
@@ -79,7 +79,7 @@ def work(number):
         limits.record(sender, internal=1, external=1)
         took.append(time.perf_counter() - began)
         time.sleep(pause)
-        until = time.perf_counter() + work
+        until = time.perf_counter() + busy
         while time.perf_counter() < until:
             pass
 workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
@@ -90,7 +90,8 @@ started = time.perf_counter()
 for worker in workers:
     worker.join()
 elapsed = time.perf_counter() - started
-took = sorted(t for one in records for t in one)
+took = [t for one in records for t in one]
+assert len(took) == count * threads, "a thread failed"
 print(len(took) / elapsed, statistics.mean(took) * 1e6, sum(t > 1e-3 for t in took) / len(took))
 """
 
