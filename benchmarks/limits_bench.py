@@ -13,7 +13,8 @@ worker does: waiting (``--pause-ms``, as for DNS) and then working in Python, ho
 GIL (``--work-ms``); both 0 check as fast as they can. They report checks per second by
 the clock, all threads together, how long a record took (mean) and the share of records
 that took over 1 ms: SQLite's busy handler sleeps at least 1 ms, so that share shows
-threads sleeping for the file's write lock (and, on a loaded machine, preemption).
+threads sleeping for the file's write lock (and, on a loaded machine, preemption). The
+mean peek, a read that takes no lock, shows the waiting that is not for the lock (the GIL).
 
     python -m benchmarks.limits_bench [--checks N] [--rounds R] [--threads 1,4,16]
         [--pause-ms MS] [--work-ms MS] [--before DIR]
@@ -55,7 +56,8 @@ print(count / (time.process_time() - started), len(statements))
 
 #: Run in a subprocess inside a checkout: ``threads`` threads, a store each, one file, each
 #: waiting ``pause`` ms and then working ``work`` ms in Python after a check; prints checks
-#: per second by the clock, the mean record in µs, the share of records over 1 ms.
+#: per second by the clock, the mean record in µs, the share of records over 1 ms, and the
+#: mean peek in µs (a read, which takes no lock).
 _THREADS_SCRIPT = """
 import statistics, sys, tempfile, threading, time
 from pathlib import Path
@@ -68,13 +70,16 @@ path = Path(tempfile.mkdtemp(prefix="srsfwd-limits-")) / "limits.sqlite"
 policy = LimitPolicy(external_per_hour=0, internal_per_hour=0, per_day=0, per_message=0)
 each = [SendingLimits(SQLiteStore.open(path), policy, clock=SystemClock()) for _ in range(threads)]
 records = [[] for _ in range(threads)]
+peeks = [[] for _ in range(threads)]
 start = threading.Barrier(threads + 1)
 def work(number):
-    limits, took = each[number], records[number]
+    limits, took, looked = each[number], records[number], peeks[number]
     sender = f"user{number}@example.org"
     start.wait()
     for _ in range(count):
+        began = time.perf_counter()
         limits.peek(sender, internal=1, external=1)
+        looked.append(time.perf_counter() - began)
         began = time.perf_counter()
         limits.record(sender, internal=1, external=1)
         took.append(time.perf_counter() - began)
@@ -92,14 +97,19 @@ for worker in workers:
 elapsed = time.perf_counter() - started
 took = [t for one in records for t in one]
 assert len(took) == count * threads, "a thread failed"
-print(len(took) / elapsed, statistics.mean(took) * 1e6, sum(t > 1e-3 for t in took) / len(took))
+looked = [t for one in peeks for t in one]
+print(
+    len(took) / elapsed, statistics.mean(took) * 1e6, sum(t > 1e-3 for t in took) / len(took),
+    statistics.mean(looked) * 1e6,
+)
 """
 
 
 def measure_threads(
     checkout: Path, count: int, threads: int, pause: float, work: float
-) -> tuple[float, float, float]:
-    """(checks per second by the clock, mean record in µs, share of records over 1 ms)
+) -> tuple[float, float, float, float]:
+    """(checks per second by the clock, mean record in µs, share of records over 1 ms,
+    mean peek in µs)
     with ``threads`` threads doing ``count`` checks each, then ``pause`` ms and ``work`` ms."""
     done = subprocess.run(
         [sys.executable, "-c", _THREADS_SCRIPT, *map(str, (count, threads, pause, work))],
@@ -109,8 +119,8 @@ def measure_threads(
         text=True,
         check=True,
     )
-    rate, median, slow = done.stdout.split()
-    return float(rate), float(median), float(slow)
+    rate, record, slow, peek = map(float, done.stdout.split())
+    return rate, record, slow, peek
 
 
 def measure(checkout: Path, count: int) -> tuple[float, int]:
@@ -149,7 +159,7 @@ def main() -> None:
     thread_counts = [int(n) for n in args.threads.split(",") if n.strip()]
     rates: dict[str, list[float]] = {name: [] for name in checkouts}
     statements: dict[str, int] = {}
-    threaded: dict[tuple[int, str], list[tuple[float, float, float]]] = {
+    threaded: dict[tuple[int, str], list[tuple[float, float, float, float]]] = {
         (threads, name): [] for threads in thread_counts for name in checkouts
     }
     for _ in range(args.rounds):
@@ -180,7 +190,7 @@ def main() -> None:
 
 
 def print_threads(
-    threaded: dict[tuple[int, str], list[tuple[float, float, float]]],
+    threaded: dict[tuple[int, str], list[tuple[float, float, float, float]]],
     thread_counts: list[int],
     names: list[str],
     rounds: int,
@@ -188,16 +198,17 @@ def print_threads(
     """The threads rows: checks per second by the clock, and the record's latency."""
     print(f"Threads on one file, a store each, per second by the clock, {rounds} rounds")
     for threads in thread_counts:
-        ours = [rate for rate, _, _ in threaded[threads, "srsfwd"]]
+        ours = [rate for rate, *_ in threaded[threads, "srsfwd"]]
         for name in names:
             found = threaded[threads, name]
-            found_rates = [rate for rate, _, _ in found]
-            means = [mean for _, mean, _ in found]
+            found_rates = [rate for rate, *_ in found]
+            means = [mean for _, mean, _, _ in found]
             line = (
                 f"  {threads:>2} threads {name:<7} median {statistics.median(found_rates):>8,.0f}/s"
                 f" (range {min(found_rates):,.0f} to {max(found_rates):,.0f}); record mean"
                 f" {statistics.median(means):,.0f} µs ({min(means):,.0f} to {max(means):,.0f}),"
-                f" over 1 ms {statistics.median(slow for _, _, slow in found):.1%}"
+                f" over 1 ms {statistics.median(slow for _, _, slow, _ in found):.1%};"
+                f" peek mean {statistics.median(peek for *_, peek in found):,.0f} µs"
             )
             if name != "srsfwd":
                 ratios = [a / b for a, b in zip(ours, found_rates, strict=True)]
