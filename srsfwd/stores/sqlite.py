@@ -171,7 +171,8 @@ class SQLiteStore:
 
     def _upsert_many(self, counters: Sequence[tuple[str, int, int]], *, now: float) -> list[int]:
         """All counters in one UPSERT statement: atomic on its own, it takes the write lock
-        before it reads, so concurrent writers wait (busy timeout) rather than lose counts."""
+        before it reads, so concurrent writers wait (this process's lock, then SQLite's busy
+        timeout across processes) rather than lose counts."""
         moment = int(now)
         values: list[object] = [moment]
         for key, amount, ttl in counters:
