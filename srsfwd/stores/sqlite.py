@@ -1,5 +1,11 @@
 """The SQLite store: one file, safe with several processes (WAL, busy timeout).
 
+Within one process, writers of the same file queue on a ``threading.Lock`` before they
+ask SQLite for its write lock: SQLite's busy handler sleeps and polls (1, 2, 5, 10 ms...),
+so a thread that lost the race would sleep milliseconds for a lock held microseconds,
+while a Python lock is handed over as soon as it is released. The busy handler is then
+met only across processes. Reads (WAL) take no lock.
+
 The table is postsrsd 2.x's (``kv(k, v, lt)``, ``lt`` the expiry epoch), so a store
 that postsrsd wrote in database mode can be opened as it is.
 """
@@ -9,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,6 +39,17 @@ CREATE INDEX IF NOT EXISTS ltidx ON kv (lt);
 
 #: UPSERT ... RETURNING needs SQLite 3.35 (Debian 12 has 3.40); older falls back.
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+#: The write locks of this process, one per store file (by its resolved path).
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.Lock:
+    """The lock that every writer of ``path`` in this process holds around its statements."""
+    key = os.path.realpath(path)
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
 
 @functools.lru_cache(maxsize=32)
@@ -60,10 +78,19 @@ def _upsert(count: int) -> str:
 class SQLiteStore:
     """A ``KeyValueStore`` in an SQLite file."""
 
-    def __init__(self, connection: sqlite3.Connection, *, max_entries: int) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        *,
+        max_entries: int,
+        write_lock: threading.Lock | None = None,
+    ) -> None:
+        """``write_lock`` is shared by the stores of one file in this process (``open``
+        finds it); without one the store has its own."""
         self._db = connection
         self._max_entries = max_entries
         self._additions = 0
+        self._write_lock = write_lock if write_lock is not None else threading.Lock()
 
     @classmethod
     def open(
@@ -96,7 +123,7 @@ class SQLiteStore:
                     connection.close()
                     raise StoreError(f"cannot open store {path}: {exc}") from None
                 time.sleep(0.1)
-        return cls(connection, max_entries=max_entries)
+        return cls(connection, max_entries=max_entries, write_lock=_write_lock(path))
 
     @classmethod
     def empty(cls) -> SQLiteStore:
@@ -144,20 +171,23 @@ class SQLiteStore:
 
     def _upsert_many(self, counters: Sequence[tuple[str, int, int]], *, now: float) -> list[int]:
         """All counters in one UPSERT statement: atomic on its own, it takes the write lock
-        before it reads, so concurrent writers wait (busy timeout) rather than lose counts."""
+        before it reads, so concurrent writers wait (this process's lock, then SQLite's busy
+        timeout across processes) rather than lose counts."""
         moment = int(now)
         values: list[object] = [moment]
         for key, amount, ttl in counters:
             values += (key, amount, moment + ttl)
         try:
-            rows = self._db.execute(_upsert(len(counters)), values).fetchall()
-            self._after_additions(now)
+            with self._write_lock:
+                rows = self._db.execute(_upsert(len(counters)), values).fetchall()
+                self._after_additions(now)
         except sqlite3.Error as exc:
             raise StoreError(f"store update failed: {exc}") from None
         counted = {str(k): int(v) for k, v in rows}
         return [counted[key] for key, _, _ in counters]
 
     def _after_additions(self, now: float) -> None:
+        """Every so many additions, sweep the expired entries (the write lock held)."""
         self._additions += 1
         if self._additions % _SWEEP_EVERY == 0:
             try:
@@ -205,20 +235,26 @@ class SQLiteStore:
         self._db.close()
 
     def _transaction(self, what: str) -> _Transaction:
-        return _Transaction(self._db, what)
+        return _Transaction(self._db, self._write_lock, what)
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; SQLite errors → StoreError."""
+    """BEGIN IMMEDIATE ... COMMIT under the process's write lock of the file, rolled back
+    on any error; SQLite errors → StoreError."""
 
-    def __init__(self, db: sqlite3.Connection, what: str) -> None:
-        self._db, self._what = db, what
+    def __init__(self, db: sqlite3.Connection, write_lock: threading.Lock, what: str) -> None:
+        self._db, self._write_lock, self._what = db, write_lock, what
 
     def __enter__(self) -> None:
+        self._write_lock.acquire()
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            self._write_lock.release()
             raise StoreError(f"store {self._what} failed: {exc}") from None
+        except BaseException:
+            self._write_lock.release()
+            raise
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: object
@@ -227,5 +263,7 @@ class _Transaction:
             self._db.execute("ROLLBACK" if kind else "COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"store {self._what} failed: {exc}") from None
+        finally:
+            self._write_lock.release()
         if isinstance(error, sqlite3.Error):
             raise StoreError(f"store {self._what} failed: {error}") from None

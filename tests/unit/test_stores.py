@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,3 +260,72 @@ def test_a_url_naming_no_store_is_refused_and_creates_no_file(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="mysql://x"):
         open_store("mysql://x", base=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# Several writers of one SQLite file: threads queue on the process's lock of the file,
+# processes on SQLite's own lock; neither loses a count.
+
+_COUNT_IN_A_PROCESS = """
+import sys
+from srsfwd.stores.sqlite import SQLiteStore
+store = SQLiteStore.open(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    store.add_many([("hour", 1, 3600), ("day", 2, 86400)], now=0)
+"""
+
+
+def _count_in_threads(path: Path, threads: int, times: int) -> None:
+    stores = [SQLiteStore.open(path) for _ in range(threads)]
+
+    def work(store: SQLiteStore) -> None:
+        for _ in range(times):
+            store.add_many([("hour", 1, 3600), ("day", 2, 86400)], now=0)
+
+    workers = [threading.Thread(target=work, args=(store,)) for store in stores]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    for store in stores:
+        store.close()
+
+
+def test_sqlite_many_threads_each_with_a_store_lose_no_count(tmp_path: Path) -> None:
+    _count_in_threads(tmp_path / "s.sqlite", threads=16, times=100)
+    reader = SQLiteStore.open(tmp_path / "s.sqlite")
+    assert reader.get_many(["hour", "day"], now=0) == ["1600", "3200"]
+
+
+def test_sqlite_two_processes_and_their_threads_count_together(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    SQLiteStore.open(path).close()
+    root = Path(__file__).parents[2]
+    other = subprocess.Popen(
+        [sys.executable, "-c", _COUNT_IN_A_PROCESS, str(path), "400"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    _count_in_threads(path, threads=4, times=100)
+    assert other.wait(timeout=60) == 0
+    reader = SQLiteStore.open(path)
+    assert reader.get_many(["hour", "day"], now=0) == ["800", "1600"]
+
+
+def test_sqlite_stores_of_one_file_share_the_write_lock(tmp_path: Path) -> None:
+    first = SQLiteStore.open(tmp_path / "s.sqlite")
+    second = SQLiteStore.open(tmp_path / "." / "s.sqlite")
+    assert first._write_lock is second._write_lock
+    assert SQLiteStore.open(tmp_path / "t.sqlite")._write_lock is not first._write_lock
+
+
+def test_sqlite_a_failed_write_lets_the_next_writer_through(tmp_path: Path) -> None:
+    full = SQLiteStore.open(tmp_path / "s.sqlite", max_entries=1)
+    full.put("a", "1", ttl=None, now=0)
+    with pytest.raises(StoreError, match="full"):
+        full.put("b", "2", ttl=None, now=0)
+    other = SQLiteStore.open(tmp_path / "s.sqlite")
+    writer = threading.Thread(target=other.add, args=("a", 1), kwargs={"ttl": 10, "now": 0})
+    writer.start()
+    writer.join(timeout=10)
+    assert not writer.is_alive()
+    assert other.delete("a") is True
