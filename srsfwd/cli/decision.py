@@ -12,6 +12,7 @@ from srsfwd.cli.group import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
 from srsfwd.errors import SrsfwdError
 from srsfwd.facts import Envelope
 from srsfwd.forward import ForwardResult
+from srsfwd.logtext import one_line
 from srsfwd.pool import Action, Decision, Pool, PoolSettings
 from srsfwd.srs import SRSRewriter
 
@@ -193,7 +194,7 @@ def describe(document: Mapping[str, Any]) -> list[str]:
     """The decision for people: ``label: value`` lines, the same for every command, and
     this hop's Authentication-Results field last."""
     return [
-        f"{label + ':':<{LABEL_WIDTH}}{value}".rstrip() if label else value
+        f"{label + ':':<{LABEL_WIDTH}}{one_line(value)}".rstrip() if label else one_line(value)
         for label, value in _lines(document)
     ]
 

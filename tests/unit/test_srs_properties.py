@@ -83,20 +83,35 @@ def _same_hash(a: str, b: str) -> bool:
     return a.lower().translate(fold) == b.lower().translate(fold)
 
 
-@given(st.text(max_size=300))
-def test_forward_raises_nothing_but_srsfwd_errors(text: str) -> None:
+#: Any text, and SRS-shaped text with line breaks, NULs, backticks or non-ASCII inside.
+hostile = st.one_of(
+    st.text(max_size=300),
+    st.builds(
+        lambda junk, domain: f"SRS0=HHH=TT={junk}=a@{domain}",
+        st.text(st.sampled_from("ab=\r\n\0`é\u2028 "), max_size=20),
+        st.sampled_from(["fwd.example", "FWD.example", "fwd.example\n", "x\u2028.example"]),
+    ),
+)
+
+
+@given(hostile)
+def test_forward_raises_nothing_but_one_line_srsfwd_errors(text: str) -> None:
+    error = ""
     try:
         make(1_700_000_000).forward(text)
-    except SrsfwdError:
-        pass
+    except SrsfwdError as exc:
+        error = str(exc)
+    assert len(error.splitlines()) <= 1, error
 
 
-@given(st.text(max_size=300))
-def test_reverse_raises_nothing_but_srsfwd_errors(text: str) -> None:
+@given(hostile)
+def test_reverse_raises_nothing_but_one_line_srsfwd_errors(text: str) -> None:
+    error = ""
     try:
         make(1_700_000_000).reverse(text)
-    except SrsfwdError:
-        pass
+    except SrsfwdError as exc:
+        error = str(exc)
+    assert len(error.splitlines()) <= 1, error
 
 
 @given(st.from_regex(r"(?i)SRS[01][=+-][A-Za-z0-9+/=_.@-]{0,60}", fullmatch=True))

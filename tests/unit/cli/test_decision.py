@@ -143,6 +143,18 @@ def test_the_decision_for_people_names_both_envelope_senders(
     assert "<alice@example.org> sent as <SRS0=" in sender
 
 
+def test_the_decision_for_people_is_one_line_per_item_whatever_the_client_sent(
+    example: Path, dns: ZoneServer
+) -> None:
+    hostile = ("198.51.100.25", "mail.example.org\u2028forged: line", "alice@example.org", "")
+    message = b"From: a@ex\xe2\x80\xa8ample.org\r\nSubject: hi\xe2\x80\xa8\r\n\r\nbody\r\n"
+    plain = run("decide", example, dns, json_output=False).stdout
+    lines = run("decide", example, dns, hostile, message=message, json_output=False).stdout
+    assert lines.count("\n") == len(lines.splitlines())
+    assert "\\u2028" in lines  # shown escaped
+    assert len(lines.splitlines()) == len(plain.splitlines())
+
+
 def _stored(sender: str, ip: str, date: str = "Thu, 26 Nov 2026 10:00:00 +0000") -> bytes:
     return (
         f"Return-Path: <{sender}>\r\n"
