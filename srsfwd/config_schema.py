@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 import msgspec
 
 from srsfwd.errors import ConfigError
+from srsfwd.logtext import one_line
 from srsfwd.stores import check_location
 
 T = TypeVar("T", bound="ConfigTable")
@@ -105,16 +106,9 @@ def convert_file(data: Mapping[str, Any], schema: type[T]) -> T:
     try:
         return msgspec.convert(normalise(data), schema, strict=True)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_one_line(_describe(str(exc), data, schema))) from None
+        raise ConfigError(one_line(_describe(str(exc), data, schema))) from None
     except RecursionError:
         raise ConfigError("the configuration is nested too deeply") from None
-
-
-def _one_line(text: str) -> str:
-    """``text`` with anything that is not printable escaped, so an error is one line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def normalise(value: Any, path: tuple[str, ...] = ()) -> Any:
