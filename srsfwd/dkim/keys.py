@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
@@ -119,9 +120,18 @@ def private_key_pem(key: DkimKey) -> bytes:
 def load_private_key(data: bytes, *, name: str = "key") -> DkimKey:
     """A key from PEM (PKCS#8, or PKCS#1 for RSA) or dkimpy's base64 Ed25519 seed.
 
+    The same bytes give the same (immutable, thread-safe) key object: parsing and checking
+    an RSA-2048 key costs tens of milliseconds, and every forwarder (one per milter worker,
+    and again on each reload) loads the same few keys.
+
     Raises:
         KeyFormatError: not a key, an encrypted key, or a type DKIM cannot use.
     """
+    return _parsed_key(data, name)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_key(data: bytes, name: str) -> DkimKey:
     stripped = data.strip()
     if not stripped.startswith(b"-----BEGIN"):
         # dknewkey writes an Ed25519 key as the base64 of its 32-byte seed.

@@ -20,6 +20,7 @@ Positive answers are cached for their TTL (capped by ``max_ttl``), negative ones
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -282,6 +283,7 @@ class Resolver:
         return answer, now + ttl
 
 
+@functools.lru_cache(maxsize=4096)  # pure; spares dnspython's name parsing on uncached look-ups
 def _normalise(name: str) -> str | None:
     """``name`` lower-cased and absolute, or None when it cannot be a DNS name."""
     name = name.strip().lower()
@@ -345,6 +347,9 @@ _WILDCARD = dns.name.Name([b"*"])
 
 #: (owner, type) → (decoded records, TTL).
 _Records = dict[tuple[dns.name.Name, int], tuple[list[object], int]]
+#: Answers a zone backend keeps (its records never change, so neither do its answers);
+#: the names come from senders, so the memo is bounded: emptied when full.
+_ZONE_MEMO_SIZE = 4096
 
 
 class _RecordsTransaction(dns.zonefile.RRsetsReaderTransaction):
@@ -389,6 +394,7 @@ class _ZoneBackend:
 
     def __init__(self, rrsets: Iterable[dns.rrset.RRset]) -> None:
         self._records: _Records = {}
+        self._answers: dict[tuple[str, RecordType], _Answer] = {}
         # Every owner name and all its ancestors (empty non-terminals exist too, RFC 4592).
         self._existing: set[dns.name.Name] = set()
         for rrset in rrsets:
@@ -433,6 +439,16 @@ class _ZoneBackend:
         return wildcard if wildcard in self._existing else None
 
     def query(self, name: str, rdtype: RecordType) -> _Answer:
+        key = (name, rdtype)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answer(name, rdtype)  # a CNAME loop raises and is not kept
+            if len(self._answers) >= _ZONE_MEMO_SIZE:
+                self._answers.clear()
+            self._answers[key] = answer
+        return answer
+
+    def _answer(self, name: str, rdtype: RecordType) -> _Answer:
         wanted = dns.rdatatype.from_text(rdtype)
         for _ in range(8):  # CNAME chain limit, as resolvers do
             owner = self._owner(dns.name.from_text(name))

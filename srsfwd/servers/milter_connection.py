@@ -242,7 +242,8 @@ class MilterConnection(Connection):
             verdict = Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
             self._write(TEMPFAIL_REPLY)
         seconds = time.perf_counter() - started
-        log.info("%s", verdict.log_line(message, seconds))
+        if log.isEnabledFor(logging.INFO):  # the line is not built when nobody reads it
+            log.info("%s", verdict.log_line(message, seconds))
         if log.isEnabledFor(logging.DEBUG):
             done = [describe(a) for a in (*verdict.actions, verdict.final)]
             log.debug("milter: queue_id=%s replied %s", message.queue_id or "-", "; ".join(done))

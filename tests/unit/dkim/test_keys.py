@@ -33,6 +33,11 @@ def test_pem_round_trip_keeps_the_key(dkim_keys: dict[str, DkimKey], spec: str) 
     assert key_record_text(again) == key_record_text(key)
 
 
+def test_the_same_pem_is_parsed_once(dkim_keys: dict[str, DkimKey]) -> None:
+    pem = private_key_pem(dkim_keys["rsa-2048"])
+    assert load_private_key(pem) is load_private_key(bytes(pem))
+
+
 def test_unknown_algorithm_is_refused() -> None:
     with pytest.raises(KeyFormatError, match="unknown key algorithm"):
         generate_key("rsa-1024")

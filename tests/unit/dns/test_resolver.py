@@ -179,6 +179,23 @@ def test_wildcard_applies_only_at_the_closest_existing_name() -> None:
     assert resolver.addresses("x.real.mail.example") == []  # real.mail exists, no *.real.mail
 
 
+def test_zone_answers_stay_the_same_when_asked_again() -> None:
+    resolver = Resolver.from_zone_text(BIND_ZONE)
+    for _ in range(2):
+        assert resolver.txt("A.Mail.Example.") == [b"v=spf1 ip4:192.0.2.25 -all"]
+        assert resolver.txt("real.mail.example") == [b"real"]
+        assert resolver.txt("nothing.real.mail.example") == []
+
+
+def test_a_cname_loop_in_a_zone_fails_each_time_it_is_asked() -> None:
+    resolver = Resolver.from_zone_text(
+        "a.example. IN CNAME b.example.\nb.example. IN CNAME a.example.\n"
+    )
+    for _ in range(2):
+        with pytest.raises(DNSTempError, match="CNAME loop"):
+            resolver.txt("a.example")
+
+
 def test_zone_files_may_be_given_as_strings(tmp_path: Path) -> None:
     zone = tmp_path / "example.zone"
     zone.write_text(BIND_ZONE)
