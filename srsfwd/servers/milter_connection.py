@@ -1,7 +1,8 @@
 """One milter connection from Postfix: bytes to the milter codec, messages to the service.
 
-The asyncio half of the milter: it moves bytes, waits for the worker threads of the
-context's ``MilterService`` (``milter.py``) and writes their verdicts back. The service
+The asyncio half of the milter: it moves bytes, asks the context's ``MilterService``
+(``milter.py``) for each verdict, on the event loop when every DNS answer it needs is
+cached, else by waiting for a worker thread, and writes the verdicts back. The service
 is asked for at each recipient check and each message, so after a reload the next
 message runs on the new configuration while the one in the pipeline finishes on the old.
 """
@@ -29,6 +30,7 @@ from srsfwd.protocols.milter import (
     Event,
     InsertHeader,
     MilterCodec,
+    MilterMessage,
     MilterReply,
     Negotiation,
     OptionNegotiation,
@@ -159,9 +161,14 @@ class MilterConnection(Connection):
                 self.close("quit")
                 return
             elif isinstance(event, EndOfMessage):
-                self._start(self._end_of_message())
+                started = time.perf_counter()
+                if not self._end_of_message_here(started):
+                    self._start(self._end_of_message(started))
             elif isinstance(event, Rcpt) and codec.needs_reply(event):
-                if looks_like_srs(event.recipient) or self.context.milter is None:
+                milter = self.context.milter
+                if milter is not None and milter.inline and looks_like_srs(event.recipient):
+                    self._recipient_here(milter, event)
+                elif looks_like_srs(event.recipient) or milter is None:
                     self._start(self._recipient(event))
                 else:  # not a bounce to check: no hand-off to a worker thread
                     log.debug("milter: RCPT <%s>: CONTINUE", event.recipient)
@@ -199,6 +206,17 @@ class MilterConnection(Connection):
             return
         self._pump()
 
+    def _recipient_here(self, milter: MilterService, event: Rcpt) -> None:
+        """The recipient check on the event loop: HMAC work, no DNS."""
+        try:
+            reply = milter.check_recipient(event)
+        except Exception:
+            log.exception("milter: recipient check failed")
+            self._count_error()
+            reply = TEMPFAIL_REPLY
+        log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))
+        self._write(reply)
+
     async def _recipient(self, event: Rcpt) -> None:
         try:
             milter = self.milter
@@ -211,11 +229,29 @@ class MilterConnection(Connection):
         log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))
         self._write(reply)
 
-    async def _end_of_message(self) -> None:
-        message = self._codec.message
-        started = time.perf_counter()
+    def _leading_space(self) -> bool:
         negotiated = self._codec.negotiated
-        leading = bool(negotiated and negotiated.protocol & ProtocolFlag.HDR_LEADSPC)
+        return bool(negotiated and negotiated.protocol & ProtocolFlag.HDR_LEADSPC)
+
+    def _end_of_message_here(self, started: float) -> bool:
+        """Answer the message on the event loop if the service can without waiting (every
+        DNS answer cached); False: it goes to a worker thread (``_end_of_message``)."""
+        milter, message = self.context.milter, self._codec.message
+        if milter is None or message is None:
+            return False
+        verdict = milter.decide_inline(message, leading_space=self._leading_space())
+        if verdict is None:
+            return False
+        try:
+            self._answer(message, verdict, started)
+        except Exception:  # a bug: this connection ends (as for a failed task), not others
+            log.exception("milter: connection failed")
+            self.abort()
+        return True
+
+    async def _end_of_message(self, started: float) -> None:
+        message = self._codec.message
+        leading = self._leading_space()
         if message is None:  # pragma: no cover - EOM always completes a message
             self._write(TEMPFAIL_REPLY)
             return
@@ -228,6 +264,10 @@ class MilterConnection(Connection):
             log.exception("milter: could not run the pipeline")
             verdict = Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
         assert isinstance(verdict, Verdict)  # noqa: S101 - decide gives a Verdict
+        self._answer(message, verdict, started)
+
+    def _answer(self, message: MilterMessage, verdict: Verdict, started: float) -> None:
+        """Send the verdict's actions and reply; the one log line; the metrics."""
         try:
             # One write for all of the message's packets: one send() instead of one each.
             replies = b"".join(
