@@ -30,7 +30,7 @@ from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import ServeSettings, serve_settings
 from srsfwd.srs import SRSRewriter
 from srsfwd.srsmaps import SRSMaps
-from srsfwd.stores import is_remote
+from srsfwd.stores import is_redis
 
 log = logging.getLogger("srsfwd")
 
@@ -174,7 +174,7 @@ def _local_stores(config: Config) -> bool:
     loop may use them (``milter-inline``)."""
     srs = config.srs
     aliases = (srs.envelope_database or "") if srs.original_envelope == "database" else ""
-    return not (is_remote(limits_store_location(config)) or is_remote(aliases))
+    return not (is_redis(limits_store_location(config)) or is_redis(aliases))
 
 
 def read_config(config_path: Path | None, postsrsd_path: Path | None, *, notes: Any) -> Config:

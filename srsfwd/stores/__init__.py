@@ -50,8 +50,8 @@ _REDIS_LOCATIONS = ("redis://", "rediss://", "unix://", "redis:")
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-def is_remote(where: str) -> bool:
-    """True when ``where`` names a Redis store (over the network), not an SQLite file."""
+def is_redis(where: str) -> bool:
+    """True when ``where`` names a Redis store (a server to wait for), not an SQLite file."""
     return where.startswith(_REDIS_LOCATIONS)
 
 
