@@ -16,7 +16,10 @@ message goes to a worker thread, which asks the network. The attempt is per thre
 An abandoned attempt must leave nothing behind that the worker's run would see, so the
 pipeline calls ``commit()`` right before its first side effect that must happen once
 per message (counting the sender's limits): an attempt that missed stops there, and one
-that did not becomes final (any look-up after it asks the network, as a worker would).
+that did not becomes final. A look-up after that point asks the network on the calling
+thread, as a worker would; the forward makes one only when the count found the sender's
+limits changed since its peek (concurrent messages) and the new decision needs a DMARC
+record that the first did not.
 A side effect that would change the worker's verdict and that nothing can undo before
 that point calls ``abandon()``.
 """
