@@ -7,7 +7,9 @@ resolver, so that answers can be cold; the example's zone file is always "cached
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import urllib.request
 from pathlib import Path
 from types import MappingProxyType
 
@@ -29,6 +31,7 @@ from srsfwd.protocols.milter import (
 )
 from srsfwd.servers.milter import INLINE_MAX_SIZE, ForwarderPool, MilterService
 from tests.dnsserver import ZoneServer
+from tests.ports import free_port
 from tests.serving import MilterClient, running, split_message
 from tests.unit.servers.test_milter_server import (
     OUTSIDE,
@@ -256,6 +259,26 @@ def test_a_message_a_worker_retried_is_logged_once(
         run(scenario)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("milter: ")]
     assert len(lines) == 1 and "action=forward" in lines[0]
+
+
+def test_a_message_a_worker_retried_is_counted_once_in_the_metrics(
+    tmp_path: Path, dns_server: ZoneServer
+) -> None:
+    dns_server.load(ZONE)
+    port = free_port()
+    config = network_config(tmp_path, dns_server, f'metrics = "127.0.0.1:{port}"\n')
+
+    async def scenario() -> str:
+        async with running(loader(config)):
+            await one_message(config, "normal", "alice@example.org", [OUTSIDE])
+            url = f"http://127.0.0.1:{port}/metrics"
+            return await asyncio.to_thread(
+                lambda: urllib.request.urlopen(url, timeout=5).read().decode()
+            )
+
+    text = asyncio.run(asyncio.wait_for(scenario(), 120))
+    decided = 'action="forward",pool="normal",reason="forward-authenticated"'
+    assert f"srsfwd_milter_messages_total{{{decided}}} 1.0" in text
 
 
 def test_milter_inline_off_hands_every_message_to_a_worker(tmp_path: Path) -> None:
