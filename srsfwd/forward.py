@@ -391,8 +391,9 @@ class Forwarder:
             return limits_identity(facts, self.policy.accepted, client=client)
         except ValueError as exc:
             log.warning("deferring message from <%s>: %s", work.envelope.mail_from, exc)
-            return _temporary(
-                f"cannot tell whose sending limits this counts against ({exc})",
+            return _temporary(  # the client's text stays out of the reply: it is not ours
+                "cannot tell whose sending limits this counts against: the client address"
+                " is not an IP address",
                 "temporary-failure",
                 mail_from=work.envelope.mail_from,
                 rcpts=work.envelope.rcpts,

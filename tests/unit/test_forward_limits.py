@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from srsfwd.config import load_config
 from srsfwd.forward import Forwarder, ForwardResult
@@ -18,6 +20,7 @@ from srsfwd.limits import SendingLimits
 from srsfwd.limits_identity import LimitsIdentity
 from srsfwd.pool import Action
 from tests.dnsserver import ZoneServer
+from tests.hypothesis_profiles import budget
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 VICTIM = "alice@example.org"
@@ -220,3 +223,22 @@ def test_a_trusted_submission_counts_the_mail_from(example: Path, dns: ZoneServe
     received = b"Received: from app1 (app1.example.net [10.1.2.4]) by submit.example.net; now\r\n"
     result = send(forwarder, received + OURS, GATEWAY, "frank@example.net")
     assert result.limits == LimitsIdentity("frank@example.net", "trusted-submission")
+
+
+@settings(
+    max_examples=budget(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.one_of(st.ip_addresses().map(str), st.text(max_size=40)))
+def test_any_client_text_is_counted_by_its_key_or_deferred_in_one_printable_line(
+    forwarder: Forwarder, client: str
+) -> None:
+    result = send(forwarder, FORGED, client, VICTIM, dry_run=True)
+    if result.limits is not None:
+        assert result.limits.because in ("client-address", "spf-pass")
+        assert result.limits.key == VICTIM or result.limits.key.startswith("[")
+    else:
+        assert result.action is Action.TEMPFAIL
+        reply = result.smtp_reply or ""
+        assert reply.startswith("451 4.3.0 ") and reply.isascii() and reply.isprintable()
