@@ -2,11 +2,12 @@
 
 ``Forwarder`` is built once from the configuration (secrets, keys, resolver, limits
 store) and then called per message. It verifies and reverses bounces that come back to
-our SRS addresses, counts the sender against its sending limits, gathers the facts and
-takes the pool decision, rewrites the envelope sender when the decision says so, and
-prepares the message: this hop's Authentication-Results, our DKIM signature, and an ARC
-set last of all. Whatever cannot be done now is a deferral with an SMTP reply; nothing
-is waved through and nothing is dropped.
+our SRS addresses, gathers the facts, judges the sending limits of whom they
+authenticated (else of the client's address), takes the pool decision, rewrites the
+envelope sender when the decision says so, and prepares the message: this hop's
+Authentication-Results, our DKIM signature, and an ARC set last of all. Whatever cannot
+be done now is a deferral with an SMTP reply; nothing is waved through and nothing is
+dropped.
 """
 
 from __future__ import annotations
@@ -289,10 +290,11 @@ class Forwarder:
         ``message`` is the raw message or one parsed already (the milter's). Never raises
         for a bad message or a failing dependency: those come back as a ``reject`` (5xx:
         sending again cannot help) or ``tempfail`` (4xx) result with the SMTP reply to
-        give. A forwarded message is counted against its sender's limits; with
+        give. A forwarded message is counted against the limits of whom it
+        authenticated, else of the client's address (``ForwardResult.limits``); with
         ``dry_run`` nothing is counted or stored (``srsfwd decide``). ``sasl_user`` is
         the session's SMTP AUTH login (Postfix's ``{auth_authen}``), if any: it vouches
-        for a sender in our accepted domains.
+        for a sender, and a From, in our accepted domains.
         """
         sender = strip_brackets(mail_from.strip())
         targets = tuple(strip_brackets(r.strip()) for r in rcpts)
@@ -314,7 +316,8 @@ class Forwarder:
         sasl_user: str | None,
         dry_run: bool,
     ) -> ForwardResult:
-        """validate → gather → decide → rewrite, sign, seal (``_outcome``) → record."""
+        """validate → gather → limits (whose, peek) → decide → rewrite, sign, seal
+        (``_outcome``) → record."""
         parsed = self._validate(message, arrival)
         if isinstance(parsed, ForwardResult):
             return parsed
