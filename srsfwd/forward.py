@@ -410,12 +410,12 @@ class Forwarder:
         now, unless it is a dry run."""
         if self.limits is None or identity is None:
             return None, None
-        rcpts = work.envelope.rcpts
+        sender, rcpts = identity.key, work.envelope.rcpts  # the sender as the limits count it
         internal = sum(1 for r in rcpts if split_address(r)[1] in self.policy.accepted)
-        counting = (identity.key, internal, len(rcpts) - internal)
-        verdict = self.limits.peek(identity.key, internal=internal, external=counting[2])
+        counting = (sender, internal, len(rcpts) - internal)
+        verdict = self.limits.peek(sender, internal=internal, external=counting[2])
         if not work.dry_run:
-            self.limits.block(identity.key, verdict)
+            self.limits.block(sender, verdict)
         return counting, verdict
 
     def _record(
