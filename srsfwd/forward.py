@@ -416,8 +416,8 @@ class Forwarder:
         counting = (sender, internal, len(rcpts) - internal)
         verdict = self.limits.peek(sender, internal=internal, external=counting[2])
         if not work.dry_run:
-            if verdict.reason == "limit-block":  # the block would change a retry's verdict
-                inline.abandon("the sender's limits block it")
+            if verdict.reason == "limit-block":  # once: a retry would find it blocked already
+                inline.commit()
             self.limits.block(sender, verdict)
         return counting, verdict
 

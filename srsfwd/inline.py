@@ -14,14 +14,13 @@ message goes to a worker thread, which asks the network. The attempt is per thre
             verdict = None              # a miss that something swallowed
 
 An abandoned attempt must leave nothing behind that the worker's run would see, so the
-pipeline calls ``commit()`` right before its first side effect that must happen once
-per message (counting the sender's limits): an attempt that missed stops there, and one
-that did not becomes final. A look-up after that point asks the network on the calling
-thread, as a worker would; the forward makes one only when the count found the sender's
-limits changed since its peek (concurrent messages) and the new decision needs a DMARC
-record that the first did not.
-A side effect that would change the worker's verdict and that nothing can undo before
-that point calls ``abandon()``.
+pipeline calls ``commit()`` right before each side effect that must happen once per
+message (blocking a sender that passed a limit, counting the sender's limits): an
+attempt that missed stops there, and one that did not becomes final. A look-up after
+that point asks the network on the calling thread, as a worker would; the forward makes
+one only when the count found the sender's limits changed since its peek (concurrent
+messages) and the new decision needs a DMARC record that the first did not. A block
+refuses the message: no look-up follows it.
 """
 
 from __future__ import annotations
@@ -109,14 +108,3 @@ def commit() -> None:
     if state.missed:
         raise NotInline(f"not cached: {state.missed}")
     state.committed = True
-
-
-def abandon(why: str) -> None:
-    """End this thread's attempt, if it is not final yet: the next step could not be
-    taken back.
-
-    Raises:
-        NotInline: this thread is making an attempt that is not committed.
-    """
-    if cached_only():
-        raise NotInline(why)

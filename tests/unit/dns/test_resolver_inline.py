@@ -101,10 +101,4 @@ def test_commit_stops_an_attempt_whose_miss_was_swallowed(dns_server: ZoneServer
 def test_a_thread_without_an_attempt_is_never_stopped(dns_server: ZoneServer) -> None:
     dns_server.load(ZONE)
     inline.commit()
-    inline.abandon("nothing to abandon")
     assert dns_server.resolver().txt("example.com") == [b"v=spf1 -all"]
-
-
-def test_abandon_ends_an_attempt_that_is_not_committed() -> None:
-    with inline.attempt(), pytest.raises(inline.NotInline):
-        inline.abandon("a block the retry would see")

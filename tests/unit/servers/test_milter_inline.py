@@ -8,6 +8,7 @@ resolver, so that answers can be cold; the example's zone file is always "cached
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import urllib.request
 from pathlib import Path
@@ -326,3 +327,59 @@ def test_a_redis_limits_store_keeps_every_message_off_the_event_loop(zone_config
     finally:
         if loaded.milter is not None:
             loaded.milter.close()
+
+
+def over_the_hourly_limit(config: Path, sender: str = "alice@example.org") -> MilterMessage:
+    """Two outside recipients for a sender allowed one an hour: the message blocks it."""
+    config.write_text(
+        config.read_text().replace("external_per_hour = 500", "external_per_hour = 1")
+    )
+    message = arriving(config, sender)
+    return dataclasses.replace(message, recipients=(Rcpt("<a@r.example>"), Rcpt("<b@r.example>")))
+
+
+def blocked(config: Path, sender: str) -> bool:
+    return any(who == sender for who, _ in build_limits(load_config(config)).blocked())
+
+
+def test_a_message_that_blocks_its_sender_is_refused_on_the_event_loop(zone_config: Path) -> None:
+    message = over_the_hourly_limit(zone_config)
+    milter = service(zone_config, Resolver.from_zone_text(ZONE), now(), inline=True)
+    try:
+        verdict = milter.decide_inline(message, leading_space=True)
+    finally:
+        milter.close()
+    assert verdict is not None and verdict.outcome == "reject"
+    assert "limit-block" in verdict.reasons
+
+
+def test_a_block_is_not_set_by_an_attempt_whose_miss_was_swallowed(
+    tmp_path: Path, dns_server: ZoneServer
+) -> None:
+    dns_server.load(EXPLAINED_ZONE)
+    config = network_config(tmp_path, dns_server)
+    message = over_the_hourly_limit(config, "carol@example.org")
+    milter = service(config, dns_server.resolver(), now(), inline=True)
+    try:
+        milter.decide(arriving(config), leading_space=True)  # every answer cached for alice
+        assert milter.decide_inline(message, leading_space=True) is None
+    finally:
+        milter.close()
+    assert not blocked(config, "carol@example.org")
+
+
+def test_the_worker_then_refuses_it_for_the_limit_it_passed_not_as_blocked_already(
+    tmp_path: Path, dns_server: ZoneServer
+) -> None:
+    dns_server.load(EXPLAINED_ZONE)
+    config = network_config(tmp_path, dns_server)
+    message = over_the_hourly_limit(config, "carol@example.org")
+    milter = service(config, dns_server.resolver(), now(), inline=True)
+    try:
+        milter.decide(arriving(config), leading_space=True)
+        milter.decide_inline(message, leading_space=True)
+        verdict = milter.decide(message, leading_space=True)  # the worker
+    finally:
+        milter.close()
+    assert verdict.outcome == "reject"
+    assert "limit-block" in verdict.reasons and "sender-restricted" not in verdict.reasons
