@@ -290,9 +290,9 @@ class MilterService:
     ) -> MilterService:
         """The service ``[serve]`` asks for; builds one forwarder now to check the config.
 
-        ``local_stores``: the limits and SRS alias stores are SQLite files, not Redis
-        over the network, which the event loop must not wait for: without them, every
-        message goes to a worker thread whatever ``milter-inline`` says.
+        ``local_stores``: the limits and SRS alias stores are SQLite files, not a Redis
+        server, which the event loop must not wait for: without them, every message
+        goes to a worker thread whatever ``milter-inline`` says.
 
         Raises:
             ConfigError: the pipeline's configuration is wrong.
