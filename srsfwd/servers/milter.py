@@ -334,15 +334,11 @@ class MilterService:
             return None
         with inline.attempt() as attempt:
             try:
-                verdict = self._decide(message, leading_space)
-            except inline.NotInline:
+                verdict = self.decide(message, leading_space=leading_space)
+            except inline.NotInline:  # not an Exception: decide lets it through
                 return None
-            except Exception:  # noqa: BLE001 - logged by _internal_error
-                if attempt.missed:  # the error may come from the miss: the worker decides
-                    return None
-                return self._internal_error(message)
             # A miss swallowed on the way (pyspf catches everything around some look-ups)
-            # may have made the verdict: never answer with it.
+            # may have made the verdict, an internal error too: never answer with it.
             return None if attempt.missed else verdict
 
     # -- in the worker threads (recipient checks also on the event loop) -------------
@@ -368,15 +364,11 @@ class MilterService:
         """The verdict for one whole message. Never raises: errors become the default action."""
         try:
             return self._decide(message, leading_space)
-        except Exception:  # noqa: BLE001 - logged by _internal_error
-            return self._internal_error(message)
-
-    def _internal_error(self, message: MilterMessage) -> Verdict:
-        """The default action's verdict for an error that ``_decide`` raised, logged."""
-        log.exception("milter: internal error on message %s", message.queue_id or "-")
-        if self.default_action == "accept":
-            return Verdict("error", Continue(), reasons=("internal-error",))
-        return Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
+        except Exception:
+            log.exception("milter: internal error on message %s", message.queue_id or "-")
+            if self.default_action == "accept":
+                return Verdict("error", Continue(), reasons=("internal-error",))
+            return Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
 
     def _decide(self, message: MilterMessage, leading_space: bool) -> Verdict:
         rcpts = tuple(strip_brackets(r.recipient) for r in message.recipients)

@@ -30,7 +30,6 @@ from srsfwd.protocols.milter import (
     Event,
     InsertHeader,
     MilterCodec,
-    MilterMessage,
     MilterReply,
     Negotiation,
     OptionNegotiation,
@@ -161,9 +160,7 @@ class MilterConnection(Connection):
                 self.close("quit")
                 return
             elif isinstance(event, EndOfMessage):
-                started = time.perf_counter()
-                if not self._end_of_message_here(started):
-                    self._start(self._end_of_message(started))
+                self._start(self._end_of_message())
             elif isinstance(event, Rcpt) and codec.needs_reply(event):
                 milter = self.context.milter
                 if milter is not None and milter.inline and looks_like_srs(event.recipient):
@@ -229,45 +226,24 @@ class MilterConnection(Connection):
         log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))
         self._write(reply)
 
-    def _leading_space(self) -> bool:
-        negotiated = self._codec.negotiated
-        return bool(negotiated and negotiated.protocol & ProtocolFlag.HDR_LEADSPC)
-
-    def _end_of_message_here(self, started: float) -> bool:
-        """Answer the message on the event loop if the service can without waiting (every
-        DNS answer cached); False: it goes to a worker thread (``_end_of_message``)."""
-        milter, message = self.context.milter, self._codec.message
-        if milter is None or message is None:
-            return False
-        verdict = milter.decide_inline(message, leading_space=self._leading_space())
-        if verdict is None:
-            return False
-        try:
-            self._answer(message, verdict, started)
-        except Exception:  # a bug: this connection ends (as for a failed task), not others
-            log.exception("milter: connection failed")
-            self.abort()
-        return True
-
-    async def _end_of_message(self, started: float) -> None:
+    async def _end_of_message(self) -> None:
         message = self._codec.message
-        leading = self._leading_space()
+        started = time.perf_counter()
+        negotiated = self._codec.negotiated
+        leading = bool(negotiated and negotiated.protocol & ProtocolFlag.HDR_LEADSPC)
         if message is None:  # pragma: no cover - EOM always completes a message
             self._write(TEMPFAIL_REPLY)
             return
         try:
             milter = self.milter
-            verdict = await self._waiting(
+            # On the event loop when every DNS answer is cached, else in a worker thread.
+            verdict = milter.decide_inline(message, leading_space=leading) or await self._waiting(
                 milter.run(lambda: milter.decide(message, leading_space=leading))
             )
         except Exception:  # the executor or the milter is gone (reload, shutdown): defer
             log.exception("milter: could not run the pipeline")
             verdict = Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
         assert isinstance(verdict, Verdict)  # noqa: S101 - decide gives a Verdict
-        self._answer(message, verdict, started)
-
-    def _answer(self, message: MilterMessage, verdict: Verdict, started: float) -> None:
-        """Send the verdict's actions and reply; the one log line; the metrics."""
         try:
             # One write for all of the message's packets: one send() instead of one each.
             replies = b"".join(
