@@ -259,8 +259,8 @@ class MilterService:
         spam_header: our spam filter's header (``YES`` means spam); "" for none.
         pool_header: the header naming the pool.
         idle_timeout: seconds a milter connection may be idle.
-        workers: messages in the pipeline at once.
         inline: try each message on the event loop first, with DNS from the cache only.
+        workers: messages in the pipeline at once.
     """
 
     forwarders: ForwarderPool
@@ -269,12 +269,12 @@ class MilterService:
     spam_header: str = ""
     pool_header: str = "X-Srsfwd-Pool"
     idle_timeout: float = 600.0
+    inline: bool = True
     workers: int = 16
     max_message: int = MAX_MESSAGE
-    inline: bool = True
+    _executor: ThreadPoolExecutor = field(init=False)
     #: Recipient checks and messages handed to a worker thread so far.
     handed_off: int = field(init=False, default=0)
-    _executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="srsfwd-milter")
@@ -310,8 +310,8 @@ class MilterService:
             spam_header=settings.milter_spam_header,
             pool_header=settings.milter_pool_header,
             idle_timeout=settings.milter_timeout,
-            workers=settings.milter_workers,
             inline=settings.milter_inline and local_stores,
+            workers=settings.milter_workers,
         )
 
     def close(self) -> None:
