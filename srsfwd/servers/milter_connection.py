@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Coroutine
 
-from srsfwd.errors import ProtocolError
+from srsfwd.errors import ProtocolError, SrsfwdError
 from srsfwd.protocols.milter import (
     ActionFlag,
     AddHeader,
@@ -207,8 +207,11 @@ class MilterConnection(Connection):
         """The recipient check on the event loop: HMAC work, no DNS."""
         try:
             reply = milter.check_recipient(event)
-        except Exception:
-            log.exception("milter: recipient check failed")
+        except Exception as exc:
+            if isinstance(exc, SrsfwdError):  # a known failure (a forwarder not built)
+                log.error("milter: recipient check failed: %s", exc)
+            else:
+                log.exception("milter: recipient check failed")
             self._count_error()
             reply = TEMPFAIL_REPLY
         log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))

@@ -27,6 +27,7 @@ from srsfwd.protocols.milter import (
     Mail,
     MilterHeaderField,
     MilterMessage,
+    MilterReply,
     Rcpt,
     SmtpReply,
 )
@@ -383,3 +384,31 @@ def test_the_worker_then_refuses_it_for_the_limit_it_passed_not_as_blocked_alrea
         milter.close()
     assert verdict.outcome == "reject"
     assert "limit-block" in verdict.reasons and "sender-restricted" not in verdict.reasons
+
+
+def test_a_recipient_check_on_the_event_loop_without_a_forwarder_defers_in_one_line(
+    zone_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (key,) = (zone_config.parent / "keys" / "fwd.example.net").glob("*.key")
+
+    async def scenario() -> list[MilterReply]:
+        async with running(loader(zone_config)) as daemon:
+            milter = daemon.context.milter
+            assert milter is not None
+            with milter.forwarders.borrow() as forwarder:
+                bounce = forwarder.rewriter.forward("alice@example.org")
+            key.chmod(0o644)  # no forwarder can be built any more
+            milter.forwarders._idle.clear()
+            client = await MilterClient.open(endpoint(zone_config))
+            await client.start()
+            await client.write(Mail(""), Rcpt(bounce))
+            assert await client.final() == ([], Continue())
+            _, reply = await client.final()
+            client.close()
+            return [reply] if reply is not None else []
+
+    with caplog.at_level(logging.INFO):
+        (reply,) = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert isinstance(reply, SmtpReply) and reply.line.startswith("451 4.3.0")
+    failed = [r for r in caplog.records if "recipient check failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].exc_info is None
