@@ -405,7 +405,7 @@ def test_a_recipient_check_on_the_event_loop_without_a_forwarder_defers_in_one_l
             assert await client.final() == ([], Continue())
             _, reply = await client.final()
             client.close()
-            return [reply] if reply is not None else []
+            return [reply]
 
     with caplog.at_level(logging.INFO):
         (reply,) = asyncio.run(asyncio.wait_for(scenario(), 60))
