@@ -26,7 +26,7 @@ least to most, with the load average before and after. The CPU is shared with th
 clients and Postfix, so each round also prints the milter process's CPU time per
 message (``/proc``), which other jobs on the machine disturb less than the rate.
 ``--before DIR`` adds the milter of another srsfwd checkout (``git archive main | tar -x
--C DIR``), ARC on, measured in the same rounds; ``--workers W`` sets ``milter-workers``
+-C DIR``), ARC on and off, measured in the same rounds; ``--workers W`` sets ``milter-workers``
 for this checkout's milters.
 
     python -m benchmarks.milter_bench [--messages N] [--connections C] [--rounds R]
@@ -63,6 +63,14 @@ CLIENT = "ADDR=198.51.100.25 NAME=mail.example.org HELO=mail.example.org"
 RCPT = "bob@receiver.example"
 TARGET = 2.0  # srsfwd / opendkim
 CEILING = "postfix-alone"
+
+#: The srsfwd milters measured, each with ARC on or off.
+SRSFWD_MILTERS = {
+    "srsfwd": True,
+    "srsfwd-no-arc": False,
+    "srsfwd-before": True,
+    "srsfwd-before-no-arc": False,
+}
 
 
 def four_kb_message(work: Path) -> bytes:
@@ -243,7 +251,7 @@ def main() -> None:
     work = world_readable_tempdir("srsfwd-milter-bench-")
     names = ["srsfwd", "srsfwd-no-arc", "opendkim"]
     if args.before is not None:
-        names.append("srsfwd-before")
+        names += ["srsfwd-before", "srsfwd-before-no-arc"]
     milters: dict[str, str | None] = {CEILING: None}
     milters |= {name: milter_address(work, name, args.socket) for name in names}
     listeners = {name: free_port() for name in milters}
@@ -268,11 +276,11 @@ def main() -> None:
     load_before = os.getloadavg()
     try:
         with ExitStack() as stack:
-            for name, arc in (("srsfwd", True), ("srsfwd-no-arc", False), ("srsfwd-before", True)):
+            for name, arc in SRSFWD_MILTERS.items():
                 address = milters.get(name)
                 if address is None:
                     continue
-                checkout = args.before if name == "srsfwd-before" else None
+                checkout = args.before if name.startswith("srsfwd-before") else None
                 workers = args.workers if checkout is None else None
                 config = srsfwd_config(work, name, address, arc=arc, workers=workers)
                 process, _ = stack.enter_context(
@@ -309,7 +317,7 @@ def main() -> None:
                         shown = f"milter CPU {cpu[name][-1]:5.2f} ms/message"
                     drain(postfix)
                     rates[name].append(rate)
-                    print(f"round {round_ + 1}: {name:14} {rate:7.1f} messages/s, {shown}")
+                    print(f"round {round_ + 1}: {name:20} {rate:7.1f} messages/s, {shown}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(rates, cpu, args, len(message), (load_before, os.getloadavg()))
@@ -332,7 +340,7 @@ def report(
     for name, rate in best.items():
         spread = f"rounds {min(rates[name]):.1f} to {max(rates[name]):.1f}"
         shown = f"milter CPU {min(cpu[name]):5.2f} ms/message (least)" if cpu[name] else "no milter"
-        print(f"  Postfix + {name:14} {rate:7.1f} messages/s ({spread}), {shown}")
+        print(f"  Postfix + {name:20} {rate:7.1f} messages/s ({spread}), {shown}")
 
     def ratio(name: str, peer: str) -> str:
         each = sorted(a / b for a, b in zip(rates[name], rates[peer], strict=True))
@@ -343,7 +351,7 @@ def report(
 
     ceiling = best[CEILING] / best["opendkim"]
     print(f"  {CEILING} / opendkim = {ratio(CEILING, 'opendkim')}: the ceiling of any milter")
-    for name in ("srsfwd", "srsfwd-no-arc", "srsfwd-before"):
+    for name in SRSFWD_MILTERS:
         if name not in best:
             continue
         verdict = "meets" if best[name] / best["opendkim"] >= TARGET else "misses"
@@ -351,8 +359,14 @@ def report(
             f"  {name} / opendkim = {ratio(name, 'opendkim')}, {verdict} the target of"
             f" {TARGET}; {name} / {CEILING} = {ratio(name, CEILING)}"
         )
-    if "srsfwd-before" in best:
-        print(f"  srsfwd / srsfwd-before = {ratio('srsfwd', 'srsfwd-before')} (both ARC on)")
+    for name, before in (("srsfwd", "srsfwd-before"), ("srsfwd-no-arc", "srsfwd-before-no-arc")):
+        if before in best:
+            each = sorted(a / b for a, b in zip(cpu[name], cpu[before], strict=True))
+            print(
+                f"  {name} / {before} = {ratio(name, before)}; milter CPU a message"
+                f" {min(cpu[name]) / min(cpu[before]):.2f}x (least of each; per round"
+                f" {each[0]:.2f}x to {each[-1]:.2f}x)"
+            )
     if ceiling < TARGET:
         print(
             f"  Postfix with no milter at all is {ceiling:.2f}x Postfix + OpenDKIM, below"

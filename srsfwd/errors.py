@@ -25,7 +25,10 @@
 
 Every exception class under ``srsfwd/`` is in this tree (a test walks the modules); the
 command line's ``CommandError`` lives with click in ``srsfwd/cli/group.py`` so that
-importing this module never imports click.
+importing this module never imports click. The one exception class outside it is a
+signal, not an error: ``srsfwd.inline.NotInline`` ends the milter's attempt to answer on
+its event loop, and is a ``BaseException`` so that no ``except Exception`` turns it into
+a verdict.
 
 Expected outcomes (a decision, an SPF result) are return values, never exceptions.
 """

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from srsfwd import inline
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.app import build_key_table, build_limits, build_resolver, build_rewriter
 from srsfwd.authorrewrite import author_change, author_in
@@ -415,6 +416,8 @@ class Forwarder:
         counting = (sender, internal, len(rcpts) - internal)
         verdict = self.limits.peek(sender, internal=internal, external=counting[2])
         if not work.dry_run:
+            if verdict.reason == "limit-block":  # once: a retry would find it blocked already
+                inline.commit()
             self.limits.block(sender, verdict)
         return counting, verdict
 
@@ -434,6 +437,7 @@ class Forwarder:
         if self.limits is None:
             return result
         sender, internal, external = counting
+        inline.commit()  # counted once: an inline attempt that missed an answer stops here
         recorded = self.limits.record(sender, internal=internal, external=external)
         if verdict is None or recorded.outcome != verdict.outcome:
             result = self._outcome(work, decide(with_limits(facts, recorded), self.policy))

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from srsfwd.address import MAX_LOCAL_PART
-from srsfwd.app import build_resolver, build_rewriter
+from srsfwd.app import build_resolver, build_rewriter, limits_store_location
 from srsfwd.cli.common import WarningsToStderr, config_option, echo_json, error, json_option
 from srsfwd.cli.group import EXIT_FAILED, exit_status
 from srsfwd.config import Config, config_from_data, load_config
@@ -30,6 +30,7 @@ from srsfwd.servers.runtime import Daemon, Loaded
 from srsfwd.servers.settings import ServeSettings, serve_settings
 from srsfwd.srs import SRSRewriter
 from srsfwd.srsmaps import SRSMaps
+from srsfwd.stores import is_redis
 
 log = logging.getLogger("srsfwd")
 
@@ -163,8 +164,17 @@ def load(config_path: Path | None, postsrsd_path: Path | None, *, notes: Any) ->
             settings,
             lambda: Forwarder.from_config(config, resolver=resolver),
             accepted=decide.policy.accepted,
+            local_stores=_local_stores(config),
         )
     return Loaded(settings, SRSMaps(_rewriter(config, settings)), milter)
+
+
+def _local_stores(config: Config) -> bool:
+    """The limits and SRS alias stores are SQLite files, not Redis: the milter's event
+    loop may use them (``milter-inline``)."""
+    srs = config.srs
+    aliases = (srs.envelope_database or "") if srs.original_envelope == "database" else ""
+    return not (is_redis(limits_store_location(config)) or is_redis(aliases))
 
 
 def read_config(config_path: Path | None, postsrsd_path: Path | None, *, notes: Any) -> Config:

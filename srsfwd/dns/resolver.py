@@ -16,6 +16,11 @@ Answers (rule of the house, RFC 2308):
 
 Positive answers are cached for their TTL (capped by ``max_ttl``), negative ones for
 ``negative_ttl`` seconds, on the injected ``Clock``; temporary errors are never cached.
+
+A thread making an inline attempt (``srsfwd.inline``: the milter on its event loop) gets
+answers from the cache only: a question the cache cannot answer raises
+``srsfwd.inline.NotInline`` before any query, and stores nothing. A zone file's answers
+are always at hand, so they count as cached.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import dns.rrset
 import dns.tokenizer
 import dns.zonefile
 
+from srsfwd import inline
 from srsfwd.clock import Clock, SystemClock
 from srsfwd.errors import ConfigError, DNSTempError
 
@@ -128,6 +134,8 @@ class Resolver:
         self._max_ttl = max_ttl
         self._negative_ttl = negative_ttl
         self._backend = backend or _NetworkBackend(self.nameservers, port, timeout)
+        # Answers without I/O (a zone file): an inline attempt may ask the backend.
+        self._offline = bool(getattr(self._backend, "offline", False))
         # Results computed from answers (SPF outcomes), each kept until the first answer
         # it used expires: key -> (expiry, value).
         self._derived: OrderedDict[tuple[object, ...], tuple[float, object]] = OrderedDict()
@@ -242,8 +250,9 @@ class Resolver:
     def remember(self, key: tuple[object, ...], value: object, until: float) -> None:
         """Keep ``value``, computed from answers of this resolver, until ``until`` (the
         earliest expiry of those answers, from ``records_until``); bounded like the
-        answer cache, and forgotten with it by ``clear_cache``."""
-        if self._cache_size <= 0 or until <= self._clock.now():
+        answer cache, and forgotten with it by ``clear_cache``. Nothing is kept from
+        an inline attempt that missed an answer: ``value`` may hide the miss."""
+        if self._cache_size <= 0 or until <= self._clock.now() or inline.missed():
             return
         with self._lock:
             self._derived[key] = (until, value)
@@ -271,6 +280,8 @@ class Resolver:
         if qname is None:
             return _Answer((), 0), now  # not a DNS name, so no such name
         key = (qname, rdtype)
+        if not self._offline and inline.cached_only():
+            inline.miss(f"{rdtype} {qname}")  # raises: nothing asked, nothing stored
         # The query runs outside the lock: a slow server must not hold up cached answers.
         answer = self._backend.query(key[0], rdtype)
         if self._cache_size <= 0:
@@ -391,6 +402,8 @@ def _records_from_text(text: str, where: str) -> list[dns.rrset.RRset]:
 
 class _ZoneBackend:
     """Answers from master files read once; wildcards (RFC 4592); follows CNAMEs inside."""
+
+    offline = True  # every answer is at hand: no I/O
 
     def __init__(self, rrsets: Iterable[dns.rrset.RRset]) -> None:
         self._records: _Records = {}

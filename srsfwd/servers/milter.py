@@ -1,8 +1,11 @@
 """The milter of ``srsfwd serve``: the forwarding pipeline inside Postfix.
 
 A thin asyncio shell around the pure codec (``srsfwd.protocols.milter``). Per message it
-gathers the envelope and the message, runs ``Forwarder.forward`` in a worker thread (DNS
-and crypto never block the event loop), and turns the result into milter actions:
+gathers the envelope and the message, runs ``Forwarder.forward`` and turns the result
+into milter actions. The forward runs first on the event loop with DNS answered from the
+cache only (``srsfwd.inline``): a sender seen lately costs no hand-off between threads.
+When an answer is not cached the attempt stops before anything is counted and the
+message goes to a worker thread, which asks the network (DNS never blocks the loop):
 
 * CHGFROM to the SRS sender when SRS applies; DELRCPT/ADDRCPT for bounces reversed home;
 * CHGHEADER to delete every arriving Authentication-Results that claims our authserv-id
@@ -33,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from srsfwd import inline
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.authservid import claims_authserv_id
 from srsfwd.dkim.canon import Header
@@ -63,6 +67,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Largest message run on the event loop (``MilterService.decide_inline``): the loop holds
+#: every other connection while it hashes a body, so a larger message goes to a worker.
+INLINE_MAX_SIZE = 1 << 20
 _REPLY = re.compile(r"([45][0-9][0-9]) ([45]\.[0-9]{1,3}\.[0-9]{1,3}) ?(.*)", re.DOTALL)
 TEMPFAIL_REPLY = SmtpReply(451, "4.3.0", "srsfwd: internal error; try again later")
 TOO_BIG_REPLY = SmtpReply(
@@ -252,6 +259,7 @@ class MilterService:
         spam_header: our spam filter's header (``YES`` means spam); "" for none.
         pool_header: the header naming the pool.
         idle_timeout: seconds a milter connection may be idle.
+        inline: try each message on the event loop first, with DNS from the cache only.
         workers: messages in the pipeline at once.
     """
 
@@ -261,9 +269,12 @@ class MilterService:
     spam_header: str = ""
     pool_header: str = "X-Srsfwd-Pool"
     idle_timeout: float = 600.0
+    inline: bool = True
     workers: int = 16
     max_message: int = MAX_MESSAGE
     _executor: ThreadPoolExecutor = field(init=False)
+    #: Recipient checks and messages handed to a worker thread so far.
+    handed_off: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="srsfwd-milter")
@@ -275,8 +286,13 @@ class MilterService:
         factory: Callable[[], Forwarder],
         *,
         accepted: DomainSet,
+        local_stores: bool = True,
     ) -> MilterService:
         """The service ``[serve]`` asks for; builds one forwarder now to check the config.
+
+        ``local_stores``: the limits and SRS alias stores are SQLite files, not a Redis
+        server, which the event loop must not wait for: without them, every message
+        goes to a worker thread whatever ``milter-inline`` says.
 
         Raises:
             ConfigError: the pipeline's configuration is wrong.
@@ -294,6 +310,7 @@ class MilterService:
             spam_header=settings.milter_spam_header,
             pool_header=settings.milter_pool_header,
             idle_timeout=settings.milter_timeout,
+            inline=settings.milter_inline and local_stores,
             workers=settings.milter_workers,
         )
 
@@ -303,12 +320,33 @@ class MilterService:
 
     async def run(self, function: Callable[[], Verdict | MilterReply]) -> Verdict | MilterReply:
         """``function`` in a worker thread."""
+        self.handed_off += 1
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
-    # -- in the worker threads ------------------------------------------------------
+    # -- on the event loop ----------------------------------------------------------
+
+    def decide_inline(self, message: MilterMessage, *, leading_space: bool) -> Verdict | None:
+        """``decide`` on this thread with every DNS answer from the cache, or None: a
+        worker must decide (turned off, a large message, or an answer not cached). An
+        attempt that missed an answer has counted, logged and cached nothing, so the
+        worker's verdict is the one it would give with no attempt. Never raises."""
+        if not self.inline or message.size > INLINE_MAX_SIZE:
+            return None
+        with inline.attempt() as attempt:
+            try:
+                verdict = self.decide(message, leading_space=leading_space)
+            except inline.NotInline:  # not an Exception: decide lets it through
+                return None
+            # A miss swallowed on the way (pyspf catches everything around some look-ups)
+            # may have made the verdict, an internal error too: never answer with it.
+            return None if attempt.missed else verdict
+
+    # -- in the worker threads (recipient checks also on the event loop) -------------
 
     def check_recipient(self, rcpt: Rcpt) -> MilterReply:
-        """RCPT: refuse an SRS address of ours that does not verify (a forged bounce)."""
+        """RCPT: refuse an SRS address of ours that does not verify (a forged bounce).
+
+        No DNS: with ``inline`` on it runs on the event loop."""
         address = strip_brackets(rcpt.recipient)
         with self.forwarders.borrow() as forwarder:
             try:

@@ -1,7 +1,8 @@
 """One milter connection from Postfix: bytes to the milter codec, messages to the service.
 
-The asyncio half of the milter: it moves bytes, waits for the worker threads of the
-context's ``MilterService`` (``milter.py``) and writes their verdicts back. The service
+The asyncio half of the milter: it moves bytes, asks the context's ``MilterService``
+(``milter.py``) for each verdict, on the event loop when every DNS answer it needs is
+cached, else by waiting for a worker thread, and writes the verdicts back. The service
 is asked for at each recipient check and each message, so after a reload the next
 message runs on the new configuration while the one in the pipeline finishes on the old.
 """
@@ -16,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Coroutine
 
-from srsfwd.errors import ProtocolError
+from srsfwd.errors import ProtocolError, SrsfwdError
 from srsfwd.protocols.milter import (
     ActionFlag,
     AddHeader,
@@ -161,7 +162,10 @@ class MilterConnection(Connection):
             elif isinstance(event, EndOfMessage):
                 self._start(self._end_of_message())
             elif isinstance(event, Rcpt) and codec.needs_reply(event):
-                if looks_like_srs(event.recipient) or self.context.milter is None:
+                milter = self.context.milter
+                if milter is not None and milter.inline and looks_like_srs(event.recipient):
+                    self._recipient_here(milter, event)
+                elif looks_like_srs(event.recipient) or milter is None:
                     self._start(self._recipient(event))
                 else:  # not a bounce to check: no hand-off to a worker thread
                     log.debug("milter: RCPT <%s>: CONTINUE", event.recipient)
@@ -199,6 +203,20 @@ class MilterConnection(Connection):
             return
         self._pump()
 
+    def _recipient_here(self, milter: MilterService, event: Rcpt) -> None:
+        """The recipient check on the event loop: HMAC work, no DNS."""
+        try:
+            reply = milter.check_recipient(event)
+        except Exception as exc:
+            if isinstance(exc, SrsfwdError):  # a known failure (a forwarder not built)
+                log.error("milter: recipient check failed: %s", exc)
+            else:
+                log.exception("milter: recipient check failed")
+            self._count_error()
+            reply = TEMPFAIL_REPLY
+        log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))
+        self._write(reply)
+
     async def _recipient(self, event: Rcpt) -> None:
         try:
             milter = self.milter
@@ -221,7 +239,8 @@ class MilterConnection(Connection):
             return
         try:
             milter = self.milter
-            verdict = await self._waiting(
+            # On the event loop when every DNS answer is cached, else in a worker thread.
+            verdict = milter.decide_inline(message, leading_space=leading) or await self._waiting(
                 milter.run(lambda: milter.decide(message, leading_space=leading))
             )
         except Exception:  # the executor or the milter is gone (reload, shutdown): defer

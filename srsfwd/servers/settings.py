@@ -104,6 +104,7 @@ class ServeTable(ConfigTable, frozen=True):
     milter_pool_header: str | None = None
     milter_timeout: Seconds | None = None
     milter_workers: PositiveCount | None = None
+    milter_inline: bool | None = None
 
     def __post_init__(self) -> None:
         endpoints = [str(e) for key in _ENDPOINT_KEYS for e in self.endpoints(key)]
@@ -192,6 +193,9 @@ class ServeSettings:
         milter_timeout: seconds a milter connection may be idle (Postfix keeps it for
             the whole SMTP session, so longer than ``smtpd_timeout``).
         milter_workers: messages run through the pipeline at once (threads).
+        milter_inline: run a message (up to 1 MiB) on the event loop first, with DNS
+            answered from the cache only; one whose answers are not all cached goes
+            to a worker thread. Off: every message goes to a worker.
     """
 
     socketmap: tuple[Endpoint, ...] = (parse_endpoint(DEFAULT_SOCKETMAP),)
@@ -217,6 +221,7 @@ class ServeSettings:
     milter_pool_header: str = "X-Srsfwd-Pool"
     milter_timeout: float = 600.0
     milter_workers: int = 16
+    milter_inline: bool = True
 
     def endpoints(self) -> list[tuple[str, Endpoint]]:
         """Every (service, endpoint) to listen on; service is a server kind name."""

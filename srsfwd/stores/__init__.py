@@ -50,6 +50,11 @@ _REDIS_LOCATIONS = ("redis://", "rediss://", "unix://", "redis:")
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def is_redis(where: str) -> bool:
+    """True when ``where`` names a Redis store (a server to wait for), not an SQLite file."""
+    return where.startswith(_REDIS_LOCATIONS)
+
+
 def check_location(where: str) -> None:
     """Refuse a URL that names no store we have: it would otherwise become the name of an
     SQLite file (``mysql://x`` a file ``x`` in a folder ``mysql:``).

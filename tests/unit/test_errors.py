@@ -29,11 +29,23 @@ def test_the_walk_finds_the_errors_outside_errors_py() -> None:
     assert "srsfwd.cli.group.CommandError" in exception_classes()
 
 
+#: Signals, not errors: each ends a piece of work for its caller to go on another way.
+SIGNALS = {"srsfwd.inline.NotInline"}
+
+
 def test_every_exception_class_in_srsfwd_is_a_srsfwd_error() -> None:
     outside = [
-        name for name, cls in exception_classes().items() if not issubclass(cls, SrsfwdError)
+        name
+        for name, cls in exception_classes().items()
+        if not issubclass(cls, SrsfwdError) and name not in SIGNALS
     ]
     assert outside == []
+
+
+def test_a_signal_is_no_exception_that_an_except_exception_would_catch() -> None:
+    signals = [cls for name, cls in exception_classes().items() if name in SIGNALS]
+    assert len(signals) == len(SIGNALS)
+    assert not any(issubclass(cls, Exception) for cls in signals)
 
 
 def test_the_docstring_tree_draws_every_error() -> None:

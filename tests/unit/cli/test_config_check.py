@@ -81,3 +81,10 @@ def test_a_configuration_that_serve_cannot_use_is_refused(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["config", "check", "-c", str(config)])
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: [serve] listens nowhere")
+
+
+def test_config_check_shows_whether_the_milter_tries_messages_on_its_event_loop(
+    example: Path,
+) -> None:
+    settings = check("-c", str(example / "srsfwd.toml"))["settings"]
+    assert settings["serve"]["milter_inline"] == {"value": True, "source": "default"}

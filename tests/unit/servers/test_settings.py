@@ -111,6 +111,7 @@ def test_milter_settings() -> None:
             "milter-spam-header": "X-Spam-Flag",
             "milter-timeout": 900,
             "milter-workers": 4,
+            "milter-inline": False,
         }
     )
     assert found.milter == (
@@ -121,6 +122,11 @@ def test_milter_settings() -> None:
     assert (found.milter_default_action, found.milter_local_domains) == ("accept", ("example.net",))
     assert (found.milter_spam_header, found.milter_pool_header) == ("X-Spam-Flag", "X-Srsfwd-Pool")
     assert (found.milter_timeout, found.milter_workers) == (900.0, 4)
+    assert found.milter_inline is False
+
+
+def test_the_milter_tries_messages_on_its_event_loop_by_default() -> None:
+    assert settings({"socketmap": [], "milter": ["unix:milter"]}).milter_inline is True
 
 
 @pytest.mark.parametrize(
@@ -133,6 +139,7 @@ def test_milter_settings() -> None:
         {"milter-pool-header": ""},
         {"milter-timeout": 0},
         {"milter-workers": 0},
+        {"milter-inline": "yes"},
     ],
 )
 def test_wrong_milter_values_are_refused(serve: dict[str, Any]) -> None:
