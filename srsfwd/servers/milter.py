@@ -90,6 +90,9 @@ class Verdict:
     mail_from: str = ""
     rcpts: tuple[str, ...] = ()
     signatures: tuple[str, ...] = ()  # "dkim", "arc" for each signature added
+    #: The pipeline's result of a forward, counted against its sender's limits: given
+    #: back (``MilterService.give_back``) if the MTA never gets the verdict.
+    result: ForwardResult | None = field(default=None, compare=False, repr=False)
 
     def log_line(self, message: MilterMessage, seconds: float) -> str:
         """The one structured line logged per message."""
@@ -376,15 +379,17 @@ class MilterService:
                 rcpts=rcpts,
             )
         try:
-            headers = header_actions(result.changes, leading_space=leading_space)
+            actions = [
+                *envelope_changes(message, result),
+                *header_actions(result.changes, leading_space=leading_space),
+            ]
+            value = f" {result.pool}" if leading_space else str(result.pool)
+            actions.append(AddHeader(self.pool_header, value))
         except Exception:
             # Counted as forwarded, but the answer will be a deferral: uncount it.
             with self.forwarders.borrow() as forwarder:
                 forwarder.give_back(result)
             raise
-        actions = [*envelope_changes(message, result), *headers]
-        value = f" {result.pool}" if leading_space else str(result.pool)
-        actions.append(AddHeader(self.pool_header, value))
         signatures = tuple(
             "dkim" if h.key == b"dkim-signature" else "arc"
             for h in result.changes.inserted
@@ -400,7 +405,22 @@ class MilterService:
             mail_from=result.mail_from,
             rcpts=result.rcpts,
             signatures=signatures,
+            result=result,
         )
+
+    def give_back(self, verdict: Verdict) -> None:
+        """Uncount a forward ``verdict`` the MTA never got (it vanished, or refused our
+        actions): the message will come again, and must not count twice. A store that
+        cannot answer is logged; the count then stays (never raises)."""
+        result = verdict.result
+        if result is None or result.counted is None:
+            return
+        try:
+            with self.forwarders.borrow() as forwarder:
+                forwarder.give_back(result)
+        except Exception as exc:  # noqa: BLE001 - a store outage, a forwarder not built
+            sender = result.counted[0]
+            log.warning("milter: could not uncount the message from <%s>: %s", sender, exc)
 
     def _local(self, forwarder: Forwarder, rcpt: str) -> bool:
         try:
