@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.authservid import claims_authserv_id
 from srsfwd.dkim.canon import Header
-from srsfwd.errors import AddressError, SignatureError, SRSError
+from srsfwd.errors import AddressError, SignatureError, SRSError, SrsfwdError
 from srsfwd.forward import Forwarder, ForwardResult
 from srsfwd.message import MessageChanges, ParsedMessage
 from srsfwd.pool import Action
@@ -329,8 +329,12 @@ class MilterService:
         """The verdict for one whole message. Never raises: errors become the default action."""
         try:
             return self._decide(message, leading_space)
-        except Exception:
-            log.exception("milter: internal error on message %s", message.queue_id or "-")
+        except Exception as exc:
+            queue_id = message.queue_id or "-"
+            if isinstance(exc, SrsfwdError):  # a known failure (a forwarder not built): one line
+                log.error("milter: cannot process message %s: %s", queue_id, exc)
+            else:
+                log.exception("milter: internal error on message %s", queue_id)
             if self.default_action == "accept":
                 return Verdict("error", Continue(), reasons=("internal-error",))
             return Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))

@@ -9,21 +9,31 @@ handed over, and what the metrics and the log say.
 from __future__ import annotations
 
 import asyncio
+import re
+import sqlite3
 import threading
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from srsfwd.cli.serve import load
-from srsfwd.protocols.milter import ActionFlag, Continue, MilterMessage, MilterReply, SmtpReply
+from srsfwd.protocols.milter import (
+    ActionFlag,
+    Continue,
+    InsertHeader,
+    MilterMessage,
+    MilterReply,
+    SmtpReply,
+)
 from srsfwd.protocols.milter.mta import MtaClient
 from srsfwd.protocols.milter.wire import ALL_ACTIONS
 from srsfwd.servers.milter import MilterService, Verdict
 from srsfwd.servers.runtime import Daemon
+from tests.dnsserver import ZoneServer
 from tests.ports import free_port
+from tests.redis_server import redis_server
 from tests.serving import MilterClient, running, split_message
-from tests.unit.servers.test_milter_server import OUTSIDE, eml, endpoint, example_copy, loader
+from tests.unit.servers.test_milter_server import OUTSIDE, ZONE, eml, endpoint, example_copy, loader
 
 FORGED = b"Authentication-Results: fwd.example.net; spf=pass smtp.mailfrom=example.org\r\n"
 
@@ -43,9 +53,9 @@ def one_a_day(config: Path) -> None:
 
 
 async def metrics_text(config: Path) -> str:
-    port = load(config, None, notes=print).settings.metrics
+    port = re.search(r'metrics = "127.0.0.1:([0-9]+)"', config.read_text())  # noqa: ASYNC240
     assert port is not None
-    url = f"http://127.0.0.1:{port.port}/metrics"
+    url = f"http://127.0.0.1:{port[1]}/metrics"
     return await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
 
 
@@ -177,3 +187,170 @@ def test_an_error_after_the_decision_defers_without_using_up_the_limits(
     assert actions == []
     assert isinstance(refused, SmtpReply) and refused.line.startswith("451 4.3.0")
     assert final == Continue()
+
+
+# -- a dependency failing mid-run -------------------------------------------------------
+
+SECRET = "example-secret-published-with-srsfwd-never-use-it"
+
+
+def assert_one_line_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    for record in caplog.records:
+        text = record.getMessage()
+        assert "\n" not in text and record.exc_info is None, text
+        assert SECRET not in text and "PRIVATE KEY" not in text
+
+
+def test_a_locked_limits_store_defers_and_the_next_message_forwards(
+    config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> tuple[list[MilterReply], MilterReply | None, MilterReply | None, str]:
+        async with running(loader(config)):
+            await send_normal(config)  # the store exists
+            blocker = sqlite3.connect(
+                config.parent.parent / "state" / "limits.sqlite", isolation_level=None
+            )
+            blocker.execute("BEGIN EXCLUSIVE")
+            try:
+                actions, deferred = await send_normal(config)
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+            _, final = await send_normal(config)
+            return actions, deferred, final, await metrics_text(config)
+
+    with caplog.at_level("INFO"):
+        actions, deferred, final, text = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert actions == []
+    assert isinstance(deferred, SmtpReply) and deferred.line.startswith("451 4.3.0")
+    assert "sqlite" not in deferred.text and "state" not in deferred.text  # nothing of ours
+    assert final == Continue()
+    assert 'action="tempfail",pool="-",reason="temporary-failure"} 1.0' in text
+    assert 'action="forward",pool="normal",reason="forward-authenticated"} 2.0' in text
+    assert "srsfwd_errors_total{" not in text
+    assert_one_line_without_secrets(caplog)
+
+
+def test_dns_answering_servfail_defers_and_the_daemon_keeps_serving(
+    tmp_path: Path, dns_server: ZoneServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    dns_server.load(ZONE)
+    config = example_copy(
+        tmp_path,
+        f'socketmap = []\nmilter = ["unix:{tmp_path}/milter.sock"]\n'
+        f'metrics = "127.0.0.1:{free_port()}"\n',
+    )
+    text = config.read_text().replace(
+        'zone_files = ["example.zone"]', f'nameservers = ["127.0.0.1"]\nport = {dns_server.port}'
+    )
+    config.write_text(text.replace("timeout = 5.0", "timeout = 1.0"))
+
+    async def scenario() -> tuple[list[MilterReply], MilterReply | None, MilterReply | None, str]:
+        async with running(loader(config)):
+            dns_server.mode = "servfail"
+            actions, deferred = await send_normal(config)
+            dns_server.mode = "answer"
+            _, final = await send_normal(config)
+            return actions, deferred, final, await metrics_text(config)
+
+    with caplog.at_level("INFO"):
+        actions, deferred, final, text = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert actions == []
+    assert isinstance(deferred, SmtpReply) and deferred.code // 100 == 4
+    assert final == Continue()
+    assert 'action="tempfail"' in text and 'action="forward"' in text
+    assert "srsfwd_errors_total{" not in text
+    assert_one_line_without_secrets(caplog)
+
+
+def test_garbage_secrets_and_reload_keep_the_old_secrets_serving(
+    config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secrets = config.parent / "srs.secret"
+
+    async def scenario() -> tuple[MilterReply | None, str]:
+        async with running(loader(config)) as daemon:
+            secrets.write_bytes(b"\x00garbage " + SECRET.encode() + b"\xff\n")
+            await daemon.reload()
+            _, final = await send_normal(config)
+            return final, await metrics_text(config)
+
+    with caplog.at_level("INFO"):
+        final, text = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert final == Continue()
+    assert 'srsfwd_reloads_total{result="failed"} 1.0' in text
+    assert "reload failed" in caplog.text
+    assert_one_line_without_secrets(caplog)
+
+
+def test_a_removed_signing_key_and_reload_keep_the_old_keys_signing(
+    config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (key,) = (config.parent / "keys" / "fwd.example.net").glob("*.key")
+
+    async def scenario() -> tuple[list[MilterReply], MilterReply | None, str]:
+        async with running(loader(config)) as daemon:
+            key.unlink()
+            await daemon.reload()
+            actions, final = await send_normal(config)
+            return actions, final, await metrics_text(config)
+
+    with caplog.at_level("INFO"):
+        actions, final, text = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert final == Continue()
+    inserted = {a.name for a in actions if isinstance(a, InsertHeader)}
+    assert {"DKIM-Signature", "ARC-Seal"} <= inserted
+    assert 'srsfwd_reloads_total{result="failed"} 1.0' in text
+    assert_one_line_without_secrets(caplog)
+
+
+def test_a_key_file_spoiled_under_a_new_worker_defers_without_telling_the_client_where_it_is(
+    config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (key,) = (config.parent / "keys" / "fwd.example.net").glob("*.key")
+
+    async def scenario() -> tuple[list[MilterReply], MilterReply | None, str]:
+        async with running(loader(config)) as daemon:
+            milter = daemon.context.milter
+            assert milter is not None
+            key.chmod(0o644)
+            milter.forwarders._idle.clear()  # the next message needs a new forwarder
+            actions, final = await send_normal(config)
+            return actions, final, await metrics_text(config)
+
+    with caplog.at_level("INFO"):
+        actions, final, _ = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert actions == []
+    assert isinstance(final, SmtpReply) and final.line.startswith("451 4.3.0")
+    assert str(config.parent) not in final.text
+    assert_one_line_without_secrets(caplog)
+
+
+@pytest.mark.integration  # starts a real redis-server
+def test_redis_killed_mid_run_defers_then_recovers(
+    config: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with redis_server(tmp_path) as server:
+        config.write_text(
+            config.read_text().replace(
+                '# store = "redis://127.0.0.1:6379/0"', f'store = "{server.url}"'
+            )
+        )
+
+        async def scenario() -> tuple[MilterReply | None, MilterReply | None, str]:
+            async with running(loader(config)):
+                await send_normal(config)
+                await asyncio.to_thread(server.stop)
+                _, deferred = await send_normal(config)
+                await asyncio.to_thread(server.start)
+                _, final = await send_normal(config)
+                return deferred, final, await metrics_text(config)
+
+        with caplog.at_level("INFO"):
+            deferred, final, text = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert isinstance(deferred, SmtpReply) and deferred.line.startswith("451 4.3.0")
+    assert str(server.port) not in deferred.text and "Redis" not in deferred.text
+    assert final == Continue()
+    assert 'action="tempfail",pool="-",reason="temporary-failure"} 1.0' in text
+    assert 'action="forward",pool="normal",reason="forward-authenticated"} 2.0' in text
+    assert_one_line_without_secrets(caplog)
