@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.authservid import claims_authserv_id
 from srsfwd.dkim.canon import Header
-from srsfwd.errors import AddressError, SignatureError, SRSError, SrsfwdError
+from srsfwd.errors import AddressError, SignatureError, SRSError, SrsfwdError, TemporaryError
 from srsfwd.forward import Forwarder, ForwardResult
 from srsfwd.message import MessageChanges, ParsedMessage
 from srsfwd.pool import Action
@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 _REPLY = re.compile(r"([45][0-9][0-9]) ([45]\.[0-9]{1,3}\.[0-9]{1,3}) ?(.*)", re.DOTALL)
 TEMPFAIL_REPLY = SmtpReply(451, "4.3.0", "srsfwd: internal error; try again later")
+RCPT_TEMPFAIL_REPLY = SmtpReply(451, "4.3.0", "temporary failure; try again later")
 TOO_BIG_REPLY = SmtpReply(
     552,
     "5.3.4",
@@ -323,6 +324,9 @@ class MilterService:
                     f"550 5.7.1 <{address}>: not a valid bounce address here ({exc})",
                     temporary=False,
                 )
+            except TemporaryError as exc:  # the alias store: say nothing of it to the client
+                log.warning("milter: RCPT <%s>: deferred: %s", address, exc)
+                return RCPT_TEMPFAIL_REPLY
         return Continue()
 
     def decide(self, message: MilterMessage, *, leading_space: bool) -> Verdict:

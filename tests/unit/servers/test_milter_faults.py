@@ -354,3 +354,38 @@ def test_redis_killed_mid_run_defers_then_recovers(
     assert 'action="tempfail",pool="-",reason="temporary-failure"} 1.0' in text
     assert 'action="forward",pool="normal",reason="forward-authenticated"} 2.0' in text
     assert_one_line_without_secrets(caplog)
+
+
+@pytest.mark.integration  # starts a real redis-server
+def test_an_alias_store_down_at_rcpt_defers_that_recipient_in_one_log_line(
+    config: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with redis_server(tmp_path) as server:
+        config.write_text(
+            config.read_text().replace(
+                'original_envelope = "embedded"',
+                f'original_envelope = "database"\nenvelope_database = "{server.url}"',
+            )
+        )
+
+        async def scenario() -> tuple[list[MilterReply], str]:
+            async with running(loader(config)) as daemon:
+                milter = daemon.context.milter
+                assert milter is not None
+                with milter.forwarders.borrow() as forwarder:
+                    bounce = forwarder.rewriter.forward("a" * 60 + "@example.org")  # an alias
+                assert bounce.endswith("@fwd.example.net")
+                await asyncio.to_thread(server.stop)
+                client = await MilterClient.open(endpoint(config))
+                await client.start()
+                outcome = await client.transaction("", [bounce], eml(config, "normal"))
+                client.close()
+                return outcome.rcpt_replies, await metrics_text(config)
+
+        with caplog.at_level("INFO"):
+            replies, text = asyncio.run(asyncio.wait_for(scenario(), 60))
+    (reply,) = replies
+    assert isinstance(reply, SmtpReply) and reply.line.startswith("451 4.3.0")
+    assert str(server.port) not in reply.text
+    assert 'srsfwd_errors_total{kind="milter-internal"}' not in text
+    assert_one_line_without_secrets(caplog)
