@@ -267,6 +267,8 @@ class MilterService:
     idle_timeout: float = 600.0
     workers: int = 16
     max_message: int = MAX_MESSAGE
+    #: Our authserv-id: forged results in our name go even from a message passed as is.
+    authserv_id: str = ""
     _executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -299,6 +301,7 @@ class MilterService:
             pool_header=settings.milter_pool_header,
             idle_timeout=settings.milter_timeout,
             workers=settings.milter_workers,
+            authserv_id=first.authserv_id,
         )
 
     def close(self) -> None:
@@ -340,7 +343,10 @@ class MilterService:
             else:
                 log.exception("milter: internal error on message %s", queue_id)
             if self.default_action == "accept":
-                return Verdict("error", Continue(), reasons=("internal-error",))
+                deletions = (
+                    forged_results_deletions(message, self.authserv_id) if self.authserv_id else ()
+                )
+                return Verdict("error", Continue(), deletions, reasons=("internal-error",))
             return Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
 
     def _decide(self, message: MilterMessage, leading_space: bool) -> Verdict:

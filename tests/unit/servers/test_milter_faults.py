@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from srsfwd.forward import Forwarder
 from srsfwd.protocols.milter import (
     ActionFlag,
+    ChangeHeader,
     Continue,
     InsertHeader,
     MilterMessage,
@@ -389,3 +391,32 @@ def test_an_alias_store_down_at_rcpt_defers_that_recipient_in_one_log_line(
     assert str(server.port) not in reply.text
     assert 'srsfwd_errors_total{kind="milter-internal"}' not in text
     assert_one_line_without_secrets(caplog)
+
+
+def test_an_internal_error_passed_as_accept_still_deletes_results_forged_in_our_name(
+    config: Path,
+) -> None:
+    # milter-default-action = "accept" lets the message through unchanged, but never with
+    # a verdict in our name that we did not write.
+    config.write_text(config.read_text() + 'milter-default-action = "accept"\n')
+
+    def broken() -> Forwarder:
+        raise RuntimeError("broken on purpose")
+
+    async def scenario() -> tuple[list[MilterReply], MilterReply | None]:
+        async with running(loader(config)) as daemon:
+            milter = daemon.context.milter
+            assert milter is not None
+            milter.forwarders._idle.clear()
+            milter.forwarders._factory = broken
+            client = await MilterClient.open(endpoint(config))
+            await client.start()
+            outcome = await client.transaction(
+                "alice@example.org", [OUTSIDE], FORGED + eml(config, "normal")
+            )
+            client.close()
+            return outcome.actions, outcome.final
+
+    actions, final = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert final == Continue()
+    assert actions == [ChangeHeader(1, "Authentication-Results", b"")]
