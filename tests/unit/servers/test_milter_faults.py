@@ -420,3 +420,31 @@ def test_an_internal_error_passed_as_accept_still_deletes_results_forged_in_our_
     actions, final = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert final == Continue()
     assert actions == [ChangeHeader(1, "Authentication-Results", b"")]
+
+
+def test_a_stopped_dns_server_defers_in_one_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dns = ZoneServer(ZONE).start()
+    config = example_copy(
+        tmp_path,
+        f'socketmap = []\nmilter = ["unix:{tmp_path}/milter.sock"]\n'
+        f'metrics = "127.0.0.1:{free_port()}"\n',
+    )
+    text = config.read_text().replace(
+        'zone_files = ["example.zone"]', f'nameservers = ["127.0.0.1"]\nport = {dns.port}'
+    )
+    config.write_text(text.replace("timeout = 5.0", "timeout = 1.0"))
+
+    async def scenario() -> tuple[list[MilterReply], MilterReply | None, str]:
+        async with running(loader(config)):
+            await asyncio.to_thread(dns.stop)  # port closed: refused, not silent
+            actions, deferred = await send_normal(config)
+            return actions, deferred, await metrics_text(config)
+
+    with caplog.at_level("INFO"):
+        actions, deferred, text = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert actions == []
+    assert isinstance(deferred, SmtpReply) and deferred.code // 100 == 4
+    assert 'action="tempfail"' in text and "srsfwd_errors_total{" not in text
+    assert_one_line_without_secrets(caplog)
