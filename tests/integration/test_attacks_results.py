@@ -62,6 +62,10 @@ FORGED = {
     b" header.d=bank.example\r\n",
     "eight-bit-after-id": b"Authentication-Results: fwd.example.net\xc2\xa0; dkim=pass"
     b" header.d=bank.example\r\n",
+    "nul-before-id": b"Authentication-Results: \x00fwd.example.net; dkim=pass"
+    b" header.d=bank.example\r\n",
+    "nul-inside-id": b"Authentication-Results: fwd.exa\x00mple.net; dkim=pass"
+    b" header.d=bank.example\r\n",
 }
 #: A DKIM-Signature whose v= tag the verifier's reason text echoes.
 TAG_IN_REASON = (
@@ -223,6 +227,8 @@ def rig(_dns_server_process: ZoneServer) -> Iterator[Rig]:
         "spaced-id",
         "encoded-word",
         "eight-bit-after-id",
+        "nul-before-id",
+        "nul-inside-id",
     ],
 )
 def test_milter_deletes_forged_results_and_seals_only_ours(rig: Rig, name: str) -> None:
