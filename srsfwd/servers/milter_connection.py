@@ -268,13 +268,17 @@ class MilterConnection(Connection):
         if not peek or sock is None:
             return False
         try:
-            with sock.dup() as copy:  # the transport's socket offers no recv()
+            copy = sock.dup()  # the transport's socket offers no recv()
+        except OSError:  # out of descriptors: answer as usual
+            return False
+        with copy:
+            try:
                 data: bytes = copy.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-                return data == b""
-        except BlockingIOError:
-            return False  # open, nothing sent yet
-        except OSError:
-            return True  # reset
+            except ConnectionError:
+                return True  # reset
+            except OSError:  # BlockingIOError: open, nothing sent since
+                return False
+        return data == b""
 
     async def _waiting(
         self, work: Coroutine[object, object, Verdict | MilterReply]
