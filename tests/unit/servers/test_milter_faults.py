@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import subprocess
 import threading
 import urllib.request
 from pathlib import Path
@@ -447,4 +448,39 @@ def test_a_stopped_dns_server_defers_in_one_log_line(
     assert actions == []
     assert isinstance(deferred, SmtpReply) and deferred.code // 100 == 4
     assert 'action="tempfail"' in text and "srsfwd_errors_total{" not in text
+    assert_one_line_without_secrets(caplog)
+
+
+def _immutable(paths: list[Path], on: bool) -> bool:
+    """chattr +i (or -i) ``paths``: read-only even for root; False where it cannot."""
+    flag = "+i" if on else "-i"
+    done = subprocess.run(["chattr", flag, *map(str, paths)], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def test_a_read_only_limits_store_defers_and_the_next_message_forwards(
+    config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = config.parent.parent / "state"
+
+    async def scenario() -> tuple[list[MilterReply], MilterReply | None, MilterReply | None, str]:
+        async with running(loader(config)):
+            await send_normal(config)  # the store exists
+            # Not the -shm file: SQLite maps it, and a mapping that cannot grow is SIGBUS.
+            files = [state, *(f for f in state.iterdir() if not f.name.endswith("-shm"))]
+            if not await asyncio.to_thread(_immutable, files, True):
+                pytest.skip("chattr +i is not available here (needs CAP_LINUX_IMMUTABLE)")
+            try:
+                actions, deferred = await send_normal(config)
+            finally:
+                await asyncio.to_thread(_immutable, files, False)
+            _, final = await send_normal(config)
+            return actions, deferred, final, await metrics_text(config)
+
+    with caplog.at_level("INFO"):
+        actions, deferred, final, text = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert actions == []
+    assert isinstance(deferred, SmtpReply) and deferred.line.startswith("451 4.3.0")
+    assert final == Continue()
+    assert 'action="tempfail",pool="-",reason="temporary-failure"} 1.0' in text
     assert_one_line_without_secrets(caplog)
