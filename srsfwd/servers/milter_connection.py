@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Coroutine
 
-from srsfwd.errors import ProtocolError
+from srsfwd.errors import ProtocolError, SrsfwdError
 from srsfwd.protocols.milter import (
     ActionFlag,
     AddHeader,
@@ -203,8 +203,11 @@ class MilterConnection(Connection):
         try:
             milter = self.milter
             reply = await self._waiting(milter.run(lambda: milter.check_recipient(event)))
-        except Exception:
-            log.exception("milter: recipient check failed")
+        except Exception as exc:
+            if isinstance(exc, SrsfwdError):  # a known failure (a forwarder not built)
+                log.error("milter: recipient check failed: %s", exc)
+            else:
+                log.exception("milter: recipient check failed")
             self._count_error()
             reply = TEMPFAIL_REPLY
         assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a MilterReply

@@ -484,3 +484,28 @@ def test_a_read_only_limits_store_defers_and_the_next_message_forwards(
     assert final == Continue()
     assert 'action="tempfail",pool="-",reason="temporary-failure"} 1.0' in text
     assert_one_line_without_secrets(caplog)
+
+
+def test_a_recipient_check_without_a_forwarder_defers_in_one_log_line(
+    config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (key,) = (config.parent / "keys" / "fwd.example.net").glob("*.key")
+
+    async def scenario() -> list[MilterReply]:
+        async with running(loader(config)) as daemon:
+            milter = daemon.context.milter
+            assert milter is not None
+            with milter.forwarders.borrow() as forwarder:
+                bounce = forwarder.rewriter.forward("alice@example.org")
+            key.chmod(0o644)
+            milter.forwarders._idle.clear()  # the check needs a new forwarder: none is built
+            client = await MilterClient.open(endpoint(config))
+            await client.start()
+            outcome = await client.transaction("", [bounce], eml(config, "normal"))
+            client.close()
+            return outcome.rcpt_replies
+
+    with caplog.at_level("INFO"):
+        (reply,) = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert isinstance(reply, SmtpReply) and reply.line.startswith("451 4.3.0")
+    assert_one_line_without_secrets(caplog)
