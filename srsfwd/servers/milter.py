@@ -203,6 +203,14 @@ def forged_results_deletions(message: MilterMessage, authserv_id: str) -> tuple[
     return tuple(reversed(deletions))  # highest index first, so earlier indexes stay valid
 
 
+def arriving_field_deletions(message: MilterMessage, name: str) -> tuple[MilterReply, ...]:
+    """CHGHEADER deletions of every arriving field called ``name`` (any case), highest
+    index first: a pool header the client wrote never leaves beside ours."""
+    wanted = name.lower()
+    count = sum(1 for header in message.headers if header.name.strip().lower() == wanted)
+    return tuple(ChangeHeader(nth, name, b"") for nth in range(count, 0, -1))
+
+
 def envelope_changes(message: MilterMessage, result: ForwardResult) -> list[MilterReply]:
     """CHGFROM for the SRS sender, DELRCPT/ADDRCPT for recipients the pipeline changed."""
     actions: list[MilterReply] = []
@@ -398,6 +406,7 @@ class MilterService:
                 *header_actions(result.changes, leading_space=leading_space),
             ]
             value = f" {result.pool}" if leading_space else str(result.pool)
+            actions += arriving_field_deletions(message, self.pool_header)
             actions.append(AddHeader(self.pool_header, value))
         except Exception:
             # Counted as forwarded, but the answer will be a deferral: uncount it.
