@@ -292,7 +292,17 @@ class FactGatherer:
                 return False
         return True
 
-    def _first_untrusted_hop(self, message: Message) -> Hop | None:
+    def outside_client(self, message: ParsedMessage, envelope: Envelope) -> str:
+        """The address the message came from: the connecting client, or behind one of
+        our ``trusted_relays`` the first Received hop from outside (the client itself
+        when no such hop can be read: a submission from inside, or a gateway's field
+        that does not parse)."""
+        if not self._trusted(envelope.client_ip):
+            return envelope.client_ip
+        hop = self._first_untrusted_hop(message)
+        return envelope.client_ip if hop is None else hop.ip
+
+    def _first_untrusted_hop(self, message: Message | ParsedMessage) -> Hop | None:
         for field in message.find("received"):
             hop = parse_received(field.value)
             if hop is not None and not self._trusted(hop.ip):

@@ -2,11 +2,12 @@
 
 ``Forwarder`` is built once from the configuration (secrets, keys, resolver, limits
 store) and then called per message. It verifies and reverses bounces that come back to
-our SRS addresses, counts the sender against its sending limits, gathers the facts and
-takes the pool decision, rewrites the envelope sender when the decision says so, and
-prepares the message: this hop's Authentication-Results, our DKIM signature, and an ARC
-set last of all. Whatever cannot be done now is a deferral with an SMTP reply; nothing
-is waved through and nothing is dropped.
+our SRS addresses, gathers the facts, judges the sending limits of whom they
+authenticated (else of the client's address), takes the pool decision, rewrites the
+envelope sender when the decision says so, and prepares the message: this hop's
+Authentication-Results, our DKIM signature, and an ARC set last of all. Whatever cannot
+be done now is a deferral with an SMTP reply; nothing is waved through and nothing is
+dropped.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from srsfwd.facts import Envelope, FactGatherer, build_gatherer, with_limits
 from srsfwd.forward_settings import DmarcMode
 from srsfwd.keystore import KeyTable
 from srsfwd.limits import LimitVerdict, SendingLimits
+from srsfwd.limits_identity import LimitsIdentity, limits_identity
 from srsfwd.message import (
     FieldChange,
     FieldRef,
@@ -133,8 +135,12 @@ class ForwardResult:
     smtp_reply: str | None = None
     decision: Decision | None = None
     notes: tuple[str, ...] = field(default=())
-    #: What this forward added to the sending limits: (sender, internal, external).
+    #: What this forward added to the sending limits: (key, internal, external), the
+    #: key being ``limits.key``.
     counted: tuple[str, int, int] | None = None
+    #: Whose sending limits the message weighs on, and why (None: a bounce, the null
+    #: sender, no limits, or refused before the facts were gathered).
+    limits: LimitsIdentity | None = None
     #: The DMARC step's prediction and action (None when it did not run).
     dmarc: DmarcOutcome | None = None
     #: The message as it arrived (parsed once) and what the forward changes in it: a
@@ -301,10 +307,11 @@ class Forwarder:
         ``message`` is the raw message or one parsed already (the milter's). Never raises
         for a bad message or a failing dependency: those come back as a ``reject`` (5xx:
         sending again cannot help) or ``tempfail`` (4xx) result with the SMTP reply to
-        give. A forwarded message is counted against its sender's limits; with
+        give. A forwarded message is counted against the limits of whom it
+        authenticated, else of the client's address (``ForwardResult.limits``); with
         ``dry_run`` nothing is counted or stored (``srsfwd decide``). ``sasl_user`` is
         the session's SMTP AUTH login (Postfix's ``{auth_authen}``), if any: it vouches
-        for a sender in our accepted domains.
+        for a sender, and a From, in our accepted domains.
         """
         sender = strip_brackets(mail_from.strip())
         targets = tuple(strip_brackets(r.strip()) for r in rcpts)
@@ -326,20 +333,24 @@ class Forwarder:
         sasl_user: str | None,
         dry_run: bool,
     ) -> ForwardResult:
-        """validate → gather → decide → rewrite, sign, seal (``_outcome``) → record."""
+        """validate → gather → limits (whose, peek) → decide → rewrite, sign, seal
+        (``_outcome``) → record."""
         parsed = self._validate(message, arrival)
         if isinstance(parsed, ForwardResult):
             return parsed
         work = self._reverse_bounces(parsed, arrival, dry_run)
         if isinstance(work, ForwardResult):
             return work
-        counting, verdict = self._peek_limits(work)
         facts = self.gatherer.gather(parsed, work.envelope, spam=spam, sasl_user=sasl_user)
+        identity = self._limits_identity(work, facts)
+        if isinstance(identity, ForwardResult):
+            return identity
+        counting, verdict = self._peek_limits(work, identity)
         decision = decide(facts if verdict is None else with_limits(facts, verdict), self.policy)
         result = self._outcome(work, decision)
-        if dry_run or counting is None or not result.forwarded:
-            return result
-        return self._record(work, facts, verdict, counting, result)
+        if not (dry_run or counting is None or not result.forwarded):
+            result = self._record(work, facts, verdict, counting, result)
+        return result if identity is None else dataclasses.replace(result, limits=identity)
 
     def _validate(
         self, message: bytes | ParsedMessage, arrival: Envelope
@@ -388,13 +399,35 @@ class Forwarder:
         extra = ("srs-bounce-verified",) if notes else ()
         return _Work(parsed, envelope, extra, tuple(notes), dry_run)
 
-    def _peek_limits(self, work: _Work) -> tuple[tuple[str, int, int] | None, LimitVerdict | None]:
-        """What this message would count against its sender's limits, and the verdict
-        (none for bounces, the null sender, or without limits). A limit this message
-        passes blocks the sender now, unless it is a dry run."""
-        sender, rcpts = work.envelope.mail_from, work.envelope.rcpts
-        if self.limits is None or not sender or work.extra:
+    def _limits_identity(self, work: _Work, facts: Facts) -> LimitsIdentity | ForwardResult | None:
+        """Whose limits the message counts against (``srsfwd.limits_identity``): the
+        MAIL FROM when it arrived vouched for, else the client's address. None for
+        bounces, the null sender, or without limits; a deferral when nothing vouched for
+        the sender and the client's address is not one (nobody to count it against)."""
+        if self.limits is None or not work.envelope.mail_from or work.extra:
+            return None
+        client = self.gatherer.outside_client(work.parsed, work.envelope)
+        try:
+            return limits_identity(facts, self.policy.accepted, client=client)
+        except ValueError as exc:
+            log.warning("deferring message from <%s>: %s", work.envelope.mail_from, exc)
+            return _temporary(  # the client's text stays out of the reply: it is not ours
+                "cannot tell whose sending limits this counts against: the client address"
+                " is not an IP address",
+                "temporary-failure",
+                mail_from=work.envelope.mail_from,
+                rcpts=work.envelope.rcpts,
+            )
+
+    def _peek_limits(
+        self, work: _Work, identity: LimitsIdentity | None
+    ) -> tuple[tuple[str, int, int] | None, LimitVerdict | None]:
+        """What this message would count against ``identity``'s limits, and the verdict
+        (none without an identity). A limit this message passes blocks that identity
+        now, unless it is a dry run."""
+        if self.limits is None or identity is None:
             return None, None
+        sender, rcpts = identity.key, work.envelope.rcpts  # the sender as the limits count it
         internal = sum(1 for r in rcpts if split_address(r)[1] in self.policy.accepted)
         counting = (sender, internal, len(rcpts) - internal)
         verdict = self.limits.peek(sender, internal=internal, external=counting[2])
@@ -545,7 +578,7 @@ class Forwarder:
         exact = author.lower().rstrip(".")
         if exact in (d.lower() for d in dkim_domains) or spf_domain == exact:
             return DmarcOutcome("dmarc-pass-expected")  # aligned even under adkim=s
-        vouched = decision.from_authenticated or decision.facts.trusted_submission
+        vouched = self._from_vouched(decision)
         try:
             found = discover(self.gatherer.resolver, author)
         except DNSTempError as exc:
@@ -732,11 +765,9 @@ class Forwarder:
 
         * The stricter of ``[forward] dkim_sign`` and the pool's ``dkim_sign`` applies
           (relay and high-risk mail is not signed unless its pool says "srs-domain").
-        * "auto": the From domain's key when that domain arrived authenticated (aligned
-          SPF or DKIM pass) or the message is a trusted submission (a client in
-          ``trusted_relays``, no hop from outside); else, as with "srs-domain", the SRS
-          domain's key.
-        * Never a signature aligned with a From domain that is not authenticated: that
+        * "auto": the From domain's key when that domain is vouched for
+          (``_from_vouched``); else, as with "srs-domain", the SRS domain's key.
+        * Never a signature aligned with a From domain that is not vouched for: that
           would make mail anyone wrote pass DMARC for it.
 
         Keys are read from the store once per domain, then kept.
@@ -745,9 +776,8 @@ class Forwarder:
         key_table = self.key_table
         if key_table is None or mode == "none":
             return None
-        facts = decision.facts
-        author = facts.from_domain
-        vouched = decision.from_authenticated or facts.trusted_submission
+        author = decision.facts.from_domain
+        vouched = self._from_vouched(decision)
         domains = [self.rewriter.domain]
         if mode == "auto" and author and vouched:
             domains.insert(0, author.lower())
@@ -759,6 +789,19 @@ class Forwarder:
                 return None
             return found
         return None
+
+    def _from_vouched(self, decision: Decision) -> bool:
+        """The From domain is one we may speak for: it arrived authenticated (aligned SPF
+        or DKIM pass), the message is a trusted submission (a client in
+        ``trusted_relays``, no hop from outside), or the session logged in with SMTP
+        AUTH and the From domain is one of our accepted domains (as OpenDKIM signs
+        authenticated submissions; never a foreign From, or any user of ours could make
+        mail pass DMARC for it)."""
+        facts = decision.facts
+        if decision.from_authenticated or facts.trusted_submission:
+            return True
+        author = (facts.from_domain or "").lower().rstrip(".")
+        return bool(facts.sasl_user and author and author in self.policy.accepted)
 
     def _signer(self, key_table: KeyTable, domain: str) -> _DomainSigner | None:
         if domain not in self._signers:

@@ -6,6 +6,9 @@ pool (``alert``) or is refused for the rest of the UTC day (``block-for-today``)
 an operator lifts it (``block``). Counts are per fixed UTC hour and day windows, kept in
 a ``CounterStore`` shared by every forwarder process.
 
+A "sender" here is a key: whom the message authenticated, else the client's address
+(``srsfwd.limits_identity`` decides which; ``[203.0.113.5]`` can never be a mailbox).
+
 The judging is pure (``judge``); ``SendingLimits`` adds the store and the clock. A
 message is judged without counting first (``peek``) and counted only once it is being
 forwarded (``record``), so deferred and refused mail costs the sender nothing.

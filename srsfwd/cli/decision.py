@@ -58,6 +58,7 @@ def from_forward_result(
         authserv_id=authserv_id,
         dmarc=None if result.dmarc is None else result.dmarc.as_dict(),
         delivery=delivery,
+        limits=None if result.limits is None else result.limits.as_dict(),
     )
 
 
@@ -132,6 +133,7 @@ def decision_document(
     authserv_id: str,
     dmarc: dict[str, Any] | None = None,
     delivery: str | None = None,
+    limits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one JSON form of a decision; every key is always there (``null`` when absent)."""
     checked: dict[str, Any] = {
@@ -172,6 +174,7 @@ def decision_document(
         **checked,
         "dmarc": dmarc,
         "delivery": delivery,
+        "limits": limits,
     }
 
 
@@ -188,6 +191,15 @@ def _hop_results(authserv_id: str, decision: Decision) -> str:
 
 
 LABEL_WIDTH = len("sender domain:") + 1
+
+#: Why the sending limits count the key they count, in words (``limits.because``).
+BECAUSE_WORDS = {
+    "spf-pass": "SPF passed for the MAIL FROM",
+    "dkim-pass": "a DKIM signature of the MAIL FROM's domain passed",
+    "sasl-login": "SMTP AUTH login, MAIL FROM in our accepted domains",
+    "trusted-submission": "a trusted submission",
+    "client-address": "nothing vouched for the MAIL FROM: the client's address pays",
+}
 
 
 def describe(document: Mapping[str, Any]) -> list[str]:
@@ -218,6 +230,10 @@ def _lines(doc: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     if doc["smtp_reply"]:
         yield "reply", doc["smtp_reply"]
     yield "reasons", ", ".join(doc["reasons"])
+    if doc["limits"] is not None:
+        limits = doc["limits"]
+        because = BECAUSE_WORDS.get(limits["because"], limits["because"])
+        yield "limits", f"counted as {limits['counted_as']} ({because})"
     if doc["dmarc"] is not None:
         dmarc = doc["dmarc"]
         yield "dmarc", f"{dmarc['result']} ({dmarc['policy_domain'] or '-'})"

@@ -11,30 +11,48 @@ from srsfwd.app import build_limits
 from srsfwd.cli.common import config_option, echo_json, json_option, open_config
 from srsfwd.cli.table import echo_table
 from srsfwd.limits import SendingLimits
+from srsfwd.limits_identity import operator_key
 
 
 def _limits(config_path: Path | None, *, create: bool = True) -> SendingLimits:
     return build_limits(open_config(config_path), create=create)
 
 
+def _limits_key(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """SENDER as the limits count it: an address, or a client's address bare
+    (``203.0.113.5``, ``2001:db8:1:2::9``) or as shown (``[203.0.113.5]``,
+    ``[2001:db8:1:2::/64]``)."""
+    if value is None:
+        return None
+    try:
+        return operator_key(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 @click.group()
 def limits() -> None:
     """Show and lift the sending limits of senders ([limits] in the configuration).
+
+    A sender is its MAIL FROM when SPF, DKIM, an SMTP AUTH login or a trusted submission
+    vouched for it, else the client's address: [203.0.113.5], or an IPv6 client's /64.
 
     \b
     Example:
       srsfwd limits show
       srsfwd limits show alice@example.org
       srsfwd limits unblock alice@example.org
+      srsfwd limits unblock '[203.0.113.5]'
     """
 
 
 @limits.command()
 @config_option
 @json_option
-@click.argument("sender", required=False)
+@click.argument("sender", required=False, callback=_limits_key)
 def show(config_path: Path | None, as_json: bool, sender: str | None) -> None:
-    """Counts and blocks: of SENDER, or the blocked and busiest senders of today.
+    """Counts and blocks: of SENDER (an address, or a client's IP address), or the
+    blocked and busiest senders of today.
 
     \b
     Example:
@@ -97,9 +115,10 @@ def _of(limit: int | None) -> str:
 @limits.command()
 @config_option
 @json_option
-@click.argument("sender")
+@click.argument("sender", callback=_limits_key)
 def unblock(config_path: Path | None, as_json: bool, sender: str, **_: Any) -> None:
-    """Lift the block on SENDER (block or block-for-today).
+    """Lift the block on SENDER (block or block-for-today): an address, or a client's
+    IP address.
 
     \b
     Example:

@@ -307,6 +307,20 @@ def test_sender_over_its_limit_is_refused(rig: Rig) -> None:
     assert refused.value.smtp_code == 550
 
 
+def test_mail_forged_past_the_limit_blocks_the_forger_not_the_victim(rig: Rig) -> None:
+    # Unsigned, from a client in nobody's SPF: it counts against the client's address.
+    forger = ("198.18.0.77", "mx.forger.example")
+    rig.send(
+        "relay", "vic@example.org", [f"v{n}@receiver.example" for n in range(6)], client=forger
+    )
+    rig.wait_for("v0@receiver.example")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        rig.send("relay", "vic@example.org", ["v9@receiver.example"], client=forger)
+    assert refused.value.smtp_code == 550
+    rig.send("normal", "vic@example.org", ["real@receiver.example"])  # SPF pass: the victim
+    assert rig.wait_for("real@receiver.example").mail_from.startswith("SRS0=")
+
+
 def test_dns_that_stops_answering_defers_and_nothing_is_lost(rig: Rig) -> None:
     # A sender domain nobody asked about yet: nothing of it is in the resolver's cache.
     sender, rcpts = "eve@aaaa-only.example", ["dns@receiver.example"]

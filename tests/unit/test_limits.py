@@ -255,3 +255,27 @@ def test_concurrent_messages_cannot_all_pass_a_limit(where: str, clock: FrozenCl
         thread.join()
     assert outcomes.count("ok") == 10
     assert opened().status("a@x.example")[0].today == 10
+
+
+def test_limits_commands_take_a_client_address_key(tmp_path: Path) -> None:
+    config = tmp_path / "srsfwd.toml"
+    config.write_text('state_dir = "state"\n[limits]\nper_day = 2\naction = "block"\n')
+    runner = CliRunner()
+    from srsfwd.app import build_limits
+    from srsfwd.config import load_config
+
+    build_limits(load_config(config)).record("[2001:db8:1:2::/64]", internal=3, external=0)
+    shown = runner.invoke(cli, ["limits", "show", "--config", str(config)])
+    assert "[2001:db8:1:2::/64]" in shown.stdout and "blocked senders: 1" in shown.stdout
+    one = runner.invoke(cli, ["limits", "show", "--config", str(config), "2001:db8:1:2::77"])
+    assert one.stdout.startswith("sender [2001:db8:1:2::/64]: blocked")
+    args = ["limits", "unblock", "--config", str(config), "[2001:db8:1:2::/64]"]
+    assert runner.invoke(cli, args).stdout == "[2001:db8:1:2::/64]: unblocked\n"
+
+
+def test_limits_commands_refuse_what_is_neither_an_address_nor_an_ip(tmp_path: Path) -> None:
+    config = tmp_path / "srsfwd.toml"
+    config.write_text('state_dir = "state"\n[limits]\nper_day = 2\n')
+    refused = CliRunner().invoke(cli, ["limits", "unblock", "--config", str(config), "alice"])
+    assert refused.exit_code == 2
+    assert "neither a mail address nor an IP address" in refused.stderr

@@ -17,6 +17,7 @@ from srsfwd.app import build_limits
 from srsfwd.cli import cli
 from srsfwd.config import load_config
 from tests.dnsserver import ZoneServer
+from tests.schemas import validate
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
 SENDER = "alice@example.org"
@@ -165,3 +166,33 @@ def test_mailbox_with_dns_down_says_so_once_and_stops(
     assert summary["messages"] < 20 and summary["stopped"]
     assert len(lines) == summary["messages"] + 1  # a line for each message read
     assert (lines[-2]["type"], lines[-2]["reason"]) == ("skipped", "DNS does not answer")
+
+
+@pytest.mark.parametrize("command", ["decide", "forward"])
+@pytest.mark.parametrize(
+    ("name", "limits"),
+    [
+        ("normal", {"counted_as": SENDER, "because": "spf-pass"}),
+        ("relay", {"counted_as": "[192.0.2.99]", "because": "client-address"}),
+    ],
+)
+def test_decide_and_forward_say_whose_limits_the_message_counts_against(
+    example: Path, dns: ZoneServer, command: str, name: str, limits: dict[str, str]
+) -> None:
+    message = (EXAMPLES / "messages" / f"{name}.eml").read_bytes()
+    _, out = invoke(command, example, dns, message, ENVELOPES[name])
+    validate(out, "decision.schema.json")
+    assert out["limits"] == limits
+
+
+def test_decide_says_in_words_whose_limits_count(example: Path, dns: ZoneServer) -> None:
+    ip, helo, sender = ENVELOPES["relay"]
+    args = ["decide", "--config", str(example / "srsfwd.toml")]
+    args += ["--dns-server", f"127.0.0.1:{dns.port}", "--client-ip", ip, "--helo", helo]
+    args += ["--mail-from", sender, "--rcpt", "b@r.example"]
+    message = (EXAMPLES / "messages" / "relay.eml").read_bytes()
+    lines = CliRunner().invoke(cli, args, input=message).stdout.splitlines()
+    assert [line for line in lines if line.startswith("limits:")] == [
+        "limits:        counted as [192.0.2.99]"
+        " (nothing vouched for the MAIL FROM: the client's address pays)"
+    ]
