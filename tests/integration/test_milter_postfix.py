@@ -408,9 +408,8 @@ def test_a_pool_header_from_the_client_does_not_choose_the_normal_pool(
 ) -> None:
     # milter_header_checks sees only the fields milters add: the client's is not routed.
     rcpt = f"pool{len(header)}@receiver.example"
-    rig.send(
-        "relay", f"pool{len(header)}@unsigned.example", [rcpt], client=RELAY_CLIENT, extra=header
-    )
+    client = (f"192.0.2.{160 + len(header)}", RELAY_CLIENT[1])  # limits count per client
+    rig.send("relay", f"pool{len(header)}@unsigned.example", [rcpt], client=client, extra=header)
     got = rig.wait_for(rcpt)
     assert (got.peer_ip, got.helo) == ("127.0.0.3", "rly1.fwd.example.net")
     assert b"srsfwd-pool" not in got.data.lower()
