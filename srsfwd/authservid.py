@@ -16,8 +16,10 @@ appears anywhere in the field, it is treated as ours too: when in doubt, it goes
 
 from __future__ import annotations
 
+import binascii
 import re
 from dataclasses import dataclass
+from email.header import decode_header
 
 from srsfwd.errors import SrsfwdError
 
@@ -77,13 +79,49 @@ def find_authserv_id(field_value: bytes) -> AuthservId:
 
 
 def claims_authserv_id(field_value: bytes, authserv_id: str) -> bool:
-    """Whether a field value claims ``authserv_id`` (or might: a broken field naming it)."""
+    """Whether a field value claims ``authserv_id`` (or might: a broken field naming it).
+
+    A reader more lenient than the grammar may drop what splits our id: spaces, folds,
+    comments, NULs, quotes (``fwd (c) . example . net``, ``"fwd.example.\r\n net"``), or
+    decode an RFC 2047 encoded-word; such a field is ours too.
+    """
     ours = _normal(authserv_id.encode("utf-8", "replace"))
     found = find_authserv_id(field_value)
     if found.value is not None:
-        return found.value == ours
+        return found.value == ours or _squeezed(found.value.encode("utf-8")) == ours
     unfolded = field_value.replace(b"\r", b"").replace(b"\n", b"").lower()
-    return ours.encode("utf-8") in unfolded
+    wanted = ours.encode("utf-8")
+    return (
+        wanted in unfolded
+        or wanted in _squeezed(field_value).encode("utf-8")
+        or wanted in _squeezed(_decoded_words(field_value)).encode("utf-8")
+    )
+
+
+#: What a lenient reader may drop between the characters of an id.
+_SQUEEZED_OUT = re.compile(rb'\([^()]*\)|[\x00-\x20\x7f"\\]')
+_ENCODED_WORD = re.compile(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def _squeezed(value: bytes) -> str:
+    """``value`` without comments, white space, controls, quotes and backslashes, lower case."""
+    previous = None
+    while previous != value:  # nested comments go from the inside out
+        previous, value = value, _SQUEEZED_OUT.sub(b"", value)
+    return value.decode("utf-8", "replace").lower()
+
+
+def _decoded_words(value: bytes) -> bytes:
+    """``value`` with its RFC 2047 encoded-words decoded (those that decode)."""
+
+    def decode(match: re.Match[bytes]) -> bytes:
+        try:
+            ((text, _),) = decode_header(match.group().decode("ascii"))
+        except (ValueError, UnicodeError, binascii.Error):
+            return match.group()
+        return text if isinstance(text, bytes) else text.encode("utf-8")
+
+    return _ENCODED_WORD.sub(decode, value)
 
 
 def strip_our_results(message: bytes, authserv_id: str) -> bytes:

@@ -170,9 +170,18 @@ def _refused(
     mail_from: str = "",
     rcpts: Sequence[str] = (),
     decision: Decision | None = None,
+    notes: tuple[str, ...] = (),
 ) -> ForwardResult:
     return ForwardResult(
-        action, None, False, mail_from, tuple(rcpts), (reason,), smtp_reply=reply, decision=decision
+        action,
+        None,
+        False,
+        mail_from,
+        tuple(rcpts),
+        (reason,),
+        smtp_reply=reply,
+        decision=decision,
+        notes=notes,
     )
 
 
@@ -258,7 +267,7 @@ class Forwarder:
             if not rsa:
                 raise ConfigError(f"ARC needs an RSA key for {rewriter.domain}")
             sealer = ArcSealer(rsa[0], authserv_id, resolver, clock=clock)
-        return cls(
+        forwarder = cls(
             rewriter=rewriter,
             gatherer=build_gatherer(resolver, settings, clock=clock),
             policy=settings.policy,
@@ -271,6 +280,14 @@ class Forwarder:
             clock=clock,
             dmarc=dmarc,
         )
+        if key_table is not None and sign_with != "none":
+            # The SRS domain's key is read now, as the sealer's is: a key file removed or
+            # spoiled later cannot make normal-pool mail leave unsigned or deferred.
+            try:
+                forwarder._signer(key_table, rewriter.domain)
+            except DKIMError as exc:
+                raise ConfigError(f"cannot sign for {rewriter.domain}: {exc}") from None
+        return forwarder
 
     # -- one message --------------------------------------------------------------
 
@@ -888,11 +905,17 @@ def _envelope_refusal(size: int, sender: str, targets: tuple[str, ...]) -> Forwa
 
 def _failure(exc: SrsfwdError, sender: str, targets: tuple[str, ...]) -> ForwardResult:
     """The result for an error a forward raised: a bad address is refused, the rest
-    deferred."""
+    deferred. What failed inside (a store's address, a key file's path) is logged and
+    kept in the notes, never told to the SMTP client."""
     if isinstance(exc, TemporaryError):
         log.warning("deferring message from <%s>: %s", sender, exc)
+        words = str(exc) if isinstance(exc, DNSTempError) else "temporary failure"
         return _temporary(
-            f"{exc}; try again later", "temporary-failure", mail_from=sender, rcpts=targets
+            f"{words}; try again later",
+            "temporary-failure",
+            mail_from=sender,
+            rcpts=targets,
+            notes=(str(exc),),
         )
     if isinstance(exc, AddressError):
         return _refused(
@@ -905,7 +928,11 @@ def _failure(exc: SrsfwdError, sender: str, targets: tuple[str, ...]) -> Forward
     # A message we were meant to change but cannot: defer, never send it unchanged.
     log.error("deferring message from <%s>: %s", sender, exc)
     return _temporary(
-        f"cannot forward now: {exc}", "internal-error", mail_from=sender, rcpts=targets
+        "cannot forward now; try again later",
+        "internal-error",
+        mail_from=sender,
+        rcpts=targets,
+        notes=(str(exc),),
     )
 
 

@@ -7,6 +7,10 @@ our log or our SMTP reply: whoever sent it could forge log lines or reply lines.
 from __future__ import annotations
 
 import logging
+import re
+
+#: The password of a URL (``scheme://user:password@host``).
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@/\s]*(?=@)")
 
 
 def one_line(text: str) -> str:
@@ -18,6 +22,12 @@ def one_line(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def without_password(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``(redacted)``: a store
+    URL goes into error messages, and those are logged."""
+    return _URL_PASSWORD.sub(r"\g<head>(redacted)", text)
 
 
 class OneLineFormatter(logging.Formatter):

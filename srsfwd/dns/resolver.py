@@ -340,7 +340,8 @@ class _NetworkBackend:
         except dns.resolver.LifetimeTimeout:
             raise DNSTempError(f"DNS timeout looking up {rdtype} {name}") from None
         except dns.resolver.NoNameservers as exc:
-            raise DNSTempError(f"DNS servers failed for {rdtype} {name}: {exc}") from None
+            # What the servers answered, not who they are: the text reaches SMTP clients.
+            raise DNSTempError(f"DNS servers failed for {rdtype} {name}: {_answers(exc)}") from None
         except dns.exception.DNSException as exc:
             raise DNSTempError(f"DNS error looking up {rdtype} {name}: {exc}") from None
         rrset = answer.rrset
@@ -475,3 +476,14 @@ class _ZoneBackend:
                 return _Answer((), 0)
             name = str(alias[0])
         raise DNSTempError(f"CNAME loop at {name}")
+
+
+def _answers(exc: dns.resolver.NoNameservers) -> str:
+    """The servers' answers (``SERVFAIL``, ``REFUSED``...) of a failed query, once each."""
+    words: list[str] = []
+    for error in exc.kwargs.get("errors") or ():
+        answer = error[3] if len(error) > 3 else None
+        word = answer if isinstance(answer, str) else type(answer).__name__
+        if word not in words:
+            words.append(word)
+    return ", ".join(words) or "no answer"

@@ -40,7 +40,7 @@ from srsfwd import inline
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.authservid import claims_authserv_id
 from srsfwd.dkim.canon import Header
-from srsfwd.errors import AddressError, SignatureError, SRSError
+from srsfwd.errors import AddressError, SignatureError, SRSError, SrsfwdError, TemporaryError
 from srsfwd.forward import Forwarder, ForwardResult
 from srsfwd.message import MessageChanges, ParsedMessage
 from srsfwd.pool import Action
@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 INLINE_MAX_SIZE = 1 << 20
 _REPLY = re.compile(r"([45][0-9][0-9]) ([45]\.[0-9]{1,3}\.[0-9]{1,3}) ?(.*)", re.DOTALL)
 TEMPFAIL_REPLY = SmtpReply(451, "4.3.0", "srsfwd: internal error; try again later")
+RCPT_TEMPFAIL_REPLY = SmtpReply(451, "4.3.0", "temporary failure; try again later")
 TOO_BIG_REPLY = SmtpReply(
     552,
     "5.3.4",
@@ -97,6 +98,9 @@ class Verdict:
     mail_from: str = ""
     rcpts: tuple[str, ...] = ()
     signatures: tuple[str, ...] = ()  # "dkim", "arc" for each signature added
+    #: The pipeline's result of a forward, counted against its sender's limits: given
+    #: back (``MilterService.give_back``) if the MTA never gets the verdict.
+    result: ForwardResult | None = field(default=None, compare=False, repr=False)
 
     def log_line(self, message: MilterMessage, seconds: float) -> str:
         """The one structured line logged per message."""
@@ -206,6 +210,14 @@ def forged_results_deletions(message: MilterMessage, authserv_id: str) -> tuple[
     return tuple(reversed(deletions))  # highest index first, so earlier indexes stay valid
 
 
+def arriving_field_deletions(message: MilterMessage, name: str) -> tuple[MilterReply, ...]:
+    """CHGHEADER deletions of every arriving field called ``name`` (any case), highest
+    index first: a pool header the client wrote never leaves beside ours."""
+    wanted = name.lower()
+    count = sum(1 for header in message.headers if header.name.strip().lower() == wanted)
+    return tuple(ChangeHeader(nth, name, b"") for nth in range(count, 0, -1))
+
+
 def envelope_changes(message: MilterMessage, result: ForwardResult) -> list[MilterReply]:
     """CHGFROM for the SRS sender, DELRCPT/ADDRCPT for recipients the pipeline changed."""
     actions: list[MilterReply] = []
@@ -272,6 +284,8 @@ class MilterService:
     inline: bool = True
     workers: int = 16
     max_message: int = MAX_MESSAGE
+    #: Our authserv-id: forged results in our name go even from a message passed as is.
+    authserv_id: str = ""
     _executor: ThreadPoolExecutor = field(init=False)
     #: Recipient checks and messages handed to a worker thread so far.
     handed_off: int = field(init=False, default=0)
@@ -312,6 +326,7 @@ class MilterService:
             idle_timeout=settings.milter_timeout,
             inline=settings.milter_inline and local_stores,
             workers=settings.milter_workers,
+            authserv_id=first.authserv_id,
         )
 
     def close(self) -> None:
@@ -358,16 +373,26 @@ class MilterService:
                     f"550 5.7.1 <{address}>: not a valid bounce address here ({exc})",
                     temporary=False,
                 )
+            except TemporaryError as exc:  # the alias store: say nothing of it to the client
+                log.warning("milter: RCPT <%s>: deferred: %s", address, exc)
+                return RCPT_TEMPFAIL_REPLY
         return Continue()
 
     def decide(self, message: MilterMessage, *, leading_space: bool) -> Verdict:
         """The verdict for one whole message. Never raises: errors become the default action."""
         try:
             return self._decide(message, leading_space)
-        except Exception:
-            log.exception("milter: internal error on message %s", message.queue_id or "-")
+        except Exception as exc:
+            queue_id = message.queue_id or "-"
+            if isinstance(exc, SrsfwdError):  # a known failure (a forwarder not built): one line
+                log.error("milter: cannot process message %s: %s", queue_id, exc)
+            else:
+                log.exception("milter: internal error on message %s", queue_id)
             if self.default_action == "accept":
-                return Verdict("error", Continue(), reasons=("internal-error",))
+                deletions = (
+                    forged_results_deletions(message, self.authserv_id) if self.authserv_id else ()
+                )
+                return Verdict("error", Continue(), deletions, reasons=("internal-error",))
             return Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
 
     def _decide(self, message: MilterMessage, leading_space: bool) -> Verdict:
@@ -414,15 +439,18 @@ class MilterService:
                 rcpts=rcpts,
             )
         try:
-            headers = header_actions(result.changes, leading_space=leading_space)
+            actions = [
+                *envelope_changes(message, result),
+                *header_actions(result.changes, leading_space=leading_space),
+            ]
+            value = f" {result.pool}" if leading_space else str(result.pool)
+            actions += arriving_field_deletions(message, self.pool_header)
+            actions.append(AddHeader(self.pool_header, value))
         except Exception:
             # Counted as forwarded, but the answer will be a deferral: uncount it.
             with self.forwarders.borrow() as forwarder:
                 forwarder.give_back(result)
             raise
-        actions = [*envelope_changes(message, result), *headers]
-        value = f" {result.pool}" if leading_space else str(result.pool)
-        actions.append(AddHeader(self.pool_header, value))
         signatures = tuple(
             "dkim" if h.key == b"dkim-signature" else "arc"
             for h in result.changes.inserted
@@ -438,7 +466,22 @@ class MilterService:
             mail_from=result.mail_from,
             rcpts=result.rcpts,
             signatures=signatures,
+            result=result,
         )
+
+    def give_back(self, verdict: Verdict) -> None:
+        """Uncount a forward ``verdict`` the MTA never got (it vanished, or refused our
+        actions): the message will come again, and must not count twice. A store that
+        cannot answer is logged; the count then stays (never raises)."""
+        result = verdict.result
+        if result is None or result.counted is None:
+            return
+        try:
+            with self.forwarders.borrow() as forwarder:
+                forwarder.give_back(result)
+        except Exception as exc:  # noqa: BLE001 - a store outage, a forwarder not built
+            sender = result.counted[0]
+            log.warning("milter: could not uncount the message from <%s>: %s", sender, exc)
 
     def _local(self, forwarder: Forwarder, rcpt: str) -> bool:
         try:

@@ -221,8 +221,11 @@ class MilterConnection(Connection):
         try:
             milter = self.milter
             reply = await self._waiting(milter.run(lambda: milter.check_recipient(event)))
-        except Exception:
-            log.exception("milter: recipient check failed")
+        except Exception as exc:
+            if isinstance(exc, SrsfwdError):  # a known failure (a forwarder not built)
+                log.error("milter: recipient check failed: %s", exc)
+            else:
+                log.exception("milter: recipient check failed")
             self._count_error()
             reply = TEMPFAIL_REPLY
         assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a MilterReply
@@ -237,6 +240,7 @@ class MilterConnection(Connection):
         if message is None:  # pragma: no cover - EOM always completes a message
             self._write(TEMPFAIL_REPLY)
             return
+        milter: MilterService | None = None
         try:
             milter = self.milter
             # On the event loop when every DNS answer is cached, else in a worker thread.
@@ -252,14 +256,22 @@ class MilterConnection(Connection):
             replies = b"".join(
                 self._codec.send(reply) for reply in (*verdict.actions, verdict.final)
             )
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.write(replies)
-                self._ack_at_once()
-        except (RuntimeError, ValueError):
+        except (RuntimeError, ValueError) as exc:
             # An action Postfix did not allow (not negotiated): defer the message.
-            log.exception("milter: cannot send the actions")
+            log.error("milter: cannot send the actions, deferring: %s", exc)
+            await _give_back(milter, verdict)
             verdict = Verdict("error", TEMPFAIL_REPLY, reasons=("internal-error",))
-            self._write(TEMPFAIL_REPLY)
+            replies = self._codec.send(TEMPFAIL_REPLY)
+        gone = self._peer_gone()
+        if not gone and self.transport is not None:
+            self.transport.write(replies)
+            self._ack_at_once()
+            gone = self._peer_gone(peek=False)  # the write failed
+        if gone:
+            # The MTA is gone and applies its own default action: the message was not
+            # handed over, and will come again.
+            await _give_back(milter, verdict)
+            verdict = Verdict("abandoned", verdict.final, reasons=("mta-gone",))
         seconds = time.perf_counter() - started
         if log.isEnabledFor(logging.INFO):  # the line is not built when nobody reads it
             log.info("%s", verdict.log_line(message, seconds))
@@ -267,6 +279,28 @@ class MilterConnection(Connection):
             done = [describe(a) for a in (*verdict.actions, verdict.final)]
             log.debug("milter: queue_id=%s replied %s", message.queue_id or "-", "; ".join(done))
         self._count(verdict, seconds)
+
+    def _peer_gone(self, *, peek: bool = True) -> bool:
+        """Whether the MTA has closed the connection. Reading stops while the pipeline
+        runs, so asyncio has not seen a close yet: with ``peek``, look at the socket."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return True
+        sock = transport.get_extra_info("socket")
+        if not peek or sock is None:
+            return False
+        try:
+            copy = sock.dup()  # the transport's socket offers no recv()
+        except OSError:  # out of descriptors: answer as usual
+            return False
+        with copy:
+            try:
+                data: bytes = copy.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except ConnectionError:
+                return True  # reset
+            except OSError:  # BlockingIOError: open, nothing sent since
+                return False
+        return data == b""
 
     async def _waiting(
         self, work: Coroutine[object, object, Verdict | MilterReply]
@@ -295,6 +329,12 @@ class MilterConnection(Connection):
     def _count_error(self) -> None:
         if self.context.metrics is not None:
             self.context.metrics.errors.labels("milter-internal").inc()
+
+
+async def _give_back(milter: MilterService | None, verdict: Verdict) -> None:
+    """Uncount a forward the MTA never got, in a thread (the store may be slow)."""
+    if milter is not None and verdict.result is not None:
+        await asyncio.to_thread(milter.give_back, verdict)
 
 
 def describe(reply: MilterReply) -> str:

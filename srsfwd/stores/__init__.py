@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from srsfwd.errors import ConfigError
+from srsfwd.logtext import without_password
 
 
 class KeyValueStore(Protocol):
@@ -64,7 +65,8 @@ def check_location(where: str) -> None:
     """
     if _URL_SCHEME.match(where) and not where.startswith(_REDIS_LOCATIONS):
         raise ConfigError(
-            f"{where!r} is not an SQLite path or a redis://, rediss:// or unix:// URL"
+            f"{without_password(where)!r} is not an SQLite path or a redis://, rediss:// or"
+            " unix:// URL"
         )
 
 

@@ -19,6 +19,7 @@ import redis
 import redis.exceptions
 
 from srsfwd.errors import StoreError
+from srsfwd.logtext import without_password
 
 #: The sorted set of capped entries (score: expiry), after the store's prefix. Never a
 #: key of its own: SRS aliases hold an "@" and the limits' keys start with "limits:".
@@ -65,7 +66,7 @@ class RedisStore:
                 url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
             )
         except ValueError as exc:
-            raise StoreError(f"bad Redis URL {url!r}: {exc}") from None
+            raise StoreError(f"bad Redis URL {without_password(url)!r}: {exc}") from None
         return cls(client, prefix=prefix, max_entries=max_entries)
 
     def put(self, key: str, value: str, *, ttl: int | None, now: float) -> None:

@@ -54,6 +54,18 @@ FORGED = {
     "junk-after-id": b"Authentication-Results: fwd.example.net/x; dkim=pass"
     b" header.d=bank.example\r\n",
     "arc-pass-claim": b"Authentication-Results: (x) fwd.example.net; arc=pass\r\n",
+    "space-before-colon": b"Authentication-Results : fwd.example.net; dkim=pass"
+    b" header.d=bank.example\r\n",
+    "spaced-id": b"Authentication-Results: fwd (c) . example . net; dkim=pass"
+    b" header.d=bank.example\r\n",
+    "encoded-word": b"Authentication-Results: =?utf-8?b?ZndkLmV4YW1wbGUubmV0?=; dkim=pass"
+    b" header.d=bank.example\r\n",
+    "eight-bit-after-id": b"Authentication-Results: fwd.example.net\xc2\xa0; dkim=pass"
+    b" header.d=bank.example\r\n",
+    "nul-before-id": b"Authentication-Results: \x00fwd.example.net; dkim=pass"
+    b" header.d=bank.example\r\n",
+    "nul-inside-id": b"Authentication-Results: fwd.exa\x00mple.net; dkim=pass"
+    b" header.d=bank.example\r\n",
 }
 #: A DKIM-Signature whose v= tag the verifier's reason text echoes.
 TAG_IN_REASON = (
@@ -211,20 +223,43 @@ def rig(_dns_server_process: ZoneServer) -> Iterator[Rig]:
         "nested-comment-and-fold",
         "quoted-id",
         "lower-case-name",
+        "space-before-colon",
+        "spaced-id",
+        "encoded-word",
+        "eight-bit-after-id",
+        "nul-before-id",
+        "nul-inside-id",
     ],
 )
 def test_milter_deletes_forged_results_and_seals_only_ours(rig: Rig, name: str) -> None:
     rcpt = f"forged-{name}@receiver.example"
     rig.send(
         "relay",
-        "carol@unsigned.example",
+        f"{name}@unsigned.example",
         [rcpt],
-        client=RELAY,
+        # a client each: unauthenticated mail counts against its client, 6 a day in the rig
+        client=(f"192.0.2.{100 + list(FORGED).index(name)}", RELAY[1]),
         extra=FORGED[name],
     )
     got = rig.wait_for(rcpt)
     assert got.peer_ip == "127.0.0.3"
     assert b"bank.example" not in got.data
+    ours, _ = ours_and_aar(to_crlf(got.data))
+    assert ("arc", "none", ()) in ours
+    seal_verifies(to_crlf(got.data))
+
+
+def test_milter_deletes_each_forged_field_and_keeps_another_admds_between_them(
+    rig: Rig,
+) -> None:
+    rcpt = "forged-twice@receiver.example"
+    extra = FORGED["upper-case"] + THEIRS + FORGED["space-before-colon"]
+    rig.send(
+        "relay", "twice@unsigned.example", [rcpt], client=("192.0.2.150", RELAY[1]), extra=extra
+    )
+    got = rig.wait_for(rcpt)
+    assert b"bank.example" not in got.data
+    assert THEIRS in to_crlf(got.data)
     ours, _ = ours_and_aar(to_crlf(got.data))
     assert ("arc", "none", ()) in ours
     seal_verifies(to_crlf(got.data))

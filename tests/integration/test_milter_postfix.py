@@ -393,3 +393,35 @@ def test_after_queue_milter_sees_aliases_expanded_and_the_original_client(
     rig.send("relay", "carol@unsigned.example", ["alias@example.net"], client=RELAY_CLIENT)
     got = rig.wait_for("bob@receiver.example", sender="carol@unsigned.example")
     assert got.peer_ip == "127.0.0.3"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"X-Srsfwd-Pool: normal\r\n",
+        b"x-srsfwd-pool:normal\r\n",
+        b"X-Srsfwd-Pool :\r\n normal\r\n",
+    ],
+)
+def test_a_pool_header_from_the_client_does_not_choose_the_normal_pool(
+    rig: Rig, header: bytes
+) -> None:
+    # milter_header_checks sees only the fields milters add: the client's is not routed.
+    rcpt = f"pool{len(header)}@receiver.example"
+    client = (f"192.0.2.{160 + len(header)}", RELAY_CLIENT[1])  # limits count per client
+    rig.send("relay", f"pool{len(header)}@unsigned.example", [rcpt], client=client, extra=header)
+    got = rig.wait_for(rcpt)
+    assert (got.peer_ip, got.helo) == ("127.0.0.3", "rly1.fwd.example.net")
+    assert b"srsfwd-pool" not in got.data.lower()
+
+
+@pytest.mark.parametrize("pool", [b"relay", b"high-risk"])
+def test_a_pool_header_from_the_client_does_not_move_mail_off_the_normal_pool(
+    rig: Rig, pool: bytes
+) -> None:
+    rcpt = f"pool-{pool.decode()}@receiver.example"
+    sender = f"pool-{pool.decode()}@example.org"
+    rig.send("normal", sender, [rcpt], extra=b"X-Srsfwd-Pool: " + pool + b"\r\n")
+    got = rig.wait_for(rcpt)
+    assert (got.peer_ip, got.helo) == ("127.0.0.2", "mta1.fwd.example.net")
+    assert b"srsfwd-pool" not in got.data.lower()

@@ -14,6 +14,7 @@ import pytest
 
 from srsfwd import FrozenClock, SRSError, SRSRewriter
 from srsfwd.srs import HashAlphabet
+from srsfwd.srsmaps import SRSMaps, to_tcp_table
 from tests.integration.peers import MailSRS, PeerRefusedError, PostSRSd, postsrsd
 
 pytestmark = pytest.mark.integration
@@ -276,3 +277,52 @@ def test_postsrsd_leaves_no_faketime_shared_memory_behind(tmp_path: Path) -> Non
     with postsrsd(tmp_path, domain=DOMAIN, secrets=SECRETS, now=TIMES[0]) as peer:
         assert peer.forward("test@otherdomain.com")
     assert not list(Path("/dev/shm").glob(f"*faketime_*_{peer.pid}"))
+
+
+def hostile_reverse_keys(now: int) -> list[str]:
+    """Reverse keys as an attacker writes them: case-smashed hashes and tags, extra
+    ``=``, forged SRS1 hashes, stamps either side of the 10-bit wrap, non-ASCII, overlong."""
+    srs = ours(now)
+    good = srs.forward("test@otherdomain.com")
+    srs1 = srs.forward("SRS0=abcd=XY=orig.example=bob@hop1.example")
+    return [
+        good,
+        good.lower(),
+        good.upper(),
+        good[:5] + good[5:9].swapcase() + good[9:],
+        ours(now - 21 * DAY).forward("test@otherdomain.com"),
+        ours(now - 22 * DAY).forward("test@otherdomain.com"),
+        ours(now + DAY).forward("test@otherdomain.com"),
+        ours(now - 1024 * DAY).forward("test@otherdomain.com"),
+        good.replace("=test@", "=te=st@"),
+        good.replace("SRS0=", "SRS0=="),
+        good.replace("SRS0=", "SRS0+"),
+        srs1,
+        srs1.lower(),
+        srs1[:5] + "AAAA" + srs1[9:],
+        "SRS1=AAAA=hop1.example==abcd=XY=orig.example=bob@example.com",
+        good.replace("test", "t\u00e9st"),
+        "SRS0=\u00c4\u00c4\u00c4\u00c4=AA=x.org=y@example.com",
+        "SRS0=" + "a" * 600 + "@example.com",
+        "SRS0=xxxx=AA=ex.org=" + "b" * 400 + "@example.com",
+        "SRS0==@example.com",
+        "SRS0=a=b=c=@example.com",
+        "SRS0=aaaa=A=x.org=y@example.com",
+        "SRS0=aaaa=A!=x.org=y@example.com",
+        "SRS2=aaaa=AA=x.org=y@example.com",
+        "@",
+    ]
+
+
+@pytest.mark.parametrize("now", [*TIMES[1:], 20 * 1024 * DAY + 5 * DAY], ids=str)
+def test_hostile_reverse_keys_get_postsrsds_tcp_table_codes(tmp_path: Path, now: int) -> None:
+    # Anything postsrsd does not reverse is 500 (never 400: Postfix would defer the mail);
+    # what it reverses, srsfwd reverses to the same address.
+    maps = SRSMaps(ours(now))
+    with postsrsd(tmp_path, domain=DOMAIN, secrets=SECRETS, now=now) as peer:
+        for key in hostile_reverse_keys(now):
+            code, text = peer.lookup(peer.reverse_port, key)
+            reply = to_tcp_table(maps.reverse(key))
+            assert int(reply.code) == code, key
+            if code == 200:
+                assert reply.text == text, key

@@ -192,3 +192,57 @@ def test_a_stripped_message_keeps_exactly_the_fields_not_claiming_ours(
     ]
     message = b"\r\n".join(lines) + b"\r\n\r\nbody\r\n"
     assert strip_our_results(message, OURS) == b"\r\n".join(kept) + b"\r\n\r\nbody\r\n"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b" fwd (c) . example . net; spf=pass",
+        b" fwd (a (nested) c) .example.net; spf=pass",
+        b" fwd\r\n .example.net; spf=pass",
+        b" fwd. example.net; spf=pass",
+        b' "fwd.example.\r\n net"; spf=pass',
+        b' "fwd.example.net "; spf=pass',
+        b" fwd.exa\x00mple.net; spf=pass",
+        b" fwd\\.example.net; spf=pass",
+        b" fwd.example.net\xc2\xa0; spf=pass",
+        b" =?utf-8?b?ZndkLmV4YW1wbGUubmV0?=; spf=pass",
+        b" =?us-ascii?Q?fwd=2Eexample=2Enet?=; spf=pass",
+        b" =?utf-8?q?FWD.example.net?= 1; dkim=pass",
+    ],
+)
+def test_fields_a_lenient_reader_takes_for_ours_are_ours(value: bytes) -> None:
+    assert claims_authserv_id(value, OURS)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b" =?utf-8?b?b3RoZXIuZXhhbXBsZQ==?=; spf=pass",
+        b' "other.example"; spf=pass',
+        b" other . example; dkim=pass header.d=bank.example",
+    ],
+)
+def test_a_lenient_reading_of_another_id_is_not_ours(value: bytes) -> None:
+    assert not claims_authserv_id(value, OURS)
+
+
+def _lenient_reading(value: bytes) -> str:
+    """The authserv-id as a careless reader finds it: the text before the first ``;``,
+    unfolded, without comments (innermost first), white space, NULs, quotes or backslashes."""
+    head = value.split(b";", 1)[0].replace(b"\r\n", b"")
+    while True:
+        opened = head.rfind(b"(")
+        closed = head.find(b")", opened)
+        if opened == -1 or closed == -1:
+            break
+        head = head[:opened] + head[closed + 1 :]
+    for junk in (b" ", b"\t", b"\x00", b'"', b"\\"):
+        head = head.replace(junk, b"")
+    return head.decode("utf-8", "replace").lower().rstrip(".")
+
+
+@given(_VALUES)
+def test_nothing_a_lenient_reader_takes_for_ours_is_left_as_not_ours(value: bytes) -> None:
+    if _lenient_reading(value) == OURS:
+        assert claims_authserv_id(value, OURS)

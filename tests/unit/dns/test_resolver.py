@@ -216,3 +216,14 @@ def test_include_directive_is_refused(tmp_path: Path) -> None:
     (tmp_path / "other.zone").write_text('x.example. IN TXT "included"\n')
     with pytest.raises(ConfigError, match="not a master file"):
         Resolver.from_zone_text(f"$INCLUDE {tmp_path / 'other.zone'}\n")
+
+
+@pytest.mark.parametrize("mode", ["servfail", "refused"])
+def test_a_failing_server_is_described_by_its_answer_not_its_address(
+    dns_server: ZoneServer, mode: str
+) -> None:
+    # The text goes into SMTP replies: it must not tell clients where our resolver is.
+    dns_server.mode = mode  # type: ignore[assignment]
+    with pytest.raises(DNSTempError) as error:
+        dns_server.resolver().mx("example.com")
+    assert str(error.value) == f"DNS servers failed for MX example.com.: {mode.upper()}"
