@@ -76,9 +76,11 @@ async def send_normal(config: Path) -> tuple[list[MilterReply], MilterReply | No
 
 def hold_decisions(daemon: Daemon) -> tuple[threading.Event, threading.Event]:
     """Make the milter's decisions wait until the returned ``release`` is set; ``entered``
-    is set when one is waiting."""
+    is set when one is waiting. The decisions go to the worker threads: one held on the
+    event loop would hold the whole daemon."""
     milter = daemon.context.milter
     assert isinstance(milter, MilterService)
+    milter.inline = False
     entered, release = threading.Event(), threading.Event()
     decide = milter.decide
 
