@@ -449,7 +449,8 @@ class Forwarder:
         """Count a forwarded message, now that it leaves.
 
         The count may find a limit passed since the peek (concurrent messages): then the
-        decision is taken again with that verdict.
+        decision is taken again with that verdict, and a message it stops is left uncounted
+        (a deferred one comes back and is counted then).
         """
         if self.limits is None:
             return result
@@ -459,6 +460,8 @@ class Forwarder:
         if verdict is None or recorded.outcome != verdict.outcome:
             result = self._outcome(work, decide(with_limits(facts, recorded), self.policy))
         if not result.forwarded:
+            if not recorded.refused:  # a count that refuses has given itself back
+                self.limits.give_back(sender, internal=internal, external=external)
             return result
         return dataclasses.replace(result, counted=counting)
 

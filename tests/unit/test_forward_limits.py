@@ -111,6 +111,20 @@ def test_the_victims_authenticated_mail_after_a_forged_flood_is_forwarded(
     assert result.counted == (VICTIM, 0, 1)
 
 
+def test_a_message_the_count_refuses_after_its_peek_is_uncounted(
+    forwarder: Forwarder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another message counted between this one's peek and its count (concurrent copies).
+    send(forwarder, SIGNED, VICTIM_HOST, VICTIM)
+    peek_before_the_other = limits(forwarder).peek(VICTIM, internal=0, external=1)
+    send(forwarder, SIGNED, VICTIM_HOST, VICTIM)
+    monkeypatch.setattr(limits(forwarder), "peek", lambda *_, **__: peek_before_the_other)
+    result = send(forwarder, SIGNED, VICTIM_HOST, VICTIM)
+    assert (result.action, result.reasons) == (Action.REJECT, ("limit-block",))
+    assert result.counted is None
+    assert today(forwarder, VICTIM) == 2
+
+
 def test_spf_pass_counts_the_mail_from(forwarder: Forwarder) -> None:
     result = send(forwarder, FORGED, VICTIM_HOST, VICTIM)
     assert result.limits == LimitsIdentity(VICTIM, "spf-pass")
