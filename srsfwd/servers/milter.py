@@ -428,7 +428,7 @@ class MilterService:
             )
         pool = None if result.pool is None else str(result.pool)
         if result.action is not Action.FORWARD or result.changes is None:
-            temporary = result.action is Action.TEMPFAIL
+            temporary = result.action is not Action.REJECT  # only a refusal is final
             final = smtp_reply(result.smtp_reply, temporary=temporary)
             return Verdict(
                 str(result.action),
