@@ -93,33 +93,54 @@ def check_spf(
     findings: list[Finding] = []
     configured = [a for p in pools.values() for a in p.source_addresses]
     if not configured:
-        return [Finding(Severity.WARNING, "spf", "no pool has source_addresses; nothing to check",
-                        "set source_addresses in [pools.normal], [pools.relay], "
-                        "[pools.high-risk]")]
+        return [
+            Finding(
+                Severity.WARNING,
+                "spf",
+                "no pool has source_addresses; nothing to check",
+                "set source_addresses in [pools.normal], [pools.relay], [pools.high-risk]",
+            )
+        ]
     for pool in (Pool.NORMAL, Pool.HIGH_RISK, Pool.RELAY):
         settings = pools[pool]
         for address in settings.source_addresses:
             outcome = check_host(
-                resolver, client_ip=address, mail_from=f"postmaster@{srs_domain}",
-                helo=settings.helo or srs_domain, timeout=10,
+                resolver,
+                client_ip=address,
+                mail_from=f"postmaster@{srs_domain}",
+                helo=settings.helo or srs_domain,
+                timeout=10,
             )
             where = f"{pool} pool address {address}"
             if outcome.result == "temperror":
                 findings.append(_dns_failed("spf", where, outcome.reason))
             elif pool is Pool.RELAY and outcome.result == "pass":
-                findings.append(Finding(
-                    Severity.ERROR, "spf",
-                    f"{where} passes SPF for {srs_domain}: receivers would take relayed, "
-                    "unauthenticated mail for ours", fix))
+                findings.append(
+                    Finding(
+                        Severity.ERROR,
+                        "spf",
+                        f"{where} passes SPF for {srs_domain}: receivers would take relayed, "
+                        "unauthenticated mail for ours",
+                        fix,
+                    )
+                )
             elif pool is Pool.RELAY:
-                findings.append(Finding(Severity.OK, "spf",
-                                        f"{where} is not in the SPF record ({outcome.result})"))
+                findings.append(
+                    Finding(
+                        Severity.OK, "spf", f"{where} is not in the SPF record ({outcome.result})"
+                    )
+                )
             elif outcome.result == "pass":
                 findings.append(Finding(Severity.OK, "spf", f"{where} passes SPF"))
             else:
-                findings.append(Finding(
-                    Severity.ERROR, "spf",
-                    f"{where}: SPF {outcome.result} for {srs_domain} ({outcome.reason})", fix))
+                findings.append(
+                    Finding(
+                        Severity.ERROR,
+                        "spf",
+                        f"{where}: SPF {outcome.result} for {srs_domain} ({outcome.reason})",
+                        fix,
+                    )
+                )
     return findings
 
 
@@ -136,18 +157,34 @@ def check_mx(resolver: Resolver, srs_domain: str) -> list[Finding]:
         hosts = ", ".join(r.exchange.rstrip(".") for r in real)
         return [Finding(Severity.OK, "mx", f"{srs_domain} MX {hosts}")]
     if records:
-        return [Finding(Severity.ERROR, "mx",
-                        f"{srs_domain} has a null MX: bounces to SRS addresses are lost", fix)]
+        return [
+            Finding(
+                Severity.ERROR,
+                "mx",
+                f"{srs_domain} has a null MX: bounces to SRS addresses are lost",
+                fix,
+            )
+        ]
     if addresses:
-        return [Finding(Severity.WARNING, "mx",
-                        f"{srs_domain} has no MX; bounces use its A/AAAA (implicit MX)", fix)]
-    return [Finding(Severity.ERROR, "mx",
-                    f"{srs_domain} has no MX and no address: bounces cannot come back", fix)]
+        return [
+            Finding(
+                Severity.WARNING,
+                "mx",
+                f"{srs_domain} has no MX; bounces use its A/AAAA (implicit MX)",
+                fix,
+            )
+        ]
+    return [
+        Finding(
+            Severity.ERROR,
+            "mx",
+            f"{srs_domain} has no MX and no address: bounces cannot come back",
+            fix,
+        )
+    ]
 
 
-def check_dkim_key(
-    resolver: Resolver, domain: str, selector: str, key: DkimKey
-) -> Finding:
+def check_dkim_key(resolver: Resolver, domain: str, selector: str, key: DkimKey) -> Finding:
     """Is ``selector._domainkey.domain`` published, matching ``key``, and not revoked?"""
     name = f"{selector}._domainkey.{domain}"
     fix = "publish: " + zone_line(selector, domain, key_record_text(key)).strip()
@@ -160,17 +197,26 @@ def check_dkim_key(
     try:
         record = parse_key_record(records[0])
         if record.revoked:
-            return Finding(Severity.ERROR, "dkim", f"{name}: revoked (empty p=)",
-                           "sign with another key, or publish this one again")
+            return Finding(
+                Severity.ERROR,
+                "dkim",
+                f"{name}: revoked (empty p=)",
+                "sign with another key, or publish this one again",
+            )
         load_public_key(record)
     except KeyFormatError as exc:
         return Finding(Severity.ERROR, "dkim", f"{name}: {exc}", fix)
     if record.public != public_key_data(key):
-        return Finding(Severity.ERROR, "dkim",
-                       f"{name}: the published key does not match the private key", fix)
+        return Finding(
+            Severity.ERROR, "dkim", f"{name}: the published key does not match the private key", fix
+        )
     if record.testing:
-        return Finding(Severity.WARNING, "dkim", f"{name}: testing mode (t=y)",
-                       "drop t=y once signatures verify")
+        return Finding(
+            Severity.WARNING,
+            "dkim",
+            f"{name}: testing mode (t=y)",
+            "drop t=y once signatures verify",
+        )
     return Finding(Severity.OK, "dkim", f"{name}: published and matching")
 
 
@@ -189,9 +235,14 @@ def check_dmarc(resolver: Resolver, domains: Iterable[str]) -> list[Finding]:
             text = records[0].decode("ascii", "replace")
             findings.append(Finding(Severity.OK, "dmarc", f"{name}: {text}"))
         elif records:
-            findings.append(Finding(Severity.ERROR, "dmarc",
-                                    f"{name}: {len(records)} DMARC records (receivers ignore all)",
-                                    "keep exactly one"))
+            findings.append(
+                Finding(
+                    Severity.ERROR,
+                    "dmarc",
+                    f"{name}: {len(records)} DMARC records (receivers ignore all)",
+                    "keep exactly one",
+                )
+            )
         else:
             findings.append(Finding(Severity.WARNING, "dmarc", f"{name}: no DMARC record", fix))
     return findings
@@ -200,22 +251,31 @@ def check_dmarc(resolver: Resolver, domains: Iterable[str]) -> list[Finding]:
 def check_secret(path: StrPath | None) -> Finding:
     """The SRS secrets file: present, not empty, readable by its owner only."""
     if path is None:
-        return Finding(Severity.ERROR, "secret", "no [srs] secrets_file configured",
-                       "srsfwd secret new /etc/srsfwd/srs.secret and set [srs] secrets_file")
+        return Finding(
+            Severity.ERROR,
+            "secret",
+            "no [srs] secrets_file configured",
+            "srsfwd secret new /etc/srsfwd/srs.secret and set [srs] secrets_file",
+        )
     path = Path(path)
     try:
         info = path.stat()
         size = info.st_size
     except OSError as exc:
-        return Finding(Severity.ERROR, "secret", f"{path}: {exc.strerror}",
-                       f"srsfwd secret new {path}")
+        return Finding(
+            Severity.ERROR, "secret", f"{path}: {exc.strerror}", f"srsfwd secret new {path}"
+        )
     if not stat.S_ISREG(info.st_mode) or size == 0:
-        return Finding(Severity.ERROR, "secret", f"{path}: empty or not a file",
-                       f"srsfwd secret new {path}")
+        return Finding(
+            Severity.ERROR, "secret", f"{path}: empty or not a file", f"srsfwd secret new {path}"
+        )
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return Finding(Severity.ERROR, "secret",
-                       f"{path}: readable by others (mode {stat.filemode(info.st_mode)})",
-                       f"chmod 600 {path}")
+        return Finding(
+            Severity.ERROR,
+            "secret",
+            f"{path}: readable by others (mode {stat.filemode(info.st_mode)})",
+            f"chmod 600 {path}",
+        )
     return Finding(Severity.OK, "secret", f"{path}: present and private")
 
 
@@ -223,9 +283,14 @@ def check_relay_helo(pools: Mapping[Pool, PoolSettings]) -> list[Finding]:
     """The relay pool's HELO name should say so (``rly``), as receivers expect."""
     helo = pools[Pool.RELAY].helo
     if helo and "rly" not in helo.lower():
-        return [Finding(Severity.WARNING, "pools",
-                        f"relay pool HELO {helo!r} does not contain 'rly'",
-                        "name it e.g. rly1.<your domain>")]
+        return [
+            Finding(
+                Severity.WARNING,
+                "pools",
+                f"relay pool HELO {helo!r} does not contain 'rly'",
+                "name it e.g. rly1.<your domain>",
+            )
+        ]
     return []
 
 

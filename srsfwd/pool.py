@@ -63,7 +63,13 @@ class Action(StrEnum):
 #: RFC 8601 / RFC 7208 result words for SPF.
 SPFResult = Literal["pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"]
 SPF_RESULTS: tuple[str, ...] = (
-    "pass", "fail", "softfail", "neutral", "none", "permerror", "temperror",
+    "pass",
+    "fail",
+    "softfail",
+    "neutral",
+    "none",
+    "permerror",
+    "temperror",
 )
 
 #: Per-signature DKIM result words (RFC 8601 §2.7.1).

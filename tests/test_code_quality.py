@@ -1,4 +1,4 @@
-"""The code is ruff clean and passes mypy --strict (configured in pyproject.toml)."""
+"""The code is ruff clean and formatted, and passes mypy --strict (pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
 
 def test_ruff_finds_nothing() -> None:
     result = run("ruff", "check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_would_change_nothing() -> None:
+    result = run("ruff", "format", "--check", "srsfwd", "tests", "benchmarks", "examples")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

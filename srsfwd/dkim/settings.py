@@ -1,17 +1,17 @@
 """The ``[dkim]`` and ``[dns]`` tables of the configuration, read into frozen settings.
 
-    [dkim]
-    keys_dir = "keys"              # the key store, relative to the configuration file
-    expire_days = 7                # x= this many days after t=; 0 or absent: no x=
-    authserv_id = "fwd.example.net"   # for `srsfwd seal` and Authentication-Results
-    [dkim.domains]                 # key table overrides (see srsfwd.keystore)
-    "*.example.com" = { domain = "example.com" }
+[dkim]
+keys_dir = "keys"              # the key store, relative to the configuration file
+expire_days = 7                # x= this many days after t=; 0 or absent: no x=
+authserv_id = "fwd.example.net"   # for `srsfwd seal` and Authentication-Results
+[dkim.domains]                 # key table overrides (see srsfwd.keystore)
+"*.example.com" = { domain = "example.com" }
 
-    [dns]
-    nameservers = ["127.0.0.1"]    # absent: those of /etc/resolv.conf
-    port = 53
-    timeout = 5.0
-    zone_files = []                # answer from these master files only (tests, examples)
+[dns]
+nameservers = ["127.0.0.1"]    # absent: those of /etc/resolv.conf
+port = 53
+timeout = 5.0
+zone_files = []                # answer from these master files only (tests, examples)
 """
 
 from __future__ import annotations

@@ -98,7 +98,10 @@ def signed(data: bytes, domain: str, keys: dict[str, DkimKey], *, dkimpy: bool =
     key = keys[domain]
     if dkimpy:
         signature: bytes = dkim.sign(
-            data, b"sel", domain.encode(), private_key_pem(key),
+            data,
+            b"sel",
+            domain.encode(),
+            private_key_pem(key),
             include_headers=[b"from", b"to", b"subject", b"date"],
         )
         return signature + data
@@ -138,55 +141,102 @@ class Case:
 
 CASES: dict[str, Case] = {
     "spf pass through an include chain": Case(
-        "alice@sender.example", Pool.NORMAL, True, "forward-authenticated", "pass",
-        client_ip=GOOD_IP),
+        "alice@sender.example",
+        Pool.NORMAL,
+        True,
+        "forward-authenticated",
+        "pass",
+        client_ip=GOOD_IP,
+    ),
     "spf fail, no signature": Case(
-        "alice@sender.example", Pool.RELAY, False, "relay-unauthenticated", "fail"),
-    "spf softfail": Case("a@soft.example", Pool.RELAY, False, "relay-unauthenticated",
-                         "softfail"),
-    "spf neutral": Case("a@neutral.example", Pool.RELAY, False, "relay-unauthenticated",
-                        "neutral"),
+        "alice@sender.example", Pool.RELAY, False, "relay-unauthenticated", "fail"
+    ),
+    "spf softfail": Case("a@soft.example", Pool.RELAY, False, "relay-unauthenticated", "softfail"),
+    "spf neutral": Case("a@neutral.example", Pool.RELAY, False, "relay-unauthenticated", "neutral"),
     "spf none": Case("a@none.example", Pool.RELAY, False, "relay-unauthenticated", "none"),
-    "spf permerror": Case("a@perm.example", Pool.RELAY, False, "relay-unauthenticated",
-                          "permerror"),
+    "spf permerror": Case(
+        "a@perm.example", Pool.RELAY, False, "relay-unauthenticated", "permerror"
+    ),
     "DKIM on the sender domain": Case(
-        "alice@sender.example", Pool.NORMAL, True, "forward-authenticated", "fail",
-        sign="sender.example", dkim=("pass",)),
+        "alice@sender.example",
+        Pool.NORMAL,
+        True,
+        "forward-authenticated",
+        "fail",
+        sign="sender.example",
+        dkim=("pass",),
+    ),
     "DKIM on the sender domain, dkimpy signer": Case(
-        "alice@sender.example", Pool.NORMAL, True, "forward-authenticated", "fail",
-        sign="sender.example", dkimpy=True, dkim=("pass",)),
+        "alice@sender.example",
+        Pool.NORMAL,
+        True,
+        "forward-authenticated",
+        "fail",
+        sign="sender.example",
+        dkimpy=True,
+        dkim=("pass",),
+    ),
     "DKIM on a parent domain (Ed25519)": Case(
-        "a@mail.parent.example", Pool.NORMAL, True, "forward-authenticated", "none",
-        sign="parent.example", dkim=("pass",)),
+        "a@mail.parent.example",
+        Pool.NORMAL,
+        True,
+        "forward-authenticated",
+        "none",
+        sign="parent.example",
+        dkim=("pass",),
+    ),
     "DKIM on an unrelated domain": Case(
-        "a@soft.example", Pool.RELAY, False, "relay-unauthenticated", "softfail",
-        sign="unrelated.example", dkim=("pass",)),
+        "a@soft.example",
+        Pool.RELAY,
+        False,
+        "relay-unauthenticated",
+        "softfail",
+        sign="unrelated.example",
+        dkim=("pass",),
+    ),
     "DKIM with a tampered body": Case(
-        "alice@sender.example", Pool.RELAY, False, "relay-unauthenticated", "fail",
-        sign="sender.example", tamper=True, dkim=("fail",)),
+        "alice@sender.example",
+        Pool.RELAY,
+        False,
+        "relay-unauthenticated",
+        "fail",
+        sign="sender.example",
+        tamper=True,
+        dkim=("fail",),
+    ),
     "AAAA-only sender domain": Case(
-        "a@aaaa.example", Pool.NORMAL, True, "forward-authenticated", "pass",
-        client_ip=GOOD_IP),
+        "a@aaaa.example", Pool.NORMAL, True, "forward-authenticated", "pass", client_ip=GOOD_IP
+    ),
     "null MX sender domain": Case(
-        "a@nullmx.example", Pool.HIGH_RISK, True, "no-a-no-mx", "pass", client_ip=GOOD_IP),
+        "a@nullmx.example", Pool.HIGH_RISK, True, "no-a-no-mx", "pass", client_ip=GOOD_IP
+    ),
     "sender domain does not exist": Case(
-        "a@ghost.example", Pool.HIGH_RISK, False, "no-a-no-mx", "none"),
+        "a@ghost.example", Pool.HIGH_RISK, False, "no-a-no-mx", "none"
+    ),
     "accepted subdomain, not authenticated": Case(
-        "a@x.corp.example", Pool.RELAY, False, "accepted-domain-unauthenticated", "none"),
+        "a@x.corp.example", Pool.RELAY, False, "accepted-domain-unauthenticated", "none"
+    ),
     "accepted domain, not authenticated": Case(
-        "a@fwd.example", Pool.RELAY, False, "accepted-domain-unauthenticated", "none"),
+        "a@fwd.example", Pool.RELAY, False, "accepted-domain-unauthenticated", "none"
+    ),
     "null sender with a DSN": Case("", Pool.HIGH_RISK, False, "ndr", "none", raw=DSN),
     "DSN with a sender": Case(
-        "alice@sender.example", Pool.HIGH_RISK, False, "ndr", "pass", client_ip=GOOD_IP,
-        raw=DSN),
+        "alice@sender.example", Pool.HIGH_RISK, False, "ndr", "pass", client_ip=GOOD_IP, raw=DSN
+    ),
     "spam from an authenticated sender": Case(
-        "alice@sender.example", Pool.HIGH_RISK, True, "spam", "pass", client_ip=GOOD_IP,
-        spam=True),
+        "alice@sender.example", Pool.HIGH_RISK, True, "spam", "pass", client_ip=GOOD_IP, spam=True
+    ),
     "spam from an unauthenticated sender": Case(
-        "a@soft.example", Pool.HIGH_RISK, False, "spam", "softfail", spam=True),
+        "a@soft.example", Pool.HIGH_RISK, False, "spam", "softfail", spam=True
+    ),
     "already SRS'd sender from another forwarder": Case(
-        "SRS0=HHH=TT=orig.example=alice@sender.example", Pool.NORMAL, True,
-        "forward-authenticated", "pass", client_ip=GOOD_IP),
+        "SRS0=HHH=TT=orig.example=alice@sender.example",
+        Pool.NORMAL,
+        True,
+        "forward-authenticated",
+        "pass",
+        client_ip=GOOD_IP,
+    ),
 }
 
 
@@ -198,8 +248,7 @@ def test_decision(zone: ZoneServer, keys: dict[str, DkimKey], case: Case) -> Non
     if case.tamper:
         data = data.replace(b"noon", b"one")
     gatherer = FactGatherer(zone.resolver(), accepted=ACCEPTED)
-    envelope = Envelope(case.client_ip, "mx.sender.example", case.mail_from,
-                        ("bob@gmail.example",))
+    envelope = Envelope(case.client_ip, "mx.sender.example", case.mail_from, ("bob@gmail.example",))
     facts = gatherer.gather(data, envelope, spam=case.spam)
     decision = decide(facts, POLICY)
     assert decision.action is Action.FORWARD
@@ -233,8 +282,7 @@ def test_local_delivery_is_not_forwarded(zone: ZoneServer) -> None:
     gatherer = FactGatherer(zone.resolver(), accepted=ACCEPTED)
     envelope = Envelope(OTHER_IP, "mx", "a@soft.example", ("bob@fwd.example",))
     decision = decide(gatherer.gather(message(), envelope), POLICY)
-    assert (decision.pool, decision.srs, decision.reasons[0]) == (
-        Pool.NORMAL, False, "originated")
+    assert (decision.pool, decision.srs, decision.reasons[0]) == (Pool.NORMAL, False, "originated")
 
 
 def test_dkim_of_an_unrelated_header_from_domain_authenticates_no_envelope(
@@ -265,14 +313,18 @@ BEHIND_GATEWAY = "10.1.1.1"
 
 def gateway(zone: ZoneServer, ids: tuple[str, ...] = ("gw.fwd.example",)) -> FactGatherer:
     return FactGatherer(
-        zone.resolver(), accepted=ACCEPTED, trusted_relays=["10.0.0.0/8"],
+        zone.resolver(),
+        accepted=ACCEPTED,
+        trusted_relays=["10.0.0.0/8"],
         trusted_authserv_ids=ids,
     )
 
 
 def test_gateway_authentication_results_are_believed(zone: ZoneServer) -> None:
-    data = message(extra="Authentication-Results: gw.fwd.example; spf=pass"
-                         " smtp.mailfrom=alice@sender.example\r\n")
+    data = message(
+        extra="Authentication-Results: gw.fwd.example; spf=pass"
+        " smtp.mailfrom=alice@sender.example\r\n"
+    )
     envelope = Envelope(BEHIND_GATEWAY, "gw", "alice@sender.example", ("b@gmail.example",))
     facts = gateway(zone).gather(data, envelope)
     assert (facts.spf, facts.spf_source) == ("pass", "gateway")
@@ -280,11 +332,13 @@ def test_gateway_authentication_results_are_believed(zone: ZoneServer) -> None:
 
 
 def test_untrusted_authentication_results_are_ignored(zone: ZoneServer) -> None:
-    data = message(extra=(
-        "Authentication-Results: evil.example; spf=pass smtp.mailfrom=alice@sender.example\r\n"
-        "Received: from mx.evil.example (mx.evil.example [198.51.100.9])\r\n"
-        "\tby gw.fwd.example (Postfix) with ESMTP id 1; Thu, 26 Nov 2026 10:00:00 +0000\r\n"
-    ))
+    data = message(
+        extra=(
+            "Authentication-Results: evil.example; spf=pass smtp.mailfrom=alice@sender.example\r\n"
+            "Received: from mx.evil.example (mx.evil.example [198.51.100.9])\r\n"
+            "\tby gw.fwd.example (Postfix) with ESMTP id 1; Thu, 26 Nov 2026 10:00:00 +0000\r\n"
+        )
+    )
     envelope = Envelope(BEHIND_GATEWAY, "gw", "alice@sender.example", ("b@gmail.example",))
     facts = gateway(zone).gather(data, envelope)
     assert (facts.spf, facts.spf_source) == ("fail", "received")
@@ -292,12 +346,14 @@ def test_untrusted_authentication_results_are_ignored(zone: ZoneServer) -> None:
 
 
 def test_first_untrusted_received_hop_is_checked(zone: ZoneServer) -> None:
-    data = message(extra=(
-        "Received: from gw.fwd.example (gw.fwd.example [10.0.0.2])\r\n"
-        "\tby mx.fwd.example (Postfix) with ESMTP id 2; Thu, 26 Nov 2026 10:00:01 +0000\r\n"
-        "Received: from mx.sender.example (mx.sender.example [192.0.2.10])\r\n"
-        "\tby gw.fwd.example (Postfix) with ESMTP id 1; Thu, 26 Nov 2026 10:00:00 +0000\r\n"
-    ))
+    data = message(
+        extra=(
+            "Received: from gw.fwd.example (gw.fwd.example [10.0.0.2])\r\n"
+            "\tby mx.fwd.example (Postfix) with ESMTP id 2; Thu, 26 Nov 2026 10:00:01 +0000\r\n"
+            "Received: from mx.sender.example (mx.sender.example [192.0.2.10])\r\n"
+            "\tby gw.fwd.example (Postfix) with ESMTP id 1; Thu, 26 Nov 2026 10:00:00 +0000\r\n"
+        )
+    )
     envelope = Envelope(BEHIND_GATEWAY, "gw", "alice@sender.example", ("b@gmail.example",))
     facts = gateway(zone, ids=()).gather(data, envelope)
     assert (facts.spf, facts.spf_source) == ("pass", "received")
@@ -311,8 +367,13 @@ def test_authentication_results_header_for_the_hop(
     gatherer = FactGatherer(zone.resolver(), accepted=ACCEPTED)
     envelope = Envelope(GOOD_IP, "mx.sender.example", "alice@sender.example", ("b@g.example",))
     facts = gatherer.gather(data, envelope)
-    header = build_header("fwd.example", spf=facts.spf, mail_from=facts.mail_from,
-                          helo="mx.sender.example", dkim=facts.dkim)
+    header = build_header(
+        "fwd.example",
+        spf=facts.spf,
+        mail_from=facts.mail_from,
+        helo="mx.sender.example",
+        dkim=facts.dkim,
+    )
     assert header.startswith("Authentication-Results: fwd.example; spf=pass")
     assert "dkim=pass header.d=sender.example header.s=sel" in header
     # And it reads back as a gateway's header would.
@@ -344,8 +405,14 @@ def test_huge_message_is_decided(zone: ZoneServer, keys: dict[str, DkimKey]) -> 
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\x00\xff garbage", b"no colon here\r\n\r\nbody", b" starts with space\r\n",
-     b"From: \r\n\r\n", b"Subject: no from\r\n\r\nbody"],
+    [
+        b"",
+        b"\x00\xff garbage",
+        b"no colon here\r\n\r\nbody",
+        b" starts with space\r\n",
+        b"From: \r\n\r\n",
+        b"Subject: no from\r\n\r\nbody",
+    ],
 )
 def test_malformed_messages_are_decided_on_the_envelope(zone: ZoneServer, data: bytes) -> None:
     gatherer = FactGatherer(zone.resolver(), accepted=ACCEPTED)

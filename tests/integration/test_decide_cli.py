@@ -34,9 +34,18 @@ MESSAGE = (
 
 def base_args(*extra: str) -> list[str]:
     return [
-        "decide", "--accepted-domain", "fwd.example", "--client-ip", "192.0.2.10",
-        "--helo", "mx.sender.example", "--mail-from", "alice@sender.example",
-        "--rcpt", "bob@gmail.example", *extra,
+        "decide",
+        "--accepted-domain",
+        "fwd.example",
+        "--client-ip",
+        "192.0.2.10",
+        "--helo",
+        "mx.sender.example",
+        "--mail-from",
+        "alice@sender.example",
+        "--rcpt",
+        "bob@gmail.example",
+        *extra,
     ]
 
 
@@ -53,8 +62,12 @@ def test_json_from_a_zone_file(zone_file: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, base_args("--zone", str(zone_file), "--json", str(msg)))
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
-    assert (out["pool"], out["srs"], out["action"], out["spf"]) == ("normal", True, "forward",
-                                                                   "pass")
+    assert (out["pool"], out["srs"], out["action"], out["spf"]) == (
+        "normal",
+        True,
+        "forward",
+        "pass",
+    )
     assert out["reasons"][0] == "forward-authenticated"
     assert out["dkim"] == []
     assert out["authentication_results"].startswith("Authentication-Results: ")
@@ -71,8 +84,12 @@ def test_real_dns_server_and_stdin(dns_server: ZoneServer) -> None:
     out = json.loads(result.output)
     assert (out["pool"], out["srs"], out["spf"]) == ("normal", True, "fail")
     assert out["dkim"] == [
-        {"domain": "sender.example", "selector": "sel", "result": "pass",
-         "reason": "signature verifies"}
+        {
+            "domain": "sender.example",
+            "selector": "sel",
+            "result": "pass",
+            "reason": "signature verifies",
+        }
     ]
 
 
@@ -103,8 +120,12 @@ def test_dns_timeout_exits_75(dns_server: ZoneServer, tmp_path: Path) -> None:
     dns_server.mode = "silent"
     config = tmp_path / "srsfwd.toml"
     config.write_text("[decide]\ndns_timeout = 0.3\n")
-    args = ["decide", "--config", str(config), *base_args(
-        "--dns-server", f"127.0.0.1:{dns_server.port}", "--json")[1:]]
+    args = [
+        "decide",
+        "--config",
+        str(config),
+        *base_args("--dns-server", f"127.0.0.1:{dns_server.port}", "--json")[1:],
+    ]
     result = CliRunner().invoke(cli, args, input=MESSAGE)
     assert result.exit_code == 75, result.output
     out = json.loads(result.output)
@@ -112,8 +133,9 @@ def test_dns_timeout_exits_75(dns_server: ZoneServer, tmp_path: Path) -> None:
 
 
 def test_spam_flag_and_null_sender(zone_file: Path) -> None:
-    result = CliRunner().invoke(cli, base_args("--zone", str(zone_file), "--spam", "--json"),
-                                input=MESSAGE)
+    result = CliRunner().invoke(
+        cli, base_args("--zone", str(zone_file), "--spam", "--json"), input=MESSAGE
+    )
     out = json.loads(result.output)
     assert (out["pool"], out["srs"], out["reasons"][0]) == ("high-risk", True, "spam")
     args = base_args("--zone", str(zone_file), "--json")
@@ -128,8 +150,7 @@ def test_srs_rewrite_shown_when_configured(zone_file: Path, tmp_path: Path) -> N
     secret.chmod(0o600)
     config = tmp_path / "srsfwd.toml"
     config.write_text(f'[srs]\ndomain = "fwd.example"\nsecrets_file = "{secret}"\n')
-    args = ["decide", "--config", str(config), *base_args("--zone", str(zone_file),
-                                                            "--json")[1:]]
+    args = ["decide", "--config", str(config), *base_args("--zone", str(zone_file), "--json")[1:]]
     args[args.index("alice@sender.example")] = "SRS0=abcd=TT=orig.example=alice@sender.example"
     out = json.loads(CliRunner().invoke(cli, args, input=MESSAGE).output)
     assert out["srs"] is True
@@ -200,8 +221,7 @@ def _stored(sender: str, ip: str, subject: str) -> bytes:
 @pytest.mark.parametrize("kind", ["mbox", "maildir"])
 def test_mailbox_summary(zone_file: Path, tmp_path: Path, kind: str) -> None:
     path = tmp_path / kind
-    box: mailbox.Mailbox = mailbox.mbox(str(path)) if kind == "mbox" else mailbox.Maildir(
-        str(path))
+    box: mailbox.Mailbox = mailbox.mbox(str(path)) if kind == "mbox" else mailbox.Maildir(str(path))
     for data in (
         _stored("alice@sender.example", "192.0.2.10", "good"),
         _stored("alice@sender.example", "192.0.2.11", "good too"),
@@ -218,7 +238,10 @@ def test_mailbox_summary(zone_file: Path, tmp_path: Path, kind: str) -> None:
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["messages"] == 6
     assert {name: o["messages"] for name, o in summary["outcomes"].items()} == {
-        "normal": 2, "relay": 2, "high-risk": 1}
+        "normal": 2,
+        "relay": 2,
+        "high-risk": 1,
+    }
     assert summary["relay_senders"] == {"a@soft.example": 2}
     assert summary["skipped"] == {"no Received hop with a client address": 1}
     table = CliRunner().invoke(cli, args)
@@ -227,7 +250,9 @@ def test_mailbox_summary(zone_file: Path, tmp_path: Path, kind: str) -> None:
 
 def test_help_shows_an_example() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "srsfwd", "decide", "--help"], capture_output=True, text=True,
+        [sys.executable, "-m", "srsfwd", "decide", "--help"],
+        capture_output=True,
+        text=True,
         check=True,
     ).stdout
     assert "Example:" in out and "--mailbox" in out
@@ -235,12 +260,17 @@ def test_help_shows_an_example() -> None:
 
 def test_pool_transport_from_config(zone_file: Path, tmp_path: Path) -> None:
     config = tmp_path / "srsfwd.toml"
-    config.write_text('[pools.relay]\ntransport = "relaypool"\nsource_addresses = ["198.51.100.9"]'
-                      '\nhelo = "rly1.fwd.example"\n')
-    args = ["decide", "--config", str(config), *base_args("--zone", str(zone_file),
-                                                            "--json")[1:]]
+    config.write_text(
+        '[pools.relay]\ntransport = "relaypool"\nsource_addresses = ["198.51.100.9"]'
+        '\nhelo = "rly1.fwd.example"\n'
+    )
+    args = ["decide", "--config", str(config), *base_args("--zone", str(zone_file), "--json")[1:]]
     args[args.index("alice@sender.example")] = "a@soft.example"
     out = json.loads(CliRunner().invoke(cli, args, input=MESSAGE).output)
     outbound = out["outbound"]
     assert (out["pool"], outbound["transport"], outbound["source_address"], outbound["helo"]) == (
-        "relay", "relaypool", "198.51.100.9", "rly1.fwd.example")
+        "relay",
+        "relaypool",
+        "198.51.100.9",
+        "rly1.fwd.example",
+    )

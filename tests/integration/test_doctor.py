@@ -62,8 +62,9 @@ def deployment(tmp_path: Path, dns_server: ZoneServer) -> tuple[Path, ZoneServer
     secret.write_text("c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n")
     secret.chmod(0o600)
     key = generate_key("ed25519")
-    KeyStore(tmp_path / "keys").create("fwd.example", "s1", key, pem=private_key_pem(key),
-                                       now=1_700_000_000)
+    KeyStore(tmp_path / "keys").create(
+        "fwd.example", "s1", key, pem=private_key_pem(key), now=1_700_000_000
+    )
     return config, dns_server, zone_line("s1", "fwd.example", key_record_text(key))
 
 
@@ -94,8 +95,9 @@ def test_broken_deployment_says_what_to_fix(
     (tmp_path / "srs.secret").chmod(0o644)
     status, findings = run(config)
     assert status == 1
-    errors = {(f["check"], f["message"].split(":")[0]) for f in findings
-              if f["severity"] == "error"}
+    errors = {
+        (f["check"], f["message"].split(":")[0]) for f in findings if f["severity"] == "error"
+    }
     assert ("spf", "relay pool address 198.51.100.9 passes SPF for fwd.example") in errors
     assert ("mx", "fwd.example has a null MX") in errors
     assert ("dkim", "s1._domainkey.fwd.example") in errors
@@ -123,9 +125,16 @@ def test_dns_down_is_a_warning_not_a_crash(deployment: tuple[Path, ZoneServer, s
 
 
 def test_spf_record_suggestion() -> None:
-    pools = pools_from_config(config_from_data({"pools": {
-        "normal": {"source_addresses": ["192.0.2.1"]},
-        "high-risk": {"source_addresses": ["192.0.2.1", "2001:db8::5"]},
-        "relay": {"source_addresses": ["198.51.100.1"]},
-    }}, None))
+    pools = pools_from_config(
+        config_from_data(
+            {
+                "pools": {
+                    "normal": {"source_addresses": ["192.0.2.1"]},
+                    "high-risk": {"source_addresses": ["192.0.2.1", "2001:db8::5"]},
+                    "relay": {"source_addresses": ["198.51.100.1"]},
+                }
+            },
+            None,
+        )
+    )
     assert spf_record_for(pools) == "v=spf1 ip4:192.0.2.1 ip6:2001:db8::5 -all"

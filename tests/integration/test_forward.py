@@ -52,7 +52,6 @@ SCENARIOS = {
 }
 
 
-
 @pytest.fixture
 def resolver(dns_server: ZoneServer) -> Resolver:
     dns_server.load((EXAMPLES / "example.zone").read_text())

@@ -32,9 +32,21 @@ PYSPF_VERSION = "2.0.14"
 
 def _fetch_suite(tmp: Path) -> list[dict[str, Any]]:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
-         f"pyspf=={PYSPF_VERSION}", "-d", str(tmp)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            f"pyspf=={PYSPF_VERSION}",
+            "-d",
+            str(tmp),
+        ],
+        check=True,
+        capture_output=True,
     )
     sdist = next(tmp.glob("pyspf-*.tar.gz"))
     with tarfile.open(sdist) as archive:

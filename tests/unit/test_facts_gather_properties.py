@@ -25,26 +25,42 @@ with tempfile.TemporaryDirectory() as _folder:
     _path.write_text(ZONE)
     RESOLVER = Resolver.from_zone_file(_path)
 
-GATHERER = FactGatherer(RESOLVER, accepted=DomainSet(["fwd.example"]),
-                        trusted_relays=["10.0.0.0/8"], trusted_authserv_ids=["gw.example"])
+GATHERER = FactGatherer(
+    RESOLVER,
+    accepted=DomainSet(["fwd.example"]),
+    trusted_relays=["10.0.0.0/8"],
+    trusted_authserv_ids=["gw.example"],
+)
 POLICY = Policy(accepted=DomainSet(["fwd.example"]))
 
 _addresses = st.one_of(
-    st.just("alice@sender.example"), st.just(""), st.just("<>"), st.text(max_size=40),
+    st.just("alice@sender.example"),
+    st.just(""),
+    st.just("<>"),
+    st.text(max_size=40),
     st.from_regex(r"[a-z]{1,8}@[a-z]{1,8}\.example", fullmatch=True),
 )
-_ips = st.one_of(st.just("192.0.2.1"), st.just("10.1.1.1"), st.text(max_size=20),
-                 st.ip_addresses().map(str))
+_ips = st.one_of(
+    st.just("192.0.2.1"), st.just("10.1.1.1"), st.text(max_size=20), st.ip_addresses().map(str)
+)
 _messages = st.one_of(
     st.binary(max_size=500),
     st.builds(
         lambda h, b: h + b"\r\n\r\n" + b,
-        st.lists(st.sampled_from([
-            b"From: a@sender.example", b"Received: from x (x [192.0.2.9]) by y",
-            b"Authentication-Results: gw.example; spf=pass", b"DKIM-Signature: v=1; d=x",
-            b"Content-Type: multipart/report; report-type=delivery-status",
-            b"DKIM-Signature: garbage", b"From: <>",
-        ]), max_size=6).map(b"\r\n".join),
+        st.lists(
+            st.sampled_from(
+                [
+                    b"From: a@sender.example",
+                    b"Received: from x (x [192.0.2.9]) by y",
+                    b"Authentication-Results: gw.example; spf=pass",
+                    b"DKIM-Signature: v=1; d=x",
+                    b"Content-Type: multipart/report; report-type=delivery-status",
+                    b"DKIM-Signature: garbage",
+                    b"From: <>",
+                ]
+            ),
+            max_size=6,
+        ).map(b"\r\n".join),
         st.binary(max_size=100),
     ),
 )

@@ -15,14 +15,23 @@ from srsfwd.pool import DKIMCheck
 @pytest.mark.parametrize(
     ("value", "hop"),
     [
-        (b" from mx.a.example (mx.a.example [192.0.2.1])\r\n\tby mx.b (Postfix) with ESMTP id X;"
-         b" Thu, 26 Nov 2026 10:00:00 +0000", Hop("mx.a.example", "192.0.2.1")),
-        (b" from helo.example (unknown [IPv6:2001:db8::1]) by x; date",
-         Hop("helo.example", "2001:db8::1")),
-        (b" from [192.0.2.7] (helo=liar.example) by mx.example with esmtp (Exim 4.96)",
-         Hop("liar.example", "192.0.2.7")),
-        (b" from host ([198.51.100.3] helo=h.example) by mx with esmtps",
-         Hop("h.example", "198.51.100.3")),
+        (
+            b" from mx.a.example (mx.a.example [192.0.2.1])\r\n\tby mx.b (Postfix) with ESMTP id X;"
+            b" Thu, 26 Nov 2026 10:00:00 +0000",
+            Hop("mx.a.example", "192.0.2.1"),
+        ),
+        (
+            b" from helo.example (unknown [IPv6:2001:db8::1]) by x; date",
+            Hop("helo.example", "2001:db8::1"),
+        ),
+        (
+            b" from [192.0.2.7] (helo=liar.example) by mx.example with esmtp (Exim 4.96)",
+            Hop("liar.example", "192.0.2.7"),
+        ),
+        (
+            b" from host ([198.51.100.3] helo=h.example) by mx with esmtps",
+            Hop("h.example", "198.51.100.3"),
+        ),
         (b" from [192.0.2.9] by mx.example", Hop("", "192.0.2.9")),
         (b" by mx.example (Postfix, from userid 1000) id 1; date", None),
         (b" from localhost by mx.example", None),
@@ -82,7 +91,10 @@ def test_gateway_spf_never_raises(fields: list[bytes]) -> None:
 
 def test_build_header_keeps_reasons_printable() -> None:
     header = build_header(
-        "fwd.example", spf="fail", mail_from="", helo="mx.example",
+        "fwd.example",
+        spf="fail",
+        mail_from="",
+        helo="mx.example",
         spf_reason='bad "quote"\r\n\x00and more',
         dkim=[DKIMCheck("a.example", "s", "fail", "body hash\r\nmismatch")],
     )
@@ -110,21 +122,30 @@ def test_mailbox_envelope_reader() -> None:
     from srsfwd.cli.mailbox import envelope_of
     from srsfwd.facts import Envelope
 
-    stored = (b"Return-Path: <a@b.example>\nReceived: from h.example\n (h.example [192.0.2.4])"
-              b" by mx; date\n\nbody")
-    assert envelope_of(stored, None) == Envelope("192.0.2.4", "h.example", "a@b.example",
-                                                 ("forwarded@forward.invalid",))
+    stored = (
+        b"Return-Path: <a@b.example>\nReceived: from h.example\n (h.example [192.0.2.4])"
+        b" by mx; date\n\nbody"
+    )
+    assert envelope_of(stored, None) == Envelope(
+        "192.0.2.4", "h.example", "a@b.example", ("forwarded@forward.invalid",)
+    )
     assert envelope_of(stored.replace(b"<a@b.example>", b"<>"), None) == Envelope(
-        "192.0.2.4", "h.example", "", ("forwarded@forward.invalid",))
+        "192.0.2.4", "h.example", "", ("forwarded@forward.invalid",)
+    )
     no_path = stored.split(b"\n", 1)[1]
     assert envelope_of(no_path, "MAILER-DAEMON Thu Nov 26 10:00:00 2026") == Envelope(
-        "192.0.2.4", "h.example", "", ("forwarded@forward.invalid",))
+        "192.0.2.4", "h.example", "", ("forwarded@forward.invalid",)
+    )
     assert envelope_of(no_path, None) == "no Return-Path"
 
 
 def test_build_header_folded_reads_back() -> None:
     header = build_header(
-        "fwd.example", spf="pass", mail_from="a@b.example", helo="h", spf_reason="x; y",
+        "fwd.example",
+        spf="pass",
+        mail_from="a@b.example",
+        helo="h",
+        spf_reason="x; y",
         dkim=[DKIMCheck("b.example", "s", "pass"), DKIMCheck("c.example", "t", "fail", "a;b")],
         folded=True,
     )

@@ -23,9 +23,7 @@ def make(
     now: float = NOW,
     active_from: float | None = None,
 ) -> None:
-    store.create(
-        domain, selector, key, pem=private_key_pem(key), now=now, active_from=active_from
-    )
+    store.create(domain, selector, key, pem=private_key_pem(key), now=now, active_from=active_from)
 
 
 def test_create_writes_private_key_0600_in_0700_folder(

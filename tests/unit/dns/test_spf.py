@@ -41,22 +41,31 @@ def zone(tmp_path: Path, name: str, policy: str) -> Resolver:
     ],
 )
 def test_mechanisms_over_a_zone(tmp_path: Path, policy: str, ip: str, result: str) -> None:
-    outcome = check_host(zone(tmp_path, "z", policy), client_ip=ip,
-                         mail_from="a@sender.example", helo="mx.sender.example")
+    outcome = check_host(
+        zone(tmp_path, "z", policy),
+        client_ip=ip,
+        mail_from="a@sender.example",
+        helo="mx.sender.example",
+    )
     assert outcome.result == result, outcome
 
 
 @pytest.mark.parametrize("ip", ["", "garbage", "999.1.1.1", "192.0.2.1.5", "::zz"])
 def test_garbage_ip_is_permerror(tmp_path: Path, ip: str) -> None:
-    outcome = check_host(zone(tmp_path, "z", "v=spf1 -all"), client_ip=ip,
-                         mail_from="a@sender.example", helo="h")
+    outcome = check_host(
+        zone(tmp_path, "z", "v=spf1 -all"), client_ip=ip, mail_from="a@sender.example", helo="h"
+    )
     assert outcome.result == "permerror"
     assert "not an IP address" in outcome.reason
 
 
 def test_null_sender_checks_helo(tmp_path: Path) -> None:
-    outcome = check_host(zone(tmp_path, "z", "v=spf1 mx -all"), client_ip="192.0.2.25",
-                         mail_from="", helo="sender.example")
+    outcome = check_host(
+        zone(tmp_path, "z", "v=spf1 mx -all"),
+        client_ip="192.0.2.25",
+        mail_from="",
+        helo="sender.example",
+    )
     assert (outcome.result, outcome.identity) == ("pass", "postmaster@sender.example")
 
 
@@ -67,11 +76,16 @@ def test_each_thread_asks_its_own_resolver(tmp_path: Path) -> None:
 
     def run(resolver: Resolver, key: str) -> None:
         for _ in range(50):
-            results[key].append(check_host(resolver, client_ip="192.0.2.1",
-                                           mail_from="a@sender.example", helo="h").result)
+            results[key].append(
+                check_host(
+                    resolver, client_ip="192.0.2.1", mail_from="a@sender.example", helo="h"
+                ).result
+            )
 
-    threads = [threading.Thread(target=run, args=(passing, "pass")),
-               threading.Thread(target=run, args=(failing, "fail"))]
+    threads = [
+        threading.Thread(target=run, args=(passing, "pass")),
+        threading.Thread(target=run, args=(failing, "fail")),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
