@@ -13,8 +13,9 @@ from srsfwd.dkim.settings import dkim_settings, dns_settings
 from srsfwd.errors import ConfigError
 from srsfwd.limits import LimitPolicy, SendingLimits
 from srsfwd.secretfile import load_secrets
-from srsfwd.srs import SRSRewriter
+from srsfwd.srs import AliasStore, SRSRewriter
 from srsfwd.stores import open_store
+from srsfwd.stores.watched import WatchedStore
 
 if TYPE_CHECKING:  # imported where used: a command that only rewrites starts faster
     from srsfwd.dns.resolver import Resolver
@@ -33,12 +34,15 @@ def build_rewriter(
     clock: Clock | None = None,
     max_local_part: int = MAX_LOCAL_PART,
     srs_options: bool = False,
+    watch_store: bool = False,
 ) -> SRSRewriter:
     """An ``SRSRewriter`` from ``settings`` (by default the configuration's ``[srs]``).
 
     Args:
         srs_options: the caller has ``--secret-file`` and ``--domain`` options, which
             the errors then suggest.
+        watch_store: log when the alias store (database mode) stops answering and when
+            it answers again (``srsfwd.stores.watched``): for a daemon.
 
     Raises:
         ConfigError: no domain or secrets file, an unreadable file, or a bad value.
@@ -58,12 +62,14 @@ def build_rewriter(
             local_domains += read_domains_file(srs.local_domains_file.read_text())
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read domains file {srs.local_domains_file}: {exc}") from None
-    store = None
+    store: AliasStore | None = None
     if srs.original_envelope == "database":
         where = srs.envelope_database or str(config.state_dir / ALIAS_DATABASE_NAME)
         store = open_store(
             where, base=config.base_dir, prefix=SRS_ALIAS_PREFIX, max_entries=srs.max_aliases
         )
+        if watch_store:
+            store = WatchedStore(store, where)
     try:
         return SRSRewriter(
             load_secrets(srs.secrets_file),

@@ -204,7 +204,9 @@ def read_config(config_path: Path | None, postsrsd_path: Path | None, *, notes: 
 def _rewriter(config: Config, settings: ServeSettings) -> SRSRewriter:
     long_ok = settings.long_addresses == "rewrite"
     return build_rewriter(
-        config, max_local_part=UNLIMITED_LOCAL_PART if long_ok else MAX_LOCAL_PART
+        config,
+        max_local_part=UNLIMITED_LOCAL_PART if long_ok else MAX_LOCAL_PART,
+        watch_store=True,
     )
 
 

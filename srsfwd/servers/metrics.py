@@ -60,6 +60,12 @@ class Metrics:
             ["action", "pool", "reason"],
             registry=self.registry,
         )
+        self.milter_recipients = prom.Counter(
+            "srsfwd_milter_recipients",
+            "Recipients the milter refused or deferred at RCPT, by action and reason.",
+            ["action", "reason"],
+            registry=self.registry,
+        )
         self.milter_signatures = prom.Counter(
             "srsfwd_milter_signatures",
             "Signatures the milter added, by kind (dkim, arc).",

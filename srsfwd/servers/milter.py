@@ -40,7 +40,14 @@ from srsfwd import inline
 from srsfwd.address import DomainSet, split_address, strip_brackets
 from srsfwd.authservid import claims_authserv_id
 from srsfwd.dkim.canon import Header
-from srsfwd.errors import AddressError, SignatureError, SRSError, SrsfwdError, TemporaryError
+from srsfwd.errors import (
+    AddressError,
+    SignatureError,
+    SRSError,
+    SrsfwdError,
+    StoreError,
+    TemporaryError,
+)
 from srsfwd.forward import Forwarder, ForwardResult
 from srsfwd.message import MessageChanges, ParsedMessage
 from srsfwd.pool import Action
@@ -124,6 +131,22 @@ class Verdict:
             "ms": f"{seconds * 1000:.1f}",
         }
         return "milter: " + " ".join(f"{k}={v}" for k, v in fields.items())
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientVerdict:
+    """What the milter answers at RCPT: ``continue``, or ``reject``, ``tempfail`` or
+    ``error`` (internal error) with the reason the recipients counter shows."""
+
+    outcome: str
+    reply: MilterReply
+    reason: str = "-"
+
+
+#: The recipient check's answer for every address it lets through.
+RECIPIENT_CONTINUE = RecipientVerdict("continue", Continue())
+#: The recipient check's answer when it failed (a bug, or the milter gone by a reload).
+RECIPIENT_ERROR = RecipientVerdict("error", TEMPFAIL_REPLY, "internal-error")
 
 
 def smtp_reply(line: str | None, *, temporary: bool) -> MilterReply:
@@ -333,7 +356,9 @@ class MilterService:
         """Stop taking work; messages in the pipeline finish."""
         self._executor.shutdown(wait=False)
 
-    async def run(self, function: Callable[[], Verdict | MilterReply]) -> Verdict | MilterReply:
+    async def run(
+        self, function: Callable[[], Verdict | RecipientVerdict]
+    ) -> Verdict | RecipientVerdict:
         """``function`` in a worker thread."""
         self.handed_off += 1
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
@@ -358,7 +383,7 @@ class MilterService:
 
     # -- in the worker threads (recipient checks also on the event loop) -------------
 
-    def check_recipient(self, rcpt: Rcpt) -> MilterReply:
+    def check_recipient(self, rcpt: Rcpt) -> RecipientVerdict:
         """RCPT: refuse an SRS address of ours that does not verify (a forged bounce).
 
         No DNS: with ``inline`` on it runs on the event loop."""
@@ -366,17 +391,19 @@ class MilterService:
         with self.forwarders.borrow() as forwarder:
             try:
                 if not forwarder.is_our_srs(address):
-                    return Continue()
+                    return RECIPIENT_CONTINUE
                 forwarder.rewriter.reverse(address)
             except (SRSError, AddressError) as exc:
-                return smtp_reply(
+                reply = smtp_reply(
                     f"550 5.7.1 <{address}>: not a valid bounce address here ({exc})",
                     temporary=False,
                 )
+                return RecipientVerdict("reject", reply, "srs-bounce-invalid")
             except TemporaryError as exc:  # the alias store: say nothing of it to the client
                 log.warning("milter: RCPT <%s>: deferred: %s", address, exc)
-                return RCPT_TEMPFAIL_REPLY
-        return Continue()
+                reason = "store-unavailable" if isinstance(exc, StoreError) else "temporary-failure"
+                return RecipientVerdict("tempfail", RCPT_TEMPFAIL_REPLY, reason)
+        return RECIPIENT_CONTINUE
 
     def decide(self, message: MilterMessage, *, leading_space: bool) -> Verdict:
         """The verdict for one whole message. Never raises: errors become the default action."""

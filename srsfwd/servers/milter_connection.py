@@ -40,7 +40,13 @@ from srsfwd.protocols.milter import (
     SmtpReply,
 )
 from srsfwd.servers.connection import Connection, ServerContext
-from srsfwd.servers.milter import TEMPFAIL_REPLY, MilterService, Verdict
+from srsfwd.servers.milter import (
+    RECIPIENT_ERROR,
+    TEMPFAIL_REPLY,
+    MilterService,
+    RecipientVerdict,
+    Verdict,
+)
 from srsfwd.srs import looks_like_srs
 
 log = logging.getLogger(__name__)
@@ -206,31 +212,37 @@ class MilterConnection(Connection):
     def _recipient_here(self, milter: MilterService, event: Rcpt) -> None:
         """The recipient check on the event loop: HMAC work, no DNS."""
         try:
-            reply = milter.check_recipient(event)
+            verdict = milter.check_recipient(event)
         except Exception as exc:
             if isinstance(exc, SrsfwdError):  # a known failure (a forwarder not built)
                 log.error("milter: recipient check failed: %s", exc)
             else:
                 log.exception("milter: recipient check failed")
             self._count_error()
-            reply = TEMPFAIL_REPLY
-        log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))
-        self._write(reply)
+            verdict = RECIPIENT_ERROR
+        self._answer_recipient(event, verdict)
 
     async def _recipient(self, event: Rcpt) -> None:
         try:
             milter = self.milter
-            reply = await self._waiting(milter.run(lambda: milter.check_recipient(event)))
+            verdict = await self._waiting(milter.run(lambda: milter.check_recipient(event)))
         except Exception as exc:
             if isinstance(exc, SrsfwdError):  # a known failure (a forwarder not built)
                 log.error("milter: recipient check failed: %s", exc)
             else:
                 log.exception("milter: recipient check failed")
             self._count_error()
-            reply = TEMPFAIL_REPLY
-        assert not isinstance(reply, Verdict)  # noqa: S101 - check_recipient gives a MilterReply
-        log.debug("milter: RCPT <%s>: %s", event.recipient, describe(reply))
-        self._write(reply)
+            verdict = RECIPIENT_ERROR
+        assert isinstance(verdict, RecipientVerdict)  # noqa: S101 - what check_recipient gives
+        self._answer_recipient(event, verdict)
+
+    def _answer_recipient(self, event: Rcpt, verdict: RecipientVerdict) -> None:
+        """Count a recipient refused or deferred, and send the answer."""
+        metrics = self.context.metrics
+        if metrics is not None and verdict.outcome != "continue":
+            metrics.milter_recipients.labels(verdict.outcome, verdict.reason).inc()
+        log.debug("milter: RCPT <%s>: %s", event.recipient, describe(verdict.reply))
+        self._write(verdict.reply)
 
     async def _end_of_message(self) -> None:
         message = self._codec.message
@@ -303,8 +315,8 @@ class MilterConnection(Connection):
         return data == b""
 
     async def _waiting(
-        self, work: Coroutine[object, object, Verdict | MilterReply]
-    ) -> Verdict | MilterReply:
+        self, work: Coroutine[object, object, Verdict | RecipientVerdict]
+    ) -> Verdict | RecipientVerdict:
         """``work``'s result, sending PROGRESS while it takes long."""
         future = asyncio.ensure_future(work)
         while True:

@@ -2,7 +2,8 @@
 
 A real redis-server holds the aliases of senders too long to embed; it is killed while
 the daemon serves. Postfix must be told to try again (socketmap TEMP, tcp_table 400),
-never that the address is unknown, and the daemon keeps serving the same connections.
+never that the address is unknown, and the daemon keeps serving the same connections;
+the log says once that the store stopped answering and once that it answers again.
 """
 
 from __future__ import annotations
@@ -76,3 +77,9 @@ def test_a_killed_alias_store_gets_try_again_answers_then_recovers(
     assert re.search(r'srsfwd_lookups_total\{map="reverse",result="TEMP"\} 2.0', text)
     assert "srsfwd_errors_total{" not in text
     assert all(r.exc_info is None for r in caplog.records)
+    # three lookups failed: one warning; the first that reached the store again: one line
+    store_lines = [
+        (r.levelname, r.getMessage()) for r in caplog.records if "alias store" in r.getMessage()
+    ]
+    assert [level for level, _ in store_lines] == ["WARNING", "INFO"]
+    assert all(server.url in line and "\n" not in line for _, line in store_lines)

@@ -394,6 +394,8 @@ def test_an_alias_store_down_at_rcpt_defers_that_recipient_in_one_log_line(
     assert isinstance(reply, SmtpReply) and reply.line.startswith("451 4.3.0")
     assert str(server.port) not in reply.text
     assert 'srsfwd_errors_total{kind="milter-internal"}' not in text
+    deferred = 'srsfwd_milter_recipients_total{action="tempfail",reason="store-unavailable"}'
+    assert f"{deferred} 1.0" in text
     assert_one_line_without_secrets(caplog)
 
 
@@ -495,7 +497,7 @@ def test_a_recipient_check_without_a_forwarder_defers_in_one_log_line(
 ) -> None:
     (key,) = (config.parent / "keys" / "fwd.example.net").glob("*.key")
 
-    async def scenario() -> list[MilterReply]:
+    async def scenario() -> tuple[list[MilterReply], str]:
         async with running(loader(config)) as daemon:
             milter = daemon.context.milter
             assert milter is not None
@@ -507,9 +509,11 @@ def test_a_recipient_check_without_a_forwarder_defers_in_one_log_line(
             await client.start()
             outcome = await client.transaction("", [bounce], eml(config, "normal"))
             client.close()
-            return outcome.rcpt_replies
+            return outcome.rcpt_replies, await metrics_text(config)
 
     with caplog.at_level("INFO"):
-        (reply,) = asyncio.run(asyncio.wait_for(scenario(), 60))
+        (reply,), text = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert isinstance(reply, SmtpReply) and reply.line.startswith("451 4.3.0")
+    deferred = 'srsfwd_milter_recipients_total{action="error",reason="internal-error"}'
+    assert f"{deferred} 1.0" in text
     assert_one_line_without_secrets(caplog)

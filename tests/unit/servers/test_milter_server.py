@@ -283,6 +283,29 @@ def test_forged_bounce_is_refused_at_rcpt(config: Path) -> None:
     run(scenario)
 
 
+@pytest.mark.parametrize("inline", ["true", "false"], ids=["event-loop", "worker"])
+def test_a_forged_bounce_refused_at_rcpt_is_counted_once(config: Path, inline: str) -> None:
+    config.write_text(config.read_text() + f"milter-inline = {inline}\n")
+    forged = "SRS0=AAAA=AA=example.org=alice@fwd.example.net"
+
+    async def scenario() -> float | None:
+        async with running(loader(config)) as daemon:
+            client = await MilterClient.open(endpoint(config))
+            await client.start("203.0.113.201", "mx.receiver.example")
+            outcome = await client.transaction("", [forged, OUTSIDE], eml(config, "normal"))
+            client.close()
+            (refused, passed) = outcome.rcpt_replies
+            assert isinstance(refused, SmtpReply) and refused.code == 550
+            assert passed == Continue()
+            assert daemon.context.metrics is not None
+            return daemon.context.metrics.registry.get_sample_value(
+                "srsfwd_milter_recipients_total",
+                {"action": "reject", "reason": "srs-bounce-invalid"},
+            )
+
+    assert asyncio.run(scenario()) == 1.0
+
+
 def test_local_recipients_only_are_left_alone(config: Path) -> None:
     async def scenario() -> None:
         async with running(loader(config)):
