@@ -213,28 +213,27 @@ class MilterConnection(Connection):
         """The recipient check on the event loop: HMAC work, no DNS."""
         try:
             verdict = milter.check_recipient(event)
-        except Exception as exc:
-            if isinstance(exc, SrsfwdError):  # a known failure (a forwarder not built)
-                log.error("milter: recipient check failed: %s", exc)
-            else:
-                log.exception("milter: recipient check failed")
-            self._count_error()
-            verdict = RECIPIENT_ERROR
+        except Exception as exc:  # noqa: BLE001 - logged (with its traceback) and counted there
+            verdict = self._recipient_check_failed(exc)
         self._answer_recipient(event, verdict)
 
     async def _recipient(self, event: Rcpt) -> None:
         try:
             milter = self.milter
             verdict = await self._waiting(milter.run(lambda: milter.check_recipient(event)))
-        except Exception as exc:
-            if isinstance(exc, SrsfwdError):  # a known failure (a forwarder not built)
-                log.error("milter: recipient check failed: %s", exc)
-            else:
-                log.exception("milter: recipient check failed")
-            self._count_error()
-            verdict = RECIPIENT_ERROR
+        except Exception as exc:  # noqa: BLE001 - logged (with its traceback) and counted there
+            verdict = self._recipient_check_failed(exc)
         assert isinstance(verdict, RecipientVerdict)  # noqa: S101 - what check_recipient gives
         self._answer_recipient(event, verdict)
+
+    def _recipient_check_failed(self, exc: Exception) -> RecipientVerdict:
+        """Log and count a recipient check that raised; the answer is a deferral."""
+        if isinstance(exc, SrsfwdError):  # a known failure (a forwarder not built)
+            log.error("milter: recipient check failed: %s", exc)
+        else:
+            log.error("milter: recipient check failed", exc_info=exc)
+        self._count_error()
+        return RECIPIENT_ERROR
 
     def _answer_recipient(self, event: Rcpt, verdict: RecipientVerdict) -> None:
         """Count a recipient refused or deferred, and send the answer."""
