@@ -9,6 +9,7 @@ example configuration and the project's DNS server on loopback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from srsfwd.config import load_config
 from srsfwd.forward import Forwarder, ForwardResult
-from srsfwd.limits import SendingLimits
+from srsfwd.limits import LimitVerdict, SendingLimits
 from srsfwd.limits_identity import LimitsIdentity
 from srsfwd.pool import Action
 from tests.dnsserver import ZoneServer
@@ -123,6 +124,37 @@ def test_a_message_the_count_refuses_after_its_peek_is_uncounted(
     assert (result.action, result.reasons) == (Action.REJECT, ("limit-block",))
     assert result.counted is None
     assert today(forwarder, VICTIM) == 2
+
+
+def test_a_message_deferred_by_the_decision_after_its_count_is_given_back(
+    forwarder: Forwarder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The count finds a limit passed with action "alert" since the peek, and the decision
+    # taken again defers the message: it will come back and be counted then.
+    monkeypatch.setattr(
+        limits(forwarder),
+        "record",
+        lambda *_, **__: LimitVerdict("alert", "limit-alert", "per-day", "over"),
+    )
+    decided = forwarder._outcome
+    deferral = ForwardResult(
+        Action.TEMPFAIL, None, False, VICTIM, ("bob@receiver.example",), ("dmarc-temperror",)
+    )
+
+    def deferred_on_the_second_look(work: Any, decision: Any) -> ForwardResult:
+        monkeypatch.setattr(forwarder, "_outcome", lambda *_: deferral)
+        return decided(work, decision)
+
+    monkeypatch.setattr(forwarder, "_outcome", deferred_on_the_second_look)
+    given_back: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(
+        limits(forwarder),
+        "give_back",
+        lambda sender, *, internal, external: given_back.append((sender, internal, external)),
+    )
+    result = send(forwarder, SIGNED, VICTIM_HOST, VICTIM)
+    assert result.action is Action.TEMPFAIL
+    assert given_back == [(VICTIM, 0, 1)]
 
 
 def test_spf_pass_counts_the_mail_from(forwarder: Forwarder) -> None:
