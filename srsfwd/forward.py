@@ -349,7 +349,7 @@ class Forwarder:
         counting, verdict = self._peek_limits(work, identity)
         decision = decide(facts if verdict is None else with_limits(facts, verdict), self.policy)
         result = self._outcome(work, decision)
-        if not (dry_run or counting is None or not result.forwarded):
+        if counting is not None and result.forwarded and not dry_run:
             result = self._record(work, facts, verdict, counting, result)
         return result if identity is None else dataclasses.replace(result, limits=identity)
 

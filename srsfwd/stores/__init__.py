@@ -63,7 +63,7 @@ def check_location(where: str) -> None:
     Raises:
         ConfigError: a URL whose scheme is not redis, rediss or unix.
     """
-    if _URL_SCHEME.match(where) and not where.startswith(_REDIS_LOCATIONS):
+    if _URL_SCHEME.match(where) and not is_redis(where):
         raise ConfigError(
             f"{without_password(where)!r} is not an SQLite path or a redis://, rediss:// or"
             " unix:// URL"
@@ -92,7 +92,7 @@ def open_store(
         StoreError: the store cannot be opened.
     """
     check_location(where)
-    if where.startswith(_REDIS_LOCATIONS):
+    if is_redis(where):
         try:
             from srsfwd.stores.redis import RedisStore  # optional dependency
         except ImportError:
